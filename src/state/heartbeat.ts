@@ -1,0 +1,56 @@
+import { debugLogger } from '../log.js';
+import type { LedgerDocument, LedgerEntry } from './ledger.js';
+import { touchRun } from './ledger.js';
+import type { StateFile } from './state-file.js';
+
+const debug = debugLogger('heartbeat');
+
+type AnyLedger = StateFile<LedgerDocument<LedgerEntry>>;
+
+interface Beat {
+  file: AnyLedger;
+  runId: string;
+}
+
+const beats = new Map<string, Beat>();
+let timer: NodeJS.Timeout | undefined;
+let intervalMs = Number.POSITIVE_INFINITY;
+
+/**
+ * Keeps the heartbeat of `runId`'s entries in `file` fresh while this process lives, so a long
+ * suite is never reaped while it runs. The timer is unref'd: it never keeps a process alive.
+ */
+export function keepAlive(file: StateFile<LedgerDocument<LedgerEntry>>, runId: string, leaseMs: number): void {
+  beats.set(`${file.path}\0${runId}`, { file, runId });
+  const wanted = Math.max(1_000, Math.floor(leaseMs / 4));
+  if (timer && wanted >= intervalMs) return;
+  if (timer) clearInterval(timer);
+  intervalMs = wanted;
+  timer = setInterval(() => void beatAll(), intervalMs);
+  timer.unref();
+}
+
+/** Stops refreshing `runId` in `file` (after its entries were released). */
+export function stopKeepingAlive(file: { path: string }, runId: string): void {
+  beats.delete(`${file.path}\0${runId}`);
+  if (beats.size === 0 && timer) {
+    clearInterval(timer);
+    timer = undefined;
+    intervalMs = Number.POSITIVE_INFINITY;
+  }
+}
+
+/** Refreshes every registered run now (also used by tests). */
+export async function beatAll(): Promise<void> {
+  await Promise.all(
+    [...beats.values()].map(async ({ file, runId }) => {
+      try {
+        await file.update((doc) => {
+          touchRun(doc.entries, runId);
+        });
+      } catch (error) {
+        debug('heartbeat of %s in %s failed: %O', runId, file.path, error);
+      }
+    }),
+  );
+}

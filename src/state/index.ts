@@ -1,0 +1,28 @@
+export { StateFile, type StateDocument, type StateFileSpec, type StateFileOptions } from './state-file.js';
+export {
+  type Owner,
+  type OwnerVerdict,
+  RUN_ID_ENV,
+  OWNER_PID_ENV,
+  resolveRunId,
+  generateRunId,
+  resolveOwnerPid,
+  claimRunOwnership,
+  newOwner,
+  isPidAlive,
+  judgeOwner,
+  currentHost,
+} from './owner.js';
+export {
+  type LaneKey,
+  type LedgerEntry,
+  type LedgerDocument,
+  type StaleEntry,
+  ledgerSpec,
+  sameLane,
+  describeLane,
+  splitByLiveness,
+  validateProjectName,
+} from './ledger.js';
+export { keepAlive, stopKeepingAlive, beatAll } from './heartbeat.js';
+export { resolveStateDir, resolveLeaseMs, STATE_DIR_ENV, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';

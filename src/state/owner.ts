@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+/** Who holds an allocation: recorded with every entry of every state file. */
+export interface Owner {
+  /** The run the entry belongs to. */
+  runId: string;
+  /** The long-lived process of the run (the Playwright runner), not the worker that asked. */
+  pid: number;
+  /** Host name of the owner's machine: a pid is only meaningful on its own host. */
+  host: string;
+  /** Kernel start time of `pid` (Linux), to tell a recycled pid from the real owner. */
+  pidStart?: number;
+  /** When the entry was created (ISO 8601). */
+  createdAt: string;
+  /** Last time a live process of the run refreshed the entry (ISO 8601). */
+  heartbeatAt: string;
+}
+
+export const RUN_ID_ENV = 'E2E_LANES_RUN_ID';
+export const OWNER_PID_ENV = 'E2E_LANES_OWNER_PID';
+
+/** This machine's identity as recorded in owners (overridable for multi-host simulations). */
+export function currentHost(): string {
+  return process.env.E2E_LANES_HOST || hostname();
+}
+
+/**
+ * The run id: the explicit option, else `E2E_LANES_RUN_ID`, else a new id generated once per
+ * process and exported to `E2E_LANES_RUN_ID` so child processes (Playwright workers) share it.
+ */
+export function resolveRunId(explicit?: string): string {
+  if (explicit !== undefined) return validateRunId(explicit);
+  const fromEnv = process.env[RUN_ID_ENV];
+  if (fromEnv) return validateRunId(fromEnv);
+  const generated = generateRunId();
+  process.env[RUN_ID_ENV] = generated;
+  return generated;
+}
+
+/** A short, sortable, random run id such as `r20261121t2330-4f9a1c`. */
+export function generateRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', 't').toLowerCase();
+  return `r${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+function validateRunId(runId: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(runId)) {
+    throw new TypeError(
+      `Invalid run id ${JSON.stringify(runId)}: use 1-64 characters of letters, digits, '.', '_' or '-' ` +
+        `(set by the runId option or ${RUN_ID_ENV}).`,
+    );
+  }
+  return runId;
+}
+
+/**
+ * The pid that owns this process's allocations: `E2E_LANES_OWNER_PID` when it names a live
+ * process (the run's long-lived parent), else this process.
+ */
+export function resolveOwnerPid(): number {
+  const fromEnv = Number(process.env[OWNER_PID_ENV]);
+  if (Number.isInteger(fromEnv) && fromEnv > 0 && isPidAlive(fromEnv)) return fromEnv;
+  return process.pid;
+}
+
+/** Makes this process the owner of its run for itself and every child it starts. */
+export function claimRunOwnership(): number {
+  const existing = Number(process.env[OWNER_PID_ENV]);
+  if (Number.isInteger(existing) && existing > 0 && isPidAlive(existing)) return existing;
+  process.env[OWNER_PID_ENV] = String(process.pid);
+  return process.pid;
+}
+
+/** A fresh owner record for `runId`, owned by {@link resolveOwnerPid}. */
+export function newOwner(runId: string, pid = resolveOwnerPid(), now = new Date()): Owner {
+  const owner: Owner = {
+    runId,
+    pid,
+    host: currentHost(),
+    createdAt: now.toISOString(),
+    heartbeatAt: now.toISOString(),
+  };
+  const start = pidStartTime(pid);
+  if (start !== undefined) owner.pidStart = start;
+  return owner;
+}
+
+/** True while a process with this pid exists on this host (EPERM counts as alive). */
+export function isPidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The kernel start time of a process (Linux `/proc/<pid>/stat` field 22), or undefined elsewhere. */
+export function pidStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
+
+/**
+ * Decides whether an owner still holds its entries: on this host its pid must be alive (and be
+ * the same process, not a recycled pid); on any host its heartbeat must be younger than the lease.
+ */
+export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): OwnerVerdict {
+  if (owner.host === currentHost()) {
+    if (!isPidAlive(owner.pid)) return { alive: false, reason: `owner pid ${owner.pid} is gone` };
+    if (owner.pidStart !== undefined) {
+      const start = pidStartTime(owner.pid);
+      if (start !== undefined && start !== owner.pidStart) {
+        return { alive: false, reason: `owner pid ${owner.pid} now belongs to another process` };
+      }
+    }
+  }
+  const age = now - Date.parse(owner.heartbeatAt);
+  if (!(age <= leaseMs)) {
+    return { alive: false, reason: `heartbeat is ${Math.round(age / 1000)} s old (lease ${Math.round(leaseMs / 1000)} s)` };
+  }
+  return { alive: true };
+}
+
+/** Structural check used when reading state files. */
+export function isOwner(value: unknown): value is Owner {
+  if (typeof value !== 'object' || value === null) return false;
+  const o = value as Record<string, unknown>;
+  return (
+    typeof o.runId === 'string' &&
+    typeof o.pid === 'number' &&
+    typeof o.host === 'string' &&
+    typeof o.createdAt === 'string' &&
+    typeof o.heartbeatAt === 'string' &&
+    (o.pidStart === undefined || typeof o.pidStart === 'number')
+  );
+}

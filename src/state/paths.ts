@@ -1,0 +1,23 @@
+import { resolve } from 'node:path';
+
+export const STATE_DIR_ENV = 'E2E_LANES_STATE_DIR';
+
+/** The default state folder, relative to the current directory. */
+export const DEFAULT_STATE_DIR = 'test-results';
+
+/** The absolute state folder: the option, else `E2E_LANES_STATE_DIR`, else `./test-results`. */
+export function resolveStateDir(explicit?: string): string {
+  return resolve(explicit ?? process.env[STATE_DIR_ENV] ?? DEFAULT_STATE_DIR);
+}
+
+/** The default lease: an entry whose heartbeat is older than this is reaped. */
+export const DEFAULT_LEASE_MS = 120_000;
+
+/** Reads a positive duration in ms from an option or env var, rejecting nonsense with a clear message. */
+export function resolveLeaseMs(explicit: number | undefined, envName = 'E2E_LANES_LEASE_MS'): number {
+  const raw = explicit ?? (process.env[envName] ? Number(process.env[envName]) : DEFAULT_LEASE_MS);
+  if (!Number.isFinite(raw) || raw < 1_000) {
+    throw new TypeError(`Invalid lease ${JSON.stringify(raw)} (option leaseMs or ${envName}): use a number of milliseconds ≥ 1000.`);
+  }
+  return raw;
+}
