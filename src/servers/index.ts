@@ -1,0 +1,12 @@
+export { startServer } from './start-server.js';
+export { startServers } from './start-servers.js';
+export { isProcessAlive, killProcessGroup } from './process-group.js';
+export { SERVER_DEFAULTS } from './options.js';
+export type {
+  KillProcessGroupOptions,
+  ServerContext,
+  ServerDefinition,
+  StartedServer,
+  StartedServers,
+  StartServerOptions,
+} from './types.js';

@@ -1,0 +1,159 @@
+import { constants } from 'node:os';
+import path from 'node:path';
+import { LanesError } from '../errors.js';
+import { passwordOf } from '../redact.js';
+import type { ServerContext, ServerDefinition, StartServerOptions } from './types.js';
+
+/** The defaults of {@link ServerDefinition}, in one place. */
+export const SERVER_DEFAULTS = {
+  health: '/',
+  timeout: 30_000,
+  stopSignal: 'SIGTERM',
+  stopTimeout: 5_000,
+} as const satisfies Partial<ServerDefinition>;
+
+/** A definition with every default applied and its environment computed. */
+export interface ResolvedServer {
+  name: string;
+  project: string;
+  /** `[project:name]`, the console prefix and the label in messages. */
+  label: string;
+  file: string;
+  args: string[];
+  shell: boolean;
+  cwd: string;
+  env: Record<string, string>;
+  port: number | undefined;
+  url: string | undefined;
+  healthUrl: string | undefined;
+  timeout: number;
+  stopSignal: NodeJS.Signals;
+  stopTimeout: number;
+  logFile: string;
+  debug: boolean;
+  secrets: string[];
+  adopt: boolean;
+}
+
+/** `http://127.0.0.1:<port>`: never `localhost`, which may resolve to ::1. */
+export function loopbackUrl(port: number): string {
+  return `http://127.0.0.1:${port}`;
+}
+
+/** `api-v2` → `API_V2`, the stem of `<NAME>_PORT` and `<NAME>_URL`. */
+export function envName(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+/**
+ * Checks what can be checked before anything starts (everything except the `env` function) and
+ * returns the port of the definition. Throws `INVALID_OPTION` naming the bad option.
+ */
+export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { port: number | undefined } {
+  const where = `server ${JSON.stringify(def?.name)} of project "${ctx?.project}"`;
+  const invalid = (message: string, hint?: string): LanesError =>
+    new LanesError('INVALID_OPTION', `Invalid ${where}: ${message}`, hint === undefined ? {} : { hint });
+
+  if (typeof ctx?.project !== 'string' || typeof ctx.ports !== 'object' || ctx.ports === null || typeof ctx.urls !== 'object' || ctx.urls === null) {
+    throw invalid('the context needs `project` (string), `ports` and `urls` (objects).');
+  }
+  if (typeof def?.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(def.name)) {
+    throw invalid('`name` must be a non-empty name of letters, digits, ".", "_" or "-" (it names the log file).');
+  }
+  const command = def.command;
+  const commandOk = typeof command === 'string'
+    ? command.trim() !== ''
+    : Array.isArray(command) && command.length > 0 && command.every((part) => typeof part === 'string') && command[0] !== '';
+  if (!commandOk) throw invalid('`command` must be a non-empty string (run by the shell) or a non-empty [file, ...args] array.');
+  if (def.env !== undefined && typeof def.env !== 'function' && (typeof def.env !== 'object' || def.env === null)) {
+    throw invalid('`env` must be an object of strings or a function of the context returning one.');
+  }
+  if (def.health !== undefined && def.health !== false && (typeof def.health !== 'string' || !def.health.startsWith('/'))) {
+    throw invalid(`\`health\` must be an HTTP path starting with "/" or false, got ${JSON.stringify(def.health)}.`);
+  }
+  if (def.timeout !== undefined && !(Number.isFinite(def.timeout) && def.timeout > 0)) {
+    throw invalid(`\`timeout\` must be a number of milliseconds > 0, got ${String(def.timeout)}.`);
+  }
+  if (def.stopTimeout !== undefined && !(Number.isFinite(def.stopTimeout) && def.stopTimeout >= 0)) {
+    throw invalid(`\`stopTimeout\` must be a number of milliseconds ≥ 0, got ${String(def.stopTimeout)}.`);
+  }
+  if (def.stopSignal !== undefined && !(def.stopSignal in constants.signals)) {
+    throw invalid(`\`stopSignal\` must be a signal name such as "SIGTERM", got ${JSON.stringify(def.stopSignal)}.`);
+  }
+  if (def.dependsOn !== undefined && !(Array.isArray(def.dependsOn) && def.dependsOn.every((dep) => typeof dep === 'string'))) {
+    throw invalid('`dependsOn` must be an array of server names.');
+  }
+
+  const portName = def.port ?? (Object.hasOwn(ctx.ports, def.name) ? def.name : undefined);
+  const port = portName === undefined ? undefined : ctx.ports[portName];
+  if (portName !== undefined && !Object.hasOwn(ctx.ports, portName)) {
+    throw invalid(`\`port\` names "${portName}", but the lane's ports are ${JSON.stringify(Object.keys(ctx.ports))}.`);
+  }
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65_536)) {
+    throw invalid(`the lane's port "${portName}" is ${String(port)}, not a TCP port.`);
+  }
+  if (port === undefined && def.health !== false) {
+    throw invalid(
+      'it has no port, so its health cannot be polled.',
+      `Give the lane a port named "${def.name}", set \`port\` to one of the lane's port names, or set \`health: false\`.`,
+    );
+  }
+  return { port };
+}
+
+/** Applies every default, computes the environment, and checks the options. */
+export function resolveServer(def: ServerDefinition, ctx: ServerContext, options: StartServerOptions): ResolvedServer {
+  const { port } = checkDefinition(def, ctx);
+  if (typeof options?.logDir !== 'string' || options.logDir === '') {
+    throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`logDir\` must be a folder path.`);
+  }
+  const [file, ...args] = typeof def.command === 'string' ? [def.command] : def.command;
+  const health = def.health ?? SERVER_DEFAULTS.health;
+  const url = port === undefined ? undefined : loopbackUrl(port);
+  const databasePassword = ctx.databaseUrl === undefined ? undefined : passwordOf(ctx.databaseUrl);
+  return {
+    name: def.name,
+    project: ctx.project,
+    label: `[${ctx.project}:${def.name}]`,
+    file: file ?? '',
+    args,
+    shell: typeof def.command === 'string',
+    cwd: path.resolve(def.cwd ?? process.cwd()),
+    env: buildEnv(def, ctx, port),
+    port,
+    url,
+    healthUrl: url === undefined || health === false ? undefined : url + health,
+    timeout: def.timeout ?? SERVER_DEFAULTS.timeout,
+    stopSignal: def.stopSignal ?? SERVER_DEFAULTS.stopSignal,
+    stopTimeout: def.stopTimeout ?? SERVER_DEFAULTS.stopTimeout,
+    logFile: path.resolve(options.logDir, `${def.name}.log`),
+    debug: options.debug ?? false,
+    secrets: [...(options.secrets ?? []), ...(databasePassword === undefined ? [] : [databasePassword])],
+    adopt: options.adopt ?? false,
+  };
+}
+
+/**
+ * The process environment: the parent's, then `PORT`, `<NAME>_PORT` / `<NAME>_URL` for every named
+ * port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
+ */
+function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined) env[key] = value;
+  }
+  for (const [name, lanePort] of Object.entries(ctx.ports)) {
+    env[`${envName(name)}_PORT`] = String(lanePort);
+    env[`${envName(name)}_URL`] = loopbackUrl(lanePort);
+  }
+  if (port !== undefined) env.PORT = String(port);
+  if (ctx.databaseUrl !== undefined) env.DATABASE_URL = ctx.databaseUrl;
+  const extra = typeof def.env === 'function' ? def.env(ctx) : (def.env ?? {});
+  for (const [key, value] of Object.entries(extra)) {
+    if (typeof value !== 'string') {
+      throw new LanesError('INVALID_OPTION', `Invalid server "${def.name}" of project "${ctx.project}": \`env.${key}\` must be a string, got ${typeof value}.`);
+    }
+    env[key] = value;
+  }
+  return env;
+}

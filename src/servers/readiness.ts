@@ -1,0 +1,95 @@
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import createDebug from 'debug';
+
+const log = createDebug('e2e-lanes:servers');
+
+/** Pauses between polls: 100, 250, 500 ms, then every second. */
+const BACKOFF_MS = [100, 250, 500] as const;
+const STEADY_MS = 1_000;
+/** No single GET may take longer than this (or the time left). */
+const REQUEST_TIMEOUT_MS = 2_000;
+
+/** How the process ended. */
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the process could not be spawned at all. */
+  error?: Error;
+}
+
+export type Readiness =
+  | { kind: 'healthy'; polls: number }
+  | { kind: 'timeout'; polls: number; lastProblem: string }
+  | { kind: 'exited'; polls: number; exit: ExitInfo };
+
+export interface WaitOptions {
+  /** URL to GET, or undefined to only check that the process has not exited right away. */
+  url: string | undefined;
+  timeout: number;
+  /** Settles when the process exits. */
+  exited: Promise<ExitInfo>;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Polls `url` with backoff until it answers 2xx/3xx, raced against the process exiting and the
+ * deadline. Rejects only when `signal` aborts (with its reason). Bounded in time and in polls.
+ */
+export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness> {
+  const { url, timeout, exited, signal } = options;
+  signal?.throwIfAborted();
+  const stop = new AbortController();
+  const abandon = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  let exitInfo: ExitInfo | undefined;
+  void exited.then((exit) => {
+    exitInfo = exit;
+    stop.abort();
+  });
+  const deadline = Date.now() + timeout;
+  const maxPolls = Math.ceil(timeout / BACKOFF_MS[0]) + BACKOFF_MS.length + 1;
+  let polls = 0;
+  let lastProblem = 'not polled yet';
+
+  try {
+    if (url === undefined) {
+      // Nothing to poll: give the process a moment to fail fast (bad command, missing file).
+      await sleep(Math.min(BACKOFF_MS[0], timeout), undefined, { signal: abandon }).catch(() => {});
+    }
+    while (url !== undefined && polls < maxPolls && !abandon.aborted) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      polls++;
+      const problem = await probe(url, Math.min(left, REQUEST_TIMEOUT_MS), abandon);
+      if (exitInfo || abandon.aborted) break;
+      if (problem === undefined) return { kind: 'healthy', polls };
+      lastProblem = problem;
+      log('GET %s: %s (poll %d)', url, problem, polls);
+      const pause = Math.min(BACKOFF_MS[polls - 1] ?? STEADY_MS, deadline - Date.now());
+      if (pause > 0) await sleep(pause, undefined, { signal: abandon }).catch(() => {});
+    }
+    signal?.throwIfAborted();
+    if (exitInfo) return { kind: 'exited', polls, exit: exitInfo };
+    if (url === undefined) return { kind: 'healthy', polls };
+    return { kind: 'timeout', polls, lastProblem };
+  } finally {
+    stop.abort();
+  }
+}
+
+/** One GET. Resolves undefined when healthy, else what went wrong. @internal */
+function probe(url: string, timeout: number, signal: AbortSignal): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    // agent: false + Connection: close: no pooled keep-alive socket that would delay the server's graceful shutdown.
+    const request = http.get(url, { agent: false, headers: { connection: 'close' }, timeout, signal }, (response) => {
+      response.resume();
+      const status = response.statusCode ?? 0;
+      resolve(status >= 200 && status < 400 ? undefined : `answered HTTP ${status}`);
+    });
+    request.once('timeout', () => {
+      request.destroy();
+      resolve(`no answer within ${timeout} ms`);
+    });
+    request.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}

@@ -1,0 +1,147 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import createDebug from 'debug';
+import { LanesError } from '../errors.js';
+import { redactText } from '../redact.js';
+import { resolveServer, type ResolvedServer } from './options.js';
+import { OutputSink, TAIL_LINES } from './output.js';
+import { findPortInUse } from './port-check.js';
+import { killProcessGroup } from './process-group.js';
+import { waitUntilHealthy, type ExitInfo, type Readiness } from './readiness.js';
+import type { ServerContext, ServerDefinition, StartedServer, StartServerOptions } from './types.js';
+
+const log = createDebug('e2e-lanes:servers');
+
+/** How long to wait for the output pipes to drain once the process group is gone. */
+const DRAIN_MS = 1_000;
+
+/**
+ * Starts one server of a lane in its own process group and waits until it is healthy.
+ *
+ * Fails with `SERVER_PORT_IN_USE` if something already listens on its port, `SERVER_EXITED` if the
+ * process ends first, `SERVER_START_TIMEOUT` if health never answers 2xx/3xx in time; in every case
+ * the process group is killed before the promise rejects.
+ */
+export async function startServer(def: ServerDefinition, ctx: ServerContext, options: StartServerOptions): Promise<StartedServer> {
+  const server = resolveServer(def, ctx, options);
+  options.signal?.throwIfAborted();
+  if (server.port !== undefined && !server.adopt) await assertPortFree(server, server.port);
+  options.signal?.throwIfAborted();
+
+  const sink = new OutputSink(server);
+  const child = spawnGroup(server);
+  const exited = new Promise<ExitInfo>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.on('error', (error) => resolve({ code: null, signal: null, error }));
+  });
+  const closed = once(child, 'close').then(() => {}, () => {});
+  sink.attach(child.stdout, 'stdout');
+  sink.attach(child.stderr, 'stderr');
+
+  const pid = child.pid;
+  if (pid === undefined) {
+    const exit = await exited;
+    await sink.close();
+    throw startFailure(server, { kind: 'exited', polls: 0, exit }, sink.tail());
+  }
+  log('%s spawned pid %d: %s', server.label, pid, redactText(describeCommand(server), server.secrets));
+  void exited.then(({ code, signal }) => log('%s pid %d exited (code %s, signal %s)', server.label, pid, code, signal));
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await killProcessGroup(pid, { signal: server.stopSignal, timeout: server.stopTimeout });
+      await Promise.race([closed, sleep(DRAIN_MS)]);
+      await sink.close();
+      log('%s stopped', server.label);
+    })());
+
+  let readiness: Readiness;
+  try {
+    readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, exited, signal: options.signal });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  if (readiness.kind !== 'healthy') {
+    await stop();
+    throw startFailure(server, readiness, sink.tail(), pid);
+  }
+  log('%s healthy after %d poll(s)', server.label, readiness.polls);
+
+  return {
+    name: server.name,
+    project: server.project,
+    pid,
+    port: server.port,
+    url: server.url,
+    logFile: server.logFile,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** @internal */
+async function assertPortFree(server: ResolvedServer, port: number): Promise<void> {
+  const inUse = await findPortInUse(port);
+  if (!inUse) return;
+  throw new LanesError(
+    'SERVER_PORT_IN_USE',
+    `Port ${port} of server "${server.name}" for project "${server.project}" is already in use (${inUse.host}:${port} ${inUse.how}); it was not started.`,
+    {
+      hint: `Stop the process that holds port ${port} (e.g. \`lsof -i :${port}\`), or run \`npx e2e-lanes gc\` if it is left over from an earlier run.`,
+      details: { project: server.project, server: server.name, port, host: inUse.host },
+    },
+  );
+}
+
+/** Spawns in a new process group, stdin ignored, without holding the parent's event loop. @internal */
+function spawnGroup(server: ResolvedServer): ChildProcess {
+  const child = spawn(server.file, server.args, {
+    cwd: server.cwd,
+    env: server.env,
+    shell: server.shell,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) {
+    (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+  return child;
+}
+
+/** @internal */
+function describeCommand(server: ResolvedServer): string {
+  return [server.file, ...server.args].join(' ');
+}
+
+/** The error for a server that did not become healthy. @internal */
+function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { kind: 'healthy' }>, tail: string[], pid?: number): LanesError {
+  const who = `Server "${server.name}" for project "${server.project}"`;
+  const polled = server.healthUrl === undefined ? '' : ` (polled GET ${server.healthUrl})`;
+  const logPart = `${tail.length === 0 ? 'Its log is empty.' : `Last ${Math.min(tail.length, TAIL_LINES)} log lines:\n${tail.map((line) => `  | ${line}`).join('\n')}`}\nLog: ${server.logFile}`;
+  const details = { project: server.project, server: server.name, url: server.healthUrl, logFile: server.logFile, pid, polls: readiness.polls };
+
+  if (readiness.kind === 'timeout') {
+    const seconds = server.timeout / 1000;
+    const message = `${who} did not answer GET ${server.healthUrl} with 2xx/3xx within ${seconds} s (last attempt: ${readiness.lastProblem}; ${readiness.polls} polls).\n${logPart}`;
+    return new LanesError('SERVER_START_TIMEOUT', redactText(message, server.secrets), {
+      hint: `Check that the server listens on 127.0.0.1 at the port it gets as PORT (${server.port}) and that GET ${server.healthUrl} answers 2xx/3xx; if it is only slow, raise \`timeout\` of "${server.name}".`,
+      details: { ...details, timeout: server.timeout, lastProblem: readiness.lastProblem },
+    });
+  }
+
+  const { code, signal, error } = readiness.exit;
+  const how = error
+    ? `could not be started (${error.message})`
+    : signal
+      ? `was killed by ${signal} before it was healthy`
+      : `exited with code ${code} before it was healthy`;
+  return new LanesError('SERVER_EXITED', redactText(`${who} ${how}${polled}.\n${logPart}`, server.secrets), {
+    hint: `Check \`command\` and \`cwd\` of "${server.name}" (${server.cwd}) and the log above; run the command by hand with the same environment to see why it stops.`,
+    cause: error,
+    details: { ...details, exitCode: code, signal },
+  });
+}

@@ -1,0 +1,140 @@
+/** What a lane knows when it starts its servers. */
+export interface ServerContext {
+  /** The Playwright project the lane belongs to, e.g. `'chromium-a'`. Used in labels and messages. */
+  project: string;
+  /** The lane's named ports, e.g. `{ backend: 4100, frontend: 4101 }`. */
+  ports: Record<string, number>;
+  /** The lane's `DATABASE_URL`. It contains a password: it is never logged, and its password is redacted from server logs. */
+  databaseUrl?: string;
+  /**
+   * URLs of the servers that are up, by server name, e.g. `{ backend: 'http://127.0.0.1:4100' }`.
+   * {@link startServers} fills it in as each server becomes healthy, so the `env` function of a
+   * dependent server can read the URL of the server it depends on.
+   */
+  urls: Record<string, string>;
+}
+
+/** One process of a lane (e.g. a backend or a frontend) and how to tell that it is ready. */
+export interface ServerDefinition {
+  /** Unique name within the lane, e.g. `'backend'`. Names the log file (`<name>.log`) and the `dependsOn` target. */
+  name: string;
+  /**
+   * The command. A string is run through the shell (`/bin/sh -c`); an array is `[file, ...args]`
+   * and is run without a shell.
+   */
+  command: string | string[];
+  /**
+   * Working directory of the process.
+   * @default process.cwd()
+   */
+  cwd?: string;
+  /**
+   * Extra environment variables, applied last (they override the lane's variables). A function
+   * receives the lane's context, e.g. `({ urls }) => ({ API_URL: urls.backend })`.
+   * @default {}
+   */
+  env?: Record<string, string> | ((ctx: ServerContext) => Record<string, string>);
+  /**
+   * Which named port of the lane (a key of {@link ServerContext.ports}) the process listens on. It gets it as `PORT`.
+   * @default the server's `name`, if the lane has a port of that name; otherwise the server has no port
+   */
+  port?: string;
+  /**
+   * HTTP path polled with GET on `http://127.0.0.1:<port><health>`; any 2xx or 3xx answer means healthy.
+   * `false` means "ready as soon as it is spawned" (the only choice for a server without a port).
+   * @default '/'
+   */
+  health?: string | false;
+  /**
+   * Milliseconds the server has to become healthy.
+   * @default 30_000
+   */
+  timeout?: number;
+  /**
+   * Names of servers of the same lane that must be healthy before this one starts.
+   * @default []
+   */
+  dependsOn?: string[];
+  /**
+   * Signal sent to the process group to stop it gracefully.
+   * @default 'SIGTERM'
+   */
+  stopSignal?: NodeJS.Signals;
+  /**
+   * Milliseconds to wait after `stopSignal` before the whole process group is killed with SIGKILL.
+   * @default 5_000
+   */
+  stopTimeout?: number;
+}
+
+/** Options of {@link startServer} and {@link startServers}. */
+export interface StartServerOptions {
+  /** Folder of the log files (`<logDir>/<name>.log`). Created if missing. Required. */
+  logDir: string;
+  /**
+   * Also print each output line to the console, prefixed `[project:name]`.
+   * @default false
+   */
+  debug?: boolean;
+  /**
+   * Strings to replace with `***` in every logged line. The password of
+   * {@link ServerContext.databaseUrl} is always added.
+   * @default []
+   */
+  secrets?: string[];
+  /**
+   * Aborts starting: the process group is killed and the promise rejects with the signal's reason.
+   * It has no effect once the server is started; use `stop()` then.
+   * @default undefined
+   */
+  signal?: AbortSignal;
+  /**
+   * Skip the "port already in use" check. Only for a caller that knows the port is held by its own
+   * lane's recorded process group (e.g. it is being replaced); nothing checks that claim. Without it,
+   * a port someone already listens on fails with `SERVER_PORT_IN_USE`: a foreign server is never reused.
+   * @default false
+   */
+  adopt?: boolean;
+}
+
+/** A running server. It owns its process group: `stop()` (or `await using`) ends every process in it. */
+export interface StartedServer extends AsyncDisposable {
+  /** The definition's name. */
+  readonly name: string;
+  /** The project of the lane. */
+  readonly project: string;
+  /** Pid of the process-group leader (the spawned process); the group id is the same number. */
+  readonly pid: number;
+  /** The port it listens on, or `undefined` for a server without a port. */
+  readonly port: number | undefined;
+  /** `http://127.0.0.1:<port>`, or `undefined` for a server without a port. */
+  readonly url: string | undefined;
+  /** Absolute path of its log file. */
+  readonly logFile: string;
+  /** Sends `stopSignal` to the group, waits up to `stopTimeout`, then SIGKILLs the group. Idempotent. */
+  stop(): Promise<void>;
+  /** Same as {@link StartedServer.stop}. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** The servers of a lane, in definition order, plus a way to stop them all. */
+export type StartedServers = StartedServer[] & {
+  /** Stops the servers in reverse dependency order (dependents first; independent ones in parallel). Idempotent. */
+  stopAll(): Promise<void>;
+  /** Same as `stopAll()`. */
+  [Symbol.asyncDispose](): Promise<void>;
+};
+
+/** Options of {@link killProcessGroup}. */
+export interface KillProcessGroupOptions {
+  /**
+   * The first, graceful signal.
+   * @default 'SIGTERM'
+   */
+  signal?: NodeJS.Signals;
+  /**
+   * Milliseconds to wait for the group to be gone after `signal`, before SIGKILL.
+   * @default 5_000
+   */
+  timeout?: number;
+}

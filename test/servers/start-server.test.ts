@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { test } from 'node:test';
+import { isLanesError, type LanesError } from '../../src/errors.js';
+import { startServer } from '../../src/servers/index.js';
+import {
+  freePort,
+  get,
+  isGone,
+  laneContext,
+  nodeCommand,
+  readPidFile,
+  reapPidFileAfter,
+  shellCommand,
+  startFailure,
+  stopAfter,
+  tempDir,
+} from './helpers.js';
+
+function assertLanesError(error: unknown, code: LanesError['code']): asserts error is LanesError {
+  assert.ok(isLanesError(error), `expected a LanesError, got ${String(error)}`);
+  assert.equal(error.code, code, error.message);
+}
+
+test('starts a server and reports it healthy', async (t) => {
+  const logDir = tempDir(t);
+  const port = await freePort();
+  const server = stopAfter(t, await startServer({ name: 'backend', command: nodeCommand('http-server.mjs'), health: '/health' }, laneContext({ backend: port }), { logDir }));
+
+  assert.equal(server.name, 'backend');
+  assert.equal(server.port, port);
+  assert.equal(server.url, `http://127.0.0.1:${port}`);
+  assert.equal(server.logFile, path.join(logDir, 'backend.log'));
+  assert.deepEqual(await get(`${server.url}/health`), { status: 200, body: 'health' });
+
+  await server.stop();
+  assert.ok(isGone(server.pid), 'the process is gone after stop()');
+  await assert.rejects(get(`${server.url}/health`), /ECONNREFUSED/);
+  assert.match(readFileSync(server.logFile, 'utf8'), new RegExp(`listening on ${port}\\nSIGTERM: closing\\n`));
+  await server.stop(); // idempotent
+});
+
+test('gives the process PORT, the lane ports and URLs, DATABASE_URL and its own env', async (t) => {
+  const ports = { backend: await freePort(), 'admin-ui': await freePort() };
+  const databaseUrl = 'postgres://lane:pw-123@127.0.0.1:5432/lane_db';
+  await using server = await startServer(
+    {
+      name: 'backend',
+      command: nodeCommand('http-server.mjs'),
+      env: (ctx) => ({ FROM_FUNCTION: `${ctx.project}:${ctx.ports.backend}`, BACKEND_URL: 'overridden' }),
+    },
+    laneContext(ports, { databaseUrl }),
+    { logDir: tempDir(t) },
+  );
+  const env = JSON.parse((await get(`${server.url}/env`)).body) as Record<string, string>;
+  assert.equal(env.PORT, String(ports.backend));
+  assert.equal(env.BACKEND_PORT, String(ports.backend));
+  assert.equal(env.BACKEND_URL, 'overridden');
+  assert.equal(env.ADMIN_UI_PORT, String(ports['admin-ui']));
+  assert.equal(env.ADMIN_UI_URL, `http://127.0.0.1:${ports['admin-ui']}`);
+  assert.equal(env.DATABASE_URL, databaseUrl);
+  assert.equal(env.FROM_FUNCTION, `chromium-a:${ports.backend}`);
+  assert.equal(env.PATH, process.env.PATH, 'inherits the parent environment');
+});
+
+test('reports SERVER_EXITED with the exit code and log tail when the process dies before it is healthy', async (t) => {
+  const logDir = tempDir(t);
+  const port = await freePort();
+  const error = await startFailure(startServer({ name: 'backend', command: nodeCommand('exit-early.mjs'), health: '/health' }, laneContext({ backend: port }), { logDir }));
+
+  assertLanesError(error, 'SERVER_EXITED');
+  assert.match(error.message, /Server "backend" for project "chromium-a" exited with code 3/);
+  assert.match(error.message, new RegExp(`GET http://127\\.0\\.0\\.1:${port}/health`));
+  assert.match(error.message, /Last 30 log lines:/);
+  assert.match(error.message, /\| line 11\n/);
+  assert.match(error.message, /\| line 40\n/);
+  assert.doesNotMatch(error.message, /\| line 10\n/, 'only the last 30 lines');
+  assert.ok(error.message.includes(`Log: ${path.join(logDir, 'backend.log')}`));
+  assert.ok(error.hint);
+  assert.equal(error.details.exitCode, 3);
+  assert.match(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), /^line 1\n/m);
+});
+
+test('reports SERVER_EXITED when the command cannot be spawned', async (t) => {
+  const error = await startFailure(
+    startServer({ name: 'backend', command: ['/nonexistent/e2e-lanes-binary'], health: false }, laneContext({}), { logDir: tempDir(t) }),
+  );
+  assertLanesError(error, 'SERVER_EXITED');
+  assert.match(error.message, /could not be started \(spawn \/nonexistent\/e2e-lanes-binary ENOENT\)/);
+});
+
+test('reports SERVER_START_TIMEOUT when health never answers 2xx and kills the process', async (t) => {
+  const logDir = tempDir(t);
+  const port = await freePort();
+  const pidFile = path.join(logDir, 'server.pid');
+  reapPidFileAfter(t, pidFile);
+  const started = Date.now();
+  const error = await startFailure(
+    startServer(
+      { name: 'backend', command: nodeCommand('http-server.mjs'), health: '/health', timeout: 1_200, env: { HEALTH_STATUS: '500', PID_FILE: pidFile } },
+      laneContext({ backend: port }),
+      { logDir },
+    ),
+  );
+  assertLanesError(error, 'SERVER_START_TIMEOUT');
+  assert.ok(Date.now() - started < 4_000, 'gives up near the deadline');
+  assert.match(error.message, new RegExp(`did not answer GET http://127\\.0\\.0\\.1:${port}/health with 2xx/3xx within 1\\.2 s \\(last attempt: answered HTTP 500`));
+  assert.match(error.message, new RegExp(`\\| listening on ${port}`));
+  assert.match(error.hint ?? '', /timeout/);
+  assert.ok(isGone(await readPidFile(pidFile)), 'the process was killed before the error was thrown');
+});
+
+test('kills grandchildren started through a shell', async (t) => {
+  const logDir = tempDir(t);
+  const pidFile = path.join(logDir, 'grandchild.pid');
+  reapPidFileAfter(t, pidFile);
+  const server = stopAfter(
+    t,
+    await startServer({ name: 'web', command: shellCommand('spawn-child.mjs'), env: { PID_FILE: pidFile } }, laneContext({ web: await freePort() }), { logDir }),
+  );
+  const grandchild = await readPidFile(pidFile);
+  assert.notEqual(grandchild, server.pid);
+  assert.ok(!isGone(grandchild));
+
+  await server.stop();
+  assert.ok(isGone(grandchild), 'the grandchild is gone after stop()');
+  assert.ok(isGone(server.pid));
+});
+
+test('escalates to SIGKILL of the group when the server ignores the stop signal', async (t) => {
+  const logDir = tempDir(t);
+  const pidFile = path.join(logDir, 'server.pid');
+  reapPidFileAfter(t, pidFile);
+  const server = stopAfter(
+    t,
+    await startServer(
+      { name: 'stubborn', command: shellCommand('spawn-child.mjs'), stopTimeout: 300, env: { IGNORE_SIGTERM: '1', PID_FILE: pidFile } },
+      laneContext({ stubborn: await freePort() }),
+      { logDir },
+    ),
+  );
+  const grandchild = await readPidFile(pidFile);
+  const started = Date.now();
+  await Promise.all([server.stop(), server.stop()]);
+  assert.ok(Date.now() - started >= 300, 'waited stopTimeout first');
+  assert.ok(isGone(grandchild));
+  assert.match(readFileSync(server.logFile, 'utf8'), /ignoring SIGTERM/);
+});
+
+test('refuses a port that another process already listens on', async (t) => {
+  const logDir = tempDir(t);
+  for (const host of ['127.0.0.1', '::1']) {
+    const port = await freePort();
+    const other = net.createServer();
+    const listening = await new Promise<boolean>((resolve) => {
+      other.once('error', () => resolve(false));
+      other.listen({ port, host, ipv6Only: host === '::1' }, () => resolve(true));
+    });
+    if (!listening) {
+      t.diagnostic(`cannot listen on ${host}; skipped that family`);
+      continue;
+    }
+    t.after(() => other.close());
+    const error = await startFailure(startServer({ name: 'backend', command: nodeCommand('http-server.mjs') }, laneContext({ backend: port }), { logDir }));
+    assertLanesError(error, 'SERVER_PORT_IN_USE');
+    assert.match(error.message, new RegExp(`Port ${port} of server "backend" for project "chromium-a" is already in use`));
+    assert.match(error.hint ?? '', /npx e2e-lanes gc/);
+  }
+});
+
+test('never writes the database password into the log', async (t) => {
+  const password = 'Sup3r-s3cret_pw';
+  const logDir = tempDir(t);
+  await using server = await startServer(
+    { name: 'backend', command: nodeCommand('http-server.mjs'), env: { ECHO: `password is ${password}; token tok-XYZ-123` } },
+    laneContext({ backend: await freePort() }, { databaseUrl: `postgres://lane:${password}@127.0.0.1:5432/lane_db` }),
+    { logDir, secrets: ['tok-XYZ-123'] },
+  );
+  await server.stop();
+  const text = readFileSync(server.logFile, 'utf8');
+  assert.ok(!text.includes(password), text);
+  assert.ok(!text.includes('tok-XYZ-123'), text);
+  assert.match(text, /echo: password is \*\*\*; token \*\*\*/);
+  assert.match(text, /DATABASE_URL=postgres:\/\/lane:\*\*\*@127\.0\.0\.1:5432\/lane_db/);
+});
+
+test('kills the process when the start is aborted', async (t) => {
+  const logDir = tempDir(t);
+  const pidFile = path.join(logDir, 'server.pid');
+  reapPidFileAfter(t, pidFile);
+  const controller = new AbortController();
+  const starting = startServer(
+    { name: 'slow', command: nodeCommand('http-server.mjs'), env: { LISTEN_DELAY_MS: '5000', PID_FILE: pidFile } },
+    laneContext({ slow: await freePort() }),
+    { logDir, signal: controller.signal },
+  );
+  const pid = await readPidFile(pidFile);
+  controller.abort(new Error('run cancelled'));
+  const error = await startFailure(starting);
+  assert.match(String(error), /run cancelled/);
+  assert.ok(isGone(pid));
+});
+
+test('rejects bad options with INVALID_OPTION naming the option', async (t) => {
+  const logDir = tempDir(t);
+  const ctx = laneContext({ backend: 4100 });
+  const cases: Array<[Parameters<typeof startServer>[0], RegExp]> = [
+    [{ name: 'backend', command: '' }, /`command`/],
+    [{ name: 'backend', command: 'x', health: 'health' }, /`health`/],
+    [{ name: 'backend', command: 'x', timeout: -1 }, /`timeout`/],
+    [{ name: 'backend', command: 'x', port: 'nope' }, /`port` names "nope"/],
+    [{ name: 'worker', command: 'x' }, /no port/],
+    [{ name: 'backend', command: 'x', stopSignal: 'SIGNOPE' as NodeJS.Signals }, /`stopSignal`/],
+  ];
+  for (const [def, message] of cases) {
+    const error = await startFailure(startServer(def, ctx, { logDir }));
+    assertLanesError(error, 'INVALID_OPTION');
+    assert.match(error.message, message);
+  }
+});
