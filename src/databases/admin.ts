@@ -1,0 +1,115 @@
+/**
+ * SQL on the maintenance connection: look up, clone and drop databases. Every name goes through
+ * `escapeIdentifier`. Private to the databases module.
+ * @internal
+ */
+import pRetry, { AbortError } from 'p-retry';
+import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
+import { debugLogger } from '../log.js';
+import type { CloneStrategy } from './options.js';
+
+const debug = debugLogger('databases');
+
+/** A row of `pg_database` as the module needs it. */
+export interface DatabaseRow {
+  name: string;
+  oid: number;
+  isTemplate: boolean;
+  allowConnections: boolean;
+  /** `COMMENT ON DATABASE`, where the toolkit keeps template metadata. */
+  comment: string | null;
+}
+
+const SELECT_DATABASES = `SELECT datname AS name, oid::int8::text AS oid, datistemplate AS "isTemplate",
+  datallowconn AS "allowConnections", shobj_description(oid, 'pg_database') AS comment FROM pg_database`;
+
+/** The database called `name`, if it exists. */
+export async function findDatabase(client: Client, name: string): Promise<DatabaseRow | undefined> {
+  const { rows } = await client.query<RawRow>(`${SELECT_DATABASES} WHERE datname = $1`, [name]);
+  return rows[0] && toRow(rows[0]);
+}
+
+/** Every database whose name starts with `start` (compared as text, no LIKE wildcards). */
+export async function databasesStartingWith(client: Client, start: string): Promise<DatabaseRow[]> {
+  const { rows } = await client.query<RawRow>(`${SELECT_DATABASES} WHERE left(datname, $2) = $1 ORDER BY oid`, [start, start.length]);
+  return rows.map(toRow);
+}
+
+/** Ends every other session connected to `name`; resolves how many there were. */
+export async function terminateSessions(client: Client, name: string): Promise<number> {
+  const { rows } = await client.query<{ ended: boolean }>(
+    'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    [name],
+  );
+  if (rows.length > 0) debug('terminated %d session(s) on %s', rows.length, name);
+  return rows.length;
+}
+
+/**
+ * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. Sessions still connected to the template
+ * are ended first, and "source database is being accessed by other users" is retried a few
+ * times with backoff (bounded, about 3 s in all).
+ */
+export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number): Promise<void> {
+  const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
+  const sql = `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause}`;
+  await pRetry(
+    async () => {
+      await terminateSessions(client, template);
+      try {
+        await client.query(sql);
+      } catch (error) {
+        if (isInUse(error)) throw error;
+        throw new AbortError(error as Error);
+      }
+    },
+    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000, randomize: true, onFailedAttempt: ({ attemptNumber }) => debug('template %s busy (attempt %d)', template, attemptNumber) },
+  );
+}
+
+/**
+ * Drops `name` if it exists, even while sessions are connected: `WITH (FORCE)` on PostgreSQL ≥ 13,
+ * else connections are forbidden, sessions ended and the drop retried. A template is unsealed
+ * first (a template database cannot be dropped). Resolves whether it existed.
+ */
+export async function dropDatabase(client: Client, name: string, serverVersion: number): Promise<boolean> {
+  const row = await findDatabase(client, name);
+  if (!row) return false;
+  const id = escapeIdentifier(name);
+  if (row.isTemplate) await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE false`);
+  if (serverVersion >= 130000) {
+    await client.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
+    return true;
+  }
+  await client.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS false`);
+  await pRetry(
+    async () => {
+      await terminateSessions(client, name);
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${id}`);
+      } catch (error) {
+        if (isInUse(error)) throw error;
+        throw new AbortError(error as Error);
+      }
+    },
+    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
+  );
+  return true;
+}
+
+/** `55006 object_in_use`: "source database … is being accessed by other users" and friends. */
+export function isInUse(error: unknown): boolean {
+  return (error as Partial<DatabaseError> | null)?.code === '55006';
+}
+
+interface RawRow {
+  name: string;
+  oid: string;
+  isTemplate: boolean;
+  allowConnections: boolean;
+  comment: string | null;
+}
+
+function toRow(raw: RawRow): DatabaseRow {
+  return { name: raw.name, oid: Number(raw.oid), isTemplate: raw.isTemplate, allowConnections: raw.allowConnections, comment: raw.comment };
+}

@@ -1,0 +1,55 @@
+import { isAbsolute, relative } from 'node:path';
+import { execa } from 'execa';
+import { passwordOf, redactText } from '../redact.js';
+import type { CommandStep } from './options.js';
+
+/** How a command run for a database ended. @internal */
+export interface CommandOutcome {
+  ok: boolean;
+  /** e.g. `exit code 1`, `signal SIGKILL`, `timed out after 600 s`. */
+  reason: string;
+  /** The last lines of stdout + stderr, passwords removed. */
+  tail: string;
+  durationMs: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 600_000;
+const TAIL_LINES = 30;
+
+/**
+ * Runs `step.command` through the shell with `DATABASE_URL` set to `databaseUrl` (the rest of the
+ * environment inherited). Never throws for a failing command: the caller turns the outcome into
+ * its own error code. @internal
+ */
+export async function runDatabaseCommand(step: CommandStep, databaseUrl: string): Promise<CommandOutcome> {
+  const started = performance.now();
+  const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const result = await execa(step.command, {
+    shell: true,
+    cwd: step.cwd ?? process.cwd(),
+    env: { DATABASE_URL: databaseUrl },
+    stdin: 'ignore',
+    all: true,
+    reject: false,
+    timeout: timeoutMs,
+    forceKillAfterDelay: 5_000,
+  });
+  const password = passwordOf(databaseUrl);
+  const tail = redactText(lastLines(String(result.all ?? ''), TAIL_LINES), password ? [password] : []);
+  let reason = `exit code ${result.exitCode ?? '?'}`;
+  if (result.timedOut) reason = `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  else if (result.signal) reason = `signal ${result.signal}`;
+  else if (result.failed && result.exitCode === undefined) reason = redactText(result.shortMessage ?? 'could not start', password ? [password] : []);
+  return { ok: !result.failed, reason, tail, durationMs: performance.now() - started };
+}
+
+function lastLines(text: string, count: number): string {
+  const lines = text.replace(/\s+$/, '').split(/\r?\n/);
+  return lines.slice(-count).join('\n');
+}
+
+/** `path` relative to the current folder when inside it, for messages. @internal */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}

@@ -1,0 +1,47 @@
+export {
+  DatabaseAllocator,
+  DATABASES_FILE,
+  type DatabaseAllocation,
+  type DatabaseEntry,
+  type DatabaseListing,
+  type DatabaseLaneOptions,
+  type ReapedDatabase,
+} from './database-allocator.js';
+export {
+  type DatabaseAllocatorOptions,
+  type CommandStep,
+  type CloneStrategy,
+  DEFAULT_MIGRATIONS_DIR,
+  DEFAULT_CLONE_STRATEGY,
+  REBUILD_ENV,
+} from './options.js';
+export {
+  applyMigrations,
+  runMigrations,
+  readMigrations,
+  checksumMatches,
+  lineAndColumn,
+  MIGRATIONS_TABLE,
+  type MigrationFile,
+  type MigrateResult,
+} from './migrations.js';
+export { runSeed, type SeedContext, type SeedFunction } from './seed.js';
+export {
+  ensureTemplate,
+  computeTemplateHash,
+  listTemplates,
+  dropOldTemplates,
+  type TemplateInfo,
+  type TemplateInputs,
+  type TemplateListing,
+  type EnsureTemplateOptions,
+} from './template.js';
+export {
+  laneDatabaseName,
+  templateDatabaseName,
+  validatePrefix,
+  slugify,
+  DEFAULT_PREFIX,
+  MAX_DATABASE_NAME_BYTES,
+  type DatabaseNameKey,
+} from './names.js';

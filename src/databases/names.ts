@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { LanesError } from '../errors.js';
+
+/** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN − 1): every generated name fits. */
+export const MAX_DATABASE_NAME_BYTES = 63;
+
+/** The default prefix of every database the toolkit creates. */
+export const DEFAULT_PREFIX = 'e2e';
+
+const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+
+/** The key a lane database name is derived from. */
+export interface DatabaseNameKey {
+  runId: string;
+  project: string;
+  worker?: number;
+}
+
+/**
+ * Accepts a prefix of 1-16 characters: a lowercase letter, then lowercase letters or digits.
+ * @throws {LanesError} `INVALID_OPTION` naming the option.
+ */
+export function validatePrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
+    throw new LanesError('INVALID_OPTION', `Invalid database prefix ${JSON.stringify(prefix)}.`, {
+      hint: "Option `prefix` takes 1-16 characters: a lowercase letter, then lowercase letters or digits (e.g. 'e2e').",
+    });
+  }
+  return prefix;
+}
+
+/**
+ * The database of one lane: `<prefix>_<short run id>_<slug of project>_<hash8>[_w<N>]`.
+ * Only `[a-z0-9_]`, at most 63 bytes, and distinct for distinct (prefix, run, project, worker)
+ * whatever the project name holds: the hash covers the full original key, the readable parts
+ * are only there for people.
+ */
+export function laneDatabaseName(prefix: string, key: DatabaseNameKey): string {
+  const hash = sha256Hex(JSON.stringify(['lane', prefix, key.runId, key.project, key.worker ?? null])).slice(0, 8);
+  const worker = key.worker === undefined ? '' : `_w${key.worker}`;
+  const run = shortRunId(key.runId);
+  const fixed = `${prefix}_${run}__${hash}${worker}`.length;
+  const slug = slugify(key.project, Math.max(1, MAX_DATABASE_NAME_BYTES - fixed));
+  const name = `${prefix}_${run}_${slug}_${hash}${worker}`;
+  if (name.length > MAX_DATABASE_NAME_BYTES) {
+    // Only reachable with absurd worker indexes: keep the unique parts.
+    return `${prefix}_${hash}${worker}`.slice(0, MAX_DATABASE_NAME_BYTES);
+  }
+  return name;
+}
+
+/** The template of a hash: `<prefix>_tpl_<hash12>`. */
+export function templateDatabaseName(prefix: string, hash: string): string {
+  return `${prefix}_tpl_${hash.slice(0, 12)}`;
+}
+
+/** True when `name` has the form of a template of `prefix`. */
+export function isTemplateName(prefix: string, name: string): boolean {
+  return name.startsWith(`${prefix}_tpl_`) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length + 5));
+}
+
+/** The temporary name a template is built under before it is renamed: `<template>_build_<random>`. */
+export function buildDatabaseName(template: string, random: string): string {
+  return `${template}_build_${random}`;
+}
+
+/** Lowercase `[a-z0-9]` of the run id, its last 8 characters (the random part of generated ids). */
+export function shortRunId(runId: string): string {
+  const clean = runId.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return clean.slice(-8) || 'run';
+}
+
+/**
+ * A readable `[a-z0-9_]` form of any text, at most `max` characters: accents dropped, every
+ * other character run turned into one `_`. Text with nothing readable becomes `p`.
+ */
+export function slugify(text: string, max: number): string {
+  const slug = text
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, max)
+    .replace(/_+$/, '');
+  return slug || 'p';
+}
+
+/** SHA-256 of `data` as lowercase hex. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}

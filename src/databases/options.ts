@@ -1,0 +1,200 @@
+import { resolve } from 'node:path';
+import { LanesError } from '../errors.js';
+import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
+import type { EnsurePostgresOptions } from '../postgres/index.js';
+import { DEFAULT_PREFIX, validatePrefix } from './names.js';
+
+/** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
+export interface CommandStep {
+  /** e.g. `'npx prisma migrate deploy'`; run through the shell. */
+  command: string;
+  /**
+   * Working folder of the command.
+   * @default process.cwd()
+   */
+  cwd?: string;
+  /**
+   * Give up (and fail) after this many ms.
+   * @default 600_000
+   */
+  timeoutMs?: number;
+}
+
+/** How a database is cloned from its template (`CREATE DATABASE … STRATEGY`, PostgreSQL ≥ 15). */
+export type CloneStrategy = 'wal_log' | 'file_copy';
+
+export interface DatabaseAllocatorOptions {
+  /**
+   * Admin connection URL of the PostgreSQL server (a user allowed to create databases).
+   * Also `E2E_LANES_DATABASE_URL`, then `DATABASE_URL`.
+   * @default an embedded PostgreSQL shared by the runs on this host
+   */
+  adminUrl?: string;
+  /**
+   * Prisma's migrations folder (`<dir>/<timestamp>_<name>/migration.sql`), applied by the built-in
+   * runner; or `{ command }` run with `DATABASE_URL` set; or `false` for none.
+   * @default 'prisma/migrations'
+   */
+  migrations?: string | CommandStep | false;
+  /**
+   * A TS/JS module whose default export is called with `{ databaseUrl }`, or `{ command }` run
+   * with `DATABASE_URL` set. Runs once per template, not per lane.
+   * @default no seed
+   */
+  seed?: string | CommandStep;
+  /**
+   * More files or folders whose content goes into the template hash: what a migrations command
+   * reads, or the modules your seed imports. A change to any of them builds a new template.
+   * @default []
+   */
+  hashInputs?: readonly string[];
+  /**
+   * Folder of the state files (`allocated-databases.json`). Also `E2E_LANES_STATE_DIR`.
+   * @default './test-results'
+   */
+  stateDir?: string;
+  /**
+   * The run the databases belong to. Also `E2E_LANES_RUN_ID`.
+   * @default generated once per process and exported to `E2E_LANES_RUN_ID`
+   */
+  runId?: string;
+  /**
+   * Prefix of every database created (and the only ones ever dropped): a lowercase letter, then
+   * up to 15 lowercase letters or digits.
+   * @default 'e2e'
+   */
+  prefix?: string;
+  /**
+   * How lanes are cloned from the template. `wal_log` (PostgreSQL's own default) measured
+   * 3-4× faster than `file_copy` for small templates with fsync on (file_copy forces a
+   * checkpoint); `file_copy` wins for templates of hundreds of MB. Ignored before PostgreSQL 15.
+   * @default 'wal_log'
+   */
+  cloneStrategy?: CloneStrategy;
+  /**
+   * Drop and rebuild the template even if one with the same hash exists. Also `E2E_LANES_REBUILD=1`.
+   * @default false
+   */
+  rebuild?: boolean;
+  /**
+   * A lane whose owner has not refreshed its heartbeat for this long is reaped. Also `E2E_LANES_LEASE_MS`.
+   * @default 120_000
+   */
+  leaseMs?: number;
+  /**
+   * Deadline for connecting to PostgreSQL, retries included.
+   * @default 10_000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Options of the embedded server, used when no admin URL is given (see `ensurePostgres`).
+   * @default {}
+   */
+  embedded?: EnsurePostgresOptions['embedded'];
+  /**
+   * Your estimate of connections the run will open (lanes × servers × pool size): a warning is
+   * printed when it comes near `max_connections` (over 80 %).
+   * @default no check
+   */
+  expectedConnections?: number;
+}
+
+export interface ResolvedDatabaseAllocatorOptions {
+  adminUrl: string | undefined;
+  migrations: string | CommandStep | false;
+  seed: string | CommandStep | undefined;
+  hashInputs: readonly string[];
+  stateDir: string;
+  runId: string;
+  prefix: string;
+  cloneStrategy: CloneStrategy;
+  rebuild: boolean;
+  leaseMs: number;
+  connectTimeoutMs: number;
+  embedded: EnsurePostgresOptions['embedded'];
+  expectedConnections: number | undefined;
+}
+
+export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
+export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const REBUILD_ENV = 'E2E_LANES_REBUILD';
+
+/** Resolves every option to its final value, in one place, rejecting bad values at the call. */
+export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
+  return {
+    adminUrl: options.adminUrl,
+    migrations: resolveMigrations(options.migrations),
+    seed: options.seed === undefined ? undefined : resolveStep('seed', options.seed),
+    hashInputs: resolveHashInputs(options.hashInputs),
+    stateDir: resolveStateDir(options.stateDir),
+    runId: invalidOptionOnThrow('runId', () => resolveRunId(options.runId)),
+    prefix: validatePrefix(options.prefix ?? DEFAULT_PREFIX),
+    cloneStrategy: resolveCloneStrategy(options.cloneStrategy),
+    rebuild: options.rebuild ?? isTruthyEnv(process.env[REBUILD_ENV]),
+    leaseMs: invalidOptionOnThrow('leaseMs', () => resolveLeaseMs(options.leaseMs)),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
+    embedded: options.embedded,
+    expectedConnections:
+      options.expectedConnections === undefined ? undefined : positive('expectedConnections', options.expectedConnections),
+  };
+}
+
+function resolveMigrations(value: DatabaseAllocatorOptions['migrations']): string | CommandStep | false {
+  if (value === false) return false;
+  return resolveStep('migrations', value ?? DEFAULT_MIGRATIONS_DIR);
+}
+
+/** A path becomes absolute; a command is checked. */
+function resolveStep(option: 'migrations' | 'seed', value: unknown): string | CommandStep {
+  if (typeof value === 'string' && value.trim() !== '') return resolve(value);
+  if (typeof value === 'object' && value !== null && typeof (value as CommandStep).command === 'string') {
+    const step = value as CommandStep;
+    if (step.command.trim() === '') throw invalid(option, value);
+    const resolved: CommandStep = { command: step.command, cwd: resolve(step.cwd ?? '.') };
+    if (step.timeoutMs !== undefined) resolved.timeoutMs = positive(`${option}.timeoutMs`, step.timeoutMs);
+    return resolved;
+  }
+  throw invalid(option, value);
+}
+
+function invalid(option: 'migrations' | 'seed', value: unknown): LanesError {
+  const forms =
+    option === 'migrations'
+      ? "a folder ('prisma/migrations'), { command: 'npx prisma migrate deploy' } or false"
+      : "a module path ('prisma/seed.ts') or { command: 'npm run seed' }";
+  return new LanesError('INVALID_OPTION', `Invalid ${option} option ${JSON.stringify(value)}.`, { hint: `Option \`${option}\` takes ${forms}.` });
+}
+
+function resolveHashInputs(value: unknown): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && item !== '')) {
+    throw new LanesError('INVALID_OPTION', `Invalid hashInputs ${JSON.stringify(value)}.`, { hint: 'Option `hashInputs` takes a list of file or folder paths.' });
+  }
+  return value.map((item: string) => resolve(item));
+}
+
+function resolveCloneStrategy(value: unknown): CloneStrategy {
+  if (value === undefined) return DEFAULT_CLONE_STRATEGY;
+  if (value === 'wal_log' || value === 'file_copy') return value;
+  throw new LanesError('INVALID_OPTION', `Invalid cloneStrategy ${JSON.stringify(value)}.`, { hint: "Option `cloneStrategy` takes 'wal_log' or 'file_copy'." });
+}
+
+function positive(option: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new LanesError('INVALID_OPTION', `Invalid ${option} ${JSON.stringify(value)}.`, { hint: `Option \`${option}\` takes a positive number.` });
+  }
+  return value;
+}
+
+function isTruthyEnv(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes)$/i.test(value.trim());
+}
+
+function invalidOptionOnThrow<T>(option: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw new LanesError('INVALID_OPTION', (error as Error).message, { hint: `Fix the \`${option}\` option.`, cause: error });
+  }
+}

@@ -1,0 +1,66 @@
+import { pathToFileURL } from 'node:url';
+import { LanesError, messageOf } from '../errors.js';
+import { passwordOf, redactText } from '../redact.js';
+import { describeTarget } from '../postgres/index.js';
+import { displayPath, runDatabaseCommand } from './command.js';
+import type { CommandStep } from './options.js';
+
+/** What a seed module's default export receives. */
+export interface SeedContext {
+  /** The database being built (the template under construction): connect, insert, disconnect. */
+  databaseUrl: string;
+}
+
+/** The default export of a seed module. */
+export type SeedFunction = (context: SeedContext) => unknown;
+
+/**
+ * Puts the baseline data into `databaseUrl`: calls the default export of the module at `step`
+ * (TS works when running under tsx) with `{ databaseUrl }`, or runs `{ command }` with
+ * `DATABASE_URL` set. The module must close its connections before it resolves.
+ * @throws {LanesError} `SEED_FAILED` with the cause.
+ */
+export async function runSeed(step: string | CommandStep, databaseUrl: string): Promise<void> {
+  if (typeof step !== 'string') {
+    const outcome = await runDatabaseCommand(step, databaseUrl);
+    if (!outcome.ok) {
+      throw new LanesError('SEED_FAILED', `Seed command \`${step.command}\` failed (${outcome.reason}) on ${describeTarget(databaseUrl)}. Last output:\n${outcome.tail}`, {
+        hint: 'Run the command yourself with DATABASE_URL pointing at a migrated database to see the whole output; fix it or option `seed.command`.',
+        details: { command: step.command, reason: outcome.reason },
+      });
+    }
+    return;
+  }
+  const seed = await loadSeed(step);
+  try {
+    await seed({ databaseUrl });
+  } catch (error) {
+    const password = passwordOf(databaseUrl);
+    throw new LanesError('SEED_FAILED', `Seed ${displayPath(step)} failed on ${describeTarget(databaseUrl)}: ${redactText(messageOf(error), password ? [password] : [])}`, {
+      hint: `Fix ${displayPath(step)}; it runs once per template against a freshly migrated database.`,
+      cause: error,
+      details: { module: step },
+    });
+  }
+}
+
+async function loadSeed(path: string): Promise<SeedFunction> {
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  } catch (error) {
+    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} could not be loaded: ${messageOf(error)}`, {
+      hint: 'Check option `seed` (a path relative to the current folder); TypeScript seeds need the process to run under tsx.',
+      cause: error,
+      details: { module: path },
+    });
+  }
+  if (typeof module.default !== 'function') {
+    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} has no default export function.`, {
+      hint: 'Write `export default async function seed({ databaseUrl }) { … }`, or use { command } for a script.',
+      details: { module: path },
+    });
+  }
+  return module.default as SeedFunction;
+}
+

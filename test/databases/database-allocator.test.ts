@@ -1,0 +1,187 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, it, type TestContext } from 'node:test';
+import pg from 'pg';
+import { DatabaseAllocator, DATABASES_FILE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { newOwner } from '../../src/state/index.js';
+import { exited, startFixture } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+import { FIXTURES, databasesStartingWith, query, useTestDatabases } from './helpers.js';
+
+const server = useTestDatabases('alloc');
+const allocators: DatabaseAllocator[] = [];
+
+afterEach(async () => {
+  for (const allocator of allocators.splice(0)) {
+    await allocator.releaseRun().catch(() => undefined);
+    await allocator.close();
+  }
+});
+
+/** An allocator on the test server with the `basic` fixture, released after the test. */
+async function allocatorFor(t: TestContext, options: DatabaseAllocatorOptions = {}): Promise<DatabaseAllocator> {
+  const allocator = new DatabaseAllocator({
+    adminUrl: server.adminUrl,
+    prefix: server.prefix,
+    migrations: `${FIXTURES}basic/migrations`,
+    seed: `${FIXTURES}basic/seed.ts`,
+    stateDir: await tempDir(t),
+    runId: `run-${t.name.slice(0, 12).replace(/[^a-z]/gi, '')}`,
+    ...options,
+  });
+  allocators.push(allocator);
+  return allocator;
+}
+
+async function exists(name: string): Promise<boolean> {
+  return (await databasesStartingWith(server.adminUrl, name)).includes(name);
+}
+
+describe('DatabaseAllocator', () => {
+  it('gives two projects two databases with the seeded rows, and writes in one are invisible in the other', async (t) => {
+    const allocator = await allocatorFor(t);
+    const [a, b] = await Promise.all([allocator.allocateDatabaseForProject('chromium'), allocator.allocateDatabaseForProject('firefox')]);
+    assert.notEqual(a.databaseName, b.databaseName);
+    for (const lane of [a, b]) assert.deepEqual(await query(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id'), [{ name: 'alpha' }, { name: 'beta' }]);
+    await query(a.databaseUrl, `INSERT INTO "Item" (name) VALUES ('only-in-a')`);
+    assert.equal((await query(a.databaseUrl, 'SELECT * FROM "Item"')).length, 3);
+    assert.equal((await query(b.databaseUrl, 'SELECT * FROM "Item"')).length, 2);
+  });
+
+  it('returns the same database when the same lane asks again, and builds no template the second time', async (t) => {
+    const first = await allocatorFor(t);
+    const lane = await first.allocateDatabaseForProject('webkit');
+    const second = await allocatorFor(t, { stateDir: first.options.stateDir, runId: first.runId });
+    const again = await second.allocateDatabaseForProject('webkit');
+    assert.equal(again.template.built, false);
+    assert.equal(again.template.name, lane.template.name);
+    assert.equal(again.databaseName, lane.databaseName);
+    assert.equal((await second.list()).length, 1);
+    // An owner that died while its run goes on is replaced, so reapStale() spares the lane.
+    await second.file.update((doc) => {
+      doc.entries[0]!.owner.pid = 2 ** 30;
+    });
+    await second.allocateDatabaseForProject('webkit');
+    assert.deepEqual(await second.reapStale(), []);
+    const perWorker = await second.allocateDatabaseForProject('webkit', { worker: 1 });
+    assert.match(perWorker.databaseName, /_w1$/);
+  });
+
+  it('records URLs with the password redacted in allocated-databases.json', async (t) => {
+    const allocator = await allocatorFor(t);
+    await allocator.allocateDatabaseForProject('secret');
+    const text = await readFile(join(allocator.options.stateDir, DATABASES_FILE), 'utf8');
+    const password = new URL(server.adminUrl).password;
+    if (password) assert.ok(!text.includes(password), 'password leaked into the ledger');
+    assert.match(text, /"databaseUrl": "postgres(ql)?:\/\/[^"]*\*\*\*@/);
+  });
+
+  it('releases a lane database even while a connection to it is held', async (t) => {
+    const allocator = await allocatorFor(t);
+    const lane = await allocator.allocateDatabaseForProject('held');
+    const client = new pg.Client({ connectionString: lane.databaseUrl });
+    client.on('error', () => undefined); // the forced drop terminates it
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query('SELECT * FROM "Item" FOR UPDATE');
+    assert.equal(await allocator.releaseDatabaseForProject('held'), true);
+    assert.equal(await exists(lane.databaseName), false);
+    assert.deepEqual(await allocator.list(), []);
+    await client.end().catch(() => undefined);
+  });
+
+  it('gives hostile project names distinct databases that work', async (t) => {
+    const allocator = await allocatorFor(t);
+    const projects = ['"; DROP DATABASE postgres; --', "Robert'); DROP TABLE students;--", '日本語', '中文', 'x'.repeat(300), 'X'.repeat(300)];
+    const names = new Set<string>();
+    for (const project of projects) {
+      const lane = await allocator.allocateDatabaseForProject(project);
+      assert.ok(Buffer.byteLength(lane.databaseName) <= 63);
+      assert.equal(lane.project, project);
+      assert.equal((await query(lane.databaseUrl, 'SELECT count(*)::int AS n FROM "Item"'))[0]?.n, 2);
+      names.add(lane.databaseName);
+    }
+    assert.equal(names.size, projects.length);
+    assert.equal((await allocator.releaseRun()).length, projects.length);
+    for (const name of names) assert.equal(await exists(name), false);
+  });
+
+  it('never drops a pre-existing database it did not create, even when a hand-edited ledger names it', async (t) => {
+    const allocator = await allocatorFor(t);
+    const mine = `${server.prefix}_precious`;
+    const foreign = `${server.prefix}x_precious`; // another prefix: not even this allocator's namespace
+    t.after(async () => {
+      for (const name of [mine, foreign]) await query(server.adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    });
+    for (const name of [mine, foreign]) await query(server.adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    const dead = { ...newOwner(allocator.runId), pid: 2 ** 30 }; // no such process
+    const entry = (project: string, databaseName: string, owner = dead) => ({ runId: allocator.runId, project, owner, databaseName, databaseUrl: 'postgres://x', template: 'x' });
+    await allocator.file.update((doc) => {
+      doc.entries.push(entry('a', mine), entry('b', foreign), entry('c', mine, newOwner(allocator.runId)), entry('d', 'postgres', newOwner(allocator.runId)));
+    });
+    const warnings = t.mock.method(console, 'warn', () => undefined);
+    const reaped = await allocator.reapStale();
+    assert.deepEqual(reaped.map((r) => [r.entry.project, r.dropped]), [['a', false]]);
+    assert.equal(await allocator.releaseDatabaseForProject('c'), true);
+    await allocator.releaseRun();
+    assert.ok(warnings.mock.calls.some((call) => String(call.arguments[0]).includes('not dropping database')));
+    assert.equal(await exists(mine), true);
+    assert.equal(await exists(foreign), true);
+    assert.equal(await exists('postgres'), true);
+    // Entries outside this allocator's prefix are left for their own allocator.
+    assert.deepEqual((await allocator.list()).map((e) => e.project).sort(), ['b', 'd']);
+  });
+
+  it("drops a SIGKILLed owner's database in reapStale()", async (t) => {
+    const allocator = await allocatorFor(t);
+    const options = JSON.stringify({ prefix: server.prefix, ...pathsOf(allocator), stateDir: allocator.options.stateDir, runId: 'doomed' });
+    const { child, firstLine } = await startFixture(t, `${FIXTURES}allocate.ts`, [options, 'victim', 'hold'], {
+      FIXTURE_ADMIN_URL: server.adminUrl,
+      E2E_LANES_QUIET: '1',
+      E2E_LANES_OWNER_PID: '',
+    });
+    const { databaseName } = JSON.parse(firstLine) as { databaseName: string };
+    assert.equal(await exists(databaseName), true);
+    assert.deepEqual((await allocator.list()).map((e) => e.alive), [true]);
+    child.kill('SIGKILL');
+    await exited(child);
+    const reaped = await allocator.reapStale();
+    assert.deepEqual(reaped.map((r) => [r.entry.databaseName, r.dropped]), [[databaseName, true]]);
+    assert.match(reaped[0]?.reason ?? '', /gone/);
+    assert.equal(await exists(databaseName), false);
+    assert.deepEqual(await allocator.list(), []);
+  });
+
+  it('keeps a corrupt allocated-databases.json aside with a warning, and allocation still works', async (t) => {
+    const allocator = await allocatorFor(t);
+    await writeFile(join(allocator.options.stateDir, DATABASES_FILE), '{"kind": "e2e-lanes/databases", "entr');
+    const warnings = t.mock.method(console, 'warn', () => undefined);
+    const lane = await allocator.allocateDatabaseForProject('after-corruption');
+    assert.equal(await exists(lane.databaseName), true);
+    assert.ok(warnings.mock.calls.some((call) => /was unreadable/.test(String(call.arguments[0]))));
+    const files = await readdir(allocator.options.stateDir);
+    assert.ok(files.some((file) => file.startsWith(`${DATABASES_FILE}.corrupt-`)), files.join(', '));
+    assert.equal((await allocator.list()).length, 1);
+  });
+
+  it('warns when the expected connections approach max_connections', async (t) => {
+    const allocator = await allocatorFor(t, { expectedConnections: 100_000 });
+    const warnings = t.mock.method(console, 'warn', () => undefined);
+    await allocator.prepare();
+    assert.ok(warnings.mock.calls.some((call) => /max_connections/.test(String(call.arguments[0]))));
+  });
+
+  it('shares one instance per state folder and rejects conflicting options', async (t) => {
+    const stateDir = await tempDir(t);
+    const options = { adminUrl: server.adminUrl, prefix: server.prefix, migrations: false as const, stateDir, runId: 'single' };
+    const one = DatabaseAllocator.getInstance(options);
+    t.after(() => one.close());
+    assert.equal(DatabaseAllocator.getInstance(options), one);
+    assert.throws(() => DatabaseAllocator.getInstance({ ...options, prefix: 'other' }), /already created with other options/);
+  });
+});
+
+function pathsOf(allocator: DatabaseAllocator): { migrations: unknown; seed: unknown } {
+  return { migrations: allocator.options.migrations, seed: allocator.options.seed };
+}

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { cp } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
+import pg from 'pg';
+import { getTestPostgres } from '../helpers/postgres.js';
+
+/** The migration fixtures folder. */
+export const FIXTURES = fileURLToPath(new URL('../fixtures/migrations/', import.meta.url));
+
+/**
+ * Per test file: a PostgreSQL server and a prefix unique to this file and this run (so test files
+ * can run concurrently against one server). After the file, every database whose name starts with
+ * the prefix is dropped, templates included, whatever the tests left behind.
+ */
+export function useTestDatabases(name: string): { readonly adminUrl: string; readonly prefix: string } {
+  const prefix = `t${name}${randomBytes(3).toString('hex')}`.slice(0, 16);
+  let server: { adminUrl: string; release(): Promise<void> } | undefined;
+  before(async () => {
+    server = await getTestPostgres();
+  });
+  after(async () => {
+    if (!server) return;
+    try {
+      await dropDatabasesStartingWith(server.adminUrl, `${prefix}_`);
+    } finally {
+      await server.release();
+    }
+  });
+  return {
+    get adminUrl() {
+      if (!server) throw new Error('the test server is not ready (use it inside tests)');
+      return server.adminUrl;
+    },
+    prefix,
+  };
+}
+
+/** Runs `fn` with a connected client, then ends it. */
+export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Names of the databases starting with `start`, sorted. */
+export async function databasesStartingWith(adminUrl: string, start: string): Promise<string[]> {
+  const rows = await query<{ datname: string }>(adminUrl, 'SELECT datname FROM pg_database WHERE left(datname, $2) = $1 ORDER BY datname', [start, start.length]);
+  return rows.map((row) => row.datname);
+}
+
+/** Drops every database starting with `start` (unsealing templates), even with sessions connected. */
+export async function dropDatabasesStartingWith(adminUrl: string, start: string): Promise<void> {
+  for (const name of await databasesStartingWith(adminUrl, start)) {
+    const id = pg.escapeIdentifier(name);
+    await query(adminUrl, `ALTER DATABASE ${id} WITH IS_TEMPLATE false`);
+    await query(adminUrl, `DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
+  }
+}
+
+/** A copy of a fixture folder in `dir`, to edit freely. */
+export async function copyFixture(fixture: string, dir: string): Promise<string> {
+  const target = `${dir}/${fixture}`;
+  await cp(`${FIXTURES}${fixture}`, target, { recursive: true });
+  return target;
+}
