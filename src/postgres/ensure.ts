@@ -1,0 +1,100 @@
+import { LanesError } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { serverVersionNum, withClient } from './connect.js';
+import { acquireEmbeddedPostgres } from './embedded.js';
+import type { EmbeddedPostgresOptions } from './options.js';
+import { describeTarget, resolveAdminUrl } from './url.js';
+
+const debug = debugLogger('postgres');
+
+/** The oldest server accepted: lanes are dropped with `DROP DATABASE … WITH (FORCE)` (PostgreSQL 13). */
+export const MIN_SERVER_VERSION_NUM = 130000;
+
+/** Options of {@link ensurePostgres}. */
+export interface EnsurePostgresOptions {
+  /**
+   * Admin URL of an existing server (a role that may create databases), used as is.
+   * @default `E2E_LANES_DATABASE_URL`, else `DATABASE_URL`, else the shared embedded server
+   */
+  adminUrl?: string;
+  /**
+   * Options of the embedded server, used when no admin URL is set.
+   * @default {}
+   */
+  embedded?: EmbeddedPostgresOptions;
+  /**
+   * Folder of the state files; the embedded server's port is recorded in its port ledger.
+   * Also `E2E_LANES_STATE_DIR`.
+   * @default './test-results'
+   */
+  stateDir?: string;
+  /**
+   * The run that uses the server. Also `E2E_LANES_RUN_ID`.
+   * @default generated once per process and exported to `E2E_LANES_RUN_ID`
+   */
+  runId?: string;
+  /**
+   * Deadline in ms for connecting to the server, retries included.
+   * @default 10_000
+   */
+  connectTimeoutMs?: number;
+}
+
+/** The PostgreSQL server of a run: a given one or the shared embedded one. */
+export interface PostgresHandle extends AsyncDisposable {
+  /** Admin URL. Holds the password: never log it (use `describeTarget(adminUrl)`). */
+  readonly adminUrl: string;
+  /** True when this is the shared embedded server. */
+  readonly embedded: boolean;
+  /** `server_version_num`, e.g. `150018` for 15.18. */
+  readonly version: number;
+  /** Lets go of the server: stops the embedded server when this was its last user; no-op for a given URL. */
+  release(): Promise<void>;
+}
+
+/**
+ * The PostgreSQL server to create lane databases on: the given admin URL (`adminUrl`, then
+ * `E2E_LANES_DATABASE_URL`, then `DATABASE_URL`) after checking that it answers, else the embedded
+ * server shared by every run on this host. A given URL never starts the embedded server.
+ *
+ * @throws {LanesError} `POSTGRES_UNREACHABLE` when the given server does not answer in time;
+ *   `POSTGRES_UNSUPPORTED` when it is older than PostgreSQL 13; the embedded server's codes otherwise.
+ */
+export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promise<PostgresHandle> {
+  const adminUrl = resolveAdminUrl(options.adminUrl);
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  if (adminUrl !== undefined) {
+    const version = await withClient(adminUrl, serverVersionNum, { timeoutMs: connectTimeoutMs });
+    assertSupported(version, describeTarget(adminUrl));
+    debug('using PostgreSQL %d at %s', version, describeTarget(adminUrl));
+    const release = async (): Promise<void> => undefined;
+    return { adminUrl, embedded: false, version, release, [Symbol.asyncDispose]: release };
+  }
+  const server = await acquireEmbeddedPostgres({
+    ...options.embedded,
+    ...(options.stateDir !== undefined && { stateDir: options.stateDir }),
+    ...(options.runId !== undefined && { runId: options.runId }),
+    connectTimeoutMs,
+  });
+  try {
+    assertSupported(server.version, `the embedded server (${server.dataDir})`);
+  } catch (error) {
+    await server.release();
+    throw error;
+  }
+  return { adminUrl: server.adminUrl, embedded: true, version: server.version, release: server.release, [Symbol.asyncDispose]: server.release };
+}
+
+function assertSupported(version: number, where: string): void {
+  if (version >= MIN_SERVER_VERSION_NUM) return;
+  throw new LanesError('POSTGRES_UNSUPPORTED', `PostgreSQL at ${where} is version ${formatVersion(version)}; e2e-lanes needs 13 or newer.`, {
+    hint: 'Upgrade the server, point E2E_LANES_DATABASE_URL at a newer one, or unset it to use the embedded server.',
+    details: { version },
+  });
+}
+
+/** `150018` → `15.18`; `90624` → `9.6.24`. */
+export function formatVersion(versionNum: number): string {
+  if (versionNum >= 100000) return `${Math.floor(versionNum / 10000)}.${versionNum % 10000}`;
+  return `${Math.floor(versionNum / 10000)}.${Math.floor(versionNum / 100) % 100}.${versionNum % 100}`;
+}

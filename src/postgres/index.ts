@@ -1,0 +1,17 @@
+export { ensurePostgres, formatVersion, MIN_SERVER_VERSION_NUM, type EnsurePostgresOptions, type PostgresHandle } from './ensure.js';
+export { connectClient, withClient, serverVersionNum, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './connect.js';
+export {
+  resolveAdminUrl,
+  withDatabase,
+  describeTarget,
+  targetOf,
+  parsePostgresUrl,
+  DATABASE_URL_ENV,
+  FALLBACK_DATABASE_URL_ENV,
+  type PostgresTarget,
+} from './url.js';
+export { acquireEmbeddedPostgres, reapEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedReapResult } from './embedded.js';
+export { EMBEDDED_DIR_ENV, type EmbeddedPostgresOptions, type AcquireEmbeddedPostgresOptions } from './options.js';
+export { resolveBinaries, type PostgresBinaries } from './binaries.js';
+export { defaultDataDir, REGISTRY_FILE } from './layout.js';
+export type { EmbeddedRegistry, EmbeddedServerRecord, EmbeddedUser, PortLedgerRef } from './registry.js';
