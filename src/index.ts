@@ -25,3 +25,41 @@ export {
   type LaneKey,
   type StaleEntry,
 } from './state/index.js';
+export {
+  DatabaseAllocator,
+  DATABASES_FILE,
+  listTemplates,
+  dropOldTemplates,
+  readMigrations,
+  applyMigrations,
+  runMigrations,
+  runSeed,
+  computeTemplateHash,
+  laneDatabaseName,
+  type DatabaseAllocatorOptions,
+  type DatabaseAllocation,
+  type DatabaseEntry,
+  type DatabaseListing,
+  type ReapedDatabase,
+  type TemplateInfo,
+  type CommandStep,
+  type CloneStrategy,
+} from './databases/index.js';
+export {
+  ensurePostgres,
+  acquireEmbeddedPostgres,
+  reapEmbeddedPostgres,
+  connectClient,
+  withClient,
+  withDatabase,
+  describeTarget,
+  resolveAdminUrl,
+  type EnsurePostgresOptions,
+  type PostgresHandle,
+  type EmbeddedPostgresOptions,
+  type EmbeddedPostgres,
+} from './postgres/index.js';
+export { startServer, startServers, killProcessGroup, type ServerDefinition, type ServerContext, type StartedServer, type StartedServers, type StartServerOptions } from './servers/index.js';
+export { LaneManager, type Lane, type PrepareReport } from './lanes/lane-manager.js';
+export { reapStaleLanes, type ReapReport } from './lanes/reaper.js';
+export type { LanesOptions, LaneDatabaseOptions } from './lanes/options.js';

@@ -1,0 +1,51 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DatabaseAllocator } from '../databases/index.js';
+import { LanesError } from '../errors.js';
+import { laneLedger } from '../lanes/lane-ledger.js';
+import { lanePortNames, type LanesOptions } from '../lanes/options.js';
+import { PortAllocator } from '../ports/index.js';
+import { registry } from '../playwright/registry.js';
+import { resolveLeaseMs, resolveStateDir } from '../state/index.js';
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  config?: string;
+  stateDir?: string;
+}
+
+/**
+ * Loads the lanes options from a Playwright config that uses `withLanes` (the given file, or
+ * `playwright.config.ts` in the current folder if it exists). Without one, defaults apply.
+ */
+export async function loadLanesOptions(configFile: string | undefined): Promise<{ options: LanesOptions; file?: string }> {
+  const file = configFile ? resolve(configFile) : ['playwright.config.ts', 'playwright.config.mts', 'playwright.config.js'].map((name) => resolve(name)).find(existsSync);
+  if (!file) return { options: {} };
+  if (!existsSync(file)) {
+    throw new LanesError('CONFIG_INVALID', `Config file ${file} does not exist.`, { hint: 'Pass an existing file with --config.' });
+  }
+  await import(pathToFileURL(file).href);
+  const options = registry().options;
+  if (!options) {
+    throw new LanesError('CONFIG_INVALID', `${file} does not use withLanes().`, {
+      hint: "Wrap the exported config with `withLanes(config, options)` from 'e2e-lanes/playwright', or pass another file with --config.",
+    });
+  }
+  return { options, file };
+}
+
+/** The allocators and ledgers of a state folder, as the CLI uses them (for any run). */
+export function stateOf(options: LanesOptions, global: GlobalOptions) {
+  const stateDir = resolveStateDir(global.stateDir ?? options.stateDir);
+  const leaseMs = resolveLeaseMs(options.leaseMs);
+  const runId = 'e2e-lanes-cli';
+  const common = { stateDir, leaseMs, runId };
+  return {
+    stateDir,
+    leaseMs,
+    ports: new PortAllocator({ ...common, names: lanePortNames(options), ...(options.portRange ? { range: options.portRange } : {}) }),
+    databases: options.database === false ? undefined : new DatabaseAllocator({ ...options.database, ...common }),
+    lanes: laneLedger(stateDir),
+  };
+}

@@ -1,0 +1,42 @@
+import { killProcessGroup } from '../servers/index.js';
+import { isServerOfRun } from '../lanes/orphans.js';
+import type { stateOf } from './context.js';
+
+type State = ReturnType<typeof stateOf>;
+
+/** What `down` removed. */
+export interface DownReport {
+  runs: string[];
+  killedPids: number[];
+  databases: string[];
+  ports: number;
+}
+
+/**
+ * Tears down the lanes of the given runs (or of every run with `all`), whether their owner is
+ * alive, dead or kept: servers, databases, ports, and the lanes' records.
+ */
+export async function tearDownRuns(state: State, which: { runs?: string[]; all?: boolean }): Promise<DownReport> {
+  const known = new Set<string>();
+  for (const entry of (await state.lanes.read()).entries) known.add(entry.runId);
+  for (const entry of (await state.ports.file.read()).entries) known.add(entry.runId);
+  for (const entry of (await state.databases?.list()) ?? []) known.add(entry.runId);
+  const runs = which.all ? [...known] : (which.runs ?? []).filter((run) => known.has(run));
+  const report: DownReport = { runs, killedPids: [], databases: [], ports: 0 };
+  for (const runId of runs) {
+    const lanes = await state.lanes.update((doc) => {
+      const mine = doc.entries.filter((entry) => entry.runId === runId);
+      doc.entries = doc.entries.filter((entry) => entry.runId !== runId);
+      return mine;
+    });
+    for (const server of lanes.flatMap((lane) => lane.servers)) {
+      if (!isServerOfRun(server.pid, runId)) continue;
+      await killProcessGroup(server.pid, { timeout: 3_000 });
+      report.killedPids.push(server.pid);
+    }
+    if (state.databases) report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
+    report.ports += (await state.ports.releaseRun(runId)).length;
+  }
+  await state.databases?.close();
+  return report;
+}

@@ -1,0 +1,97 @@
+import { createConnection } from 'node:net';
+import { isPidAlive } from '../state/index.js';
+import type { LaneEntry } from '../lanes/lane-ledger.js';
+import { age, dim, green, red, table, yellow } from './format.js';
+import type { stateOf } from './context.js';
+
+type State = ReturnType<typeof stateOf>;
+
+/** One row of `status`: everything known about one lane. */
+export interface LaneStatus {
+  runId: string;
+  project: string;
+  worker?: number;
+  ports: Record<string, number>;
+  databaseName?: string;
+  servers: Array<{ name: string; pid: number; port?: number; alive: boolean; listening: boolean }>;
+  ownerPid: number;
+  ownerHost: string;
+  ownerAlive: boolean;
+  staleReason?: string;
+  kept: boolean;
+  createdAt: string;
+}
+
+/** Joins the ports, databases and lanes ledgers into one row per lane. */
+export async function collectStatus(state: State): Promise<LaneStatus[]> {
+  const [ports, databases, lanes] = await Promise.all([state.ports.list(), state.databases?.list() ?? [], state.lanes.read()]);
+  const key = (entry: { runId: string; project: string; worker?: number }) => JSON.stringify([entry.runId, entry.project, entry.worker ?? null]);
+  const rows = new Map<string, LaneStatus>();
+  const row = (entry: { runId: string; project: string; worker?: number; owner: LaneEntry['owner'] }, alive: boolean, reason?: string) => {
+    let found = rows.get(key(entry));
+    if (!found) {
+      found = {
+        runId: entry.runId,
+        project: entry.project,
+        ports: {},
+        servers: [],
+        ownerPid: entry.owner.pid,
+        ownerHost: entry.owner.host,
+        ownerAlive: alive,
+        kept: false,
+        createdAt: entry.owner.createdAt,
+        ...(entry.worker !== undefined ? { worker: entry.worker } : {}),
+        ...(reason ? { staleReason: reason } : {}),
+      };
+      rows.set(key(entry), found);
+    }
+    return found;
+  };
+  for (const entry of ports) row(entry, entry.alive, entry.staleReason).ports = entry.ports;
+  for (const entry of databases) row(entry, entry.alive, entry.staleReason).databaseName = entry.databaseName;
+  for (const entry of lanes.entries) {
+    const target = row(entry, isPidAlive(entry.owner.pid));
+    target.kept = Boolean(entry.kept);
+    target.servers = await Promise.all(
+      entry.servers.map(async (server) => ({
+        name: server.name,
+        pid: server.pid,
+        ...(server.port !== undefined ? { port: server.port } : {}),
+        alive: isPidAlive(server.pid),
+        listening: server.port !== undefined && (await accepts(server.port)),
+      })),
+    );
+  }
+  return [...rows.values()];
+}
+
+/** The `status` table. */
+export function formatStatus(rows: LaneStatus[]): string {
+  if (rows.length === 0) return 'No lanes.';
+  return table(
+    ['RUN', 'PROJECT', 'PORTS', 'DATABASE', 'SERVERS', 'OWNER', 'AGE'],
+    rows.map((row) => [
+      row.runId,
+      row.worker === undefined ? row.project : `${row.project} #${row.worker}`,
+      Object.entries(row.ports).map(([name, port]) => `${name}:${port}`).join(' ') || dim('-'),
+      row.databaseName ?? dim('-'),
+      row.servers.map((server) => `${server.name}:${server.pid} ${server.listening ? green('healthy') : server.alive ? yellow('not listening') : red('dead')}`).join(', ') || dim('-'),
+      `${row.ownerPid}@${row.ownerHost} ${row.kept ? yellow('kept') : row.ownerAlive ? green('alive') : red(`dead${row.staleReason ? ` (${row.staleReason})` : ''}`)}`,
+      age(row.createdAt),
+    ]),
+  );
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port (within 1 s). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}

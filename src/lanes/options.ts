@@ -1,0 +1,113 @@
+import { LanesError } from '../errors.js';
+import type { DatabaseAllocatorOptions } from '../databases/index.js';
+import type { ServerDefinition } from '../servers/index.js';
+
+/**
+ * Options of the database half of a lane: those of DatabaseAllocator, less what the lanes set
+ * themselves (state folder, run id, lease).
+ */
+export type LaneDatabaseOptions = Omit<DatabaseAllocatorOptions, 'stateDir' | 'runId' | 'leaseMs'>;
+
+/** Everything a lane needs: its servers, ports and database. One object for `withLanes` and `e2e-lanes up`. */
+export interface LanesOptions {
+  /**
+   * The processes every lane runs. Each gets `PORT`, `<NAME>_PORT`, `<NAME>_URL` and `DATABASE_URL`.
+   * @default []
+   */
+  servers?: ServerDefinition[];
+  /**
+   * Named ports of every lane.
+   * @default the port names of the servers, or ['backend', 'frontend'] without servers
+   */
+  ports?: string[];
+  /**
+   * Inclusive range ports are taken from. Also `E2E_LANES_PORT_RANGE=3100-5500`.
+   * @default [3100, 5500]
+   */
+  portRange?: [number, number];
+  /**
+   * The database of every lane; `false` runs lanes without a database.
+   * @default { migrations: 'prisma/migrations' } on an embedded PostgreSQL
+   */
+  database?: LaneDatabaseOptions | false;
+  /**
+   * One lane per project, or one per worker (`parallelIndex`) of every project.
+   * @default 'project'
+   */
+  isolation?: 'project' | 'worker';
+  /**
+   * Boot every selected project's lane in global setup, so boot failures show before any test.
+   * @default false
+   */
+  eager?: boolean;
+  /**
+   * Which server's URL becomes Playwright's `baseURL`.
+   * @default 'frontend' when such a server exists, else the last server with a port
+   */
+  baseURLServer?: string;
+  /**
+   * Keep lanes up after the run, for debugging. Also `E2E_LANES_KEEP=1`.
+   * @default false
+   */
+  keep?: boolean;
+  /**
+   * Folder of state files and logs. Also `E2E_LANES_STATE_DIR`.
+   * @default './test-results'
+   */
+  stateDir?: string;
+  /**
+   * Entries whose owner has not refreshed its heartbeat for this long are reaped.
+   * @default 120_000
+   */
+  leaseMs?: number;
+  /**
+   * Print servers' output to the console, prefixed `[project:server]`. Also `E2E_LANES_DEBUG=1`.
+   * @default false
+   */
+  debug?: boolean;
+}
+
+/** Port names a lane needs for its servers. */
+export function lanePortNames(options: LanesOptions): string[] {
+  if (options.ports) return [...options.ports];
+  const names = (options.servers ?? []).map((server) => server.port ?? server.name);
+  return names.length > 0 ? [...new Set(names)] : ['backend', 'frontend'];
+}
+
+/** The server whose URL is the lane's `baseURL`, or undefined. */
+export function baseServerName(options: LanesOptions): string | undefined {
+  const servers = options.servers ?? [];
+  if (options.baseURLServer !== undefined) {
+    if (!servers.some((server) => server.name === options.baseURLServer)) {
+      throw new LanesError('INVALID_OPTION', `baseURLServer ${JSON.stringify(options.baseURLServer)} is not the name of a server.`, {
+        hint: `Use one of: ${servers.map((server) => server.name).join(', ') || '(no servers defined)'}.`,
+      });
+    }
+    return options.baseURLServer;
+  }
+  if (servers.some((server) => server.name === 'frontend')) return 'frontend';
+  return servers.filter((server) => server.health !== false).at(-1)?.name;
+}
+
+/** True when lanes stay up after the run. */
+export function keepLanes(options: LanesOptions): boolean {
+  return options.keep ?? process.env.E2E_LANES_KEEP === '1';
+}
+
+/** Rejects options that cannot work, naming the option. */
+export function validateLanesOptions(options: LanesOptions): void {
+  if (options.isolation !== undefined && options.isolation !== 'project' && options.isolation !== 'worker') {
+    throw new LanesError('INVALID_OPTION', `Invalid isolation ${JSON.stringify(options.isolation)}.`, { hint: "Use 'project' or 'worker'." });
+  }
+  if (options.servers !== undefined && !Array.isArray(options.servers)) {
+    throw new LanesError('INVALID_OPTION', 'Option `servers` must be an array of server definitions.');
+  }
+  const names = new Set<string>();
+  for (const server of options.servers ?? []) {
+    if (names.has(server.name)) {
+      throw new LanesError('INVALID_OPTION', `Two servers are named ${JSON.stringify(server.name)}.`, { hint: 'Give every server a unique name.' });
+    }
+    names.add(server.name);
+  }
+  baseServerName(options);
+}

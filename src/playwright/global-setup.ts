@@ -1,0 +1,89 @@
+import type { FullConfig, FullProject } from '@playwright/test';
+import { existsSync } from 'node:fs';
+import { LanesError } from '../errors.js';
+import { LaneManager } from '../lanes/lane-manager.js';
+import { keepLanes } from '../lanes/options.js';
+import { progress } from '../log.js';
+import { browserNotFound, playwrightChromium } from './browser.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
+import { registry } from './registry.js';
+
+/**
+ * The toolkit's global setup (added by `withLanes`): reaps what dead runs left, gets Postgres and
+ * the template ready once, and starts the runner's lane service that workers ask for their lane.
+ * With `eager`, it boots every selected project's lane right away. If anything fails, what was
+ * started is torn down before the error is rethrown.
+ */
+export default async function globalSetup(config: FullConfig): Promise<void> {
+  const options = registry().options;
+  if (!options) {
+    throw new LanesError('CONFIG_INVALID', 'The e2e-lanes global setup ran without options.', {
+      hint: "Wrap your config with `withLanes(config, options)` from 'e2e-lanes/playwright' instead of adding the setup file by hand.",
+    });
+  }
+  const projects = selectedProjects(config);
+  assertBrowsers(projects);
+
+  const manager = new LaneManager(options);
+  let control: ControlServer | undefined;
+  let disposing: Promise<void> | undefined;
+  const onSigterm = (): void => {
+    // Playwright has no SIGTERM handling of its own: clean up, then die of the signal as usual.
+    const bound = setTimeout(() => process.exit(143), 30_000);
+    void dispose().finally(() => {
+      clearTimeout(bound);
+      process.kill(process.pid, 'SIGTERM');
+    });
+  };
+  const dispose = (): Promise<void> =>
+    (disposing ??= (async () => {
+      process.off('SIGTERM', onSigterm);
+      await control?.close();
+      await manager.teardown();
+    })());
+  process.once('SIGTERM', onSigterm);
+  registry().active = { manager, get control() { return control!; }, dispose };
+
+  try {
+    const started = Date.now();
+    const report = await manager.prepare();
+    if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
+      progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
+    }
+    if (report.template) {
+      const { name, built, durationMs } = report.template;
+      progress(built ? `template ${name} built in ${durationMs} ms` : `template ${name} cached (no migrations run)`);
+    }
+    control = await startControlServer(manager);
+    process.env[CONTROL_URL_ENV] = control.url;
+    process.env[CONTROL_TOKEN_ENV] = control.token;
+    if (options.eager) {
+      const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project');
+      await Promise.all(perProject.map((project) => manager.ensureLane(project.name)));
+    }
+    progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : ''})`);
+  } catch (error) {
+    await dispose().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The projects this invocation runs (respects `--project`). */
+function selectedProjects(config: FullConfig): FullProject[] {
+  const filtered = (config as FullConfig & { filteredProjects?: FullProject[] }).filteredProjects;
+  return filtered && filtered.length > 0 ? filtered : config.projects;
+}
+
+function laneIsolation(project: FullProject, fallback: 'project' | 'worker' | undefined): 'project' | 'worker' {
+  return (project.use as { laneIsolation?: 'project' | 'worker' }).laneIsolation ?? fallback ?? 'project';
+}
+
+/** Fails early, with the install command, when a Chromium project has no browser to run. */
+function assertBrowsers(projects: FullProject[]): void {
+  for (const project of projects) {
+    const use = project.use as { browserName?: string; channel?: string; launchOptions?: { executablePath?: string } };
+    if ((use.browserName ?? 'chromium') !== 'chromium' || use.channel) continue;
+    const path = use.launchOptions?.executablePath;
+    if (path ? !existsSync(path) : !playwrightChromium()) throw browserNotFound();
+  }
+}

@@ -1,0 +1,20 @@
+import type { LaneManager } from '../lanes/lane-manager.js';
+import type { LanesOptions } from '../lanes/options.js';
+import type { ControlServer } from './control-server.js';
+
+/**
+ * State shared between the config file (evaluated by `withLanes`) and the global setup and
+ * teardown, which Playwright runs in the same process. Kept on `globalThis` because Playwright
+ * may load these files through different module loaders.
+ */
+interface Registry {
+  options?: LanesOptions;
+  active?: { manager: LaneManager; control: ControlServer; dispose(): Promise<void> };
+}
+
+const KEY = Symbol.for('e2e-lanes.playwright.registry');
+
+export function registry(): Registry {
+  const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
+  return (holder[KEY] ??= {});
+}

@@ -1,0 +1,90 @@
+import { relative, resolve, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PlaywrightTestConfig } from '@playwright/test';
+import { LanesError } from '../errors.js';
+import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
+import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index.js';
+import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
+import { registry } from './registry.js';
+
+const SETUP = fileURLToPath(new URL('./global-setup.ts', import.meta.url));
+const TEARDOWN = fileURLToPath(new URL('./global-teardown.ts', import.meta.url));
+
+/** Options of {@link withLanes}: everything about the lanes (see LanesOptions). */
+export type WithLanesOptions = LanesOptions;
+
+/**
+ * Returns `config` with lanes: the toolkit's global setup runs before the user's own and its global
+ * teardown after the user's own; Playwright's output folder moves out of the way of the state files
+ * (`test-results/output` unless set); a system Chromium is used when Playwright's own is not
+ * installed. Everything else the user set is kept.
+ *
+ * Evaluated in the runner and in every worker: it only records options, and in the runner it fixes
+ * the run id and makes the runner the owner of the run.
+ */
+export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: WithLanesOptions = {}): PlaywrightTestConfig<T, W> {
+  validateLanesOptions(options);
+  registry().options = options;
+  if (process.env.TEST_WORKER_INDEX === undefined) {
+    resolveRunId();
+    claimRunOwnership();
+    if (options.isolation) process.env.E2E_LANES_ISOLATION = options.isolation;
+  }
+  const stateDir = resolveStateDir(options.stateDir);
+  const outputDir = config.outputDir ?? resolve('test-results', 'output');
+  for (const dir of [outputDir, ...(config.projects ?? []).map((project) => project.outputDir)]) {
+    if (dir !== undefined && contains(resolve(dir), stateDir)) {
+      throw new LanesError('CONFIG_INVALID', `Playwright's outputDir ${dir} contains the e2e-lanes state folder ${stateDir}; Playwright empties it at the start of every run.`, {
+        hint: "Set outputDir to a subfolder such as 'test-results/output', or move the state with the stateDir option (or E2E_LANES_STATE_DIR).",
+      });
+    }
+  }
+  return {
+    ...config,
+    outputDir,
+    globalSetup: [SETUP, ...toArray(config.globalSetup)],
+    globalTeardown: [...toArray(config.globalTeardown), TEARDOWN],
+    ...browserDefaults(config),
+  };
+}
+
+function toArray(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function contains(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+type LaunchLike = { executablePath?: string; args?: string[] };
+type UseLike = { browserName?: string; channel?: string; launchOptions?: LaunchLike } | undefined;
+
+/** Points Chromium projects at a system Chromium when Playwright's own is not installed. */
+function browserDefaults<T, W>(config: PlaywrightTestConfig<T, W>): Pick<PlaywrightTestConfig<T, W>, 'use' | 'projects'> {
+  if (playwrightChromium()) return {};
+  const executablePath = systemChromium();
+  if (!executablePath) return {}; // global setup reports BROWSER_NOT_FOUND with the fix
+  const top = config.use as UseLike;
+  const withSystemChromium = (use: UseLike): UseLike => {
+    if (use?.channel || use?.launchOptions?.executablePath) return use;
+    const launch = use?.launchOptions ?? {};
+    return { ...use, launchOptions: { ...launch, executablePath, args: [...(launch.args ?? []), ...SYSTEM_CHROMIUM_ARGS] } };
+  };
+  const topIsChromium = (top?.browserName ?? 'chromium') === 'chromium';
+  const result: Pick<PlaywrightTestConfig<T, W>, 'use' | 'projects'> = {
+    use: (topIsChromium ? withSystemChromium(top) : top) as PlaywrightTestConfig<T, W>['use'],
+  };
+  if (config.projects) {
+    result.projects = config.projects.map((project) => {
+      const use = project.use as UseLike;
+      const browser = use?.browserName ?? top?.browserName ?? 'chromium';
+      if (browser === 'chromium') return use?.launchOptions ? { ...project, use: withSystemChromium(use) as typeof project.use } : project;
+      // Another browser must not inherit the Chromium executable set at the top level.
+      if (topIsChromium && !use?.launchOptions) return { ...project, use: { ...use, launchOptions: top?.launchOptions ?? {} } as typeof project.use };
+      return project;
+    });
+  }
+  return result;
+}
