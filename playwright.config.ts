@@ -1,23 +1,28 @@
 import { defineConfig, devices } from '@playwright/test';
-import { withLanes } from 'e2e-lanes/playwright';
+import { withLanes, type LaneConfigOptions } from 'e2e-lanes/playwright';
 
 const node = [process.execPath, '--import', 'tsx'];
 
 export default withLanes(
-  defineConfig({
+  defineConfig<{}, LaneConfigOptions>({
     testDir: './e2e',
     fullyParallel: true,
     workers: 4,
     forbidOnly: !!process.env.CI,
     reporter: [['list'], ['html', { open: 'never', outputFolder: 'test-results/report' }]],
     use: { ...devices['Desktop Chrome'], trace: 'retain-on-failure' },
-    projects: [{ name: 'alpha' }, { name: 'beta' }, { name: 'gamma' }, { name: 'delta' }],
+    projects: [
+      // One lane per project: its workers share the lane.
+      ...['alpha', 'beta', 'gamma', 'delta'].map((name) => ({ name, testIgnore: /per-worker/ })),
+      // One lane per worker.
+      { name: 'per-worker', testMatch: /per-worker/, use: { laneIsolation: 'worker' } },
+    ],
   }),
   {
     servers: [
       { name: 'backend', command: [...node, 'demo/backend/server.ts'], health: '/health' },
       { name: 'frontend', command: [...node, 'demo/frontend/server.ts'], health: '/health', dependsOn: ['backend'] },
     ],
-    database: { migrations: 'prisma/migrations', seed: 'prisma/seed.ts' },
+    database: { migrations: 'prisma/migrations', seed: 'prisma/seed.ts', hashInputs: ['prisma/seed-data.ts'] },
   },
 );

@@ -21,6 +21,9 @@ export interface LaneWorkerFixtures {
   laneIsolation: 'project' | 'worker' | undefined;
 }
 
+/** Options e2e-lanes reads from a project's `use`: `defineConfig<{}, LaneConfigOptions>(…)`. */
+export type LaneConfigOptions = Pick<LaneWorkerFixtures, 'laneIsolation'>;
+
 /** How many lines of each server log are attached to a failing test. */
 const LOG_TAIL_LINES = 200;
 

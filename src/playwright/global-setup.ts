@@ -50,10 +50,8 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
       progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
     }
-    if (report.template) {
-      const { name, built, durationMs } = report.template;
-      progress(built ? `template ${name} built in ${durationMs} ms` : `template ${name} cached (no migrations run)`);
-    }
+    // A build is announced by the allocator itself; say so when nothing had to be built.
+    if (report.template && !report.template.built) progress(`template ${report.template.name} cached (no migrations run)`);
     control = await startControlServer(manager);
     process.env[CONTROL_URL_ENV] = control.url;
     process.env[CONTROL_TOKEN_ENV] = control.token;
