@@ -22,7 +22,8 @@ export type LanesErrorCode =
   | 'SERVER_PORT_IN_USE'
   | 'BROWSER_NOT_FOUND'
   | 'CONFIG_INVALID'
-  | 'LANE_NOT_FOUND';
+  | 'LANE_NOT_FOUND'
+  | 'INTERRUPTED';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

@@ -19,20 +19,21 @@ export interface GlobalOptions {
  * Loads the lanes options from a Playwright config that uses `withLanes` (the given file, or
  * `playwright.config.ts` in the current folder if it exists). Without one, defaults apply.
  */
-export async function loadLanesOptions(configFile: string | undefined): Promise<{ options: LanesOptions; file?: string }> {
+export async function loadLanesOptions(configFile: string | undefined): Promise<{ options: LanesOptions; file?: string; projects?: string[] }> {
   const file = configFile ? resolve(configFile) : ['playwright.config.ts', 'playwright.config.mts', 'playwright.config.js'].map((name) => resolve(name)).find(existsSync);
   if (!file) return { options: {} };
   if (!existsSync(file)) {
     throw new LanesError('CONFIG_INVALID', `Config file ${file} does not exist.`, { hint: 'Pass an existing file with --config.' });
   }
-  await import(pathToFileURL(file).href);
+  const module = (await import(pathToFileURL(file).href)) as { default?: { projects?: Array<{ name?: string }> } };
   const options = registry().options;
   if (!options) {
     throw new LanesError('CONFIG_INVALID', `${file} does not use withLanes().`, {
       hint: "Wrap the exported config with `withLanes(config, options)` from 'e2e-lanes/playwright', or pass another file with --config.",
     });
   }
-  return { options, file };
+  const projects = (module.default?.projects ?? []).map((project) => project.name ?? '');
+  return { options, file, projects };
 }
 
 /** The allocators and ledgers of a state folder, as the CLI uses them (for any run). */

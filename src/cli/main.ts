@@ -66,8 +66,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--show-secrets', 'print DATABASE_URL with its password')
     .action(async (opts: { project: string; showSecrets?: boolean }) => {
       const global = program.opts<GlobalOptions>();
-      const { options } = await loadLanesOptions(global.config);
-      await holdLane(options, opts.project, { showSecrets: Boolean(opts.showSecrets), ...(global.stateDir ? { stateDir: global.stateDir } : {}) });
+      const { options, projects } = await loadLanesOptions(global.config);
+      await holdLane(options, opts.project, {
+        showSecrets: Boolean(opts.showSecrets),
+        ...(global.stateDir ? { stateDir: global.stateDir } : {}),
+        ...(projects ? { projects } : {}),
+      });
     });
 
   program
