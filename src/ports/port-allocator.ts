@@ -18,6 +18,7 @@ import {
   type StaleEntry,
 } from '../state/index.js';
 import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, type ResolvedPortAllocatorOptions } from './options.js';
+import { dropClaims, foreignClaims, hostClaims, putClaim, type PortClaim } from './host-claims.js';
 import { isPortFree } from './probe.js';
 
 const debug = debugLogger('ports');
@@ -96,10 +97,12 @@ export class PortAllocator {
 
   readonly options: ResolvedPortAllocatorOptions;
   readonly file: StateFile<LedgerDocument<PortEntry>>;
+  readonly #claims: StateFile<LedgerDocument<PortClaim>>;
 
   constructor(options: PortAllocatorOptions = {}) {
     this.options = resolvePortAllocatorOptions(options);
     this.file = new StateFile(join(this.options.stateDir, PORTS_FILE), portsSpec);
+    this.#claims = hostClaims();
   }
 
   get runId(): string {
@@ -122,20 +125,27 @@ export class PortAllocator {
       let mine = live.find((candidate) => sameLane(candidate, key));
       const missing = names.filter((name) => mine?.ports[name] === undefined);
       if (missing.length > 0) {
-        const picked = await this.#pickFreePorts(missing.length, live, key);
-        if (!mine) {
-          mine = { ...key, owner: options.owner ?? newOwner(key.runId), ports: {} };
-          doc.entries.push(mine);
-        }
-        missing.forEach((name, index) => {
-          mine!.ports[name] = picked[index]!;
+        const lane = mine ?? { ...key, owner: options.owner ?? newOwner(key.runId), ports: {} };
+        // Lock order everywhere: the state folder's ledger, then the host-wide claims.
+        await this.#claims.update(async (claims) => {
+          const foreign = foreignClaims(claims, this.options.stateDir, this.options.leaseMs);
+          const picked = await this.#pickFreePorts(missing.length, live, key, foreign);
+          missing.forEach((name, index) => {
+            lane.ports[name] = picked[index]!;
+          });
+          putClaim(claims, this.options.stateDir, key, lane.owner, Object.values(lane.ports));
         });
+        if (!mine) doc.entries.push(lane);
+        mine = lane;
         debug('allocated %o to %s', mine.ports, describeLane(key));
       }
       mine!.owner.heartbeatAt = new Date().toISOString();
       return structuredClone(mine!);
     });
-    if (!options.owner) keepAlive(this.file as never, key.runId, this.options.leaseMs);
+    if (!options.owner) {
+      keepAlive(this.file as never, key.runId, this.options.leaseMs);
+      keepAlive(this.#claims as never, key.runId, this.options.leaseMs);
+    }
     return toAllocation(entry);
   }
 
@@ -143,11 +153,13 @@ export class PortAllocator {
   async releasePortsForProject(project: string, options: { worker?: number; runId?: string } = {}): Promise<boolean> {
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
-    return this.file.update((doc) => {
+    const released = await this.file.update((doc) => {
       const before = doc.entries.length;
       doc.entries = doc.entries.filter((entry) => !sameLane(entry, key));
       return doc.entries.length < before;
     });
+    if (released) await this.#unclaim([key]);
+    return released;
   }
 
   /** Releases every port of a run (this run by default); returns the released entries. */
@@ -158,6 +170,8 @@ export class PortAllocator {
       return gone;
     });
     stopKeepingAlive(this.file, runId);
+    stopKeepingAlive(this.#claims, runId);
+    await this.#unclaim(released);
     return released;
   }
 
@@ -174,30 +188,42 @@ export class PortAllocator {
 
   /** Removes entries whose owner is dead or whose lease expired; returns what was removed. */
   async reapStale(): Promise<StaleEntry<PortEntry>[]> {
-    return this.file.update((doc) => {
-      const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
-      doc.entries = live;
-      logReaped(stale);
-      return stale;
+    const stale = await this.file.update((doc) => {
+      const split = splitByLiveness(doc.entries, this.options.leaseMs);
+      doc.entries = split.live;
+      logReaped(split.stale);
+      return split.stale;
+    });
+    await this.#unclaim(stale.map((item) => item.entry));
+    return stale;
+  }
+
+  /** Forgets the host-wide claims of released lanes (dead owners' claims are pruned anyway). */
+  async #unclaim(keys: readonly LaneKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.#claims.update((claims) => dropClaims(claims, this.options.stateDir, keys)).catch((error: unknown) => {
+      debug('could not drop host claims: %O', error);
     });
   }
 
-  async #pickFreePorts(count: number, live: readonly PortEntry[], key: LaneKey): Promise<number[]> {
+  async #pickFreePorts(count: number, live: readonly PortEntry[], key: LaneKey, foreign: ReadonlySet<number>): Promise<number[]> {
     const held = new Map<number, PortEntry>();
     for (const entry of live) for (const port of Object.values(entry.ports)) held.set(port, entry);
     const [first, last] = this.options.range;
     const picked: number[] = [];
     let busy = 0;
+    let claimed = 0;
     for (let port = first; port <= last && picked.length < count; port++) {
       if (held.has(port)) continue;
-      if (await isPortFree(port)) picked.push(port);
+      if (foreign.has(port)) claimed++;
+      else if (await isPortFree(port)) picked.push(port);
       else busy++;
     }
-    if (picked.length < count) throw this.#exhausted(key, count, held, busy);
+    if (picked.length < count) throw this.#exhausted(key, count, held, busy, claimed);
     return picked;
   }
 
-  #exhausted(key: LaneKey, count: number, held: Map<number, PortEntry>, busy: number): LanesError {
+  #exhausted(key: LaneKey, count: number, held: Map<number, PortEntry>, busy: number, claimed: number): LanesError {
     const [first, last] = this.options.range;
     const holders = new Map<string, number>();
     for (const entry of held.values()) {
@@ -208,10 +234,11 @@ export class PortAllocator {
     return new LanesError(
       'PORT_RANGE_EXHAUSTED',
       `No ${count} free port(s) in range ${first}-${last} for ${describeLane(key)}: ` +
-        `${held.size} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ${busy} in use by other processes.`,
+        `${held.size} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
+        `${claimed} claimed by lanes of other state folders on this host, ${busy} in use by other processes.`,
       {
         hint: 'Widen the range (option `range`, or E2E_LANES_PORT_RANGE=3100-5500), stop the processes using those ports, or run `npx e2e-lanes gc` to reap lanes of dead runs.',
-        details: { range: [first, last], held: held.size, busy },
+        details: { range: [first, last], held: held.size, claimed, busy },
       },
     );
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { canBind, hasIpv6Loopback } from '../../src/ports/probe.js';
 import { PortAllocator, PORTS_FILE } from '../../src/ports/index.js';
@@ -10,6 +10,12 @@ import { exited, runFixture, startFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const FIXTURE = new URL('../fixtures/ports/allocate.ts', import.meta.url).pathname;
+
+// Every test gets its own host-wide claims file, so claims of earlier tests (owned by this live
+// process) do not shape later ones. Child processes inherit it through the environment.
+beforeEach(async (t) => {
+  process.env.E2E_LANES_HOST_STATE_DIR = await tempDir(t as never, 'e2e-lanes-host-');
+});
 
 function listen(t: { after(fn: () => unknown): void }, port: number, host: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -22,7 +28,7 @@ function listen(t: { after(fn: () => unknown): void }, port: number, host: strin
 
 /** A small range of ports that are all free right now, so tests do not depend on the host. */
 async function freeRange(size: number, from = 21_000): Promise<[number, number]> {
-  for (let start = from; start < 30_000; start += size) {
+  for (let start = from; start < from + 5_000; start += size) {
     let ok = true;
     for (let port = start; port < start + size && ok; port++) ok = await canBind(port, '127.0.0.1');
     if (ok) return [start, start + size - 1];
@@ -227,4 +233,18 @@ test('releases a project, and a whole run', async (t) => {
   assert.deepEqual((await allocator.list()).map((entry) => entry.project), ['b']);
   assert.equal((await allocator.releaseRun()).length, 1);
   assert.deepEqual(await allocator.list(), []);
+});
+
+test('keeps lanes of two state folders on one host apart before any server binds', async (t) => {
+  const range = await freeRange(4, 30_000);
+  const first = new PortAllocator({ stateDir: await tempDir(t), runId: 'repo-a', range });
+  const second = new PortAllocator({ stateDir: await tempDir(t), runId: 'repo-b', range });
+  const a = await first.allocatePortsForProject('web');
+  const b = await second.allocatePortsForProject('web');
+  const all = [...Object.values(a.ports), ...Object.values(b.ports)];
+  assert.equal(new Set(all).size, 4, `shared ports: ${all.join(',')}`);
+  await assert.rejects(second.allocatePortsForProject('more'), (error) => isLanesError(error, 'PORT_RANGE_EXHAUSTED') && /2 claimed by lanes of other state folders/.test(error.message));
+  await first.releaseRun();
+  const again = await second.allocatePortsForProject('more');
+  assert.deepEqual(Object.values(again.ports).sort(), Object.values(a.ports).sort());
 });
