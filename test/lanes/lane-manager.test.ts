@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isLanesError } from '../../src/errors.js';
+import { LaneManager } from '../../src/lanes/lane-manager.js';
+import type { LanesOptions } from '../../src/lanes/options.js';
+import { isPidAlive } from '../../src/state/index.js';
+import { FIXTURES, query, useTestDatabases } from '../databases/helpers.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SERVER = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+const db = useTestDatabases('lanes');
+
+function options(stateDir: string, extra: Partial<LanesOptions> = {}): LanesOptions & { runId: string } {
+  return {
+    runId: `lanes-${Math.random().toString(36).slice(2, 8)}`,
+    stateDir,
+    portRange: [35_000, 35_199],
+    servers: [
+      { name: 'api', command: [process.execPath, SERVER], health: '/health' },
+      // The web server refuses to start unless the api answers: dependsOn must order them.
+      { name: 'web', command: [process.execPath, SERVER], health: '/health', dependsOn: ['api'], env: ({ urls }) => ({ REQUIRE_URL: `${urls.api}/health` }) },
+    ],
+    database: { adminUrl: db.adminUrl, migrations: join(FIXTURES, 'basic/migrations'), seed: join(FIXTURES, 'basic/seed.ts'), prefix: db.prefix },
+    ...extra,
+  };
+}
+
+async function databaseExists(name: string): Promise<boolean> {
+  return (await query(db.adminUrl, 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length === 1;
+}
+
+test('boots a lane once however many workers ask at the same time, and tears it all down', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const manager = new LaneManager(options(stateDir));
+  t.after(() => manager.teardown({ keep: false }));
+  await manager.prepare();
+  const lanes = await Promise.all([manager.ensureLane('checkout'), manager.ensureLane('checkout'), manager.ensureLane('checkout')]);
+  assert.deepEqual(lanes[1], lanes[0]);
+  assert.deepEqual(lanes[2], lanes[0]);
+  const lane = lanes[0]!;
+  assert.equal(lane.baseURL, lane.urls.web, 'the last server with a health check is the base');
+  assert.equal((await fetch(`${lane.urls.web}/health`)).status, 200);
+  const env = (await (await fetch(`${lane.urls.api}/env`)).json()) as Record<string, string>;
+  assert.equal(env.PORT, String(lane.ports.api));
+  assert.equal(env.WEB_URL, lane.urls.web);
+  assert.equal(env.DATABASE_URL, lane.databaseUrl);
+  assert.equal(env.E2E_LANES_SERVER, 'api');
+  const items = await query<{ name: string }>(lane.databaseUrl!, 'SELECT name FROM "Item" ORDER BY id');
+  assert.deepEqual(items.map((row) => row.name), ['alpha', 'beta']);
+
+  const ledger = JSON.parse(await readFile(join(stateDir, 'allocated-lanes.json'), 'utf8')) as { entries: Array<{ status: string; servers: Array<{ pid: number }> }> };
+  assert.equal(ledger.entries.length, 1);
+  assert.equal(ledger.entries[0]!.status, 'up');
+  const pids = ledger.entries[0]!.servers.map((server) => server.pid);
+
+  await manager.teardown({ keep: false });
+  assert.ok(pids.every((pid) => !isPidAlive(pid)), 'servers survived teardown');
+  assert.equal(await databaseExists(lane.databaseName!), false);
+  for (const file of ['allocated-lanes.json', 'allocated-ports.json', 'allocated-databases.json']) {
+    const doc = JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { entries: Array<{ runId: string }> };
+    assert.deepEqual(doc.entries.filter((entry) => entry.runId === manager.runId), [], file);
+  }
+});
+
+test('gives each project, and each worker with worker isolation, a lane of its own', { timeout: 90_000 }, async (t) => {
+  const manager = new LaneManager(options(await tempDir(t), { servers: [] }));
+  t.after(() => manager.teardown({ keep: false }));
+  const [a, b, w0, w1] = await Promise.all([
+    manager.ensureLane('a'),
+    manager.ensureLane('b'),
+    manager.ensureLane('a', 0),
+    manager.ensureLane('a', 1),
+  ]);
+  const names = [a, b, w0, w1].map((lane) => lane.databaseName);
+  assert.equal(new Set(names).size, 4);
+  assert.match(w1.databaseName!, /_w1$/);
+  await query(a.databaseUrl!, `INSERT INTO "Item" (name) VALUES ('only in a')`);
+  const inB = await query<{ name: string }>(b.databaseUrl!, 'SELECT name FROM "Item"');
+  assert.ok(!inB.some((row) => row.name === 'only in a'));
+});
+
+test('a lane whose server never gets healthy fails with its log and leaves nothing behind', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const manager = new LaneManager(
+    options(stateDir, { servers: [{ name: 'api', command: [process.execPath, SERVER], health: '/health', timeout: 1_500, env: { HEALTH_STATUS: '503' } }] }),
+  );
+  t.after(() => manager.teardown({ keep: false }));
+  await assert.rejects(manager.ensureLane('broken'), (error) => {
+    assert.ok(isLanesError(error, 'SERVER_START_TIMEOUT'));
+    assert.match(error.message, /listening on \d+/);
+    return true;
+  });
+  for (const file of ['allocated-lanes.json', 'allocated-ports.json', 'allocated-databases.json']) {
+    const doc = JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { entries: Array<{ runId: string; project: string }> };
+    assert.deepEqual(doc.entries.filter((entry) => entry.project === 'broken'), [], file);
+  }
+  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
+  assert.deepEqual(left, []);
+});
