@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Thin entry: load TypeScript through tsx, then run the CLI.
+// Thin entry: tsx lets the CLI load a TypeScript playwright.config.ts; the CLI itself is built JS.
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await import('../dist/cli/main.js');
 process.exit(await main(process.argv.slice(2)));

@@ -1,4 +1,4 @@
-import { relative, resolve, isAbsolute } from 'node:path';
+import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlaywrightTestConfig } from '@playwright/test';
 import { LanesError } from '../errors.js';
@@ -7,8 +7,10 @@ import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index
 import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
 import { registry } from './registry.js';
 
-const SETUP = fileURLToPath(new URL('./global-setup.ts', import.meta.url));
-const TEARDOWN = fileURLToPath(new URL('./global-teardown.ts', import.meta.url));
+// `.ts` when run from source, `.js` when run from the built package.
+const EXT = extname(fileURLToPath(import.meta.url));
+const SETUP = fileURLToPath(new URL(`./global-setup${EXT}`, import.meta.url));
+const TEARDOWN = fileURLToPath(new URL(`./global-teardown${EXT}`, import.meta.url));
 
 /** Options of {@link withLanes}: everything about the lanes (see LanesOptions). */
 export type WithLanesOptions = LanesOptions;
