@@ -5,7 +5,7 @@
  */
 import pRetry, { AbortError } from 'p-retry';
 import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
-import { debugLogger } from '../log.js';
+import { debugLogger, warn } from '../log.js';
 import type { CloneStrategy } from './options.js';
 
 const debug = debugLogger('databases');
@@ -95,6 +95,25 @@ export async function dropDatabase(client: Client, name: string, serverVersion: 
     { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
   );
   return true;
+}
+
+/**
+ * Warns when `expected` more connections (lanes × servers × pool size) plus those open now come
+ * near what the server allows (over 80 % of `max_connections` less the reserved ones).
+ */
+export async function checkConnectionBudget(client: Client, expected: number): Promise<void> {
+  const { rows } = await client.query<{ max: number; reserved: number; used: number }>(
+    `SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved,
+            (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS used`,
+  );
+  const { max, reserved, used } = rows[0] ?? { max: 0, reserved: 0, used: 0 };
+  const available = max - reserved;
+  if (expected + used > 0.8 * available) {
+    warn(
+      `about ${expected} connections expected (option expectedConnections) + ${used} open now, but PostgreSQL allows ${available} ` +
+        `(max_connections ${max} − ${reserved} reserved): lanes may fail with "too many clients". Raise max_connections, or use fewer workers or smaller pools.`,
+    );
+  }
 }
 
 /** `55006 object_in_use`: "source database … is being accessed by other users" and friends. */

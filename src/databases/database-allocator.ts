@@ -4,9 +4,9 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { redactUrl } from '../redact.js';
 import {
+  currentHost,
   describeLane,
   keepAlive,
-  ledgerSpec,
   newOwner,
   sameLane,
   splitByLiveness,
@@ -15,73 +15,27 @@ import {
   validateProjectName,
   type LaneKey,
   type LedgerDocument,
-  type LedgerEntry,
 } from '../state/index.js';
-import { connectClient, describeTarget, ensurePostgres, serverVersionNum, withDatabase, type PostgresHandle } from '../postgres/index.js';
-import { cloneDatabase, dropDatabase, findDatabase } from './admin.js';
+import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, serverVersionNum, withDatabase, type PostgresHandle } from '../postgres/index.js';
+import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase } from './admin.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
+import { DATABASES_FILE, databasesSpec, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
+import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
+import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
 import { ensureTemplate, type TemplateInfo } from './template.js';
 
 const debug = debugLogger('databases');
 
-/** The database of one lane as stored in `allocated-databases.json` (URL with the password redacted). */
-export interface DatabaseEntry extends LedgerEntry {
-  databaseName: string;
-  /** Connection URL with the password replaced by `***`. */
-  databaseUrl: string;
-  /** The template it was cloned from. */
-  template: string;
-}
-
-/** What `allocateDatabaseForProject` returns. */
-export interface DatabaseAllocation {
-  project: string;
-  runId: string;
-  worker?: number;
-  databaseName: string;
-  /** Full connection URL of the lane's database, password included: hand it to the lane's servers only. */
-  databaseUrl: string;
-  /** The template of this allocator (`built` tells whether this process built it). */
-  template: TemplateInfo;
-}
-
-/** An entry as shown by `list()`: with its owner's liveness. */
-export interface DatabaseListing extends DatabaseEntry {
-  alive: boolean;
-  /** Why the entry counts as stale, when it does. */
-  staleReason?: string;
-}
-
-/** An entry removed by `reapStale()`. */
-export interface ReapedDatabase {
-  entry: DatabaseEntry;
-  reason: string;
-  /** False when the database was not dropped because the allocator did not create it (or it was gone). */
-  dropped: boolean;
-}
-
-export interface DatabaseLaneOptions {
-  /** For per-worker lanes: the worker's parallel index. */
-  worker?: number;
-}
-
-export const DATABASES_FILE = 'allocated-databases.json';
-const DATABASES_KIND = 'e2e-lanes/databases';
-
-const databasesSpec = ledgerSpec<DatabaseEntry>(DATABASES_KIND, (raw) => {
-  for (const field of ['databaseName', 'databaseUrl', 'template'] as const) {
-    if (typeof raw[field] !== 'string') throw new Error(`an entry lacks "${field}"`);
-  }
-  return raw as unknown as DatabaseEntry;
-});
-
 /**
  * One PostgreSQL database per lane, cloned from a template that is built once per hash of
  * (migrations + seed + PostgreSQL major + toolkit version). Allocations are idempotent per
- * (run, project[, worker]) across processes and recorded in `<stateDir>/allocated-databases.json`.
- * It only ever drops databases recorded in that ledger whose name is exactly the one it derives
- * for the entry's lane under its own prefix.
+ * (run, project[, worker]) across processes and recorded in `<stateDir>/allocated-databases.json`;
+ * on a server shared by several machines also in the server's registry (option `registry`), where
+ * a lease kept fresh by this process lets any machine reap the lanes of a dead one.
+ * It only ever drops databases recorded in the ledger or registry whose name is exactly the one it
+ * derives for the entry's lane under its own prefix.
  */
 export class DatabaseAllocator {
   static readonly #instances = new Map<string, DatabaseAllocator>();
@@ -106,12 +60,15 @@ export class DatabaseAllocator {
 
   readonly options: ResolvedDatabaseAllocatorOptions;
   readonly file: StateFile<LedgerDocument<DatabaseEntry>>;
+  readonly #shard: string | undefined;
   #server: Promise<PostgresHandle> | undefined;
   #prepared: Promise<TemplateInfo> | undefined;
+  #registry: Promise<LeaseKeeper | undefined> | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
     this.file = new StateFile(join(this.options.stateDir, DATABASES_FILE), databasesSpec);
+    this.#shard = currentShard();
   }
 
   get runId(): string {
@@ -123,8 +80,9 @@ export class DatabaseAllocator {
   }
 
   /**
-   * Ensures PostgreSQL (the given server or the embedded one) and the template, once per instance.
-   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`.
+   * Ensures PostgreSQL (the given server or the embedded one), the registry when one is used, and
+   * the template, once per instance.
+   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`.
    */
   prepare(): Promise<TemplateInfo> {
     this.#prepared ??= this.#prepare().catch((error: unknown) => {
@@ -135,14 +93,27 @@ export class DatabaseAllocator {
   }
 
   /**
+   * Where this allocator records lanes: `'postgres'` (the server's registry and the state file) or
+   * `'file'` (the state file only), as option `registry` resolves: `'auto'` is `'postgres'` when an
+   * admin URL is given (option, `E2E_LANES_DATABASE_URL` or `DATABASE_URL`), `'file'` for the
+   * embedded server.
+   */
+  registryKind(): 'postgres' | 'file' {
+    const mode = this.options.registry;
+    return mode === 'postgres' || (mode === 'auto' && resolveAdminUrl(this.options.adminUrl) !== undefined) ? 'postgres' : 'file';
+  }
+
+  /**
    * The database of `project` in this run: the same database every time the same lane asks, from
    * any process; a fresh clone of the template otherwise.
-   * @throws {LanesError} `DATABASE_CREATE_FAILED`, `INVALID_PROJECT_NAME`, and whatever `prepare()` throws.
+   * @throws {LanesError} `DATABASE_CREATE_FAILED`, `INVALID_PROJECT_NAME`, `RUN_ID_CONFLICT` (another
+   *   machine holds this lane: two machines use the same run id), and whatever `prepare()` throws.
    */
   async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
     const key = this.#key(project, options.worker);
     const template = await this.prepare();
     const server = await this.#postgres();
+    const leases = await this.#leases();
     const databaseName = laneDatabaseName(this.prefix, key);
     const entry = await this.file.update(async (doc) => {
       let mine = doc.entries.find((candidate) => sameLane(candidate, key) && this.#hasPrefix(candidate));
@@ -152,13 +123,17 @@ export class DatabaseAllocator {
         mine = undefined;
       }
       await this.#withAdmin(async (client, version) => {
-        if (await findDatabase(client, databaseName)) return;
-        try {
-          await cloneDatabase(client, databaseName, template.name, this.options.cloneStrategy, version);
-        } catch (error) {
-          throw createFailed(databaseName, template.name, server.adminUrl, error);
-        }
-        debug('cloned %s from %s for %s', databaseName, template.name, describeLane(key));
+        const create = async (): Promise<void> => {
+          if (await findDatabase(client, databaseName)) return;
+          try {
+            await cloneDatabase(client, databaseName, template.name, this.options.cloneStrategy, version);
+          } catch (error) {
+            throw createFailed(databaseName, template.name, server.adminUrl, error);
+          }
+          debug('cloned %s from %s for %s', databaseName, template.name, describeLane(key));
+        };
+        if (!leases) return create();
+        await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
       });
       if (!mine) {
         mine = {
@@ -167,6 +142,7 @@ export class DatabaseAllocator {
           databaseName,
           databaseUrl: redactUrl(withDatabase(server.adminUrl, databaseName)),
           template: template.name,
+          ...(this.#shard !== undefined ? { shard: this.#shard } : {}),
         };
         doc.entries.push(mine);
       }
@@ -179,6 +155,7 @@ export class DatabaseAllocator {
       return structuredClone(mine);
     });
     keepAlive(this.file as never, key.runId, this.options.leaseMs);
+    leases?.hold(databaseName);
     const allocation: DatabaseAllocation = {
       project: entry.project,
       runId: entry.runId,
@@ -192,58 +169,78 @@ export class DatabaseAllocator {
 
   /**
    * Drops the database of `project` in this run (even while sessions are connected) and forgets
-   * it. Resolves true if an entry was removed.
+   * it. Resolves true if an entry was removed. A lane that a live owner on another machine holds
+   * is left alone.
    * @throws {LanesError} `DATABASE_DROP_FAILED` (the entry is kept).
    */
   async releaseDatabaseForProject(project: string, options: DatabaseLaneOptions & { runId?: string } = {}): Promise<boolean> {
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
-    const removed = await this.#remove((entries) => entries.filter((entry) => sameLane(entry, key)));
+    const removed = await this.#remove(releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
     return removed.length > 0;
   }
 
   /**
    * Drops every database of a run (this run by default), one after the other, and forgets them.
+   * With a registry, that is every lane of the run on this machine, and those of other machines
+   * whose lease expired; lanes that live owners elsewhere hold are left alone.
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
-    const removed = await this.#remove((entries) => entries.filter((entry) => entry.runId === runId));
+    const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     stopKeepingAlive(this.file, runId);
     return removed.map(({ entry }) => entry);
   }
 
   /** Every entry with its owner's liveness, without changing anything. */
-  async list(): Promise<DatabaseListing[]> {
+  async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
     const doc = await this.file.read();
     const { stale } = splitByLiveness(doc.entries, this.options.leaseMs);
     const reasons = new Map(stale.map((item) => [item.entry, item.reason]));
-    return doc.entries.map((entry) => {
+    const local = doc.entries.map((entry): DatabaseListing => {
       const reason = reasons.get(entry);
       return reason === undefined ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: reason };
     });
+    if (options.scope !== 'server' || this.registryKind() === 'file') return local;
+    await this.#leases();
+    const server = await this.#postgres();
+    const rows = await this.#withAdmin((client) => readRows(client, { prefix: this.prefix }));
+    const known = new Set(rows.map((row) => row.databaseName));
+    const shared = rows.map((row): DatabaseListing => {
+      const verdict = judgeRow(row);
+      const entry = { ...rowToEntry(row, server.adminUrl), expiresAt: row.expiresAt };
+      return verdict.alive ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: verdict.reason };
+    });
+    return [...shared, ...local.filter((entry) => !known.has(entry.databaseName))];
   }
 
   /**
    * Drops the databases of dead owners and expired leases (under this allocator's prefix), then
-   * removes their entries. Entries naming a database this allocator would not create are removed
-   * without dropping anything.
+   * forgets them. With a registry this covers every machine using the server: another host's lanes
+   * go once their lease expired (its pids cannot be checked), this host's as soon as their owner
+   * pid is gone. Entries naming a database this allocator would not create are removed without
+   * dropping anything.
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async reapStale(): Promise<ReapedDatabase[]> {
-    const reasons = new Map<DatabaseEntry, string>();
-    const removed = await this.#remove((entries) => {
-      const { stale } = splitByLiveness(entries, this.options.leaseMs);
-      for (const { entry, reason } of stale) reasons.set(entry, reason);
-      return stale.map(({ entry }) => entry);
-    });
-    return removed.map(({ entry, dropped, original }) => {
-      const reason = reasons.get(original) ?? 'stale';
+    const pick: RemovalPick = {
+      ledger: (entries) => splitByLiveness(entries, this.options.leaseMs).stale,
+      row: (row) => {
+        const verdict = judgeRow(row);
+        return verdict.alive ? undefined : verdict.reason;
+      },
+    };
+    const removed = await this.#remove(pick, { wait: false });
+    for (const { entry, dropped, reason } of removed) {
       debug('reaped %s of %s (%s): %s', entry.databaseName, describeLane(entry), dropped ? 'dropped' : 'not dropped', reason);
-      return { entry, reason, dropped };
-    });
+    }
+    return removed;
   }
 
-  /** Releases this allocator's hold on PostgreSQL (e.g. its reference to the embedded server). Lanes stay allocated. */
+  /**
+   * Releases this allocator's hold on PostgreSQL (e.g. its reference to the embedded server). Lanes
+   * stay allocated, and their registry leases keep being renewed while this process lives.
+   */
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
@@ -258,7 +255,9 @@ export class DatabaseAllocator {
 
   async #prepare(): Promise<TemplateInfo> {
     const server = await this.#postgres();
-    if (this.options.expectedConnections !== undefined) await this.#checkConnectionBudget(this.options.expectedConnections);
+    await this.#leases();
+    const expected = this.options.expectedConnections;
+    if (expected !== undefined) await this.#withAdmin((client) => checkConnectionBudget(client, expected));
     return ensureTemplate({
       adminUrl: server.adminUrl,
       prefix: this.prefix,
@@ -284,6 +283,21 @@ export class DatabaseAllocator {
     return this.#server;
   }
 
+  /** The lease keeper when this allocator uses the server's registry (created on first use), else undefined. */
+  #leases(): Promise<LeaseKeeper | undefined> {
+    if (this.registryKind() === 'file') return Promise.resolve(undefined);
+    this.#registry ??= (async () => {
+      const server = await this.#postgres();
+      await this.#withAdmin((client) => ensureRegistry(client, describeTarget(server.adminUrl)));
+      const connect = (): Promise<Client> => connectClient(server.adminUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
+      return new LeaseKeeper(connect, this.options.leaseMs);
+    })().catch((error: unknown) => {
+      this.#registry = undefined;
+      throw error;
+    });
+    return this.#registry;
+  }
+
   async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
     const server = await this.#postgres();
     const client = await connectClient(server.adminUrl, { timeoutMs: this.options.connectTimeoutMs });
@@ -295,34 +309,66 @@ export class DatabaseAllocator {
   }
 
   /**
-   * Removes the entries (of this prefix) that `choose` picks, dropping each database one after the
-   * other when this allocator created it. Entries whose drop fails are kept and reported at the end.
+   * Under the lane's lock: records this process as the owner in the registry first (so a crash
+   * right after the clone still leaves a record to reap), then creates the database if needed.
    */
-  async #remove(choose: (entries: DatabaseEntry[]) => DatabaseEntry[]): Promise<{ entry: DatabaseEntry; original: DatabaseEntry; dropped: boolean }[]> {
+  async #claim(client: Client, key: LaneKey, databaseName: string, template: string, create: () => Promise<void>): Promise<void> {
+    let row: RegistryRow | undefined;
+    try {
+      row = await findRow(client, databaseName);
+    } catch (error) {
+      throw registryFailed(`read the lane registry for ${databaseName}`, error);
+    }
+    const claim = claimFor(row, key, currentHost(), this.options.stateDir);
+    if (claim === 'take' && row) {
+      const message = `taking over lane database ${databaseName} of ${describeLane(key)}: ${staleReason(row)}`;
+      if (row.host === currentHost()) debug(message);
+      else warn(`${message}. Another machine ran with the same run id before.`);
+    }
+    // A live owner of this run on this host keeps the row; anyone else writes itself in.
+    const mine = newOwner(key.runId);
+    const holder: Pick<RegistryRow, 'host' | 'pid' | 'pidStart' | 'stateDir'> =
+      claim === 'renew' && row
+        ? { host: row.host, pid: row.pid, pidStart: row.pidStart, stateDir: row.stateDir }
+        : { host: mine.host, pid: mine.pid, pidStart: mine.pidStart, stateDir: this.options.stateDir };
+    try {
+      await writeRow(client, { databaseName, prefix: this.prefix, ...key, shard: this.#shard, ...holder, template }, this.options.leaseMs);
+    } catch (error) {
+      throw registryFailed(`record ${databaseName} in the lane registry`, error);
+    }
+    try {
+      await create();
+    } catch (error) {
+      if (claim === 'insert') await deleteRow(client, databaseName).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Drops and forgets the databases `pick` chooses, one after the other: the ledger's entries and,
+   * with a registry, its rows (each under the lane's lock, checked again once locked; with
+   * `wait: false` a lane someone else is working on is skipped). Databases whose drop fails are
+   * kept and reported at the end.
+   */
+  async #remove(pick: RemovalPick, lock: { wait: boolean }): Promise<ReapedDatabase[]> {
+    const leases = await this.#leases();
     const failures: string[] = [];
     const removed = await this.file.update(async (doc) => {
-      const chosen = choose(doc.entries.filter((entry) => this.#hasPrefix(entry)));
-      if (chosen.length === 0) return [];
-      const gone: { entry: DatabaseEntry; original: DatabaseEntry; dropped: boolean }[] = [];
-      await this.#withAdmin(async (client, version) => {
-        for (const entry of chosen) {
-          if (!this.#created(entry)) {
-            warn(`not dropping database ${JSON.stringify(entry.databaseName)} recorded for ${describeLane(entry)} in ${this.file.path}: this allocator never creates a database of that name. The entry was removed.`);
-            gone.push({ entry: structuredClone(entry), original: entry, dropped: false });
-            continue;
-          }
-          try {
-            const existed = await dropDatabase(client, entry.databaseName, version);
-            gone.push({ entry: structuredClone(entry), original: entry, dropped: existed });
-            debug('dropped %s of %s', entry.databaseName, describeLane(entry));
-          } catch (error) {
-            failures.push(`${entry.databaseName}: ${messageOf(error)}`);
-          }
+      const ledger = doc.entries.filter((entry) => this.#hasPrefix(entry));
+      if (!leases && pick.ledger(ledger).length === 0) return [];
+      const server = await this.#postgres();
+      const gone = await this.#withAdmin(async (client, version) => {
+        const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
+        const done: { target: RemovalTarget; dropped: boolean }[] = [];
+        for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
+          const dropped = await this.#removeOne(client, version, target, pick, lock, leases, failures);
+          if (dropped !== undefined) done.push({ target, dropped });
         }
+        return done;
       });
-      const originals = new Set(gone.map(({ original }) => original));
-      doc.entries = doc.entries.filter((entry) => !originals.has(entry));
-      return gone;
+      const forget = new Set(gone.flatMap(({ target }) => target.ledger));
+      doc.entries = doc.entries.filter((entry) => !forget.has(entry));
+      return gone.map(({ target, dropped }) => ({ entry: structuredClone(target.entry), reason: target.reason, dropped }));
     });
     if (failures.length > 0) {
       throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s): ${failures.join('; ')}`, {
@@ -331,6 +377,48 @@ export class DatabaseAllocator {
       });
     }
     return removed;
+  }
+
+  /** Drops one database and forgets its records; resolves whether it was dropped, or undefined when it was kept. */
+  async #removeOne(
+    client: Client,
+    version: number,
+    target: RemovalTarget,
+    pick: RemovalPick,
+    lock: { wait: boolean },
+    leases: LeaseKeeper | undefined,
+    failures: string[],
+  ): Promise<boolean | undefined> {
+    const drop = async (): Promise<boolean | undefined> => {
+      if (!this.#created(target.entry)) {
+        const where = target.row ? `the lane registry of ${describeTarget((await this.#postgres()).adminUrl)}` : this.file.path;
+        warn(`not dropping database ${JSON.stringify(target.databaseName)} recorded for ${describeLane(target.entry)} in ${where}: this allocator never creates a database of that name. The entry was removed.`);
+        return false;
+      }
+      try {
+        const existed = await dropDatabase(client, target.databaseName, version);
+        debug('dropped %s of %s', target.databaseName, describeLane(target.entry));
+        return existed;
+      } catch (error) {
+        failures.push(`${target.databaseName}: ${messageOf(error)}`);
+        return undefined;
+      }
+    };
+    if (!target.row || !leases) return drop();
+    const outcome = await withLaneLock(client, target.databaseName, lock, async () => {
+      const fresh = await findRow(client, target.databaseName);
+      if (fresh && pick.row(fresh) === undefined) return undefined; // renewed or taken over meanwhile
+      leases.forget([target.databaseName]);
+      const dropped = await drop();
+      if (dropped === undefined) {
+        if (fresh?.host === currentHost()) leases.hold(target.databaseName);
+        return undefined;
+      }
+      if (fresh) await deleteRow(client, target.databaseName);
+      return dropped;
+    });
+    if (!outcome.locked) debug('skipping %s: another process is working on it', target.databaseName);
+    return outcome.locked ? outcome.value : undefined;
   }
 
   /** The entry belongs to this allocator's prefix (entries of other prefixes are left alone). */
@@ -356,26 +444,9 @@ export class DatabaseAllocator {
     return key;
   }
 
-  async #checkConnectionBudget(expected: number): Promise<void> {
-    const { max, reserved, used } = await this.#withAdmin(async (client) => {
-      const { rows } = await client.query<{ max: number; reserved: number; used: number }>(
-        `SELECT current_setting('max_connections')::int AS max, current_setting('superuser_reserved_connections')::int AS reserved,
-                (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS used`,
-      );
-      return rows[0] ?? { max: 0, reserved: 0, used: 0 };
-    });
-    const available = max - reserved;
-    if (expected + used > 0.8 * available) {
-      warn(
-        `about ${expected} connections expected (option expectedConnections) + ${used} open now, but PostgreSQL allows ${available} ` +
-          `(max_connections ${max} − ${reserved} reserved): lanes may fail with "too many clients". Raise max_connections, or use fewer workers or smaller pools.`,
-      );
-    }
-  }
-
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
     const fingerprint = (o: ResolvedDatabaseAllocatorOptions): string =>
-      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy]);
+      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry]);
     if (fingerprint(resolved) !== fingerprint(this.options)) {
       throw new LanesError(
         'INVALID_OPTION',
@@ -399,4 +470,13 @@ function createFailed(databaseName: string, template: string, adminUrl: string, 
     cause: error,
     details: { databaseName, template, code },
   });
+}
+
+/** The registry rows of a prefix (and run). @throws {LanesError} `REGISTRY_FAILED` */
+async function readRows(client: Client, filter: { prefix: string; runId?: string }): Promise<RegistryRow[]> {
+  try {
+    return await selectRows(client, filter);
+  } catch (error) {
+    throw registryFailed('read the lane registry', error);
+  }
 }

@@ -1,12 +1,14 @@
+export { DatabaseAllocator } from './database-allocator.js';
 export {
-  DatabaseAllocator,
   DATABASES_FILE,
   type DatabaseAllocation,
   type DatabaseEntry,
   type DatabaseListing,
   type DatabaseLaneOptions,
+  type DatabaseListOptions,
   type ReapedDatabase,
-} from './database-allocator.js';
+} from './entries.js';
+export { REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
 export {
   type DatabaseAllocatorOptions,
   type CommandStep,
@@ -14,6 +16,7 @@ export {
   DEFAULT_MIGRATIONS_DIR,
   DEFAULT_CLONE_STRATEGY,
   REBUILD_ENV,
+  REGISTRY_ENV,
 } from './options.js';
 export {
   applyMigrations,

@@ -3,6 +3,7 @@ import { LanesError } from '../errors.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
+import type { RegistryMode } from './registry.js';
 
 /** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
 export interface CommandStep {
@@ -97,6 +98,15 @@ export interface DatabaseAllocatorOptions {
    * @default no check
    */
   expectedConnections?: number;
+  /**
+   * Where lane databases and their owners are recorded. `'postgres'`: in a registry table
+   * (`e2e_lanes.lane_databases`) of the server itself, besides the local state file, so machines
+   * that share the server (CI shards) see each other's lanes and reap those whose lease expired.
+   * `'file'`: in the local state file only (one machine per server). `'auto'`: `'postgres'` for a
+   * given admin URL, `'file'` for the embedded server. Also `E2E_LANES_REGISTRY`.
+   * @default 'auto'
+   */
+  registry?: RegistryMode;
 }
 
 export interface ResolvedDatabaseAllocatorOptions {
@@ -113,12 +123,14 @@ export interface ResolvedDatabaseAllocatorOptions {
   connectTimeoutMs: number;
   embedded: EnsurePostgresOptions['embedded'];
   expectedConnections: number | undefined;
+  registry: RegistryMode;
 }
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
 export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const REBUILD_ENV = 'E2E_LANES_REBUILD';
+export const REGISTRY_ENV = 'E2E_LANES_REGISTRY';
 
 /** Resolves every option to its final value, in one place, rejecting bad values at the call. */
 export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
@@ -137,7 +149,17 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     embedded: options.embedded,
     expectedConnections:
       options.expectedConnections === undefined ? undefined : positive('expectedConnections', options.expectedConnections),
+    registry: resolveRegistryMode(options.registry),
   };
+}
+
+function resolveRegistryMode(value: unknown): RegistryMode {
+  const fromEnv = process.env[REGISTRY_ENV]?.trim();
+  const chosen = value ?? (fromEnv || 'auto');
+  if (chosen === 'auto' || chosen === 'postgres' || chosen === 'file') return chosen;
+  throw new LanesError('INVALID_OPTION', `Invalid registry ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_ENV})` : ''}.`, {
+    hint: "Option `registry` (or E2E_LANES_REGISTRY) takes 'auto', 'postgres' or 'file'.",
+  });
 }
 
 function resolveMigrations(value: DatabaseAllocatorOptions['migrations']): string | CommandStep | false {

@@ -6,6 +6,7 @@ export {
   OWNER_PID_ENV,
   resolveRunId,
   generateRunId,
+  validateRunId,
   resolveOwnerPid,
   claimRunOwnership,
   newOwner,
@@ -24,5 +25,6 @@ export {
   splitByLiveness,
   validateProjectName,
 } from './ledger.js';
+export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, SHARD_ENV, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';
 export { keepAlive, stopKeepingAlive, beatAll } from './heartbeat.js';
 export { resolveStateDir, resolveLeaseMs, STATE_DIR_ENV, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';

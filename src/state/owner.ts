@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { ciRunId } from './ci.js';
 
 /** Who holds an allocation: recorded with every entry of every state file. */
 export interface Owner {
@@ -27,16 +28,31 @@ export function currentHost(): string {
 }
 
 /**
- * The run id: the explicit option, else `E2E_LANES_RUN_ID`, else a new id generated once per
- * process and exported to `E2E_LANES_RUN_ID` so child processes (Playwright workers) share it.
+ * The run id: the explicit option, else `E2E_LANES_RUN_ID`, else on CI an id derived from the
+ * vendor's run variables and the Playwright shard (see {@link ciRunId}), else a new random id.
+ * A derived or generated id is exported to `E2E_LANES_RUN_ID` so child processes (Playwright
+ * workers) share it.
  */
 export function resolveRunId(explicit?: string): string {
   if (explicit !== undefined) return validateRunId(explicit);
   const fromEnv = process.env[RUN_ID_ENV];
   if (fromEnv) return validateRunId(fromEnv);
-  const generated = generateRunId();
-  process.env[RUN_ID_ENV] = generated;
+  const fromCi = ciRunId();
+  const generated = fromCi ? uniqueInvocation(fromCi) : generateRunId();
+  process.env[RUN_ID_ENV] = validateRunId(generated);
   return generated;
+}
+
+/**
+ * A CI id names the pipeline, job and shard, but one job may start several runs (a monorepo's
+ * packages in parallel, a retry loop): a short random part keeps each invocation's lanes apart.
+ * It goes before the shard, so `…-s2of4` stays readable at the end.
+ */
+function uniqueInvocation(ciId: string): string {
+  const random = randomBytes(3).toString('hex');
+  const shard = /-s\d+of\d+$/.exec(ciId)?.[0] ?? '';
+  const head = ciId.slice(0, ciId.length - shard.length).slice(0, 64 - shard.length - random.length - 1);
+  return `${head}-${random}${shard}`;
 }
 
 /** A short, sortable, random run id such as `r20261121t2330-4f9a1c`. */
@@ -45,7 +61,8 @@ export function generateRunId(now = new Date()): string {
   return `r${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-function validateRunId(runId: string): string {
+/** Accepts 1-64 characters of `[A-Za-z0-9._-]` starting with a letter or digit. */
+export function validateRunId(runId: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(runId)) {
     throw new TypeError(
       `Invalid run id ${JSON.stringify(runId)}: use 1-64 characters of letters, digits, '.', '_' or '-' ` +

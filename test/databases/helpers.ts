@@ -3,6 +3,7 @@ import { cp } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import pg from 'pg';
+import { REGISTRY_TABLE } from '../../src/databases/index.js';
 import { getTestPostgres } from '../helpers/postgres.js';
 
 /** The migration fixtures folder. */
@@ -11,7 +12,8 @@ export const FIXTURES = fileURLToPath(new URL('../fixtures/migrations/', import.
 /**
  * Per test file: a PostgreSQL server and a prefix unique to this file and this run (so test files
  * can run concurrently against one server). After the file, every database whose name starts with
- * the prefix is dropped, templates included, whatever the tests left behind.
+ * the prefix is dropped, templates included, whatever the tests left behind, and so are the
+ * prefix's rows in the lane registry.
  */
 export function useTestDatabases(name: string): { readonly adminUrl: string; readonly prefix: string } {
   const prefix = `t${name}${randomBytes(3).toString('hex')}`.slice(0, 16);
@@ -23,6 +25,7 @@ export function useTestDatabases(name: string): { readonly adminUrl: string; rea
     if (!server) return;
     try {
       await dropDatabasesStartingWith(server.adminUrl, `${prefix}_`);
+      await query(server.adminUrl, `DELETE FROM ${REGISTRY_TABLE} WHERE prefix = $1`, [prefix]).catch(() => undefined); // no registry yet: nothing to do
     } finally {
       await server.release();
     }

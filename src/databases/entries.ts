@@ -1,0 +1,72 @@
+/**
+ * The records of lane databases: what the ledger file stores, what the allocator returns and lists.
+ */
+import { ledgerSpec, type LedgerEntry } from '../state/index.js';
+import type { TemplateInfo } from './template.js';
+
+/** The database of one lane as stored in `allocated-databases.json` (URL with the password redacted). */
+export interface DatabaseEntry extends LedgerEntry {
+  databaseName: string;
+  /** Connection URL with the password replaced by `***`. */
+  databaseUrl: string;
+  /** The template it was cloned from. */
+  template: string;
+  /** The Playwright shard of the run that allocated it, e.g. `2/4`. */
+  shard?: string;
+}
+
+/** What `allocateDatabaseForProject` returns. */
+export interface DatabaseAllocation {
+  project: string;
+  runId: string;
+  worker?: number;
+  databaseName: string;
+  /** Full connection URL of the lane's database, password included: hand it to the lane's servers only. */
+  databaseUrl: string;
+  /** The template of this allocator (`built` tells whether this process built it). */
+  template: TemplateInfo;
+}
+
+/** An entry as shown by `list()`: with its owner's liveness. */
+export interface DatabaseListing extends DatabaseEntry {
+  alive: boolean;
+  /** Why the entry counts as stale, when it does. */
+  staleReason?: string;
+  /** End of the registry lease (server clock), for entries read from the registry. */
+  expiresAt?: string;
+}
+
+/** An entry removed by `reapStale()`. */
+export interface ReapedDatabase {
+  entry: DatabaseEntry;
+  reason: string;
+  /** False when the database was not dropped because the allocator did not create it (or it was gone). */
+  dropped: boolean;
+}
+
+export interface DatabaseLaneOptions {
+  /** For per-worker lanes: the worker's parallel index. */
+  worker?: number;
+}
+
+/** Options of {@link DatabaseAllocator.list}. */
+export interface DatabaseListOptions {
+  /**
+   * `'host'`: the lanes recorded in this state folder. `'server'`: every lane of this prefix the
+   * server's registry knows, from every machine (plus local entries it does not know); the same
+   * as `'host'` without a registry.
+   * @default 'host'
+   */
+  scope?: 'host' | 'server';
+}
+
+export const DATABASES_FILE = 'allocated-databases.json';
+const DATABASES_KIND = 'e2e-lanes/databases';
+
+/** The ledger `allocated-databases.json`: one entry per lane database of this state folder. */
+export const databasesSpec = ledgerSpec<DatabaseEntry>(DATABASES_KIND, (raw) => {
+  for (const field of ['databaseName', 'databaseUrl', 'template'] as const) {
+    if (typeof raw[field] !== 'string') throw new Error(`an entry lacks "${field}"`);
+  }
+  return raw as unknown as DatabaseEntry;
+});

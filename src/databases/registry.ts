@@ -1,0 +1,259 @@
+/**
+ * The registry of lane databases kept in the PostgreSQL server itself, for servers shared by
+ * several machines (CI shards): one row per lane database with its owner (host, pid, run, shard)
+ * and a lease that the owner renews. Any machine can judge any row: leases decide for other
+ * hosts (their pids cannot be checked), the pid check still applies on the row's own host. All
+ * times are the server's clock, so machines with skewed clocks agree. Rows of one database are
+ * changed only under an advisory lock on its name, taken in the maintenance database.
+ * @internal
+ */
+import type { Client } from 'pg';
+import { LanesError, messageOf } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { currentHost, isPidAlive, pidStartTime, type OwnerVerdict } from '../state/owner.js';
+import { sha256Hex } from './names.js';
+
+const debug = debugLogger('registry');
+
+/** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
+export type RegistryMode = 'auto' | 'postgres' | 'file';
+
+/** The schema of the registry, in the database of the admin URL. */
+export const REGISTRY_SCHEMA = 'e2e_lanes';
+
+/** The table of the registry. */
+export const REGISTRY_TABLE = `${REGISTRY_SCHEMA}.lane_databases`;
+
+/** The format of the registry, kept in the table's comment: a table with another comment is brought up to date. */
+const REGISTRY_COMMENT = 'e2e-lanes: lane databases and their owners (format 2)';
+
+/**
+ * The SQL that creates the registry, or brings an older one up to date (run idempotently under an
+ * advisory lock; also in docs/ci.md).
+ */
+export const REGISTRY_DDL = `CREATE SCHEMA IF NOT EXISTS ${REGISTRY_SCHEMA};
+CREATE TABLE IF NOT EXISTS ${REGISTRY_TABLE} (
+  database_name text PRIMARY KEY,
+  prefix text NOT NULL,
+  run_id text NOT NULL,
+  project text NOT NULL,
+  worker integer,
+  shard text,
+  host text NOT NULL,
+  pid integer NOT NULL,
+  pid_start bigint,
+  state_dir text,
+  template text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+ALTER TABLE ${REGISTRY_TABLE} ADD COLUMN IF NOT EXISTS state_dir text;
+CREATE INDEX IF NOT EXISTS lane_databases_prefix_run ON ${REGISTRY_TABLE} (prefix, run_id);
+COMMENT ON TABLE ${REGISTRY_TABLE} IS '${REGISTRY_COMMENT}';`;
+
+/** One lane database as the registry records it. */
+export interface RegistryRow {
+  databaseName: string;
+  /** The allocator prefix the database was created under. */
+  prefix: string;
+  runId: string;
+  project: string;
+  worker?: number;
+  /** The Playwright shard of the owner, e.g. `2/4`. */
+  shard?: string;
+  host: string;
+  pid: number;
+  pidStart?: number;
+  /** The owner's state folder (on its host): processes of one run share it, two runs do not. */
+  stateDir?: string;
+  /** The template it was cloned from. */
+  template: string;
+  createdAt: string;
+  heartbeatAt: string;
+  /** The lease: past this time (server clock) any machine may reap the database. */
+  expiresAt: string;
+  /** True when the lease had expired when the row was read (judged by the server's clock). */
+  expired: boolean;
+}
+
+/** What an owner writes when it claims a lane database. */
+export type RegistryClaim = Omit<RegistryRow, 'createdAt' | 'heartbeatAt' | 'expiresAt' | 'expired'>;
+
+const COLUMNS = `database_name, prefix, run_id, project, worker, shard, host, pid, pid_start::text AS pid_start, state_dir, template,
+  created_at, heartbeat_at, expires_at, expires_at < now() AS expired`;
+
+/** `now() + leaseMs` on the server. */
+const LEASE = `now() + ($1::float8 * interval '1 millisecond')`;
+
+/**
+ * Creates the registry schema and table if they are missing, or brings an older table up to date.
+ * Concurrent first runs are serialised by a transaction-level advisory lock (`CREATE … IF NOT
+ * EXISTS` alone races on the catalog).
+ * @throws {LanesError} `REGISTRY_FAILED` when the admin user may not create them.
+ */
+export async function ensureRegistry(client: Client, where: string): Promise<void> {
+  try {
+    const { rows } = await client.query<{ comment: string | null }>(`SELECT obj_description(to_regclass($1), 'pg_class') AS comment`, [REGISTRY_TABLE]);
+    if (rows[0]?.comment === REGISTRY_COMMENT) return;
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1::int8)', [advisoryKey('registry')]);
+      await client.query(REGISTRY_DDL);
+      await client.query('COMMIT');
+      debug('registry %s ready on %s', REGISTRY_TABLE, where);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    throw registryFailed(`create the lane registry ${REGISTRY_TABLE} on ${where}`, error);
+  }
+}
+
+/** Rows of `prefix`, optionally of one run, oldest first. */
+export async function selectRows(client: Client, filter: { prefix: string; runId?: string }): Promise<RegistryRow[]> {
+  const { rows } = await client.query<RawRow>(
+    `SELECT ${COLUMNS} FROM ${REGISTRY_TABLE} WHERE prefix = $1 AND ($2::text IS NULL OR run_id = $2) ORDER BY created_at, database_name`,
+    [filter.prefix, filter.runId ?? null],
+  );
+  return rows.map(toRow);
+}
+
+/** The row of one database, if any. */
+export async function findRow(client: Client, databaseName: string): Promise<RegistryRow | undefined> {
+  const { rows } = await client.query<RawRow>(`SELECT ${COLUMNS} FROM ${REGISTRY_TABLE} WHERE database_name = $1`, [databaseName]);
+  return rows[0] && toRow(rows[0]);
+}
+
+/** Records `claim` as the owner of its database with a fresh lease (inserting, or taking the row over). */
+export async function writeRow(client: Client, claim: RegistryClaim, leaseMs: number): Promise<void> {
+  await client.query(
+    `INSERT INTO ${REGISTRY_TABLE} (database_name, prefix, run_id, project, worker, shard, host, pid, pid_start, state_dir, template, expires_at)
+     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ${LEASE})
+     ON CONFLICT (database_name) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, pid_start = EXCLUDED.pid_start,
+       state_dir = EXCLUDED.state_dir, shard = EXCLUDED.shard, heartbeat_at = now(), expires_at = EXCLUDED.expires_at`,
+    [
+      leaseMs,
+      claim.databaseName,
+      claim.prefix,
+      claim.runId,
+      claim.project,
+      claim.worker ?? null,
+      claim.shard ?? null,
+      claim.host,
+      claim.pid,
+      claim.pidStart ?? null,
+      claim.stateDir ?? null,
+      claim.template,
+    ],
+  );
+}
+
+/**
+ * Renews the leases of `names` held by `host`, as long as they have not expired: an expired lease
+ * is never renewed, so a reaper that saw it expired can rely on that. Resolves the names renewed.
+ */
+export async function renewLeases(client: Client, names: readonly string[], host: string, leaseMs: number): Promise<string[]> {
+  if (names.length === 0) return [];
+  const { rows } = await client.query<{ database_name: string }>(
+    `UPDATE ${REGISTRY_TABLE} SET heartbeat_at = now(), expires_at = ${LEASE}
+     WHERE database_name = ANY($2::text[]) AND host = $3 AND expires_at >= now() RETURNING database_name`,
+    [leaseMs, names, host],
+  );
+  return rows.map((row) => row.database_name);
+}
+
+/** Forgets the row of one database. */
+export async function deleteRow(client: Client, databaseName: string): Promise<void> {
+  await client.query(`DELETE FROM ${REGISTRY_TABLE} WHERE database_name = $1`, [databaseName]);
+}
+
+/**
+ * Runs `fn` holding the advisory lock of one lane database (a session lock on `client`'s
+ * database). With `wait: false`, resolves `{ locked: false }` at once when someone else holds it.
+ */
+export async function withLaneLock<T>(client: Client, databaseName: string, options: { wait: boolean }, fn: () => Promise<T>): Promise<{ locked: true; value: T } | { locked: false }> {
+  const key = advisoryKey(`lane:${databaseName}`);
+  if (options.wait) {
+    await client.query('SELECT pg_advisory_lock($1::int8)', [key]);
+  } else {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
+    if (!rows[0]?.ok) return { locked: false };
+  }
+  try {
+    return { locked: true, value: await fn() };
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch((error: unknown) => debug('unlocking %s failed: %s', databaseName, messageOf(error)));
+  }
+}
+
+/**
+ * Whether the owner of a row still holds it: on the row's own host its pid must be alive (and the
+ * same process); on any host its lease must not have expired.
+ */
+export function judgeRow(row: RegistryRow, host = currentHost()): OwnerVerdict {
+  if (row.host === host) {
+    if (!isPidAlive(row.pid)) return { alive: false, reason: `owner pid ${row.pid} on ${row.host} is gone` };
+    if (row.pidStart !== undefined) {
+      const start = pidStartTime(row.pid);
+      if (start !== undefined && start !== row.pidStart) return { alive: false, reason: `owner pid ${row.pid} now belongs to another process` };
+    }
+  }
+  if (row.expired) return { alive: false, reason: `lease of ${row.host} (pid ${row.pid}) expired at ${row.expiresAt}` };
+  return { alive: true };
+}
+
+/** A `REGISTRY_FAILED` error for a failed registry operation. */
+export function registryFailed(what: string, error: unknown): LanesError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const hint =
+    code === '42501'
+      ? `The admin user may not create the schema ${REGISTRY_SCHEMA}: grant it (GRANT CREATE ON DATABASE <admin database> TO <user>), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
+      : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (E2E_LANES_REGISTRY=file) when only one machine uses this server.`;
+  return new LanesError('REGISTRY_FAILED', `Could not ${what}: ${messageOf(error)}`, { hint, cause: error, details: { code } });
+}
+
+/** A signed 64-bit advisory lock key for `e2e-lanes:<name>`, as text for `::int8`. */
+export function advisoryKey(name: string): string {
+  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:${name}`).slice(0, 16)}`)).toString();
+}
+
+interface RawRow {
+  database_name: string;
+  prefix: string;
+  run_id: string;
+  project: string;
+  worker: number | null;
+  shard: string | null;
+  host: string;
+  pid: number;
+  pid_start: string | null;
+  state_dir: string | null;
+  template: string;
+  created_at: Date;
+  heartbeat_at: Date;
+  expires_at: Date;
+  expired: boolean;
+}
+
+function toRow(raw: RawRow): RegistryRow {
+  const row: RegistryRow = {
+    databaseName: raw.database_name,
+    prefix: raw.prefix,
+    runId: raw.run_id,
+    project: raw.project,
+    host: raw.host,
+    pid: raw.pid,
+    template: raw.template,
+    createdAt: raw.created_at.toISOString(),
+    heartbeatAt: raw.heartbeat_at.toISOString(),
+    expiresAt: raw.expires_at.toISOString(),
+    expired: raw.expired,
+  };
+  if (raw.worker !== null) row.worker = raw.worker;
+  if (raw.shard !== null) row.shard = raw.shard;
+  if (raw.pid_start !== null) row.pidStart = Number(raw.pid_start);
+  if (raw.state_dir !== null) row.stateDir = raw.state_dir;
+  return row;
+}
