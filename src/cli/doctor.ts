@@ -70,6 +70,10 @@ async function checkPostgres(state: State, options: LanesOptions, add: (name: st
   }
   try {
     add('PostgreSQL reachable', true, `${describeTarget(server.adminUrl)} (${server.embedded ? 'embedded' : 'given URL'}), version ${formatVersion(server.version)}`);
+    const registry = state.databases?.registryKind();
+    if (registry) {
+      add('lane registry', true, registry === 'postgres' ? 'in the server (e2e_lanes.lane_databases): machines sharing it see each other\'s lanes' : 'state files on this host');
+    }
     add('DROP DATABASE … WITH (FORCE)', server.version >= 130000, server.version >= 130000 ? 'supported' : 'needs PostgreSQL 13 or newer (a slower fallback is used)', server.version < 130000);
     const client = await connectClient(server.adminUrl, { timeoutMs: 10_000 });
     try {

@@ -32,8 +32,13 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
   if (gc.dryRun) {
     const ports = splitByLiveness((await state.ports.file.read()).entries, state.leaseMs).stale;
     report.ports = ports.map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`);
-    const databases = (await state.databases?.list()) ?? [];
-    report.databases = databases.filter((entry) => !entry.alive).map((entry) => entry.databaseName);
+    // On a shared server, the registry also knows other machines' lanes whose lease expired.
+    try {
+      const databases = (await state.databases?.list({ scope: 'server' })) ?? [];
+      report.databases = databases.filter((entry) => !entry.alive).map((entry) => entry.databaseName);
+    } finally {
+      await state.databases?.close();
+    }
   } else {
     report.ports = (await state.ports.reapStale()).map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`);
     if (state.databases) {

@@ -28,9 +28,10 @@ export async function main(argv: string[]): Promise<number> {
     .command('status')
     .description('table of lanes: run, project, ports, database, servers and health, owner alive or dead, age')
     .option('--json', 'print JSON for machines')
-    .action(async (opts: { json?: boolean }) => {
+    .option('--all-machines', "include every machine's lanes from a shared server's registry")
+    .action(async (opts: { json?: boolean; allMachines?: boolean }) => {
       const { state } = await context();
-      const rows = await collectStatus(state);
+      const rows = await collectStatus(state, { allMachines: Boolean(opts.allMachines) });
       console.log(opts.json ? JSON.stringify({ stateDir: state.stateDir, lanes: rows }, null, 2) : formatStatus(rows));
     });
 

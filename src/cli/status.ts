@@ -23,8 +23,17 @@ export interface LaneStatus {
 }
 
 /** Joins the ports, databases and lanes ledgers into one row per lane. */
-export async function collectStatus(state: State): Promise<LaneStatus[]> {
-  const [ports, databases, lanes] = await Promise.all([state.ports.list(), state.databases?.list() ?? [], state.lanes.read()]);
+export async function collectStatus(state: State, options: { allMachines?: boolean } = {}): Promise<LaneStatus[]> {
+  const listDatabases = async () => {
+    if (!state.databases) return [];
+    if (!options.allMachines) return state.databases.list();
+    try {
+      return await state.databases.list({ scope: 'server' });
+    } finally {
+      await state.databases.close();
+    }
+  };
+  const [ports, databases, lanes] = await Promise.all([state.ports.list(), listDatabases(), state.lanes.read()]);
   const key = (entry: { runId: string; project: string; worker?: number }) => JSON.stringify([entry.runId, entry.project, entry.worker ?? null]);
   const rows = new Map<string, LaneStatus>();
   const row = (entry: { runId: string; project: string; worker?: number; owner: LaneEntry['owner'] }, alive: boolean, reason?: string) => {
