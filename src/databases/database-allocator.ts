@@ -13,6 +13,7 @@ import {
   stopKeepingAlive,
   StateFile,
   validateProjectName,
+  withLiveness,
   type LaneKey,
   type LedgerDocument,
 } from '../state/index.js';
@@ -194,13 +195,7 @@ export class DatabaseAllocator {
 
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
-    const doc = await this.file.read();
-    const { stale } = splitByLiveness(doc.entries, this.options.leaseMs);
-    const reasons = new Map(stale.map((item) => [item.entry, item.reason]));
-    const local = doc.entries.map((entry): DatabaseListing => {
-      const reason = reasons.get(entry);
-      return reason === undefined ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: reason };
-    });
+    const local: DatabaseListing[] = withLiveness((await this.file.read()).entries, this.options.leaseMs);
     if (options.scope !== 'server' || this.registryKind() === 'file') return local;
     await this.#leases();
     const server = await this.#postgres();

@@ -8,6 +8,7 @@ import {
   newOwner,
   sameLane,
   splitByLiveness,
+  withLiveness,
   stopKeepingAlive,
   StateFile,
   validateProjectName,
@@ -177,13 +178,7 @@ export class PortAllocator {
 
   /** Every entry with its owner's liveness, without changing anything. */
   async list(): Promise<PortListing[]> {
-    const doc = await this.file.read();
-    const { stale } = splitByLiveness(doc.entries, this.options.leaseMs);
-    const reasons = new Map(stale.map((item) => [item.entry, item.reason]));
-    return doc.entries.map((entry) => {
-      const reason = reasons.get(entry);
-      return reason === undefined ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: reason };
-    });
+    return withLiveness((await this.file.read()).entries, this.options.leaseMs);
   }
 
   /** Removes entries whose owner is dead or whose lease expired; returns what was removed. */

@@ -23,6 +23,8 @@ export {
   sameLane,
   describeLane,
   splitByLiveness,
+  withLiveness,
+  type WithLiveness,
   validateProjectName,
 } from './ledger.js';
 export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, SHARD_ENV, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';

@@ -88,6 +88,18 @@ export function splitByLiveness<E extends LedgerEntry>(
   return { live, stale };
 }
 
+/** An entry with its owner's liveness, as `list()` methods show it. */
+export type WithLiveness<E> = E & { alive: boolean; staleReason?: string };
+
+/** Marks every entry alive or stale (with the reason), without changing anything. */
+export function withLiveness<E extends LedgerEntry>(entries: readonly E[], leaseMs: number, now = Date.now()): WithLiveness<E>[] {
+  const reasons = new Map(splitByLiveness(entries, leaseMs, now).stale.map((item) => [item.entry, item.reason]));
+  return entries.map((entry) => {
+    const reason = reasons.get(entry);
+    return reason === undefined ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: reason };
+  });
+}
+
 /** Refreshes the heartbeat of every entry of `runId`; returns how many were touched. */
 export function touchRun(entries: readonly LedgerEntry[], runId: string, now = new Date()): number {
   let touched = 0;
