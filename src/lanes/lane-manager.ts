@@ -1,15 +1,20 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseAllocator, type TemplateInfo } from '../databases/index.js';
-import { debugLogger, progress } from '../log.js';
-import { PortAllocator } from '../ports/index.js';
+import { isLanesError, LanesError } from '../errors.js';
+import { debugLogger, progress, warn } from '../log.js';
+import { PortAllocator, type PortAllocation } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { startServers, type ServerDefinition, type StartedServers } from '../servers/index.js';
+import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
 import {
   describeLane,
   keepAlive,
   newOwner,
+  OWNER_PID_ENV,
   resolveLeaseMs,
+  resolveOwnerPid,
   resolveRunId,
   resolveStateDir,
+  RUN_ID_ENV,
   sameLane,
   stopKeepingAlive,
   validateProjectName,
@@ -20,6 +25,9 @@ import { laneLogDir } from './log-dir.js';
 import { baseServerName, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
+import { describeExit, type LaneServerStatus } from './server-status.js';
+
+export type { LaneServerStatus } from './server-status.js';
 
 const debug = debugLogger('lanes');
 
@@ -51,7 +59,14 @@ export interface PrepareReport {
 interface RunningLane {
   lane: Lane;
   servers: StartedServers;
+  /** Servers that died on their own while the lane was up, by name. */
+  deaths: Map<string, ServerExit>;
 }
+
+/** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
+const PORT_ATTEMPTS = 3;
+/** How long a status request waits for a dead server's last output to reach its log. */
+const EXIT_WAIT_MS = 2_000;
 
 /**
  * Brings lanes up and down for one run: ports from the PortAllocator, a database cloned from the
@@ -66,8 +81,21 @@ export class LaneManager {
   readonly options: LanesOptions;
   readonly #leaseMs: number;
   readonly #lanes = new Map<string, Promise<RunningLane>>();
+  /** Process groups of this manager's running servers: SIGKILLed if this process exits before teardown stopped them. */
+  readonly #groups = new Set<number>();
+  readonly #killGroupsOnExit = (): void => {
+    for (const pgid of this.#groups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
   readonly #ledger;
   #prepared: Promise<PrepareReport> | undefined;
+  /** Set when teardown begins: no lane boots after that. */
+  #closing = false;
 
   constructor(options: LanesOptions & { runId?: string } = {}) {
     validateLanesOptions(options);
@@ -94,18 +122,51 @@ export class LaneManager {
     return this.#prepared;
   }
 
-  /** The lane of `project` (and `worker`) in this run, booting it on first use. */
+  /**
+   * The lane of `project` (and `worker`) in this run, booting it on first use.
+   * @throws {LanesError} `INTERRUPTED` once teardown has begun (an interrupted run boots nothing more).
+   */
   ensureLane(project: string, worker?: number): Promise<Lane> {
     const key: LaneKey = { runId: this.runId, project: validateProjectName(project) };
     if (worker !== undefined) key.worker = worker;
-    const id = JSON.stringify([key.project, key.worker ?? null]);
+    const id = laneId(key);
     let running = this.#lanes.get(id);
     if (!running) {
+      if (this.#closing) {
+        return Promise.reject(
+          new LanesError('INTERRUPTED', `Run ${this.runId} is being torn down: the lane of ${describeLane(key)} is not started.`, {
+            hint: 'The run was interrupted (Ctrl-C, SIGTERM) or its setup failed while lanes were still being asked for; see the first error of the run.',
+          }),
+        );
+      }
       running = this.#boot(key);
       this.#lanes.set(id, running);
       running.catch(() => this.#lanes.delete(id));
     }
     return running.then((item) => item.lane);
+  }
+
+  /**
+   * The servers of a booted lane with those that died on their own, or undefined when the lane was
+   * not booted (or failed to boot). A server found dead is given a moment to finish its log.
+   */
+  async serverStatus(project: string, worker?: number): Promise<LaneServerStatus[] | undefined> {
+    const key: LaneKey = { runId: this.runId, project };
+    if (worker !== undefined) key.worker = worker;
+    const running = await this.#lanes.get(laneId(key))?.catch(() => undefined);
+    if (!running) return undefined;
+    return Promise.all(
+      running.servers.map(async (server) => {
+        let exit = running.deaths.get(server.name);
+        if (!exit && !isProcessAlive(server.pid)) {
+          const ended = await Promise.race([server.exited, sleep(EXIT_WAIT_MS).then(() => undefined)]);
+          if (ended && !ended.stopped) exit = ended;
+        }
+        const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: server.logFile };
+        if (exit) status.exit = { code: exit.code, signal: exit.signal };
+        return status;
+      }),
+    );
   }
 
   /** Lanes booted by this manager so far. */
@@ -120,9 +181,15 @@ export class LaneManager {
    */
   async teardown(options: { keep?: boolean } = {}): Promise<void> {
     const keep = options.keep ?? keepLanes(this.options);
-    await this.#prepared?.catch(() => undefined);
+    this.#closing = true;
+    // A run whose Postgres or template never got ready has no database to drop (and asking an
+    // unreachable server again would only add its connect timeout to the failure).
+    const prepared = this.#prepared ? await this.#prepared.then(() => true, () => false) : false;
     const running = await Promise.allSettled(this.#lanes.values());
     if (keep) {
+      // Kept servers must outlive this process.
+      this.#groups.clear();
+      process.off('exit', this.#killGroupsOnExit);
       await this.#ledger.update((doc) => {
         for (const entry of doc.entries) if (entry.runId === this.runId) entry.kept = true;
       });
@@ -135,7 +202,7 @@ export class LaneManager {
     (await Promise.allSettled(running.map((result) => (result.status === 'fulfilled' ? result.value.servers.stopAll() : undefined)))).forEach(collect);
     this.#lanes.clear();
     if (this.databases) {
-      collect(await settle(this.databases.releaseRun(this.runId)));
+      if (prepared) collect(await settle(this.databases.releaseRun(this.runId)));
       collect(await settle(this.databases.close()));
     }
     collect(await settle(this.ports.releaseRun(this.runId)));
@@ -148,7 +215,8 @@ export class LaneManager {
     const started = Date.now();
     await this.prepare();
     const names = lanePortNames(this.options);
-    const ports = await this.ports.allocatePortsForProject(key.project, { ...(key.worker !== undefined ? { worker: key.worker } : {}), names });
+    const worker = key.worker !== undefined ? { worker: key.worker } : {};
+    let ports = await this.ports.allocatePortsForProject(key.project, { ...worker, names });
     const logDir = laneLogDir(this.stateDir, key);
     const entry: LaneEntry = { ...key, owner: newOwner(this.runId), status: 'starting', ports: ports.ports, servers: [], logDir };
     const lane: Lane = { runId: this.runId, project: key.project, ports: ports.ports, urls: {}, logFiles: {} };
@@ -161,13 +229,26 @@ export class LaneManager {
         lane.databaseUrl = database.databaseUrl;
       }
       await this.#record(entry);
-      const ctx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
       const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
-      servers = await startServers(this.#definitions(), ctx, {
-        logDir,
-        debug: this.options.debug ?? process.env.E2E_LANES_DEBUG === '1',
-        secrets: secret ? [secret] : [],
-      });
+      for (let attempt = 1; !servers; attempt++) {
+        const ctx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
+        try {
+          servers = await startServers(this.#definitions(), ctx, {
+            logDir,
+            debug: this.options.debug ?? process.env.E2E_LANES_DEBUG === '1',
+            secrets: secret ? [secret] : [],
+            // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
+            output: keepLanes(this.options) ? 'file' : 'pipe',
+          });
+        } catch (error) {
+          if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || this.#closing) throw error;
+          // Free when it was handed out, taken since by a process that does not use this state folder.
+          warn(`${error.message.split('\n')[0]} Trying new ports for ${describeLane(key)} (attempt ${attempt + 1} of ${PORT_ATTEMPTS}).`);
+          ports = await this.#reallocatePorts(key, names);
+          lane.ports = entry.ports = ports.ports;
+          await this.#record(entry);
+        }
+      }
       for (const server of servers) lane.logFiles[server.name] = server.logFile;
       entry.servers = servers.map((server) => ({
         name: server.name,
@@ -181,7 +262,12 @@ export class LaneManager {
       const base = baseServerName(this.options);
       if (base && lane.urls[base]) lane.baseURL = lane.urls[base];
       progress(`lane ${describeLane(key)} up in ${Date.now() - started} ms: ${formatPorts(ports.ports)}${lane.databaseName ? `, database ${lane.databaseName}` : ''}`);
-      return { lane, servers };
+      const running: RunningLane = { lane, servers, deaths: new Map() };
+      for (const server of servers) {
+        this.#watchGroup(server);
+        void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
+      }
+      return running;
     } catch (error) {
       debug('boot of %s failed: %O', describeLane(key), error);
       await servers?.stopAll().catch(() => undefined);
@@ -190,13 +276,49 @@ export class LaneManager {
     }
   }
 
-  /** The server definitions with the marker that lets a later run find orphans. */
+  /** New ports for a lane whose port was taken by someone else between allocation and start. */
+  async #reallocatePorts(key: LaneKey, names: string[]): Promise<PortAllocation> {
+    const worker = key.worker !== undefined ? { worker: key.worker } : {};
+    await this.ports.releasePortsForProject(key.project, worker);
+    return this.ports.allocatePortsForProject(key.project, { ...worker, names });
+  }
+
+  /**
+   * Makes sure `server`'s process group does not outlive this process: if the process exits while
+   * the server runs (a second Ctrl-C cut the teardown short, Playwright exited before a boot that
+   * raced the teardown finished, an uncaught error), an 'exit' hook SIGKILLs the group. Not for
+   * kept lanes. Databases and ports stay recorded; the next run or `gc` reaps them (dead owner).
+   */
+  #watchGroup(server: StartedServer): void {
+    if (keepLanes(this.options)) return;
+    if (this.#groups.size === 0) process.on('exit', this.#killGroupsOnExit);
+    this.#groups.add(server.pid);
+    void server.exited.then(() => {
+      this.#groups.delete(server.pid);
+      if (this.#groups.size === 0) process.off('exit', this.#killGroupsOnExit);
+    });
+  }
+
+  /** Records and reports a server that died on its own while its lane was up. */
+  #noteExit(key: LaneKey, running: RunningLane, server: StartedServer, exit: ServerExit): void {
+    if (exit.stopped) return;
+    running.deaths.set(server.name, exit);
+    warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}`);
+  }
+
+  /**
+   * The server definitions with the marks that let a later run find orphans: the server's name,
+   * this run and its owner (set here, not inherited, since the run id may come from an option).
+   */
   #definitions(): ServerDefinition[] {
     const keep = keepLanes(this.options);
+    const owner = String(resolveOwnerPid());
     return (this.options.servers ?? []).map((server) => ({
       ...server,
       env: (ctx) => ({
         [SERVER_MARK_ENV]: server.name,
+        [RUN_ID_ENV]: this.runId,
+        [OWNER_PID_ENV]: owner,
         ...(keep ? { E2E_LANES_KEEP: '1' } : {}),
         ...(typeof server.env === 'function' ? server.env(ctx) : server.env),
       }),
@@ -219,6 +341,10 @@ export class LaneManager {
       this.#ledger.update((doc) => void (doc.entries = doc.entries.filter((entry) => !sameLane(entry, key)))),
     ]);
   }
+}
+
+function laneId(key: LaneKey): string {
+  return JSON.stringify([key.project, key.worker ?? null]);
 }
 
 function formatPorts(ports: Record<string, number>): string {

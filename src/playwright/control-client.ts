@@ -1,9 +1,22 @@
 import { LanesError, type LanesErrorCode } from '../errors.js';
 import type { Lane } from '../lanes/lane-manager.js';
+import type { LaneServerStatus } from '../lanes/server-status.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, type LaneRequest } from './control-server.js';
+import { showCode } from './show-code.js';
 
 /** Asks the runner for the lane of a project (booting it on first use). */
 export async function requestLane(request: LaneRequest): Promise<Lane> {
+  const body = await ask<{ lane?: Lane }>('/lanes', request);
+  if (!body.lane) throw new LanesError('CONFIG_INVALID', 'The lane service answered without a lane.');
+  return body.lane;
+}
+
+/** Asks the runner how the servers of a booted lane are doing (undefined: the lane is not booted). */
+export async function requestServerStatus(request: LaneRequest): Promise<LaneServerStatus[] | undefined> {
+  return (await ask<{ servers?: LaneServerStatus[] }>('/lanes/status', request)).servers;
+}
+
+async function ask<T>(path: string, request: LaneRequest): Promise<T> {
   const url = process.env[CONTROL_URL_ENV];
   const token = process.env[CONTROL_TOKEN_ENV];
   if (!url || !token) {
@@ -11,13 +24,13 @@ export async function requestLane(request: LaneRequest): Promise<Lane> {
       hint: "Wrap your config with `withLanes(config, options)` from 'e2e-lanes/playwright' in playwright.config.ts.",
     });
   }
-  const response = await fetch(`${url}/lanes`, {
+  const response = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify(request),
   });
-  const body = (await response.json()) as { lane?: Lane; error?: { code: string; message: string; hint?: string } };
-  if (response.ok && body.lane) return body.lane;
+  const body = (await response.json()) as T & { error?: { code: string; message: string; hint?: string } };
+  if (response.ok && !body.error) return body;
   const error = body.error ?? { code: 'CONFIG_INVALID', message: `lane service answered ${response.status}` };
-  throw new LanesError(error.code as LanesErrorCode, error.message, error.hint ? { hint: error.hint } : {});
+  throw showCode(new LanesError(error.code as LanesErrorCode, error.message, error.hint ? { hint: error.hint } : {}));
 }

@@ -50,18 +50,24 @@ export async function startControlServer(manager: LaneManager): Promise<ControlS
   };
 }
 
+/** `POST /lanes`: the lane (booted on first use); `POST /lanes/status`: its servers, dead ones marked. */
+const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest) => Promise<unknown>>([
+  ['/lanes', async (manager, request) => ({ lane: await manager.ensureLane(request.project, request.worker) })],
+  ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, request.worker) })],
+]);
+
 async function handle(manager: LaneManager, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   if (req.headers.authorization !== `Bearer ${token}`) return reply(401, { error: { code: 'UNAUTHORIZED', message: 'bad token' } });
-  if (req.method !== 'POST' || req.url !== '/lanes') return reply(404, { error: { code: 'NOT_FOUND', message: `${req.method} ${req.url}` } });
+  const route = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined;
+  if (!route) return reply(404, { error: { code: 'NOT_FOUND', message: `${req.method} ${req.url}` } });
   try {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LaneRequest;
-    const lane = await manager.ensureLane(request.project, request.worker);
-    reply(200, { lane });
+    reply(200, await route(manager, request));
   } catch (error) {
     debug('lane request failed: %O', error);
     const lanes = isLanesError(error) ? error : undefined;

@@ -1,11 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
+import { LanesError } from '../errors.js';
 import type { Lane } from '../lanes/lane-manager.js';
-import { requestLane } from './control-client.js';
+import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
+import { passwordOf, redactText } from '../redact.js';
+import { requestLane, requestServerStatus } from './control-client.js';
+import { showCode } from './show-code.js';
 
 /** Fixtures e2e-lanes adds to every test. */
 export interface LaneTestFixtures {
-  /** @internal Attaches the lane's server logs to the report of a failing test. */
+  /**
+   * @internal Attaches the lane's server logs to the report of a failing test, and adds an error
+   * naming every server of the lane that died during the run.
+   */
   _laneLogs: void;
 }
 
@@ -52,14 +59,32 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
     async ({ lane }, use, testInfo) => {
       await use();
       if (testInfo.status === testInfo.expectedStatus) return;
+      // Asked first: the runner waits for a server it finds dead to finish writing its log.
+      const servers = await requestServerStatus({ project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) }).catch(() => undefined);
+      // Logs of kept lanes are written by the servers themselves, unredacted: redact here too.
+      const password = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
       for (const [server, file] of Object.entries(lane.logFiles)) {
         const text = await readFile(file, 'utf8').catch((error: Error) => `(could not read ${file}: ${error.message})`);
         const tail = text.split('\n').slice(-LOG_TAIL_LINES - 1).join('\n');
-        await testInfo.attach(`${server}.log`, { body: tail, contentType: 'text/plain' });
+        await testInfo.attach(`${server}.log`, { body: redactText(tail, password ? [password] : []), contentType: 'text/plain' });
       }
+      const dead = servers?.filter((server) => server.exit) ?? [];
+      if (dead.length > 0) throw serversDied(lane, dead);
     },
     { auto: true },
   ],
 });
+
+/** The error added to a failed test whose lane lost servers. */
+function serversDied(lane: Lane, dead: LaneServerStatus[]): LanesError {
+  const what = dead.map((server) => `"${server.name}" (pid ${server.pid}) ${describeExit(server.exit!)}`).join('; ');
+  const logs = dead.map((server) => `${server.name}.log (full log: ${server.logFile})`).join(', ');
+  return showCode(
+    new LanesError('SERVER_EXITED', `The lane of project ${JSON.stringify(lane.project)} lost ${dead.length === 1 ? 'a server' : 'servers'} during the run: ${what}. See the attached ${logs}.`, {
+      hint: 'The server died on its own (crash, exit, out of memory…): its log says why. Later tests of this lane fail too until the run ends.',
+      details: { project: lane.project, servers: dead },
+    }),
+  );
+}
 
 export { expect };

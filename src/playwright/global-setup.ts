@@ -1,5 +1,6 @@
 import type { FullConfig, FullProject } from '@playwright/test';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
 import { keepLanes } from '../lanes/options.js';
@@ -7,12 +8,22 @@ import { progress } from '../log.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
 import { registry } from './registry.js';
+import { showCode } from './show-code.js';
+
+/**
+ * Signals that end the runner without Playwright's teardown (it handles only SIGINT): a kill or a
+ * CI timeout (SIGTERM), a closed terminal (SIGHUP). The runner tears the run down first.
+ */
+const TEARDOWN_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
 
 /**
  * The toolkit's global setup (added by `withLanes`): reaps what dead runs left, gets Postgres and
  * the template ready once, and starts the runner's lane service that workers ask for their lane.
  * With `eager`, it boots every selected project's lane right away. If anything fails, what was
- * started is torn down before the error is rethrown.
+ * started is torn down before the error is rethrown (with its code in front of the message).
+ *
+ * On Ctrl-C Playwright runs the global teardown while this setup may still be running: the
+ * teardown closes the manager (no lane boots after that) and this setup stops where it is.
  */
 export default async function globalSetup(config: FullConfig): Promise<void> {
   const options = registry().options;
@@ -27,32 +38,37 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   const manager = new LaneManager(options);
   let control: ControlServer | undefined;
   let disposing: Promise<void> | undefined;
-  const onSigterm = (): void => {
-    // Playwright has no SIGTERM handling of its own: clean up, then die of the signal as usual.
-    const bound = setTimeout(() => process.exit(143), 30_000);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // Playwright does not handle these signals: clean up, then die of the signal as usual.
+    const bound = setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 15)), 30_000);
     void dispose().finally(() => {
       clearTimeout(bound);
-      process.kill(process.pid, 'SIGTERM');
+      process.kill(process.pid, signal);
     });
   };
   const dispose = (): Promise<void> =>
     (disposing ??= (async () => {
-      process.off('SIGTERM', onSigterm);
+      for (const signal of TEARDOWN_SIGNALS) process.off(signal, onSignal);
       await control?.close();
       await manager.teardown();
     })());
-  process.once('SIGTERM', onSigterm);
+  for (const signal of TEARDOWN_SIGNALS) process.once(signal, onSignal);
   registry().active = { manager, get control() { return control!; }, dispose };
 
   try {
     const started = Date.now();
     const report = await manager.prepare();
+    if (disposing) return; // interrupted: the teardown already ran
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
       progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
     }
     // A build is announced by the allocator itself; say so when nothing had to be built.
     if (report.template && !report.template.built) progress(`template ${report.template.name} cached (no migrations run)`);
     control = await startControlServer(manager);
+    if (disposing) {
+      await control.close();
+      return;
+    }
     process.env[CONTROL_URL_ENV] = control.url;
     process.env[CONTROL_TOKEN_ENV] = control.token;
     if (options.eager) {
@@ -61,8 +77,12 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     }
     progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : ''})`);
   } catch (error) {
+    const interrupted = disposing !== undefined;
     await dispose().catch(() => undefined);
-    throw error;
+    // Torn down already: the global teardown must not report the teardown's own errors again.
+    if (registry().active?.manager === manager) registry().active = undefined;
+    if (interrupted) return;
+    throw showCode(error);
   }
 }
 

@@ -6,6 +6,7 @@ export type {
   KillProcessGroupOptions,
   ServerContext,
   ServerDefinition,
+  ServerExit,
   StartedServer,
   StartedServers,
   StartServerOptions,

@@ -33,6 +33,7 @@ export interface ResolvedServer {
   debug: boolean;
   secrets: string[];
   adopt: boolean;
+  output: 'pipe' | 'file';
 }
 
 /** `http://127.0.0.1:<port>`: never `localhost`, which may resolve to ::1. */
@@ -107,6 +108,9 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   if (typeof options?.logDir !== 'string' || options.logDir === '') {
     throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`logDir\` must be a folder path.`);
   }
+  if (options.output !== undefined && options.output !== 'pipe' && options.output !== 'file') {
+    throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`output\` must be 'pipe' or 'file', got ${JSON.stringify(options.output)}.`);
+  }
   const [file, ...args] = typeof def.command === 'string' ? [def.command] : def.command;
   const health = def.health ?? SERVER_DEFAULTS.health;
   const url = port === undefined ? undefined : loopbackUrl(port);
@@ -130,17 +134,21 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     debug: options.debug ?? false,
     secrets: [...(options.secrets ?? []), ...(databasePassword === undefined ? [] : [databasePassword])],
     adopt: options.adopt ?? false,
+    output: options.output ?? 'pipe',
   };
 }
 
+/** Env vars of the parent that servers never get: the toolkit's admin URL (servers get their lane's `DATABASE_URL`). */
+const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL']);
+
 /**
- * The process environment: the parent's, then `PORT`, `<NAME>_PORT` / `<NAME>_URL` for every named
- * port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
+ * The process environment: the parent's (less {@link WITHHELD_ENV}), then `PORT`, `<NAME>_PORT` /
+ * `<NAME>_URL` for every named port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
  */
 function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined) env[key] = value;
+    if (value !== undefined && !WITHHELD_ENV.has(key)) env[key] = value;
   }
   for (const [name, lanePort] of Object.entries(ctx.ports)) {
     env[`${envName(name)}_PORT`] = String(lanePort);

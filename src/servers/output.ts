@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -19,15 +19,24 @@ export interface OutputSinkOptions {
   secrets: string[];
   /** Also print to the console. */
   debug: boolean;
+  /** `'file'`: the server writes into the log file itself (see StartServerOptions.output). @default 'pipe' */
+  output?: 'pipe' | 'file';
 }
+
+/** What to pass as a child's stdio: stdin ignored, then stdout and stderr. */
+export type ChildStdio = ['ignore', 'pipe' | number, 'pipe' | number];
 
 /**
  * Where a server's output goes: every line, redacted, into its log file (and the console with
  * `debug`), the last {@link TAIL_LINES} kept for error messages.
+ *
+ * With `output: 'file'` the log file itself is the child's stdout and stderr (see {@link stdio}):
+ * the child writes there directly, without redaction, and can outlive this process.
  */
 export class OutputSink {
   readonly #options: OutputSinkOptions;
-  readonly #file: ReturnType<typeof createWriteStream>;
+  readonly #file: ReturnType<typeof createWriteStream> | undefined;
+  #fd: number | undefined;
   readonly #tail: string[] = [];
   readonly #flushers: Array<() => void> = [];
   #closed = false;
@@ -35,8 +44,24 @@ export class OutputSink {
   constructor(options: OutputSinkOptions) {
     this.#options = options;
     mkdirSync(path.dirname(options.logFile), { recursive: true });
+    if (options.output === 'file') {
+      this.#fd = openSync(options.logFile, 'w');
+      return;
+    }
     this.#file = createWriteStream(options.logFile, { flags: 'w' });
     this.#file.on('error', (error) => log('%s cannot write %s: %s', options.label, options.logFile, error.message));
+  }
+
+  /** The child's stdio: pipes this sink reads, or the log file's descriptor for both streams. */
+  stdio(): ChildStdio {
+    return this.#fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', this.#fd, this.#fd];
+  }
+
+  /** Closes this process's copy of the log file's descriptor once the child holds its own. */
+  spawned(): void {
+    if (this.#fd === undefined) return;
+    closeSync(this.#fd);
+    this.#fd = undefined;
   }
 
   /** Reads `stream` line by line until it ends. */
@@ -65,7 +90,23 @@ export class OutputSink {
 
   /** The last lines of output, redacted, oldest first. */
   tail(): string[] {
-    return [...this.#tail];
+    if (this.#file) return [...this.#tail];
+    let text: string;
+    try {
+      text = readFileSync(this.#options.logFile, 'utf8');
+    } catch {
+      return [];
+    }
+    const lines = text.split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    return lines.slice(-TAIL_LINES).map((line) => redactText(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line, this.#options.secrets));
+  }
+
+  /** Resolves once every line received so far is written to the log file. */
+  async flush(): Promise<void> {
+    const file = this.#file;
+    if (!file || this.#closed) return;
+    await new Promise<void>((resolve) => file.write('', () => resolve()));
   }
 
   /** Flushes partial lines and closes the log file. Later output is dropped. */
@@ -73,14 +114,16 @@ export class OutputSink {
     if (this.#closed) return;
     for (const flush of this.#flushers) flush();
     this.#closed = true;
-    await new Promise<void>((resolve) => this.#file.end(resolve));
+    if (this.#fd !== undefined) this.spawned();
+    const file = this.#file;
+    if (file) await new Promise<void>((resolve) => file.end(resolve));
   }
 
   #line(raw: string, kind: 'stdout' | 'stderr'): void {
     if (this.#closed) return;
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const line = redactText(text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}…` : text, this.#options.secrets);
-    this.#file.write(`${line}\n`);
+    this.#file?.write(`${line}\n`);
     this.#tail.push(line);
     if (this.#tail.length > TAIL_LINES) this.#tail.shift();
     if (this.#options.debug) (kind === 'stdout' ? process.stdout : process.stderr).write(`${this.#options.label} ${line}\n`);

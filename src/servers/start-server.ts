@@ -9,7 +9,7 @@ import { OutputSink, TAIL_LINES } from './output.js';
 import { findPortInUse } from './port-check.js';
 import { killProcessGroup } from './process-group.js';
 import { waitUntilHealthy, type ExitInfo, type Readiness } from './readiness.js';
-import type { ServerContext, ServerDefinition, StartedServer, StartServerOptions } from './types.js';
+import type { ServerContext, ServerDefinition, ServerExit, StartedServer, StartServerOptions } from './types.js';
 
 const log = createDebug('e2e-lanes:servers');
 
@@ -30,7 +30,12 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
   options.signal?.throwIfAborted();
 
   const sink = new OutputSink(server);
-  const child = spawnGroup(server);
+  let child: ChildProcess;
+  try {
+    child = spawnGroup(server, sink);
+  } finally {
+    sink.spawned();
+  }
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.on('error', (error) => resolve({ code: null, signal: null, error }));
@@ -49,6 +54,14 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
   void exited.then(({ code, signal }) => log('%s pid %d exited (code %s, signal %s)', server.label, pid, code, signal));
 
   let stopping: Promise<void> | undefined;
+  // Settles once the process is gone and what it printed is in the log file (grandchildren that
+  // keep the pipes open are waited for at most DRAIN_MS).
+  const ended: Promise<ServerExit> = exited.then(async ({ code, signal }) => {
+    const stopped = stopping !== undefined;
+    await Promise.race([closed, sleep(DRAIN_MS)]);
+    await sink.flush();
+    return { code, signal, stopped };
+  });
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await killProcessGroup(pid, { signal: server.stopSignal, timeout: server.stopTimeout });
@@ -77,6 +90,7 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
     port: server.port,
     url: server.url,
     logFile: server.logFile,
+    exited: ended,
     stop,
     [Symbol.asyncDispose]: stop,
   };
@@ -96,14 +110,17 @@ async function assertPortFree(server: ResolvedServer, port: number): Promise<voi
   );
 }
 
-/** Spawns in a new process group, stdin ignored, without holding the parent's event loop. @internal */
-function spawnGroup(server: ResolvedServer): ChildProcess {
+/**
+ * Spawns in a new process group, stdin ignored, without holding the parent's event loop; stdout
+ * and stderr are pipes to `sink`, or the log file itself with `output: 'file'`. @internal
+ */
+function spawnGroup(server: ResolvedServer, sink: OutputSink): ChildProcess {
   const child = spawn(server.file, server.args, {
     cwd: server.cwd,
     env: server.env,
     shell: server.shell,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: sink.stdio(),
   });
   child.unref();
   for (const stream of [child.stdout, child.stderr]) {

@@ -95,6 +95,26 @@ export interface StartServerOptions {
    * @default false
    */
   adopt?: boolean;
+  /**
+   * Where the server's stdout and stderr go.
+   * - `'pipe'`: this process reads them line by line: each line is redacted (see `secrets`), written
+   *   to the log file, kept for error messages and, with `debug`, printed. The server cannot outlive
+   *   this process: once it is gone, the server's next write fails (EPIPE).
+   * - `'file'`: the log file is opened and handed to the server as its stdout and stderr, so the
+   *   server writes there itself and can outlive this process (lanes kept after their run).
+   *   **Nothing is redacted then** and `debug` prints nothing: what the server prints, secrets
+   *   included, lands in the log file as is. Error messages still show the log's last lines, redacted.
+   * @default 'pipe'
+   */
+  output?: 'pipe' | 'file';
+}
+
+/** How a started server's process ended. */
+export interface ServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** True when `stop()` ended it; false when it died by itself (or was killed by someone else). */
+  stopped: boolean;
 }
 
 /** A running server. It owns its process group: `stop()` (or `await using`) ends every process in it. */
@@ -111,6 +131,11 @@ export interface StartedServer extends AsyncDisposable {
   readonly url: string | undefined;
   /** Absolute path of its log file. */
   readonly logFile: string;
+  /**
+   * Settles when the server's process has exited, for whatever reason, and its output has been
+   * written to the log file (waiting at most about a second for grandchildren holding the pipes).
+   */
+  readonly exited: Promise<ServerExit>;
   /** Sends `stopSignal` to the group, waits up to `stopTimeout`, then SIGKILLs the group. Idempotent. */
   stop(): Promise<void>;
   /** Same as {@link StartedServer.stop}. */

@@ -1,0 +1,13 @@
+/** A server of a running lane, as the fixtures see it when a test failed. */
+export interface LaneServerStatus {
+  name: string;
+  pid: number;
+  logFile: string;
+  /** Set when the server died on its own while its lane was up (not stopped by the toolkit). */
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+/** `exited with code 3` / `was killed by SIGKILL`. */
+export function describeExit(exit: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  attachmentText,
+  describeLeftovers,
+  expectExit,
+  isClean,
+  leftovers,
+  reportTests,
+  sandbox,
+  sharedPostgres,
+  startPlaywright,
+  suite,
+  type SharedPostgres,
+} from './helpers.ts';
+
+// Ports 6200-6299: this file's block.
+const PORTS = [6200, 6299] as const;
+
+let postgres: SharedPostgres;
+before(async () => {
+  postgres = await sharedPostgres();
+});
+after(async () => {
+  await postgres.release();
+});
+
+test('a backend that crashes mid-run: the failing test says the server died and carries its log; teardown still cleans up', async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  const run = startPlaywright(box, { config: suite('crash') });
+  const exit = await run.exit;
+  expectExit(exit, 1, run.output());
+
+  const tests = reportTests(await run.report());
+  const before = tests.find((item) => item.title === 'the backend answers before it crashes');
+  const failing = tests.find((item) => item.title === 'a request after the crash fails');
+  assert.equal(before?.results[0]?.status, 'passed');
+  const result = failing?.results[0];
+  assert.equal(result?.status, 'failed', run.output());
+
+  const log = result.attachments.find((attachment) => attachment.name === 'backend.log');
+  assert.ok(log, `backend.log is attached (attachments: ${result.attachments.map((a) => a.name).join(', ')})`);
+  const text = await attachmentText(log);
+  assert.match(text, /backend: listening on \d+/);
+  assert.match(text, /backend: crashing on purpose \(GET \/crash\)/, 'the log holds the last line printed before the crash');
+
+  const messages = result.errors.map((error) => error.message ?? '').join('\n');
+  assert.match(messages, /\[SERVER_EXITED\] The lane of project "crashy" lost a server during the run: "backend" \(pid \d+\) exited with code 3/);
+  assert.match(messages, /See the attached backend\.log/);
+  assert.match(run.output(), /warning: server "backend" of project "crashy" of run \S+ \(pid \d+\) died during the run: exited with code 3/);
+
+  const left = await leftovers(box, [run.runId]);
+  assert.ok(isClean(left), describeLeftovers(left));
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import {
+  describeLeftovers,
+  expectExit,
+  isClean,
+  leftovers,
+  ledger,
+  runLanesCli,
+  sandbox,
+  serverProcesses,
+  sharedPostgres,
+  startPlaywright,
+  suite,
+  type SharedPostgres,
+} from './helpers.ts';
+
+// Ports 6400-6499: this file's block.
+const PORTS = [6400, 6499] as const;
+
+let postgres: SharedPostgres;
+before(async () => {
+  postgres = await sharedPostgres();
+});
+after(async () => {
+  await postgres.release();
+});
+
+test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --run` removes them', async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  const run = startPlaywright(box, { config: suite('basic'), env: { E2E_LANES_KEEP: '1' } });
+  expectExit(await run.exit, 0, run.output());
+  assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
+
+  const kept = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);
+  assert.deepEqual(kept.map((entry) => [entry.project, entry.status, entry.kept]).sort(), [['alpha', 'up', true], ['beta', 'up', true]]);
+  // The runner is gone; its servers write to their logs themselves, so a request (logged) does not kill them.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (const lane of kept) {
+    for (let i = 0; i < 2; i++) {
+      const response = await fetch(`http://127.0.0.1:${lane.ports!.backend}/db`);
+      assert.equal(response.status, 200, `the kept lane of ${lane.project} answers`);
+      assert.deepEqual(await response.json(), { database: lane.databaseName, items: 1 });
+    }
+    assert.match(readFileSync(lane.servers![0]!.logFile, 'utf8'), /backend: GET \/db\n[^]*backend: GET \/db\n/, 'requests after the run are logged');
+  }
+  assert.equal(serverProcesses({ runIds: [run.runId] }).length, 2);
+  assert.equal((await leftovers(box, [run.runId])).databases.length, 2);
+
+  const down = await runLanesCli(box, ['--config', suite('basic'), 'down', '--run', run.runId]);
+  expectExit(down, 0, down.output);
+  assert.match(down.output, /tore down 1 run\(s\): 2 server process\(es\), 2 database\(s\), 2 port entr\(ies\)/);
+  const left = await leftovers(box, [run.runId]);
+  assert.ok(isClean(left), describeLeftovers(left));
+});
+
+test(
+  'keep mode: a kept lane survives a later run on the same state folder',
+  {
+    todo:
+      'fails today: the later run reaps the kept run’s port and database entries (their owner, the runner, is dead) and drops the database; ' +
+      'the last release of the embedded Postgres stops it under the kept servers. See "Not guaranteed" in docs/reliability.md.',
+  },
+  async (t) => {
+    const box = await sandbox(t, { ports: PORTS });
+    const kept = startPlaywright(box, { config: suite('basic'), env: { E2E_LANES_KEEP: '1' } });
+    expectExit(await kept.exit, 0, kept.output());
+    const later = startPlaywright(box, { config: suite('basic') });
+    expectExit(await later.exit, 0, later.output());
+    for (const lane of ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === kept.runId)) {
+      const response = await fetch(`http://127.0.0.1:${lane.ports!.backend}/db`);
+      assert.equal(response.status, 200, `the kept lane of ${lane.project} still reaches its database`);
+    }
+    assert.equal((await leftovers(box, [kept.runId])).databases.length, 2, 'the kept databases still exist');
+  },
+);
