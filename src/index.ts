@@ -56,6 +56,7 @@ export {
   ensurePostgres,
   acquireEmbeddedPostgres,
   reapEmbeddedPostgres,
+  releaseEmbeddedRuns,
   connectClient,
   withClient,
   withDatabase,
@@ -66,7 +67,7 @@ export {
   type EmbeddedPostgresOptions,
   type EmbeddedPostgres,
 } from './postgres/index.js';
-export { startServer, startServers, killProcessGroup, type ServerDefinition, type ServerContext, type StartedServer, type StartedServers, type StartServerOptions } from './servers/index.js';
+export { startServer, startServers, killProcessGroup, type ServerDefinition, type ServerContext, type StartedServer, type StartedServers, type StartServerOptions, type ServerExit } from './servers/index.js';
 export { LaneManager, type Lane, type PrepareReport } from './lanes/lane-manager.js';
 export { reapStaleLanes, type ReapReport } from './lanes/reaper.js';
 export type { LanesOptions, LaneDatabaseOptions } from './lanes/options.js';

@@ -1,5 +1,10 @@
 import { killProcessGroup } from '../servers/index.js';
 import { isServerOfRun } from '../lanes/orphans.js';
+import type { LanesOptions } from '../lanes/options.js';
+import { releaseEmbeddedRuns } from '../postgres/index.js';
+import { debugLogger } from '../log.js';
+
+const debug = debugLogger('cli');
 import type { stateOf } from './context.js';
 
 type State = ReturnType<typeof stateOf>;
@@ -16,7 +21,7 @@ export interface DownReport {
  * Tears down the lanes of the given runs (or of every run with `all`), whether their owner is
  * alive, dead or kept: servers, databases, ports, and the lanes' records.
  */
-export async function tearDownRuns(state: State, which: { runs?: string[]; all?: boolean }): Promise<DownReport> {
+export async function tearDownRuns(state: State, which: { runs?: string[]; all?: boolean }, options: LanesOptions = {}): Promise<DownReport> {
   const known = new Set<string>();
   for (const entry of (await state.lanes.read()).entries) known.add(entry.runId);
   for (const entry of (await state.ports.file.read()).entries) known.add(entry.runId);
@@ -38,5 +43,13 @@ export async function tearDownRuns(state: State, which: { runs?: string[]; all?:
     report.ports += (await state.ports.releaseRun(runId)).length;
   }
   await state.databases?.close();
+  // A kept run also kept its hold on the embedded server: let go of it (the last user stops it).
+  // (Named runs count even when this state folder does not know them: their state may be gone.)
+  const holders = which.all ? runs : (which.runs ?? []);
+  if (holders.length > 0 && options.database !== false && state.databases?.registryKind() === 'file') {
+    await releaseEmbeddedRuns(holders, { ...options.database?.embedded, stateDir: state.stateDir }).catch((error: unknown) => {
+      debug('releasing the embedded server for %o failed: %O', holders, error);
+    });
+  }
   return report;
 }

@@ -14,6 +14,7 @@ import {
   StateFile,
   validateProjectName,
   withLiveness,
+  keepRunEntries,
   type LaneKey,
   type LedgerDocument,
 } from '../state/index.js';
@@ -179,6 +180,20 @@ export class DatabaseAllocator {
     if (options.worker !== undefined) key.worker = options.worker;
     const removed = await this.#remove(releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
     return removed.length > 0;
+  }
+
+  /**
+   * Keeps the databases of a run (this run by default) after its owner exits, for lanes kept for
+   * debugging, and keeps this run's hold on the embedded server: they count as alive until
+   * `releaseRun` (`e2e-lanes down`). On a shared server's registry the lease still expires.
+   */
+  async keepRun(runId: string = this.runId): Promise<void> {
+    await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
+    stopKeepingAlive(this.file, runId);
+    const server = this.#server;
+    this.#server = undefined;
+    this.#prepared = undefined;
+    if (server) await (await server.catch(() => undefined))?.keep();
   }
 
   /**

@@ -8,6 +8,7 @@ import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, t
 import {
   describeLane,
   keepAlive,
+  keepRunEntries,
   newOwner,
   OWNER_PID_ENV,
   resolveLeaseMs,
@@ -190,9 +191,14 @@ export class LaneManager {
       // Kept servers must outlive this process.
       this.#groups.clear();
       process.off('exit', this.#killGroupsOnExit);
+      // Kept lanes count as alive after this process exits, until `e2e-lanes down` removes them.
       await this.#ledger.update((doc) => {
         for (const entry of doc.entries) if (entry.runId === this.runId) entry.kept = true;
+        keepRunEntries(doc.entries, this.runId);
       });
+      stopKeepingAlive(this.#ledger, this.runId);
+      await this.ports.keepRun(this.runId);
+      if (this.databases && prepared) await this.databases.keepRun(this.runId);
       return;
     }
     const errors: unknown[] = [];

@@ -9,6 +9,7 @@ import {
   sameLane,
   splitByLiveness,
   withLiveness,
+  keepRunEntries,
   stopKeepingAlive,
   StateFile,
   validateProjectName,
@@ -161,6 +162,17 @@ export class PortAllocator {
     });
     if (released) await this.#unclaim([key]);
     return released;
+  }
+
+  /**
+   * Keeps the ports of a run (this run by default) after its owner exits, for lanes kept for
+   * debugging: they count as held until `releaseRun` (`e2e-lanes down`).
+   */
+  async keepRun(runId: string = this.runId): Promise<void> {
+    await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
+    await this.#claims.update((claims) => void keepRunEntries(claims.entries.filter((claim) => claim.stateDir === this.options.stateDir), runId));
+    stopKeepingAlive(this.file, runId);
+    stopKeepingAlive(this.#claims, runId);
   }
 
   /** Releases every port of a run (this run by default); returns the released entries. */

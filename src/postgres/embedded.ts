@@ -30,6 +30,11 @@ export interface EmbeddedPostgres extends AsyncDisposable {
   readonly started: boolean;
   /** Drops this reference; the last live reference stops the server. Safe to call twice. */
   release(): Promise<void>;
+  /**
+   * Keeps this reference after the process exits (lanes kept for debugging): it counts as alive
+   * until `releaseEmbeddedRuns` (`e2e-lanes down`) removes it. `release()` is a no-op afterwards.
+   */
+  keep(): Promise<void>;
 }
 
 /** What {@link reapEmbeddedPostgres} did. */
@@ -119,13 +124,23 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
  * stops the server when no live user is left. Used by `e2e-lanes gc`; never starts a server.
  */
 export async function reapEmbeddedPostgres(options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedReapResult> {
+  return releaseEmbeddedRuns([], options);
+}
+
+/**
+ * Removes the users of the given runs (kept ones included) and those whose process is gone, and
+ * stops the server when no live user is left. Used by `e2e-lanes down`; never starts a server.
+ */
+export async function releaseEmbeddedRuns(runIds: readonly string[], options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedReapResult> {
   const resolved = resolveEmbeddedOptions(options);
   const cluster = await resolveCluster(resolved);
   const registry = openRegistry(cluster.layout.registryFile, resolved.startTimeoutMs);
   return registry.update(async (doc) => {
     const record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
     if (!record) return { reaped: 0, users: 0, stopped: false };
-    const reaped = reapUsers(record, resolved.leaseMs);
+    const before = record.users.length;
+    record.users = record.users.filter((user) => !runIds.includes(user.runId));
+    const reaped = reapUsers(record, resolved.leaseMs) + before - record.users.length;
     const running = await isRecordedServerRunning(record);
     if (running && record.users.length > 0) return { reaped, users: record.users.length, stopped: false };
     await stopServer(cluster, record);
@@ -209,7 +224,20 @@ function createHandle(
     return releasing;
   };
 
+  const keep = (): Promise<void> => {
+    releasing ??= (async () => {
+      clearInterval(timer);
+      await registry.update((doc) => {
+        const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
+        const user = server?.users.find((candidate) => candidate.id === me.id);
+        if (user) user.kept = true;
+      });
+    })();
+    return releasing;
+  };
+
   return {
+    keep,
     adminUrl: facts.adminUrl,
     port: record.port,
     dataDir,

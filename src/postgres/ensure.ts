@@ -50,6 +50,8 @@ export interface PostgresHandle extends AsyncDisposable {
   readonly version: number;
   /** Lets go of the server: stops the embedded server when this was its last user; no-op for a given URL. */
   release(): Promise<void>;
+  /** Keeps the embedded server for this run after the process exits (kept lanes); no-op for a given URL. */
+  keep(): Promise<void>;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promi
     assertSupported(version, describeTarget(adminUrl));
     debug('using PostgreSQL %d at %s', version, describeTarget(adminUrl));
     const release = async (): Promise<void> => undefined;
-    return { adminUrl, embedded: false, version, release, [Symbol.asyncDispose]: release };
+    return { adminUrl, embedded: false, version, release, keep: release, [Symbol.asyncDispose]: release };
   }
   const server = await acquireEmbeddedPostgres({
     ...options.embedded,
@@ -82,7 +84,7 @@ export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promi
     await server.release();
     throw error;
   }
-  return { adminUrl: server.adminUrl, embedded: true, version: server.version, release: server.release, [Symbol.asyncDispose]: server.release };
+  return { adminUrl: server.adminUrl, embedded: true, version: server.version, release: server.release, keep: server.keep, [Symbol.asyncDispose]: server.release };
 }
 
 function assertSupported(version: number, where: string): void {

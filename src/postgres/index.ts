@@ -10,7 +10,7 @@ export {
   FALLBACK_DATABASE_URL_ENV,
   type PostgresTarget,
 } from './url.js';
-export { acquireEmbeddedPostgres, reapEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedReapResult } from './embedded.js';
+export { acquireEmbeddedPostgres, reapEmbeddedPostgres, releaseEmbeddedRuns, type EmbeddedPostgres, type EmbeddedReapResult } from './embedded.js';
 export { EMBEDDED_DIR_ENV, type EmbeddedPostgresOptions, type AcquireEmbeddedPostgresOptions } from './options.js';
 export { resolveBinaries, type PostgresBinaries } from './binaries.js';
 export { defaultDataDir, REGISTRY_FILE } from './layout.js';

@@ -24,6 +24,7 @@ export {
   describeLane,
   splitByLiveness,
   withLiveness,
+  keepRunEntries,
   type WithLiveness,
   validateProjectName,
 } from './ledger.js';

@@ -76,7 +76,7 @@ export function splitByLiveness<E extends LedgerEntry>(
   const stale: StaleEntry<E>[] = [];
   const verdicts = new Map<string, ReturnType<typeof judgeOwner>>();
   for (const entry of entries) {
-    const id = `${entry.owner.host}\0${entry.owner.pid}\0${entry.owner.heartbeatAt}`;
+    const id = `${entry.owner.host}\0${entry.owner.pid}\0${entry.owner.heartbeatAt}\0${entry.owner.kept === true}`;
     let verdict = verdicts.get(id);
     if (!verdict) {
       verdict = judgeOwner(entry.owner, leaseMs, now);
@@ -98,6 +98,18 @@ export function withLiveness<E extends LedgerEntry>(entries: readonly E[], lease
     const reason = reasons.get(entry);
     return reason === undefined ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: reason };
   });
+}
+
+/** Marks every entry of `runId` as kept (see {@link Owner.kept}); returns how many. */
+export function keepRunEntries(entries: readonly LedgerEntry[], runId: string): number {
+  let kept = 0;
+  for (const entry of entries) {
+    if (entry.runId === runId) {
+      entry.owner.kept = true;
+      kept++;
+    }
+  }
+  return kept;
 }
 
 /** Refreshes the heartbeat of every entry of `runId`; returns how many were touched. */

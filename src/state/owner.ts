@@ -17,6 +17,11 @@ export interface Owner {
   createdAt: string;
   /** Last time a live process of the run refreshed the entry (ISO 8601). */
   heartbeatAt: string;
+  /**
+   * Kept after its run ended, for debugging (`E2E_LANES_KEEP=1`): counts as alive whatever its pid
+   * and heartbeat, until `e2e-lanes down` removes it.
+   */
+  kept?: boolean;
 }
 
 export const RUN_ID_ENV = 'E2E_LANES_RUN_ID';
@@ -135,6 +140,7 @@ export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
  * the same process, not a recycled pid); on any host its heartbeat must be younger than the lease.
  */
 export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): OwnerVerdict {
+  if (owner.kept) return { alive: true };
   if (owner.host === currentHost()) {
     if (!isPidAlive(owner.pid)) return { alive: false, reason: `owner pid ${owner.pid} is gone` };
     if (owner.pidStart !== undefined) {
@@ -161,6 +167,7 @@ export function isOwner(value: unknown): value is Owner {
     typeof o.host === 'string' &&
     typeof o.createdAt === 'string' &&
     typeof o.heartbeatAt === 'string' &&
-    (o.pidStart === undefined || typeof o.pidStart === 'number')
+    (o.pidStart === undefined || typeof o.pidStart === 'number') &&
+    (o.kept === undefined || typeof o.kept === 'boolean')
   );
 }

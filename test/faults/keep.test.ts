@@ -16,6 +16,18 @@ import {
   type SharedPostgres,
 } from './helpers.ts';
 
+/** Users of the shared embedded server (default data folder of this checkout). */
+function embeddedUsers(): Array<{ runId: string; kept?: boolean }> {
+  try {
+    const registry = JSON.parse(readFileSync(new URL('../../node_modules/.cache/e2e-lanes/embedded-postgres.json', import.meta.url), 'utf8')) as {
+      servers: Array<{ users: Array<{ runId: string; kept?: boolean }> }>;
+    };
+    return registry.servers.flatMap((server) => server.users);
+  } catch {
+    return [];
+  }
+}
+
 // Ports 6400-6499: this file's block.
 const PORTS = [6400, 6499] as const;
 
@@ -57,14 +69,12 @@ test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --ru
 
 test(
   'keep mode: a kept lane survives a later run on the same state folder',
-  {
-    todo:
-      'fails today: the later run reaps the kept run’s port and database entries (their owner, the runner, is dead) and drops the database; ' +
-      'the last release of the embedded Postgres stops it under the kept servers. See "Not guaranteed" in docs/reliability.md.',
-  },
+  { timeout: 240_000 },
   async (t) => {
     const box = await sandbox(t, { ports: PORTS });
     const kept = startPlaywright(box, { config: suite('basic'), env: { E2E_LANES_KEEP: '1' } });
+    // Kept lanes (and their hold on the embedded server) stay until `down`, even when the test fails.
+    t.after(() => runLanesCli(box, ['--config', suite('basic'), 'down', '--run', kept.runId]));
     expectExit(await kept.exit, 0, kept.output());
     const later = startPlaywright(box, { config: suite('basic') });
     expectExit(await later.exit, 0, later.output());
@@ -73,5 +83,10 @@ test(
       assert.equal(response.status, 200, `the kept lane of ${lane.project} still reaches its database`);
     }
     assert.equal((await leftovers(box, [kept.runId])).databases.length, 2, 'the kept databases still exist');
+    const down = await runLanesCli(box, ['--config', suite('basic'), 'down', '--run', kept.runId]);
+    expectExit(down, 0, down.output);
+    const left = await leftovers(box, [kept.runId]);
+    assert.ok(isClean(left), describeLeftovers(left));
+    assert.ok(!embeddedUsers().some((user) => user.runId === kept.runId), 'down let go of the embedded server');
   },
 );
