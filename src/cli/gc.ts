@@ -63,8 +63,15 @@ async function oldTemplates(state: State, options: LanesOptions, gc: { dryRun: b
     ...(database.embedded !== undefined ? { embedded: database.embedded } : {}),
   });
   try {
-    if (gc.dryRun) return (await listTemplates(server.adminUrl, prefix)).slice(gc.keepTemplates).map((template) => template.name);
-    return await dropOldTemplates(server.adminUrl, prefix, gc.keepTemplates);
+    // Templates that live lanes of this state folder were cloned from stay: their runs may clone more.
+    const inUse = ((await state.databases?.list()) ?? []).filter((entry) => entry.alive).map((entry) => entry.template);
+    if (gc.dryRun) {
+      return (await listTemplates(server.adminUrl, prefix))
+        .slice(gc.keepTemplates)
+        .map((template) => template.name)
+        .filter((name) => !inUse.includes(name));
+    }
+    return await dropOldTemplates(server.adminUrl, prefix, gc.keepTemplates, { exclude: inUse });
   } finally {
     await server.release();
   }

@@ -64,6 +64,7 @@ export class DatabaseAllocator {
   readonly file: StateFile<LedgerDocument<DatabaseEntry>>;
   readonly #shard: string | undefined;
   #server: Promise<PostgresHandle> | undefined;
+  #registryDenied = false;
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
 
@@ -101,6 +102,7 @@ export class DatabaseAllocator {
    * embedded server.
    */
   registryKind(): 'postgres' | 'file' {
+    if (this.#registryDenied) return 'file';
     const mode = this.options.registry;
     return mode === 'postgres' || (mode === 'auto' && resolveAdminUrl(this.options.adminUrl) !== undefined) ? 'postgres' : 'file';
   }
@@ -298,7 +300,18 @@ export class DatabaseAllocator {
     if (this.registryKind() === 'file') return Promise.resolve(undefined);
     this.#registry ??= (async () => {
       const server = await this.#postgres();
-      await this.#withAdmin((client) => ensureRegistry(client, describeTarget(server.adminUrl)));
+      try {
+        await this.#withAdmin((client) => ensureRegistry(client, describeTarget(server.adminUrl)));
+      } catch (error) {
+        // 'auto' must not fail a run whose role may create databases but not a schema: fall back to state files.
+        if (this.options.registry !== 'auto' || (error as { cause?: { code?: string } }).cause?.code !== '42501') throw error;
+        this.#registryDenied = true;
+        warn(
+          `the role of ${describeTarget(server.adminUrl)} may not create the lane registry (permission denied), so lanes are recorded ` +
+            "on this host only. Grant it CREATE on that database for CI shards to see each other's lanes, or set registry: 'file' to silence this.",
+        );
+        return undefined;
+      }
       const connect = (): Promise<Client> => connectClient(server.adminUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
       return new LeaseKeeper(connect, this.options.leaseMs);
     })().catch((error: unknown) => {

@@ -272,3 +272,45 @@ describe('lane registry on a shared server', () => {
     assert.equal(new DatabaseAllocator({ adminUrl, runId: 'x' }).options.registry, 'file');
   });
 });
+
+describe('a role that may create databases but not the registry', () => {
+  it("falls back to state files with a warning under 'auto', and fails under 'postgres'", async (t) => {
+    const role = `${server.prefix}_limited`;
+    const password = randomUUID();
+    await query(server.adminUrl, `CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN CREATEDB PASSWORD ${pg.escapeLiteral(password)}`);
+    const maintenance = `${server.prefix}_limited_db`;
+    await query(server.adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(maintenance)}`);
+    await query(withDatabase(server.adminUrl, maintenance), 'REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+    await query(server.adminUrl, `REVOKE CREATE ON DATABASE ${pg.escapeIdentifier(maintenance)} FROM PUBLIC`);
+    t.after(async () => {
+      await query(server.adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(maintenance)} WITH (FORCE)`);
+      const owned = await databasesStartingWith(server.adminUrl, `${server.prefix}_`);
+      for (const name of owned) {
+        const [row] = await query<{ owner: string }>(server.adminUrl, 'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [name]);
+        if (row?.owner !== role) continue;
+        await query(server.adminUrl, `ALTER DATABASE ${pg.escapeIdentifier(name)} WITH IS_TEMPLATE false`);
+        await query(server.adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      }
+      await query(server.adminUrl, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
+    });
+    const url = new URL(withDatabase(server.adminUrl, maintenance));
+    url.username = role;
+    url.password = password;
+    const limitedUrl = url.toString();
+
+    const strict = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'postgres', stateDir: await tempDir(t), runId: 'limited-strict' });
+    t.after(() => strict.close());
+    await assert.rejects(strict.allocateDatabaseForProject('p'), (error) => isLanesError(error, 'REGISTRY_FAILED'));
+
+    const warnings: string[] = [];
+    t.mock.method(console, 'warn', (message: string) => warnings.push(message));
+    const auto = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, stateDir: await tempDir(t), runId: 'limited-auto' });
+    t.after(() => auto.close());
+    const lane = await auto.allocateDatabaseForProject('p');
+    assert.equal(auto.registryKind(), 'file');
+    assert.ok(warnings.some((message) => /may not create the lane registry/.test(message)), warnings.join('\n'));
+    assert.ok(!warnings.join('\n').includes(password));
+    await auto.releaseRun();
+    assert.deepEqual(await existing([lane.databaseName]), []);
+  });
+});
