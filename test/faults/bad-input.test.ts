@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   describeLeftovers,
   expectExit,
@@ -13,24 +13,17 @@ import {
   reportTests,
   sandbox,
   serverProcesses,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
   type LedgerName,
-  type SharedPostgres,
 } from './helpers.ts';
 import { HOSTILE_PROJECTS } from '../fixtures/suites/hostile-names.config.ts';
 
 // Ports 6100-6199: this file's block.
 const PORTS = [6100, 6199] as const;
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+const shared = useSharedPostgres();
 
 /** A loopback port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
@@ -99,7 +92,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
   test('a migration that fails half-way: MIGRATION_FAILED naming the file, no template, build or lane database left', async (t) => {
     const box = await sandbox(t, { ports: PORTS });
     const prefix = 'ftmig';
-    const drop = async () => postgres.dropDatabases(await postgres.databasesStartingWith(`${prefix}_`));
+    const drop = async () => shared.server.dropDatabases(await shared.server.databasesStartingWith(`${prefix}_`));
     await drop();
     t.after(drop);
     const run = startPlaywright(box, { config: suite('broken-migration'), prefix, env: { FAULTS_PREFIX: prefix } });
@@ -108,7 +101,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     const output = run.output();
     assert.match(output, /LanesError: \[MIGRATION_FAILED\] /);
     assert.match(output, /20250302000000_second[/\\]migration\.sql/);
-    assert.deepEqual(await postgres.databasesStartingWith(`${prefix}_`), [], 'no template, build or lane database');
+    assert.deepEqual(await shared.server.databasesStartingWith(`${prefix}_`), [], 'no template, build or lane database');
     const left = await leftovers(box, [run.runId], prefix);
     assert.ok(isClean(left), describeLeftovers(left));
   });
@@ -128,7 +121,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
       assert.ok(Buffer.byteLength(name) <= 63, `${name} fits in 63 bytes`);
     }
     assert.equal(new Set(names).size, names.length, 'distinct databases');
-    assert.equal((await postgres.query("SELECT 1 FROM pg_database WHERE datname = 'postgres'")).length, 1, 'the postgres database still exists');
+    assert.equal((await shared.server.query("SELECT 1 FROM pg_database WHERE datname = 'postgres'")).length, 1, 'the postgres database still exists');
     const left = await leftovers(box, [run.runId]);
     assert.ok(isClean(left), describeLeftovers(left));
     assert.ok(existsSync(box.stateDir));

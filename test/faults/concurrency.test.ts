@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   announcedLanes,
   assertDistinctDatabases,
@@ -10,23 +10,16 @@ import {
   leftovers,
   reportTests,
   sandbox,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
   watchForCollisions,
-  type SharedPostgres,
 } from './helpers.ts';
 
 // Ports 6500-6599: this file's block.
 const PORTS = [6500, 6599] as const;
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+useSharedPostgres();
 
 test('eight invocations of a small suite sharing one state folder: all pass, nothing collides, nothing remains', async (t) => {
   const box = await sandbox(t, { ports: PORTS });

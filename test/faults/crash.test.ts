@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   attachmentText,
   describeLeftovers,
@@ -8,22 +8,15 @@ import {
   leftovers,
   reportTests,
   sandbox,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
-  type SharedPostgres,
 } from './helpers.ts';
 
 // Ports 6200-6299: this file's block.
 const PORTS = [6200, 6299] as const;
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+useSharedPostgres();
 
 test('a backend that crashes mid-run: the failing test says the server died and carries its log; teardown still cleans up', async (t) => {
   const box = await sandbox(t, { ports: PORTS });

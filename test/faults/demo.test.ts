@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   assertDistinctDatabases,
   assertStateFilesValid,
@@ -8,22 +8,15 @@ import {
   isClean,
   leftovers,
   sandbox,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   watchForCollisions,
-  type SharedPostgres,
 } from './helpers.ts';
 
 // Ports 6600-6699: this file's block.
 const PORTS = [6600, 6699] as const;
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+useSharedPostgres();
 
 test("the repository's demo suite twice at the same time (one state folder, distinct --output): both pass, nothing of either run remains", async (t) => {
   const box = await sandbox(t, { ports: PORTS });

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import pg from 'pg';
 import { acquireEmbeddedPostgres, defaultDataDir, resolveBinaries } from '../../src/postgres/index.js';
 
@@ -216,6 +216,26 @@ export interface SharedPostgres {
 
 let shared: Promise<SharedPostgres> | undefined;
 let sharedUsers = 0;
+
+/**
+ * Holds the shared embedded server for a whole test file (acquired before its first test, released
+ * after its last); read `.server` inside tests.
+ */
+export function useSharedPostgres(): { readonly server: SharedPostgres } {
+  let held: SharedPostgres | undefined;
+  before(async () => {
+    held = await sharedPostgres();
+  });
+  after(async () => {
+    await held?.release();
+  });
+  return {
+    get server(): SharedPostgres {
+      if (!held) throw new Error('the shared PostgreSQL is not ready (use it inside tests)');
+      return held;
+    },
+  };
+}
 
 /**
  * A reference to the embedded server that the fault runs use (the same default data dir as the

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   describeLeftovers,
   expectExit,
@@ -10,10 +10,9 @@ import {
   runLanesCli,
   sandbox,
   serverProcesses,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
-  type SharedPostgres,
 } from './helpers.ts';
 
 /** Users of the shared embedded server (default data folder of this checkout). */
@@ -31,13 +30,7 @@ function embeddedUsers(): Array<{ runId: string; kept?: boolean }> {
 // Ports 6400-6499: this file's block.
 const PORTS = [6400, 6499] as const;
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+useSharedPostgres();
 
 test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --run` removes them', async (t) => {
   const box = await sandbox(t, { ports: PORTS });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import pg from 'pg';
 import {
   attachmentText,
@@ -12,10 +12,9 @@ import {
   leftovers,
   reportTests,
   sandbox,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
-  type SharedPostgres,
 } from './helpers.ts';
 
 // Ports 6300-6399: this file's block.
@@ -23,13 +22,7 @@ const PORTS = [6300, 6399] as const;
 /** The prefix of every database of this test: its own template, built by its own role. */
 const PREFIX = 'ftleak';
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+const shared = useSharedPostgres();
 
 /** Every file under `dir`, recursively. */
 function filesUnder(dir: string): string[] {
@@ -44,13 +37,13 @@ test('nothing the toolkit writes holds the database password: state files, serve
   const role = `ftleak_${randomBytes(4).toString('hex')}`;
   const password = `pw-${randomBytes(20).toString('hex')}-Zq`;
   const cleanup = async (): Promise<void> => {
-    await postgres.dropDatabases(await postgres.databasesStartingWith(`${PREFIX}_`));
-    await postgres.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
+    await shared.server.dropDatabases(await shared.server.databasesStartingWith(`${PREFIX}_`));
+    await shared.server.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
   };
   t.after(cleanup);
-  await postgres.dropDatabases(await postgres.databasesStartingWith(`${PREFIX}_`));
-  await postgres.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN CREATEDB PASSWORD ${pg.escapeLiteral(password)}`);
-  const port = new URL(postgres.adminUrl).port;
+  await shared.server.dropDatabases(await shared.server.databasesStartingWith(`${PREFIX}_`));
+  await shared.server.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN CREATEDB PASSWORD ${pg.escapeLiteral(password)}`);
+  const port = new URL(shared.server.adminUrl).port;
   const givenUrl = `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 
   const run = startPlaywright(box, {

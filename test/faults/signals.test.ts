@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   describeLeftovers,
   expectExit,
@@ -14,13 +14,12 @@ import {
   runLanesCli,
   sandbox,
   serverProcesses,
-  sharedPostgres,
+  useSharedPostgres,
   startPlaywright,
   suite,
   SUITES_DIR,
   waitFor,
   waitForLanesUp,
-  type SharedPostgres,
 } from './helpers.ts';
 
 // Ports 6000-6099: this file's block.
@@ -38,13 +37,7 @@ function readLogs(stateDir: string): string {
     .join('\n');
 }
 
-let postgres: SharedPostgres;
-before(async () => {
-  postgres = await sharedPostgres();
-});
-after(async () => {
-  await postgres.release();
-});
+const shared = useSharedPostgres();
 
 describe('a killed or interrupted run leaves nothing behind', { concurrency: false }, () => {
   test('SIGKILL of the runner mid-suite: `e2e-lanes gc` reaps its servers, databases and ports', async (t) => {
@@ -124,7 +117,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const sql = await readFile(join(SUITES_DIR, 'migrations/ok/20250301000000_init/migration.sql'), 'utf8');
     await writeFile(join(migrations, '20250301000000_slow/migration.sql'), `${sql}\nSELECT pg_sleep(3);\n-- ${randomUUID()}\n`);
     t.after(async () => {
-      await postgres.dropDatabases(await postgres.databasesStartingWith(`${SLOW_PREFIX}_`));
+      await shared.server.dropDatabases(await shared.server.databasesStartingWith(`${SLOW_PREFIX}_`));
     });
 
     const run = startPlaywright(box, {
@@ -132,7 +125,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
       prefix: SLOW_PREFIX,
       env: { FAULTS_EAGER: '1', FAULTS_WORKERS: '2', FAULTS_PREFIX: SLOW_PREFIX, FAULTS_MIGRATIONS: migrations },
     });
-    await waitFor('the template build to start', async () => (await postgres.databasesStartingWith(`${SLOW_PREFIX}_tpl_`)).some((name) => name.includes('_build_')), {
+    await waitFor('the template build to start', async () => (await shared.server.databasesStartingWith(`${SLOW_PREFIX}_tpl_`)).some((name) => name.includes('_build_')), {
       timeoutMs: 60_000,
       intervalMs: 50,
       abortIf: () => (run.done() ? run.output() : undefined),
@@ -144,7 +137,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const left = await leftovers(box, [run.runId], SLOW_PREFIX);
     assert.ok(isClean(left), `the interrupted run left: ${describeLeftovers(left)}\n${run.output()}`);
     assert.deepEqual(
-      (await postgres.databasesStartingWith(`${SLOW_PREFIX}_tpl_`)).filter((name) => name.includes('_build_')),
+      (await shared.server.databasesStartingWith(`${SLOW_PREFIX}_tpl_`)).filter((name) => name.includes('_build_')),
       [],
       'no half-built template is left',
     );
