@@ -140,7 +140,8 @@ export async function releaseEmbeddedRuns(runIds: readonly string[], options: Ac
     if (!record) return { reaped: 0, users: 0, stopped: false };
     const before = record.users.length;
     record.users = record.users.filter((user) => !runIds.includes(user.runId));
-    const reaped = reapUsers(record, resolved.leaseMs) + before - record.users.length;
+    const released = before - record.users.length;
+    const reaped = reapUsers(record, resolved.leaseMs) + released;
     const running = await isRecordedServerRunning(record);
     if (running && record.users.length > 0) return { reaped, users: record.users.length, stopped: false };
     await stopServer(cluster, record);
