@@ -1,0 +1,120 @@
+/**
+ * Runs one `playwright test` for part 4 and reads what it did: wall time, test counts (JSON
+ * reporter) and the toolkit's progress lines, each stamped with when it was printed.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { DatabaseAllocator, PortAllocator, reapStaleLanes } from '../../src/index.ts';
+import { childEnv, ROOT } from './context.ts';
+import { GREP_INVERT } from './shared-mode.ts';
+
+const PLAYWRIGHT = join(ROOT, 'node_modules/@playwright/test/cli.js');
+
+/** A lane as its `[e2e-lanes] lane … up in N ms` line tells it. */
+export interface LaneUp {
+  project: string;
+  /** Boot time the toolkit printed. */
+  bootMs: number;
+  /** When the line appeared, since `playwright test` started. */
+  upAtMs: number;
+}
+
+export interface SuiteRun {
+  /** Wall time of `playwright test` (plus what the caller adds, e.g. preparing a database). */
+  wallMs: number;
+  passed: number;
+  failed: number;
+  flaky: number;
+  lanes: LaneUp[];
+  /** Global setup of a lanes run, from `[e2e-lanes] ready in N ms`. */
+  setupMs?: number;
+  /** When Playwright printed `Running N tests`, since start. */
+  testsStartAtMs?: number;
+  teardownMs?: number;
+  /** `built` or `cached`. */
+  template?: string;
+  /** CPU use (0-1) of the machine just before the run (set by the caller). */
+  busyBefore?: number;
+}
+
+/** The run under way, so that an interrupted bench can stop it (Playwright then tears its lanes down). */
+let current: ResultPromise | undefined;
+
+export async function stopCurrentRun(): Promise<void> {
+  current?.kill('SIGINT'); // as Ctrl-C: Playwright stops its workers and runs the global teardown
+  await current;
+}
+
+/** `playwright test <args>` in the repo, with `env` on top of the user's; JSON report and output under `dir`. */
+export async function runPlaywright(dir: string, args: string[], env: Record<string, string>): Promise<SuiteRun> {
+  const report = join(dir, 'report.json');
+  const stamped: Array<{ atMs: number; line: string }> = [];
+  const started = performance.now();
+  const subprocess = execa(process.execPath, [PLAYWRIGHT, 'test', ...args, '--grep-invert', GREP_INVERT, '--output', join(dir, 'output'), '--reporter', 'list,json'], {
+    cwd: ROOT,
+    env: childEnv({ ...env, PLAYWRIGHT_JSON_OUTPUT_FILE: report, FORCE_COLOR: '0' }),
+    extendEnv: false,
+    stdin: 'ignore',
+    all: true,
+    reject: false,
+    timeout: 300_000,
+    forceKillAfterDelay: 10_000,
+  });
+  current = subprocess;
+  let pending = '';
+  subprocess.all?.on('data', (chunk: Buffer) => {
+    const lines = (pending + chunk.toString('utf8')).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) stamped.push({ atMs: performance.now() - started, line });
+  });
+  const result = await subprocess;
+  const wallMs = performance.now() - started;
+  current = undefined;
+
+  const stats = await readFile(report, 'utf8')
+    .then((text) => (JSON.parse(text) as { stats?: { expected?: number; unexpected?: number; flaky?: number } }).stats ?? {})
+    .catch(() => ({}) as { expected?: number; unexpected?: number; flaky?: number });
+  const run: SuiteRun = { wallMs, passed: stats.expected ?? 0, failed: stats.unexpected ?? 0, flaky: stats.flaky ?? 0, lanes: [] };
+  for (const { atMs, line } of stamped) {
+    let match = /\[e2e-lanes\] lane project "(.+?)" of run \S+ up in (\d+) ms/.exec(line);
+    if (match) run.lanes.push({ project: match[1]!, bootMs: Number(match[2]), upAtMs: atMs });
+    if ((match = /\[e2e-lanes\] ready in (\d+) ms/.exec(line))) run.setupMs = Number(match[1]);
+    if ((match = /\[e2e-lanes\] lanes of run \S+ torn down in (\d+) ms/.exec(line))) run.teardownMs = Number(match[1]);
+    if ((match = /\[e2e-lanes\] template \S+ (built|cached)/.exec(line))) run.template = match[1]!;
+    if (run.testsStartAtMs === undefined && /^Running \d+ tests? using/.test(line.trim())) run.testsStartAtMs = atMs;
+  }
+  if (result.failed || run.failed > 0 || run.passed === 0) {
+    const output = String(result.all ?? '');
+    console.error(`  playwright ${args.join(' ')} ended with ${result.shortMessage ?? `exit code ${result.exitCode}`}; last lines:\n${output.split('\n').slice(-40).join('\n')}`);
+  }
+  return run;
+}
+
+/**
+ * When package.json serves `e2e-lanes/playwright` from a build (not from src/), builds it first if
+ * it is older than src/ (not timed), so the lanes runs measure the code the other parts measure.
+ */
+export async function ensureBuilt(): Promise<void> {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports?: Record<string, { default?: string }>; scripts?: Record<string, string> };
+  const entry = pkg.exports?.['./playwright']?.default;
+  if (!entry || entry.startsWith('./src/') || !pkg.scripts?.build) return;
+  const builtAt = statSync(join(ROOT, entry), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const sources = readdirSync(join(ROOT, 'src'), { recursive: true, withFileTypes: true }).filter((file) => file.isFile());
+  if (sources.every((file) => statSync(join(file.parentPath, file.name)).mtimeMs <= builtAt)) return;
+  console.log(`  ${entry} is older than src/: running \`npm run build\` first (not timed)`);
+  await execa('npm', ['run', 'build'], { cwd: ROOT, env: childEnv(), extendEnv: false, stdin: 'ignore' });
+}
+
+/** After a lanes run: reaps whatever a crashed run left in its own state folder (servers, databases, ports). */
+export async function reapLeftovers(stateDir: string): Promise<void> {
+  await reapStaleLanes(stateDir, 120_000).catch(() => undefined);
+  await new PortAllocator({ stateDir, runId: 'e2e-lanes-bench-reaper' }).reapStale().catch(() => undefined);
+  const databases = new DatabaseAllocator({ stateDir, runId: 'e2e-lanes-bench-reaper' });
+  try {
+    await databases.reapStale();
+  } finally {
+    await databases.close();
+  }
+}
