@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { LanesError } from '../errors.js';
+import { isPidAlive } from '../state/owner.js';
 import type { KillProcessGroupOptions } from './types.js';
 
 const log = createDebug('e2e-lanes:servers');
@@ -15,13 +16,7 @@ const AFTER_KILL_MS = 2_000;
  * (EPERM) counts as alive.
  */
 export function isProcessAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return errnoOf(error) === 'EPERM';
-  }
-  return procState(pid) !== 'Z';
+  return isPidAlive(pid);
 }
 
 /**
@@ -125,11 +120,6 @@ function procStat(pid: number | 'self'): ProcStat | undefined {
   const state = fields[0];
   const pgrp = Number(fields[2]);
   return state === undefined || !Number.isInteger(pgrp) ? undefined : { state, pgrp };
-}
-
-/** @internal */
-function procState(pid: number): string | undefined {
-  return procStat(pid)?.state;
 }
 
 /** States of the members of group `pgid`, or undefined when /proc is not available. @internal */

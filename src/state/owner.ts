@@ -109,14 +109,23 @@ export function newOwner(runId: string, pid = resolveOwnerPid(), now = new Date(
   return owner;
 }
 
-/** True while a process with this pid exists on this host (EPERM counts as alive). */
+/**
+ * True while a process with this pid exists on this host and is not a zombie (EPERM counts as
+ * alive). Zombies count as dead: where PID 1 does not reap orphans (containers without an init), a
+ * killed process stays a zombie forever, yet runs no code and holds nothing.
+ */
 export function isPidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux), or it just exited: kill() said it existed
   }
 }
 

@@ -1,3 +1,4 @@
+import { isPidAlive } from '../../src/state/owner.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -76,17 +77,7 @@ export function postmasterPidOf(dataDir: string): number | undefined {
 
 /** True when `pid` no longer runs: it does not exist or is a zombie waiting for init to reap it. */
 export function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
+  return !isPidAlive(pid);
 }
 
 /** The numeric user id a process runs as (Linux). */

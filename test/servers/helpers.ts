@@ -1,3 +1,4 @@
+import { isPidAlive } from '../../src/state/owner.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -42,17 +43,7 @@ export function laneContext(ports: Record<string, number>, extra: Partial<Server
  * a zombie forever, yet runs no code and holds no port.
  */
 export function isGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
+  return !isPidAlive(pid);
 }
 
 /** Waits until a fixture wrote its pid to `file`. */
