@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { isPidAlive } from '../state/index.js';
+import { procStat } from '../state/proc.js';
 
 /** Environment variable that marks a process as a lane server (its value is the server name). */
 export const SERVER_MARK_ENV = 'E2E_LANES_SERVER';
@@ -42,13 +43,8 @@ export interface OrphanProcess {
 
 /** The process group of a process (Linux `/proc/<pid>/stat` field 5), or the pid itself elsewhere. */
 export function processGroupOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-    return Number.isInteger(pgid) && pgid > 0 ? pgid : pid;
-  } catch {
-    return pid;
-  }
+  const pgrp = procStat(pid)?.pgrp;
+  return pgrp !== undefined && pgrp > 0 ? pgrp : pid;
 }
 
 /**

@@ -7,6 +7,7 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { redactText } from '../redact.js';
 import { isPidAlive } from '../state/owner.js';
+import { procStat } from '../state/proc.js';
 import type { PostgresBinaries } from './binaries.js';
 import type { EmbeddedLayout } from './layout.js';
 import { giveTo, runAs, type ServerUser } from './os-user.js';
@@ -178,12 +179,11 @@ export async function readPostmasterPid(dataDir: string): Promise<PostmasterInfo
  * pid now belongs to another program. Without `/proc` (macOS), only existence is checked.
  */
 export async function postmasterState(pid: number, dataDir?: string): Promise<'running' | 'gone' | 'foreign'> {
+  const stat = procStat(pid);
+  if (!stat) return process.platform === 'linux' || !isPidAlive(pid) ? 'gone' : 'running';
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state === 'Z' || state === 'X') return 'gone';
-    if (comm !== 'postgres') return 'foreign';
+    if (stat.state === 'Z' || stat.state === 'X') return 'gone';
+    if (stat.comm !== 'postgres') return 'foreign';
     if (dataDir === undefined) return 'running';
     // pg_ctl starts the postmaster as `postgres -D <dataDir> …`; a backend of another cluster never matches.
     const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');

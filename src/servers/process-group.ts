@@ -1,8 +1,9 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { LanesError } from '../errors.js';
 import { isPidAlive } from '../state/owner.js';
+import { procStat } from '../state/proc.js';
 import type { KillProcessGroupOptions } from './types.js';
 
 const log = createDebug('e2e-lanes:servers');
@@ -100,26 +101,6 @@ function assertSafeGroup(pid: number): void {
       hint: 'Pass the pid recorded for a server (its process-group leader), never 0, 1 or the current process.',
     });
   }
-}
-
-interface ProcStat {
-  state: string;
-  pgrp: number;
-}
-
-/** Fields of /proc/<pid>/stat (Linux), or undefined elsewhere or when gone. @internal */
-function procStat(pid: number | 'self'): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses, so split after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const state = fields[0];
-  const pgrp = Number(fields[2]);
-  return state === undefined || !Number.isInteger(pgrp) ? undefined : { state, pgrp };
 }
 
 /** States of the members of group `pgid`, or undefined when /proc is not available. @internal */

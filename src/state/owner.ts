@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { procStat } from './proc.js';
 import { hostname } from 'node:os';
 import { ciRunId } from './ci.js';
 
@@ -121,25 +121,13 @@ export function isPidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return true; // no /proc (not Linux), or it just exited: kill() said it existed
-  }
+  // Without /proc (not Linux), or when it exited just now, kill() had the last word.
+  return procStat(pid)?.state !== 'Z';
 }
 
 /** The kernel start time of a process (Linux `/proc/<pid>/stat` field 22), or undefined elsewhere. */
 export function pidStartTime(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const start = Number(fields[19]);
-    return Number.isFinite(start) ? start : undefined;
-  } catch {
-    return undefined;
-  }
+  return procStat(pid)?.startTime;
 }
 
 export type OwnerVerdict = { alive: true } | { alive: false; reason: string };

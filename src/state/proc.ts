@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+
+/** The fields of `/proc/<pid>/stat` the toolkit uses (Linux). */
+export interface ProcStat {
+  /** Command name (without the parentheses). */
+  comm: string;
+  /** One letter: R, S, D, Z (zombie), X (dead), … */
+  state: string;
+  /** Process group. */
+  pgrp: number;
+  /** Kernel start time in clock ticks since boot: tells a recycled pid from the original process. */
+  startTime: number;
+}
+
+/** `/proc/<pid>/stat` parsed, or undefined where there is no /proc (not Linux) or the process is gone. */
+export function procStat(pid: number | 'self'): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid pgrp …": comm may contain spaces and parentheses, so split after the last ')'.
+  const close = text.lastIndexOf(')');
+  const fields = text.slice(close + 2).split(' ');
+  const state = fields[0];
+  const pgrp = Number(fields[2]);
+  const startTime = Number(fields[19]);
+  if (state === undefined || !Number.isInteger(pgrp) || !Number.isFinite(startTime)) return undefined;
+  return { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime };
+}
