@@ -18,6 +18,7 @@ import {
   type LaneKey,
   type LedgerDocument,
 } from '../state/index.js';
+import { instanceFor } from '../state/instances.js';
 import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, serverVersionNum, withDatabase, type PostgresHandle } from '../postgres/index.js';
 import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase } from './admin.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -45,14 +46,7 @@ export class DatabaseAllocator {
   /** One allocator per state folder. Options of a later call must agree with the first. */
   static getInstance(options: DatabaseAllocatorOptions = {}): DatabaseAllocator {
     const resolved = resolveDatabaseAllocatorOptions(options);
-    const existing = DatabaseAllocator.#instances.get(resolved.stateDir);
-    if (existing) {
-      existing.#assertCompatible(resolved);
-      return existing;
-    }
-    const created = new DatabaseAllocator(options);
-    DatabaseAllocator.#instances.set(resolved.stateDir, created);
-    return created;
+    return instanceFor(DatabaseAllocator.#instances, resolved.stateDir, () => new DatabaseAllocator(options), (existing) => existing.#assertCompatible(resolved));
   }
 
   /** Forgets every singleton (for tests). */

@@ -19,6 +19,7 @@ import {
   type Owner,
   type StaleEntry,
 } from '../state/index.js';
+import { instanceFor } from '../state/instances.js';
 import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, type ResolvedPortAllocatorOptions } from './options.js';
 import { dropClaims, foreignClaims, hostClaims, putClaim, type PortClaim } from './host-claims.js';
 import { isPortFree } from './probe.js';
@@ -82,14 +83,7 @@ export class PortAllocator {
   /** One allocator per state folder. Options of a later call must agree with the first. */
   static getInstance(options: PortAllocatorOptions = {}): PortAllocator {
     const resolved = resolvePortAllocatorOptions(options);
-    const existing = PortAllocator.#instances.get(resolved.stateDir);
-    if (existing) {
-      existing.#assertCompatible(resolved);
-      return existing;
-    }
-    const created = new PortAllocator(options);
-    PortAllocator.#instances.set(resolved.stateDir, created);
-    return created;
+    return instanceFor(PortAllocator.#instances, resolved.stateDir, () => new PortAllocator(options), (existing) => existing.#assertCompatible(resolved));
   }
 
   /** Forgets every singleton (for tests). */
