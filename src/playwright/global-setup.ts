@@ -28,12 +28,18 @@ const TEARDOWN_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
 export default async function globalSetup(config: FullConfig): Promise<void> {
   const options = registry().options;
   if (!options) {
-    throw new LanesError('CONFIG_INVALID', 'The e2e-lanes global setup ran without options.', {
-      hint: "Wrap your config with `withLanes(config, options)` from 'e2e-lanes/playwright' instead of adding the setup file by hand.",
-    });
+    throw showCode(
+      new LanesError('CONFIG_INVALID', 'The e2e-lanes global setup ran without options.', {
+        hint: "Wrap your config with `withLanes(config, options)` from 'e2e-lanes/playwright' instead of adding the setup file by hand.",
+      }),
+    );
   }
   const projects = selectedProjects(config);
-  assertBrowsers(projects);
+  try {
+    assertBrowsers(projects);
+  } catch (error) {
+    throw showCode(error);
+  }
 
   const manager = new LaneManager(options);
   let control: ControlServer | undefined;

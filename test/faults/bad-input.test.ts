@@ -19,6 +19,7 @@ import {
   type LedgerName,
 } from './helpers.ts';
 import { HOSTILE_PROJECTS } from '../fixtures/suites/hostile-names.config.ts';
+import { playwrightChromium } from '../../src/playwright/browser.js';
 
 // Ports 6100-6199: this file's block.
 const PORTS = [6100, 6199] as const;
@@ -54,6 +55,22 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     const left = await leftovers(box, [run.runId]);
     assert.ok(isClean(left), describeLeftovers(left));
     assert.deepEqual(serverProcesses({ stateDir: box.stateDir }), []);
+  });
+
+  test('no browser: BROWSER_NOT_FOUND with the install command, before any lane starts', async (t) => {
+    if (playwrightChromium()) {
+      t.skip("Playwright's own Chromium is installed here, so there is always a browser");
+      return;
+    }
+    const box = await sandbox(t, { ports: PORTS });
+    const run = startPlaywright(box, { config: suite('basic'), env: { E2E_LANES_CHROMIUM: '/nonexistent/chromium' } });
+    expectExit(await run.exit, 'nonzero', run.output());
+    const output = run.output();
+    assert.match(output, /\[BROWSER_NOT_FOUND\] No Chromium found/);
+    assert.match(output, /npx playwright install chromium/);
+    assert.doesNotMatch(output, /lane project .* up in/);
+    const left = await leftovers(box, [run.runId]);
+    assert.ok(isClean(left), describeLeftovers(left));
   });
 
   test('corrupt, empty and foreign-version state files are kept aside with a warning and the run passes', async (t) => {
