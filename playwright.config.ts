@@ -21,7 +21,7 @@ export default withLanes(
   {
     servers: [
       { name: 'backend', command: [...node, 'demo/backend/server.ts'], health: '/health' },
-      { name: 'frontend', command: [...node, 'demo/frontend/server.ts'], health: '/health', dependsOn: ['backend'] },
+      { name: 'frontend', command: [...node, 'demo/frontend/server.ts'], health: '/health' },
     ],
     database: { migrations: 'prisma/migrations', seed: 'prisma/seed.ts', hashInputs: ['prisma/seed-data.ts'] },
   },
