@@ -97,6 +97,10 @@ export class LaneManager {
   #prepared: Promise<PrepareReport> | undefined;
   /** Set when teardown begins: no lane boots after that. */
   #closing = false;
+  /** Lanes booted ahead by `prefetchLane` that nobody has asked for yet. */
+  readonly #unclaimed = new Set<string>();
+  /** Why a lane booted ahead failed, kept for the first request of that lane. */
+  readonly #prefetchFailures = new Map<string, unknown>();
 
   constructor(options: LanesOptions & { runId?: string } = {}) {
     validateLanesOptions(options);
@@ -131,6 +135,43 @@ export class LaneManager {
     const key: LaneKey = { runId: this.runId, project: validateProjectName(project) };
     if (worker !== undefined) key.worker = worker;
     const id = laneId(key);
+    this.#unclaimed.delete(id);
+    const failedAhead = this.#prefetchFailures.get(id);
+    if (failedAhead !== undefined) {
+      // Booted ahead and failed before anyone asked: report that boot instead of starting another.
+      this.#prefetchFailures.delete(id);
+      return Promise.reject(failedAhead);
+    }
+    return this.#running(key, id).then((item) => item.lane);
+  }
+
+  /**
+   * Starts booting the lane of `project` (one lane per project) before anyone asks for it, unless
+   * it is booting or up already or teardown has begun. Never rejects: if that boot fails, the
+   * first `ensureLane` of the project gets its error.
+   */
+  prefetchLane(project: string): void {
+    let key: LaneKey;
+    try {
+      key = { runId: this.runId, project: validateProjectName(project) };
+    } catch {
+      return; // the project's own request reports the bad name
+    }
+    const id = laneId(key);
+    if (this.#closing || this.#lanes.has(id) || this.#prefetchFailures.has(id)) return;
+    this.#unclaimed.add(id);
+    this.#running(key, id).then(
+      () => this.#unclaimed.delete(id),
+      (error: unknown) => {
+        // If the project asked meanwhile, its request got the error itself.
+        if (this.#unclaimed.delete(id) && !this.#closing) this.#prefetchFailures.set(id, error);
+        debug('lane of %s booted ahead failed: %O', describeLane(key), error);
+      },
+    );
+  }
+
+  /** The lane's boot, started on the first call. */
+  #running(key: LaneKey, id: string): Promise<RunningLane> {
     let running = this.#lanes.get(id);
     if (!running) {
       if (this.#closing) {
@@ -144,7 +185,7 @@ export class LaneManager {
       this.#lanes.set(id, running);
       running.catch(() => this.#lanes.delete(id));
     }
-    return running.then((item) => item.lane);
+    return running;
   }
 
   /**

@@ -41,6 +41,14 @@ export interface LanesOptions {
    */
   eager?: boolean;
   /**
+   * How many lanes to boot ahead of need, in the order of the projects: global setup starts the
+   * first project's lane, and when a project's lane is first asked for, the lanes of the next
+   * `prefetch` projects start booting, so they are up when Playwright moves on to those projects.
+   * `0` boots each lane only when its first test asks for it. Per-worker lanes are never booted ahead.
+   * @default 1
+   */
+  prefetch?: number;
+  /**
    * Which server's URL becomes Playwright's `baseURL`.
    * @default 'frontend' when such a server exists, else the last server with a port
    */
@@ -98,6 +106,11 @@ export function keepLanes(options: LanesOptions): boolean {
 export function validateLanesOptions(options: LanesOptions): void {
   if (options.isolation !== undefined && options.isolation !== 'project' && options.isolation !== 'worker') {
     throw new LanesError('INVALID_OPTION', `Invalid isolation ${JSON.stringify(options.isolation)}.`, { hint: "Use 'project' or 'worker'." });
+  }
+  if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0)) {
+    throw new LanesError('INVALID_OPTION', `Invalid prefetch ${JSON.stringify(options.prefetch)}.`, {
+      hint: 'Use a whole number of lanes to boot ahead (0 boots each lane only when asked for; the default is 1).',
+    });
   }
   if (options.servers !== undefined && !Array.isArray(options.servers)) {
     throw new LanesError('INVALID_OPTION', 'Option `servers` must be an array of server definitions.');

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { isLanesError } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
 import { debugLogger } from '../log.js';
+import type { LanePrefetcher } from './prefetch.js';
 
 const debug = debugLogger('control');
 
@@ -28,9 +29,9 @@ export interface LaneRequest {
  * the lane's servers belong to the long-lived runner (not to a worker that may restart) and every
  * worker of a project gets the same lane. Requests need the run's random token.
  */
-export async function startControlServer(manager: LaneManager): Promise<ControlServer> {
+export async function startControlServer(manager: LaneManager, prefetcher?: LanePrefetcher): Promise<ControlServer> {
   const token = randomBytes(24).toString('hex');
-  const server = createServer((req, res) => void handle(manager, token, req, res));
+  const server = createServer((req, res) => void handle(manager, prefetcher, token, req, res));
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -51,12 +52,19 @@ export async function startControlServer(manager: LaneManager): Promise<ControlS
 }
 
 /** `POST /lanes`: the lane (booted on first use); `POST /lanes/status`: its servers, dead ones marked. */
-const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest) => Promise<unknown>>([
-  ['/lanes', async (manager, request) => ({ lane: await manager.ensureLane(request.project, request.worker) })],
+const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, prefetcher: LanePrefetcher | undefined) => Promise<unknown>>([
+  [
+    '/lanes',
+    async (manager, request, prefetcher) => {
+      const lane = manager.ensureLane(request.project, request.worker);
+      if (request.worker === undefined) prefetcher?.asked(request.project);
+      return { lane: await lane };
+    },
+  ],
   ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, request.worker) })],
 ]);
 
-async function handle(manager: LaneManager, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(manager: LaneManager, prefetcher: LanePrefetcher | undefined, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
@@ -67,7 +75,7 @@ async function handle(manager: LaneManager, token: string, req: IncomingMessage,
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LaneRequest;
-    reply(200, await route(manager, request));
+    reply(200, await route(manager, request, prefetcher));
   } catch (error) {
     debug('lane request failed: %O', error);
     const lanes = isLanesError(error) ? error : undefined;

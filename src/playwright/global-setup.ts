@@ -7,6 +7,7 @@ import { keepLanes } from '../lanes/options.js';
 import { progress } from '../log.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
+import { LanePrefetcher } from './prefetch.js';
 import { registry } from './registry.js';
 import { showCode } from './show-code.js';
 
@@ -19,7 +20,8 @@ const TEARDOWN_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
 /**
  * The toolkit's global setup (added by `withLanes`): reaps what dead runs left, gets Postgres and
  * the template ready once, and starts the runner's lane service that workers ask for their lane.
- * With `eager`, it boots every selected project's lane right away. If anything fails, what was
+ * With `eager`, it boots every selected project's lane right away; else it starts the first
+ * project's lane in the background (`prefetch`). If anything fails, what was
  * started is torn down before the error is rethrown (with its code in front of the message).
  *
  * On Ctrl-C Playwright runs the global teardown while this setup may still be running: the
@@ -70,17 +72,18 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     }
     // A build is announced by the allocator itself; say so when nothing had to be built.
     if (report.template && !report.template.built) progress(`template ${report.template.name} cached (no migrations run)`);
-    control = await startControlServer(manager);
+    const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);
+    const ahead = options.eager ? 0 : (options.prefetch ?? 1);
+    const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
+    control = await startControlServer(manager, prefetcher);
     if (disposing) {
       await control.close();
       return;
     }
     process.env[CONTROL_URL_ENV] = control.url;
     process.env[CONTROL_TOKEN_ENV] = control.token;
-    if (options.eager) {
-      const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project');
-      await Promise.all(perProject.map((project) => manager.ensureLane(project.name)));
-    }
+    if (options.eager) await Promise.all(perProject.map((project) => manager.ensureLane(project)));
+    prefetcher?.start();
     progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : ''})`);
   } catch (error) {
     const interrupted = disposing !== undefined;

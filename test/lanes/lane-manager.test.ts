@@ -99,3 +99,56 @@ test('a lane whose server never gets healthy fails with its log and leaves nothi
   const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
   assert.deepEqual(left, []);
 });
+
+test('a lane booted ahead is the one its project then gets, booted once', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const manager = new LaneManager(options(stateDir));
+  t.after(() => manager.teardown({ keep: false }));
+  manager.prefetchLane('ahead');
+  manager.prefetchLane('ahead'); // booting already: nothing more
+  const [booted] = await manager.lanes(); // waits for the boot under way
+  assert.equal(booted?.project, 'ahead');
+  assert.equal((await fetch(`${booted.urls.web}/health`)).status, 200);
+  const lane = await manager.ensureLane('ahead');
+  assert.deepEqual(lane, booted);
+  const ledger = JSON.parse(await readFile(join(stateDir, 'allocated-lanes.json'), 'utf8')) as { entries: Array<{ project: string }> };
+  assert.deepEqual(ledger.entries.map((entry) => entry.project), ['ahead']);
+});
+
+test('a lane booted ahead that fails hands its error to the first request, and the next request boots again', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const starts = join(stateDir, 'starts.txt');
+  const failing = [process.execPath, '-e', "require('node:fs').appendFileSync(process.env.STARTS, 'x'); process.exit(3)"];
+  const manager = new LaneManager(options(stateDir, { servers: [{ name: 'api', command: failing, health: '/health', env: { STARTS: starts } }] }));
+  t.after(() => manager.teardown({ keep: false }));
+  manager.prefetchLane('doomed');
+  assert.deepEqual(await manager.lanes(), []); // the boot ended, in failure, with nobody asking
+  await assert.rejects(manager.ensureLane('doomed'), (error) => isLanesError(error, 'SERVER_EXITED'));
+  assert.equal(await readFile(starts, 'utf8'), 'x', 'the request reported the boot ahead instead of booting again');
+  await assert.rejects(manager.ensureLane('doomed'), (error) => isLanesError(error, 'SERVER_EXITED'));
+  assert.equal(await readFile(starts, 'utf8'), 'xx');
+});
+
+test('teardown while a lane boots ahead leaves nothing of it behind', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const manager = new LaneManager(options(stateDir));
+  t.after(() => manager.teardown({ keep: false }));
+  await manager.prepare();
+  manager.prefetchLane('late');
+  await manager.teardown({ keep: false });
+  manager.prefetchLane('later'); // after teardown: ignored
+  assert.deepEqual(await manager.lanes(), []);
+  for (const file of ['allocated-lanes.json', 'allocated-ports.json', 'allocated-databases.json']) {
+    const doc = JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { entries: Array<{ runId: string }> };
+    assert.deepEqual(doc.entries.filter((entry) => entry.runId === manager.runId), [], file);
+  }
+  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
+  assert.deepEqual(left, []);
+});
+
+test('bad lane options are rejected with INVALID_OPTION naming the value', () => {
+  for (const prefetch of [-1, 1.5, Number.NaN]) {
+    assert.throws(() => new LaneManager({ prefetch }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('prefetch'));
+  }
+  assert.throws(() => new LaneManager({ isolation: 'everything' as never }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('"everything"'));
+});
