@@ -30,6 +30,8 @@ export interface SuiteRun {
   lanes: LaneUp[];
   /** Global setup of a lanes run, from `[e2e-lanes] ready in N ms`. */
   setupMs?: number;
+  /** Workers Playwright used (from `Running N tests using M workers`). */
+  workers?: number;
   /** When Playwright printed `Running N tests`, since start. */
   testsStartAtMs?: number;
   teardownMs?: number;
@@ -37,7 +39,31 @@ export interface SuiteRun {
   template?: string;
   /** CPU use (0-1) of the machine just before the run (set by the caller). */
   busyBefore?: number;
+  /**
+   * CPU time (user + system) the run's whole process tree used: runner, workers, browsers and
+   * servers (every process the run started and waited for). The shared PostgreSQL is not in it.
+   */
+  cpuMs?: number;
 }
+
+/**
+ * CPU time of this process's children that have ended and been waited for (`cutime` + `cstime`
+ * of /proc/self/stat), in ms; undefined without /proc. A finished `playwright test` adds the
+ * CPU of every process of its tree that was waited for down the line.
+ */
+function childrenCpuMs(): number | undefined {
+  try {
+    const text = readFileSync('/proc/self/stat', 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[13]) + Number(fields[14]); // fields 16 and 17 of proc(5)
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_S : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
 
 /** The run under way, so that an interrupted bench can stop it (Playwright then tears its lanes down). */
 let current: ResultPromise | undefined;
@@ -51,6 +77,7 @@ export async function stopCurrentRun(): Promise<void> {
 export async function runPlaywright(dir: string, args: string[], env: Record<string, string>): Promise<SuiteRun> {
   const report = join(dir, 'report.json');
   const stamped: Array<{ atMs: number; line: string }> = [];
+  const cpuBefore = childrenCpuMs();
   const started = performance.now();
   const subprocess = execa(process.execPath, [PLAYWRIGHT, 'test', ...args, '--grep-invert', GREP_INVERT, '--output', join(dir, 'output'), '--reporter', 'list,json'], {
     cwd: ROOT,
@@ -71,19 +98,24 @@ export async function runPlaywright(dir: string, args: string[], env: Record<str
   });
   const result = await subprocess;
   const wallMs = performance.now() - started;
+  const cpuAfter = childrenCpuMs();
   current = undefined;
 
   const stats = await readFile(report, 'utf8')
     .then((text) => (JSON.parse(text) as { stats?: { expected?: number; unexpected?: number; flaky?: number } }).stats ?? {})
     .catch(() => ({}) as { expected?: number; unexpected?: number; flaky?: number });
   const run: SuiteRun = { wallMs, passed: stats.expected ?? 0, failed: stats.unexpected ?? 0, flaky: stats.flaky ?? 0, lanes: [] };
+  if (cpuBefore !== undefined && cpuAfter !== undefined) run.cpuMs = cpuAfter - cpuBefore;
   for (const { atMs, line } of stamped) {
     let match = /\[e2e-lanes\] lane project "(.+?)" of run \S+ up in (\d+) ms/.exec(line);
     if (match) run.lanes.push({ project: match[1]!, bootMs: Number(match[2]), upAtMs: atMs });
     if ((match = /\[e2e-lanes\] ready in (\d+) ms/.exec(line))) run.setupMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] lanes of run \S+ torn down in (\d+) ms/.exec(line))) run.teardownMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] template \S+ (built|cached)/.exec(line))) run.template = match[1]!;
-    if (run.testsStartAtMs === undefined && /^Running \d+ tests? using/.test(line.trim())) run.testsStartAtMs = atMs;
+    if (run.testsStartAtMs === undefined && (match = /^Running \d+ tests? using (\d+) workers?/.exec(line.trim()))) {
+      run.testsStartAtMs = atMs;
+      run.workers = Number(match[1]);
+    }
   }
   if (result.failed || run.failed > 0 || run.passed === 0) {
     const output = String(result.all ?? '');
