@@ -46,20 +46,25 @@ export async function terminateSessions(client: Client, name: string): Promise<n
 }
 
 /**
- * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. Sessions still connected to the template
- * are ended first, and "source database is being accessed by other users" is retried a few
- * times with backoff (bounded, about 3 s in all).
+ * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. When "source database is being accessed
+ * by other users" (55006), the connections to the template are ended and the clone is
+ * retried a few times with backoff (bounded, about 3 s in all). The first attempt ends nobody: a
+ * sealed template refuses connections, so there is normally no one to end.
  */
 export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number): Promise<void> {
   const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
   const sql = `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause}`;
+  let busy = false;
   await pRetry(
     async () => {
-      await terminateSessions(client, template);
+      if (busy) await terminateSessions(client, template);
       try {
         await client.query(sql);
       } catch (error) {
-        if (isInUse(error)) throw error;
+        if (isInUse(error)) {
+          busy = true;
+          throw error;
+        }
         throw new AbortError(error as Error);
       }
     },
@@ -114,6 +119,16 @@ export async function checkConnectionBudget(client: Client, expected: number): P
         `(max_connections ${max} − ${reserved} reserved): lanes may fail with "too many clients". Raise max_connections, or use fewer workers or smaller pools.`,
     );
   }
+}
+
+/**
+ * The database a `CREATE DATABASE` wanted to create exists already: `42P04 duplicate_database`, or
+ * `23505 unique_violation` on `pg_database` when another connection created it at the same moment
+ * (raised only once that one committed, so the database is there either way).
+ */
+export function isAlreadyThere(error: unknown): boolean {
+  const { code, constraint } = (error as Partial<DatabaseError> | null) ?? {};
+  return code === '42P04' || (code === '23505' && (constraint === undefined || constraint.startsWith('pg_database_')));
 }
 
 /** `55006 object_in_use`: "source database … is being accessed by other users" and friends. */

@@ -19,8 +19,8 @@ import {
   type LedgerDocument,
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
-import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, serverVersionNum, withDatabase, type PostgresHandle } from '../postgres/index.js';
-import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase } from './admin.js';
+import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
+import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
@@ -30,6 +30,13 @@ import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRow
 import { ensureTemplate, type TemplateInfo } from './template.js';
 
 const debug = debugLogger('databases');
+
+/** At most this many maintenance connections per allocator (lanes booting together clone side by side). */
+const ADMIN_CONNECTIONS = 4;
+/** A maintenance connection unused this long is closed. */
+const ADMIN_IDLE_MS = 1_000;
+/** How often an allocation starts over when its entry was released while it cloned. */
+const ALLOCATE_ATTEMPTS = 3;
 
 /**
  * One PostgreSQL database per lane, cloned from a template that is built once per hash of
@@ -61,6 +68,7 @@ export class DatabaseAllocator {
   #registryDenied = false;
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
+  #admin: AdminClients | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -113,45 +121,34 @@ export class DatabaseAllocator {
     const server = await this.#postgres();
     const leases = await this.#leases();
     const databaseName = laneDatabaseName(this.prefix, key);
-    const entry = await this.file.update(async (doc) => {
-      let mine = doc.entries.find((candidate) => sameLane(candidate, key) && this.#hasPrefix(candidate));
-      if (mine && mine.databaseName !== databaseName) {
-        warn(`ledger ${this.file.path} recorded database ${JSON.stringify(mine.databaseName)} for ${describeLane(key)}, which this allocator never creates; the entry was dropped (the database was not).`);
-        doc.entries = doc.entries.filter((candidate) => candidate !== mine);
-        mine = undefined;
+    let entry: DatabaseEntry;
+    for (let attempt = 1; ; attempt++) {
+      // The entry is recorded first, under the ledger lock, so that a crash during the clone still
+      // leaves an entry for the reaper; the clone runs outside the lock, so lanes clone side by side.
+      const recorded = await this.file.update((doc) => this.#record(doc, key, databaseName, template.name, server.adminUrl));
+      entry = recorded.entry;
+      try {
+        await this.#withAdmin(async (client, version) => {
+          const create = (): Promise<void> => this.#create(client, version, key, databaseName, template.name, server.adminUrl);
+          if (!leases) return create();
+          await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
+        });
+      } catch (error) {
+        if (recorded.added) await this.#unrecord(entry).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
+        throw error;
       }
-      await this.#withAdmin(async (client, version) => {
-        const create = async (): Promise<void> => {
-          if (await findDatabase(client, databaseName)) return;
-          try {
-            await cloneDatabase(client, databaseName, template.name, this.options.cloneStrategy, version);
-          } catch (error) {
-            throw createFailed(databaseName, template.name, server.adminUrl, error);
-          }
-          debug('cloned %s from %s for %s', databaseName, template.name, describeLane(key));
-        };
-        if (!leases) return create();
-        await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
-      });
-      if (!mine) {
-        mine = {
-          ...key,
-          owner: newOwner(key.runId),
-          databaseName,
-          databaseUrl: redactUrl(withDatabase(server.adminUrl, databaseName)),
-          template: template.name,
-          ...(this.#shard !== undefined ? { shard: this.#shard } : {}),
-        };
-        doc.entries.push(mine);
+      // The database exists now. Unless a release removed the entry meanwhile (and maybe dropped the
+      // database before it was created), the allocation stands; else it starts over.
+      const kept = await this.file.update((doc) => doc.entries.some((candidate) => sameLane(candidate, key) && candidate.databaseName === databaseName));
+      if (kept) break;
+      if (attempt >= ALLOCATE_ATTEMPTS) {
+        throw new LanesError('DATABASE_CREATE_FAILED', `Database ${databaseName} of ${describeLane(key)} was released ${attempt} times while it was being created.`, {
+          hint: 'Something releases this lane (e.g. `npx e2e-lanes down` or a teardown) while it boots: let the run finish first.',
+          details: { databaseName, template: template.name },
+        });
       }
-      if (splitByLiveness([mine], this.options.leaseMs).stale.length > 0) {
-        // The run's previous owner died but the run goes on (same run id): this process takes over.
-        debug('taking over %s of %s from pid %d', databaseName, describeLane(key), mine.owner.pid);
-        mine.owner = newOwner(key.runId);
-      }
-      mine.owner.heartbeatAt = new Date().toISOString();
-      return structuredClone(mine);
-    });
+      debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
+    }
     keepAlive(this.file as never, key.runId, this.options.leaseMs);
     leases?.hold(databaseName);
     const allocation: DatabaseAllocation = {
@@ -189,6 +186,7 @@ export class DatabaseAllocator {
     const server = this.#server;
     this.#server = undefined;
     this.#prepared = undefined;
+    await this.#closeAdmin();
     if (server) await (await server.catch(() => undefined))?.keep();
   }
 
@@ -252,6 +250,7 @@ export class DatabaseAllocator {
     this.#server = undefined;
     this.#prepared = undefined;
     if (DatabaseAllocator.#instances.get(this.options.stateDir) === this) DatabaseAllocator.#instances.delete(this.options.stateDir);
+    await this.#closeAdmin();
     if (server) await (await server.catch(() => undefined))?.release();
   }
 
@@ -315,14 +314,88 @@ export class DatabaseAllocator {
     return this.#registry;
   }
 
+  /**
+   * Runs `fn` with one of this allocator's maintenance connections, which it has to itself until
+   * `fn` settles (its transactions and advisory locks never mix with another caller's). Connections
+   * are opened on demand (up to a few, for lanes that clone side by side), reused while calls keep
+   * coming, closed after a second unused, and all closed by `close()`.
+   */
   async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
     const server = await this.#postgres();
-    const client = await connectClient(server.adminUrl, { timeoutMs: this.options.connectTimeoutMs });
-    try {
-      return await fn(client, await serverVersionNum(client));
-    } finally {
-      await client.end().catch(() => undefined);
+    let admin = this.#admin;
+    if (admin?.url !== server.adminUrl) {
+      void admin?.close();
+      admin = this.#admin = new AdminClients(server.adminUrl, () => connectClient(server.adminUrl, { timeoutMs: this.options.connectTimeoutMs }));
     }
+    return admin.use((client) => fn(client, server.version));
+  }
+
+  async #closeAdmin(): Promise<void> {
+    const admin = this.#admin;
+    this.#admin = undefined;
+    await admin?.close();
+  }
+
+  /**
+   * Under the ledger lock: the entry of a lane, recorded (`added`) if missing, with this process as
+   * its owner when the previous one died. The database may not exist yet.
+   */
+  #record(doc: LedgerDocument<DatabaseEntry>, key: LaneKey, databaseName: string, template: string, adminUrl: string): { entry: DatabaseEntry; added: boolean } {
+    let mine = doc.entries.find((candidate) => sameLane(candidate, key) && this.#hasPrefix(candidate));
+    if (mine && mine.databaseName !== databaseName) {
+      warn(`ledger ${this.file.path} recorded database ${JSON.stringify(mine.databaseName)} for ${describeLane(key)}, which this allocator never creates; the entry was dropped (the database was not).`);
+      doc.entries = doc.entries.filter((candidate) => candidate !== mine);
+      mine = undefined;
+    }
+    let added = false;
+    if (!mine) {
+      mine = {
+        ...key,
+        owner: newOwner(key.runId),
+        databaseName,
+        databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+        template,
+        ...(this.#shard !== undefined ? { shard: this.#shard } : {}),
+      };
+      doc.entries.push(mine);
+      added = true;
+    }
+    if (splitByLiveness([mine], this.options.leaseMs).stale.length > 0) {
+      // The run's previous owner died but the run goes on (same run id): this process takes over.
+      debug('taking over %s of %s from pid %d', databaseName, describeLane(key), mine.owner.pid);
+      mine.owner = newOwner(key.runId);
+    }
+    mine.owner.heartbeatAt = new Date().toISOString();
+    return { entry: structuredClone(mine), added };
+  }
+
+  /**
+   * Clones the lane's database from the template; a database of that name that exists already (an
+   * earlier allocation, or one running at the same moment, which has committed by then) is the one.
+   * @throws {LanesError} `DATABASE_CREATE_FAILED`
+   */
+  async #create(client: Client, version: number, key: LaneKey, databaseName: string, template: string, adminUrl: string): Promise<void> {
+    try {
+      await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
+      debug('cloned %s from %s for %s', databaseName, template, describeLane(key));
+    } catch (error) {
+      if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
+      debug('%s of %s exists already (%s)', databaseName, describeLane(key), (error as { code?: string }).code);
+    }
+  }
+
+  /**
+   * After a failed clone: removes the entry this allocation recorded, unless the database exists
+   * after all (another allocation of the lane created it meanwhile and relies on the entry).
+   */
+  async #unrecord(entry: DatabaseEntry): Promise<void> {
+    await this.file.update(async (doc) => {
+      const index = doc.entries.findIndex((candidate) => sameLane(candidate, entry) && candidate.databaseName === entry.databaseName && sameOwner(candidate.owner, entry.owner));
+      if (index < 0) return;
+      const exists = await this.#withAdmin((client) => findDatabase(client, entry.databaseName)).catch(() => undefined);
+      if (exists) return;
+      doc.entries.splice(index, 1);
+    });
   }
 
   /**
@@ -472,6 +545,128 @@ export class DatabaseAllocator {
       );
     }
   }
+}
+
+function sameOwner(a: DatabaseEntry['owner'], b: DatabaseEntry['owner']): boolean {
+  return a.host === b.host && a.pid === b.pid && a.createdAt === b.createdAt;
+}
+
+/**
+ * The maintenance connections of one allocator: at most `max` clients, connected on first use and
+ * reused, each lent to one caller at a time (so one caller's transaction or connection-wide advisory
+ * lock never mixes with another's queries). A client idle for `idleMs` is closed, and an idle one
+ * never keeps the process alive. A client that lost its server ('error' or 'end', e.g. the server
+ * restarted) or whose caller threw is closed instead of reused, and replaced on the next use.
+ */
+class AdminClients {
+  readonly url: string;
+  readonly #connect: () => Promise<Client>;
+  readonly #max: number;
+  readonly #idleMs: number;
+  readonly #idle: { client: Client; timer: NodeJS.Timeout }[] = [];
+  /** Callers waiting for a client: handed one that is free, or undefined to open one themselves. */
+  readonly #waiting: ((client: Client | undefined) => void)[] = [];
+  readonly #broken = new WeakSet<Client>();
+  /** Clients open or opening. */
+  #open = 0;
+  #closed = false;
+
+  constructor(url: string, connect: () => Promise<Client>, max = ADMIN_CONNECTIONS, idleMs = ADMIN_IDLE_MS) {
+    this.url = url;
+    this.#connect = connect;
+    this.#max = max;
+    this.#idleMs = idleMs;
+  }
+
+  async use<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    const client = await this.#acquire();
+    let ok = false;
+    try {
+      const value = await fn(client);
+      ok = true;
+      return value;
+    } finally {
+      this.#release(client, ok);
+    }
+  }
+
+  /** Closes the idle clients now, and every other one when its caller is done. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const idle = this.#idle.splice(0);
+    for (const { timer } of idle) clearTimeout(timer);
+    await Promise.all(idle.map(({ client }) => this.#discard(client)));
+  }
+
+  async #acquire(): Promise<Client> {
+    for (;;) {
+      const idle = this.#idle.pop();
+      if (idle) {
+        clearTimeout(idle.timer);
+        if (this.#broken.has(idle.client)) {
+          void this.#discard(idle.client);
+          continue;
+        }
+        refSocket(idle.client, true);
+        return idle.client;
+      }
+      if (this.#open < this.#max) return this.#openOne();
+      const handed = await new Promise<Client | undefined>((resolve) => this.#waiting.push(resolve));
+      if (handed) return handed;
+    }
+  }
+
+  async #openOne(): Promise<Client> {
+    this.#open++;
+    let client: Client;
+    try {
+      client = await this.#connect();
+    } catch (error) {
+      this.#open--;
+      this.#waiting.shift()?.(undefined); // a waiter may try in its turn
+      throw error;
+    }
+    // connectClient already logs 'error' (so it never goes unhandled); here it also retires the client.
+    client.on('error', () => this.#broken.add(client));
+    client.on('end', () => this.#broken.add(client));
+    return client;
+  }
+
+  #release(client: Client, ok: boolean): void {
+    if (!ok || this.#broken.has(client)) {
+      void this.#discard(client);
+      return;
+    }
+    const waiter = this.#waiting.shift();
+    if (waiter) return waiter(client);
+    if (this.#closed) {
+      void this.#discard(client);
+      return;
+    }
+    refSocket(client, false);
+    const timer = setTimeout(() => {
+      const index = this.#idle.findIndex((idle) => idle.client === client);
+      if (index >= 0) void this.#discard(this.#idle.splice(index, 1)[0]!.client);
+    }, this.#idleMs);
+    timer.unref();
+    this.#idle.push({ client, timer });
+  }
+
+  /** Closes a client for good; a waiting caller may open another. */
+  async #discard(client: Client): Promise<void> {
+    this.#broken.add(client);
+    this.#open--;
+    this.#waiting.shift()?.(undefined);
+    refSocket(client, true); // an unreferenced socket would let the process exit before the end is acknowledged
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Whether a client's socket keeps the process alive (an idle one must not). */
+function refSocket(client: Client, ref: boolean): void {
+  const socket = client as unknown as { ref?: () => void; unref?: () => void };
+  if (ref) socket.ref?.();
+  else socket.unref?.();
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

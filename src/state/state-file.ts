@@ -1,11 +1,19 @@
 import { mkdir, readFile, rename } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import { LanesError } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 
 const debug = debugLogger('state');
+
+/**
+ * Per state file (absolute path): the end of the chain of this process's updates. Updates of one
+ * file in one process run one after the other, each starting the moment the previous one released
+ * the cross-process lock, and only the first in line polls that lock. An entry is removed once
+ * its chain ran out.
+ */
+const queues = new Map<string, Promise<void>>();
 
 /** Every state document carries its kind and format version. */
 export interface StateDocument {
@@ -33,16 +41,19 @@ export interface StateFileOptions {
 /**
  * A JSON state file shared by processes on one host. Every read-modify-write runs under a
  * cross-process lock (`proper-lockfile`) and is written atomically (temp file + rename), so
- * concurrent writers never lose each other's changes. A corrupt, truncated or foreign file is
- * moved aside with a warning and the state is rebuilt from empty.
+ * concurrent writers never lose each other's changes; within one process, updates of a file are
+ * queued before they take that lock. A corrupt, truncated or foreign file is moved aside with a
+ * warning and the state is rebuilt from empty.
  */
 export class StateFile<T extends StateDocument> {
   readonly path: string;
   readonly #spec: StateFileSpec<T>;
   readonly #lockTimeoutMs: number;
+  readonly #queueKey: string;
 
   constructor(path: string, spec: StateFileSpec<T>, options: StateFileOptions = {}) {
     this.path = path;
+    this.#queueKey = resolve(path);
     this.#spec = spec;
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
   }
@@ -55,10 +66,48 @@ export class StateFile<T extends StateDocument> {
 
   /**
    * Runs `mutate` on the current document under the lock and writes the result atomically.
-   * `mutate` changes the document in place; its return value is passed through.
+   * `mutate` changes the document in place; its return value is passed through. Updates of one file
+   * by this process run one at a time, in call order; the time spent waiting for earlier ones counts
+   * towards the lock timeout. `mutate` must not update the same file (that waits for itself until
+   * the lock timeout).
    */
   async update<R>(mutate: (doc: T) => R | Promise<R>): Promise<R> {
-    const release = await this.#lock();
+    const started = Date.now();
+    const key = this.#queueKey;
+    const previous = queues.get(key);
+    let finished!: () => void;
+    const mine = new Promise<void>((resolve) => (finished = resolve));
+    // The next caller waits for the earlier updates and this one, whether they succeed or fail.
+    const tail = previous ? previous.then(() => mine) : mine;
+    queues.set(key, tail);
+    try {
+      if (previous) await this.#waitInLine(previous, started);
+      return await this.#updateLocked(mutate, started);
+    } finally {
+      finished();
+      if (queues.get(key) === tail) queues.delete(key);
+    }
+  }
+
+  /** Waits for this process's earlier updates of the file, within the lock timeout. */
+  async #waitInLine(previous: Promise<void>, started: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, started + this.#lockTimeoutMs - Date.now()));
+    });
+    try {
+      if ((await Promise.race([previous, timedOut])) === 'timeout') {
+        throw new LanesError('STATE_LOCK_TIMEOUT', `Could not lock state file ${this.path} within ${Math.round((Date.now() - started) / 1000)} s (earlier updates of this process still running).`, {
+          hint: 'An update of this state file in this process takes too long, or updates the same file from inside its own update.',
+        });
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #updateLocked<R>(mutate: (doc: T) => R | Promise<R>, started: number): Promise<R> {
+    const release = await this.#lock(started);
     try {
       const outcome = await this.#load();
       let doc: T;
@@ -77,9 +126,8 @@ export class StateFile<T extends StateDocument> {
     }
   }
 
-  async #lock(): Promise<() => Promise<void>> {
+  async #lock(started: number): Promise<() => Promise<void>> {
     await mkdir(dirname(this.path), { recursive: true });
-    const started = Date.now();
     const deadline = started + this.#lockTimeoutMs;
     let delay = 5;
     for (let attempt = 1; ; attempt++) {
@@ -155,7 +203,10 @@ export class StateFile<T extends StateDocument> {
   async #write(doc: T): Promise<void> {
     doc.updatedAt = new Date().toISOString();
     try {
-      await writeFileAtomic(this.path, `${JSON.stringify(doc, null, 2)}\n`);
+      // No fsync: temp file + rename is still atomic against any process crash (readers see the old or
+      // the new document, never a torn one). Only a power loss or kernel crash could lose the last
+      // update, and then every owner it recorded is dead too and the next run reaps what remains.
+      await writeFileAtomic(this.path, `${JSON.stringify(doc, null, 2)}\n`, { fsync: false });
     } catch (error) {
       throw new LanesError('STATE_UNWRITABLE', `Could not write state file ${this.path}: ${(error as Error).message}`, {
         hint: 'Check that the state folder (option stateDir or E2E_LANES_STATE_DIR) exists and is writable.',

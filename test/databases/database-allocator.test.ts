@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
-import { DatabaseAllocator, DATABASES_FILE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { DatabaseAllocator, DATABASES_FILE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { isLanesError } from '../../src/errors.js';
 import { newOwner } from '../../src/state/index.js';
-import { exited, startFixture } from '../helpers/processes.js';
+import { exited, runFixture, startFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, databasesStartingWith, query, useTestDatabases } from './helpers.js';
+import { FIXTURES, databasesStartingWith, dropDatabasesStartingWith, query, useTestDatabases } from './helpers.js';
 
 const server = useTestDatabases('alloc');
 const allocators: DatabaseAllocator[] = [];
@@ -163,6 +166,124 @@ describe('DatabaseAllocator', () => {
     const files = await readdir(allocator.options.stateDir);
     assert.ok(files.some((file) => file.startsWith(`${DATABASES_FILE}.corrupt-`)), files.join(', '));
     assert.equal((await allocator.list()).length, 1);
+  });
+
+  for (const registry of ['file', 'postgres'] as const) {
+    it(`gives every concurrent allocation of one lane the same database, and none before it exists (registry: ${registry})`, async (t) => {
+      const one = await allocatorFor(t, { registry });
+      const other = await allocatorFor(t, { registry, stateDir: one.options.stateDir, runId: one.runId }); // its own connections, same ledger
+      await Promise.all([one.prepare(), other.prepare()]);
+      const lanes = await Promise.all(
+        [one, one, other, other, one].map(async (allocator) => {
+          const lane = await allocator.allocateDatabaseForProject('contested');
+          return { name: lane.databaseName, existed: await exists(lane.databaseName) };
+        }),
+      );
+      assert.equal(new Set(lanes.map((lane) => lane.name)).size, 1);
+      assert.deepEqual(
+        lanes.map((lane) => lane.existed),
+        lanes.map(() => true),
+      );
+      assert.deepEqual((await one.list()).map((entry) => entry.databaseName), [lanes[0]!.name]);
+      assert.deepEqual(await databasesStartingWith(server.adminUrl, lanes[0]!.name), [lanes[0]!.name]);
+    });
+  }
+
+  it('leaves a lane either recorded with its database or gone with it when a release races its allocation', async (t) => {
+    const allocator = await allocatorFor(t, { registry: 'file' });
+    await allocator.prepare();
+    for (let round = 0; round < 4; round++) {
+      const project = `racy-${round}`;
+      const allocation = allocator.allocateDatabaseForProject(project);
+      // Release as soon as the entry is recorded: usually while the clone runs.
+      while (!(await allocator.file.read()).entries.some((entry) => entry.project === project)) await sleep(1);
+      await allocator.releaseDatabaseForProject(project);
+      const lane = await allocation;
+      const recorded = (await allocator.list()).some((entry) => entry.databaseName === lane.databaseName);
+      assert.equal(await exists(lane.databaseName), recorded, `round ${round}: database and entry disagree`);
+    }
+  });
+
+  it('gives two processes allocating one lane at once the same database and one entry', async (t) => {
+    const allocator = await allocatorFor(t);
+    await allocator.prepare(); // the children find the template built
+    const options = JSON.stringify({ prefix: server.prefix, ...pathsOf(allocator), stateDir: allocator.options.stateDir, runId: allocator.runId });
+    const env = { FIXTURE_ADMIN_URL: server.adminUrl, E2E_LANES_QUIET: '1', E2E_LANES_OWNER_PID: '' };
+    const outputs = await Promise.all([0, 1].map(() => runFixture(`${FIXTURES}allocate.ts`, [options, 'shared', 'exit'], { env, timeoutMs: 60_000 })));
+    const names = outputs.map((output) => (JSON.parse(output.trim()) as { databaseName: string }).databaseName);
+    assert.equal(names[0], names[1]);
+    assert.equal(await exists(names[0]!), true);
+    assert.deepEqual((await allocator.list()).map((entry) => [entry.project, entry.databaseName]), [['shared', names[0]]]);
+    // This process's allocation of the lane is the same database too.
+    assert.equal((await allocator.allocateDatabaseForProject('shared')).databaseName, names[0]);
+  });
+
+  it('takes a lane database that exists already but was not recorded (a clone whose entry was lost)', async (t) => {
+    const allocator = await allocatorFor(t);
+    const template = await allocator.prepare();
+    const lane = await allocator.allocateDatabaseForProject('orphan');
+    await allocator.file.update((doc) => void (doc.entries = []));
+    await query(lane.databaseUrl, `INSERT INTO "Item" (name) VALUES ('kept')`);
+    const again = await allocator.allocateDatabaseForProject('orphan');
+    assert.equal(again.databaseName, lane.databaseName);
+    assert.equal(again.template.name, template.name);
+    assert.equal((await query(again.databaseUrl, `SELECT count(*)::int AS n FROM "Item" WHERE name = 'kept'`))[0]?.n, 1);
+    assert.equal((await allocator.list()).length, 1);
+  });
+
+  for (const registry of ['file', 'postgres'] as const) {
+    it(`records nothing for a lane whose clone failed (registry: ${registry})`, async (t) => {
+      // A template of its own (no migrations), dropped behind the allocator's back: the clone fails.
+      const allocator = await allocatorFor(t, { migrations: false, seed: undefined, registry, runId: `run-fail-${registry}` });
+      const template = await allocator.prepare();
+      await dropDatabasesStartingWith(server.adminUrl, template.name);
+      const kept = await allocatorFor(t, { stateDir: allocator.options.stateDir, runId: allocator.runId });
+      const other = await kept.allocateDatabaseForProject('other'); // an entry of another lane, which must stay
+      await assert.rejects(allocator.allocateDatabaseForProject('doomed'), (error) => {
+        assert.ok(isLanesError(error, 'DATABASE_CREATE_FAILED'), String(error));
+        assert.match(error.message, /does not exist/);
+        return true;
+      });
+      assert.deepEqual((await allocator.list()).map((entry) => entry.databaseName), [other.databaseName]);
+      assert.deepEqual(await databasesStartingWith(server.adminUrl, `${server.prefix}_`).then((names) => names.filter((name) => name.includes('doomed'))), []);
+      if (registry === 'postgres') {
+        const rows = await query(server.adminUrl, `SELECT database_name FROM ${REGISTRY_TABLE} WHERE prefix = $1 AND run_id = $2 AND project = 'doomed'`, [server.prefix, allocator.runId]);
+        assert.deepEqual(rows, []);
+      }
+    });
+  }
+
+  it('reaps a dead owner\'s entry whose database was never created', async (t) => {
+    const allocator = await allocatorFor(t, { registry: 'file' });
+    const lane = await allocator.allocateDatabaseForProject('never');
+    await query(server.adminUrl, `DROP DATABASE ${pg.escapeIdentifier(lane.databaseName)} WITH (FORCE)`);
+    await allocator.file.update((doc) => void (doc.entries[0]!.owner.pid = 2 ** 30));
+    const reaped = await allocator.reapStale();
+    assert.deepEqual(reaped.map((r) => [r.entry.databaseName, r.dropped]), [[lane.databaseName, false]]);
+    assert.deepEqual(await allocator.list(), []);
+  });
+
+  it('reuses a few maintenance connections, replaces one the server ended, and closes them on close()', async (t) => {
+    const applicationName = `e2e-lanes-test-${randomBytes(4).toString('hex')}`;
+    const adminUrl = new URL(server.adminUrl);
+    adminUrl.searchParams.set('application_name', applicationName);
+    const allocator = await allocatorFor(t, { adminUrl: adminUrl.toString(), registry: 'file' });
+    const backends = async (): Promise<number> =>
+      (await query<{ n: number }>(server.adminUrl, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]))[0]!.n;
+    await allocator.prepare();
+    await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((project) => allocator.allocateDatabaseForProject(project)));
+    const open = await backends();
+    assert.ok(open >= 1 && open <= 4, `${open} maintenance connections`);
+    // The server ends them (as a restart would): the idle clients are dropped, not reused, and nothing crashes.
+    await query(server.adminUrl, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+    await sleep(200);
+    const lane = await allocator.allocateDatabaseForProject('after-restart');
+    assert.equal(await exists(lane.databaseName), true);
+    assert.equal(await allocator.releaseDatabaseForProject('a'), true);
+    await allocator.close();
+    const deadline = Date.now() + 5_000;
+    while ((await backends()) > 0 && Date.now() < deadline) await sleep(50);
+    assert.equal(await backends(), 0);
   });
 
   it('warns when the expected connections approach max_connections', async (t) => {
