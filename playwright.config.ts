@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig, devices } from '@playwright/test';
 import { withLanes, type LaneConfigOptions } from 'e2e-lanes/playwright';
 
@@ -7,7 +8,9 @@ export default withLanes(
   defineConfig<{}, LaneConfigOptions>({
     testDir: './e2e',
     fullyParallel: true,
-    workers: 4,
+    // One worker per core: the demo's tests keep the CPU busy (browser, servers), so more workers
+    // than cores only add start-ups. At least two, so the per-worker project shows two lanes.
+    workers: Math.max(2, availableParallelism()),
     forbidOnly: !!process.env.CI,
     reporter: [['list'], ['html', { open: 'never', outputFolder: 'test-results/report' }]],
     use: { ...devices['Desktop Chrome'], trace: 'retain-on-failure' },
