@@ -111,7 +111,7 @@ export async function runPlaywright(dir: string, args: string[], env: Record<str
     if (match) run.lanes.push({ project: match[1]!, bootMs: Number(match[2]), upAtMs: atMs });
     if ((match = /\[e2e-lanes\] ready in (\d+) ms/.exec(line))) run.setupMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] lanes of run \S+ torn down in (\d+) ms/.exec(line))) run.teardownMs = Number(match[1]);
-    if ((match = /\[e2e-lanes\] template \S+ (built|cached)/.exec(line))) run.template = match[1]!;
+    if ((match = /\[e2e-lanes\] .*\btemplate \S+ (built|cached)/.exec(line))) run.template = match[1]!;
     if (run.testsStartAtMs === undefined && (match = /^Running \d+ tests? using (\d+) workers?/.exec(line.trim()))) {
       run.testsStartAtMs = atMs;
       run.workers = Number(match[1]);

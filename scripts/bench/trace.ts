@@ -38,16 +38,11 @@ export class Tracer {
     return spans;
   }
 
-  /**
-   * Lock holds since the last call, as [acquired, released] (`performance.now()`), sorted, and the
-   * time between them when the lock was free but nobody had taken it yet (waiters polling).
-   */
-  takeHolds(): { holds: Array<[number, number]>; heldMs: number; idleMs: number } {
+  /** Lock holds since the last call, as [acquired, released] (`performance.now()`), sorted, and their total. */
+  takeHolds(): { holds: Array<[number, number]>; heldMs: number } {
     const holds = this.#holds.sort((a, b) => a[0] - b[0]);
     this.#holds = [];
-    let idleMs = 0;
-    for (let i = 1; i < holds.length; i++) idleMs += Math.max(0, holds[i]![0] - holds[i - 1]![1]);
-    return { holds, heldMs: holds.reduce((sum, [from, to]) => sum + (to - from), 0), idleMs };
+    return { holds, heldMs: holds.reduce((sum, [from, to]) => sum + (to - from), 0) };
   }
 
   stop(): void {

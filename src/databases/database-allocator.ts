@@ -97,6 +97,11 @@ export class DatabaseAllocator {
     return this.#prepared;
   }
 
+  /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */
+  async describePostgres(): Promise<string> {
+    return (await this.#postgres()).description;
+  }
+
   /**
    * Where this allocator records lanes: `'postgres'` (the server's registry and the state file) or
    * `'file'` (the state file only), as option `registry` resolves: `'auto'` is `'postgres'` when an

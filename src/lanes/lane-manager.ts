@@ -54,6 +54,8 @@ export interface Lane {
 /** What `prepare()` did. */
 export interface PrepareReport {
   template?: TemplateInfo;
+  /** Which PostgreSQL server the lanes' databases live on (no password); absent without databases. */
+  postgres?: string;
   reaped: ReapReport;
 }
 
@@ -122,7 +124,7 @@ export class LaneManager {
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
       await this.databases.reapStale();
-      return { reaped, template };
+      return { reaped, template, postgres: await this.databases.describePostgres() };
     })();
     return this.#prepared;
   }

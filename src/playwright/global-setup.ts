@@ -71,7 +71,8 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
       progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
     }
     // A build is announced by the allocator itself; say so when nothing had to be built.
-    if (report.template && !report.template.built) progress(`template ${report.template.name} cached (no migrations run)`);
+    const template = report.template && !report.template.built ? `; template ${report.template.name} cached (no migrations run)` : '';
+    if (report.postgres) progress(`${report.postgres}${template}`);
     const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);
     const ahead = options.eager ? 0 : (options.prefetch ?? 1);
     const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;

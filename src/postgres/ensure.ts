@@ -3,7 +3,7 @@ import { debugLogger } from '../log.js';
 import { serverVersionNum, withClient } from './connect.js';
 import { acquireEmbeddedPostgres } from './embedded.js';
 import type { EmbeddedPostgresOptions } from './options.js';
-import { describeTarget, resolveAdminUrl } from './url.js';
+import { describeTarget, resolveAdminUrlSource, targetOf } from './url.js';
 
 const debug = debugLogger('postgres');
 
@@ -48,6 +48,8 @@ export interface PostgresHandle extends AsyncDisposable {
   readonly embedded: boolean;
   /** `server_version_num`, e.g. `150018` for 15.18. */
   readonly version: number;
+  /** Which server this is, for people (never the password), e.g. `PostgreSQL 18.4, embedded, on 127.0.0.1:5433 (started by this run)`. */
+  readonly description: string;
   /** Lets go of the server: stops the embedded server when this was its last user; no-op for a given URL. */
   release(): Promise<void>;
   /** Keeps the embedded server for this run after the process exits (kept lanes); no-op for a given URL. */
@@ -63,14 +65,16 @@ export interface PostgresHandle extends AsyncDisposable {
  *   `POSTGRES_UNSUPPORTED` when it is older than PostgreSQL 13; the embedded server's codes otherwise.
  */
 export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promise<PostgresHandle> {
-  const adminUrl = resolveAdminUrl(options.adminUrl);
+  const given = resolveAdminUrlSource(options.adminUrl);
+  const adminUrl = given?.url;
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-  if (adminUrl !== undefined) {
+  if (given !== undefined && adminUrl !== undefined) {
     const version = await withClient(adminUrl, serverVersionNum, { timeoutMs: connectTimeoutMs });
     assertSupported(version, describeTarget(adminUrl));
     debug('using PostgreSQL %d at %s', version, describeTarget(adminUrl));
     const release = async (): Promise<void> => undefined;
-    return { adminUrl, embedded: false, version, release, keep: release, [Symbol.asyncDispose]: release };
+    const description = `PostgreSQL ${formatVersion(version)} at ${describeTarget(adminUrl)} (from ${given.source})`;
+    return { adminUrl, embedded: false, version, description, release, keep: release, [Symbol.asyncDispose]: release };
   }
   const server = await acquireEmbeddedPostgres({
     ...options.embedded,
@@ -84,7 +88,9 @@ export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promi
     await server.release();
     throw error;
   }
-  return { adminUrl: server.adminUrl, embedded: true, version: server.version, release: server.release, keep: server.keep, [Symbol.asyncDispose]: server.release };
+  const { host, port } = targetOf(server.adminUrl);
+  const description = `PostgreSQL ${formatVersion(server.version)}, embedded, on ${host}:${port} (${server.started ? 'started by this run' : 'already running, shared'})`;
+  return { adminUrl: server.adminUrl, embedded: true, version: server.version, description, release: server.release, keep: server.keep, [Symbol.asyncDispose]: server.release };
 }
 
 function assertSupported(version: number, where: string): void {

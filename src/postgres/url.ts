@@ -12,8 +12,18 @@ export const FALLBACK_DATABASE_URL_ENV = 'DATABASE_URL';
  * count as unset.
  */
 export function resolveAdminUrl(explicit?: string): string | undefined {
-  for (const candidate of [explicit, process.env[DATABASE_URL_ENV], process.env[FALLBACK_DATABASE_URL_ENV]]) {
-    if (candidate !== undefined && candidate.trim() !== '') return candidate.trim();
+  return resolveAdminUrlSource(explicit)?.url;
+}
+
+/** The admin URL as {@link resolveAdminUrl} finds it, and where it came from (an option, or the variable's name). */
+export function resolveAdminUrlSource(explicit?: string): { url: string; source: string } | undefined {
+  const candidates: Array<[string | undefined, string]> = [
+    [explicit, 'option adminUrl'],
+    [process.env[DATABASE_URL_ENV], DATABASE_URL_ENV],
+    [process.env[FALLBACK_DATABASE_URL_ENV], FALLBACK_DATABASE_URL_ENV],
+  ];
+  for (const [candidate, source] of candidates) {
+    if (candidate !== undefined && candidate.trim() !== '') return { url: candidate.trim(), source };
   }
   return undefined;
 }

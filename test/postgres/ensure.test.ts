@@ -45,6 +45,10 @@ test('a given URL is used as is and never starts the embedded server', async (t)
   assert.equal(pg.embedded, false);
   assert.equal(pg.adminUrl, testServer.adminUrl);
   assert.ok(pg.version >= 130000);
+  const { port } = new URL(testServer.adminUrl);
+  assert.match(pg.description, new RegExp(`^PostgreSQL \\d+\\.\\d+ at [^ ]+:${port}/[^ ]+ \\(from option adminUrl\\)$`));
+  const password = decodeURIComponent(new URL(testServer.adminUrl).password);
+  if (password) assert.ok(!pg.description.includes(password));
   assert.deepEqual(readdirSync(dir), [], 'nothing was created for an embedded server');
 });
 
@@ -57,6 +61,7 @@ test('E2E_LANES_DATABASE_URL wins over DATABASE_URL, which wins over the embedde
   const fromLanesEnv = await ensurePostgres(options);
   assert.equal(fromLanesEnv.adminUrl, testServer.adminUrl);
   assert.equal(fromLanesEnv.embedded, false);
+  assert.match(fromLanesEnv.description, /\(from E2E_LANES_DATABASE_URL\)$/);
 
   delete process.env.E2E_LANES_DATABASE_URL;
   await assert.rejects(ensurePostgres(options), (error) => isLanesError(error, 'POSTGRES_UNREACHABLE') && !error.message.includes('hunter22'));
@@ -64,6 +69,7 @@ test('E2E_LANES_DATABASE_URL wins over DATABASE_URL, which wins over the embedde
   process.env.DATABASE_URL = testServer.adminUrl;
   const fromPlainEnv = await ensurePostgres(options);
   assert.equal(fromPlainEnv.adminUrl, testServer.adminUrl);
+  assert.match(fromPlainEnv.description, /\(from DATABASE_URL\)$/);
   assert.deepEqual(readdirSync(dir), [], 'the embedded server was never started');
 });
 
@@ -86,6 +92,7 @@ test('without any URL, uses the embedded server and stops it on release', async 
 
   assert.equal(pg.embedded, true);
   assert.ok(pg.version >= 130000);
+  assert.match(pg.description, new RegExp(`^PostgreSQL \\d+\\.\\d+, embedded, on 127\\.0\\.0\\.1:${new URL(pg.adminUrl).port} \\(started by this run\\)$`));
   await withClient(pg.adminUrl, (client) => client.query('select 1'));
   const postmaster = postmasterPidOf(options.dataDir)!;
   assert.ok(!isGone(postmaster));
