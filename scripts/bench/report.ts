@@ -27,12 +27,14 @@ export async function machineFacts(ctx: BenchContext, command: string, startedAt
             current_setting('full_page_writes') AS fpw, current_setting('shared_buffers') AS buffers`,
   );
   const pg = rows[0];
-  const git = await execa('git', ['describe', '--always', '--dirty'], { cwd: ROOT, reject: false });
+  const git = await execa('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, reject: false });
+  // Changes to this file itself (an earlier run's output) do not change what is measured.
+  const changed = await execa('git', ['status', '--porcelain', '--', '.', ':(exclude)docs/performance.md'], { cwd: ROOT, reject: false });
   const playwrightVersion = (JSON.parse(readFileSync(join(ROOT, 'node_modules/@playwright/test/package.json'), 'utf8')) as { version: string }).version;
   return [
     ['date', startedAt.toISOString()],
     ['command', `\`${command}\``],
-    ['commit', git.failed ? 'unknown' : `${git.stdout.trim()}${git.stdout.includes('dirty') ? ' (uncommitted changes in the working tree)' : ''}`],
+    ['commit', git.failed ? 'unknown' : `${git.stdout.trim()}${changed.stdout.trim() !== '' ? ' (with uncommitted changes in the working tree)' : ''}`],
     ['CPU', `${cpuList.length} cores, ${cpuList[0]?.model.trim() ?? 'unknown model'}`],
     ['memory', `${(totalmem() / 2 ** 30).toFixed(1)} GiB`],
     ['OS', `${osType()} ${osRelease()} ${arch()}`],
