@@ -1,6 +1,6 @@
-import { access, constants } from 'node:fs/promises';
+import { access, constants, lstat, readFile, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
 import { LanesError, messageOf } from '../errors.js';
@@ -64,7 +64,46 @@ async function fromPackage(): Promise<Programs> {
     throw unavailable(`${platformPackage} (${platformEntry}) does not export the paths of initdb, pg_ctl and postgres.`);
   }
   await assertExecutable({ initdb, pg_ctl, postgres });
+  await hydrateSymlinks(join(dirname(platformEntry), '..'));
   return { initdb, pg_ctl, postgres };
+}
+
+/**
+ * The platform package ships its shared libraries without their version symlinks
+ * (`libicui18n.so.60` → `libicui18n.so.60.2`) and lists them in `native/pg-symlinks.json`; its
+ * install script creates them. Where that script did not run (`npm ci --ignore-scripts`, or an npm
+ * that runs no install script it was not told to allow), `postgres` cannot load its libraries:
+ * creates the missing links the same way (relative, next to their file). Links already there are
+ * left alone.
+ * @throws {LanesError} `EMBEDDED_POSTGRES_UNAVAILABLE` when a missing link cannot be created.
+ */
+export async function hydrateSymlinks(packageDir: string): Promise<number> {
+  let links: Array<{ source: string; target: string }>;
+  try {
+    links = JSON.parse(await readFile(join(packageDir, 'native', 'pg-symlinks.json'), 'utf8')) as typeof links;
+  } catch {
+    return 0; // no list: nothing to create (older or newer package layouts)
+  }
+  let created = 0;
+  for (const { source, target } of Array.isArray(links) ? links : []) {
+    if (typeof source !== 'string' || typeof target !== 'string') continue;
+    const link = resolve(packageDir, target);
+    const file = resolve(packageDir, source);
+    // Only links inside the package, to a file in the same folder (as the package lists them).
+    if (!link.startsWith(`${resolve(packageDir)}/`) || dirname(link) !== dirname(file)) continue;
+    if (await lstat(link).then(() => true, () => false)) continue;
+    try {
+      await symlink(basename(file), link);
+      created++;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue; // another process was first
+      throw new LanesError('EMBEDDED_POSTGRES_UNAVAILABLE', `Could not create the library link ${link} the embedded PostgreSQL needs: ${messageOf(error)}.`, {
+        hint: `Run \`npm rebuild ${basename(dirname(packageDir))}/${basename(packageDir)}\` (it runs the package's install script), or set ${DATABASE_URL_ENV} to the URL of a running PostgreSQL server.`,
+        cause: error,
+      });
+    }
+  }
+  return created;
 }
 
 async function fromFolder(binDir: string): Promise<Programs> {
