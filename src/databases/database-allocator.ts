@@ -21,6 +21,7 @@ import {
 import { instanceFor } from '../state/instances.js';
 import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
 import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import { AdminPool } from './admin-pool.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
@@ -31,10 +32,6 @@ import { ensureTemplate, type TemplateInfo } from './template.js';
 
 const debug = debugLogger('databases');
 
-/** At most this many maintenance connections per allocator (lanes booting together clone side by side). */
-const ADMIN_CONNECTIONS = 4;
-/** A maintenance connection unused this long is closed. */
-const ADMIN_IDLE_MS = 1_000;
 /** How often an allocation starts over when its entry was released while it cloned. */
 const ALLOCATE_ATTEMPTS = 3;
 
@@ -68,7 +65,7 @@ export class DatabaseAllocator {
   #registryDenied = false;
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
-  #admin: AdminClients | undefined;
+  #admin: AdminPool | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -330,7 +327,7 @@ export class DatabaseAllocator {
     let admin = this.#admin;
     if (admin?.url !== server.adminUrl) {
       void admin?.close();
-      admin = this.#admin = new AdminClients(server.adminUrl, () => connectClient(server.adminUrl, { timeoutMs: this.options.connectTimeoutMs }));
+      admin = this.#admin = new AdminPool(server.adminUrl, this.options.connectTimeoutMs);
     }
     return admin.use((client) => fn(client, server.version));
   }
@@ -554,124 +551,6 @@ export class DatabaseAllocator {
 
 function sameOwner(a: DatabaseEntry['owner'], b: DatabaseEntry['owner']): boolean {
   return a.host === b.host && a.pid === b.pid && a.createdAt === b.createdAt;
-}
-
-/**
- * The maintenance connections of one allocator: at most `max` clients, connected on first use and
- * reused, each lent to one caller at a time (so one caller's transaction or connection-wide advisory
- * lock never mixes with another's queries). A client idle for `idleMs` is closed, and an idle one
- * never keeps the process alive. A client that lost its server ('error' or 'end', e.g. the server
- * restarted) or whose caller threw is closed instead of reused, and replaced on the next use.
- */
-class AdminClients {
-  readonly url: string;
-  readonly #connect: () => Promise<Client>;
-  readonly #max: number;
-  readonly #idleMs: number;
-  readonly #idle: { client: Client; timer: NodeJS.Timeout }[] = [];
-  /** Callers waiting for a client: handed one that is free, or undefined to open one themselves. */
-  readonly #waiting: ((client: Client | undefined) => void)[] = [];
-  readonly #broken = new WeakSet<Client>();
-  /** Clients open or opening. */
-  #open = 0;
-  #closed = false;
-
-  constructor(url: string, connect: () => Promise<Client>, max = ADMIN_CONNECTIONS, idleMs = ADMIN_IDLE_MS) {
-    this.url = url;
-    this.#connect = connect;
-    this.#max = max;
-    this.#idleMs = idleMs;
-  }
-
-  async use<T>(fn: (client: Client) => Promise<T>): Promise<T> {
-    const client = await this.#acquire();
-    let ok = false;
-    try {
-      const value = await fn(client);
-      ok = true;
-      return value;
-    } finally {
-      this.#release(client, ok);
-    }
-  }
-
-  /** Closes the idle clients now, and every other one when its caller is done. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const idle = this.#idle.splice(0);
-    for (const { timer } of idle) clearTimeout(timer);
-    await Promise.all(idle.map(({ client }) => this.#discard(client)));
-  }
-
-  async #acquire(): Promise<Client> {
-    for (;;) {
-      const idle = this.#idle.pop();
-      if (idle) {
-        clearTimeout(idle.timer);
-        if (this.#broken.has(idle.client)) {
-          void this.#discard(idle.client);
-          continue;
-        }
-        refSocket(idle.client, true);
-        return idle.client;
-      }
-      if (this.#open < this.#max) return this.#openOne();
-      const handed = await new Promise<Client | undefined>((resolve) => this.#waiting.push(resolve));
-      if (handed) return handed;
-    }
-  }
-
-  async #openOne(): Promise<Client> {
-    this.#open++;
-    let client: Client;
-    try {
-      client = await this.#connect();
-    } catch (error) {
-      this.#open--;
-      this.#waiting.shift()?.(undefined); // a waiter may try in its turn
-      throw error;
-    }
-    // connectClient already logs 'error' (so it never goes unhandled); here it also retires the client.
-    client.on('error', () => this.#broken.add(client));
-    client.on('end', () => this.#broken.add(client));
-    return client;
-  }
-
-  #release(client: Client, ok: boolean): void {
-    if (!ok || this.#broken.has(client)) {
-      void this.#discard(client);
-      return;
-    }
-    const waiter = this.#waiting.shift();
-    if (waiter) return waiter(client);
-    if (this.#closed) {
-      void this.#discard(client);
-      return;
-    }
-    refSocket(client, false);
-    const timer = setTimeout(() => {
-      const index = this.#idle.findIndex((idle) => idle.client === client);
-      if (index >= 0) void this.#discard(this.#idle.splice(index, 1)[0]!.client);
-    }, this.#idleMs);
-    timer.unref();
-    this.#idle.push({ client, timer });
-  }
-
-  /** Closes a client for good; a waiting caller may open another. */
-  async #discard(client: Client): Promise<void> {
-    this.#broken.add(client);
-    this.#open--;
-    this.#waiting.shift()?.(undefined);
-    refSocket(client, true); // an unreferenced socket would let the process exit before the end is acknowledged
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** Whether a client's socket keeps the process alive (an idle one must not). */
-function refSocket(client: Client, ref: boolean): void {
-  const socket = client as unknown as { ref?: () => void; unref?: () => void };
-  if (ref) socket.ref?.();
-  else socket.unref?.();
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

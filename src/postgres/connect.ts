@@ -60,6 +60,17 @@ const TRANSIENT_CODES = new Set([
  *   with the underlying error as `cause`.
  */
 export async function connectClient(url: string, options: ConnectOptions = {}): Promise<pg.Client> {
+  const applicationName = options.applicationName ?? 'e2e-lanes';
+  return connectWithRetry(url, (remainingMs) => connectOnce(url, remainingMs, applicationName), options);
+}
+
+/**
+ * Runs `attempt` (one connection attempt, given the ms left until the deadline) until it succeeds,
+ * retrying transient failures exactly as {@link connectClient} does; for connections that come from
+ * elsewhere, e.g. a `pg.Pool`.
+ * @throws {LanesError} `POSTGRES_UNREACHABLE`, as {@link connectClient}.
+ */
+export async function connectWithRetry<T>(url: string, attempt: (remainingMs: number) => Promise<T>, options: Omit<ConnectOptions, 'applicationName'> = {}): Promise<T> {
   const timeoutMs = validatePositive('timeoutMs', options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
   const retries = validateRetries(options.retries ?? 50);
   const { user } = targetOf(url);
@@ -76,7 +87,7 @@ export async function connectClient(url: string, options: ConnectOptions = {}): 
         if (remaining < 25 && lastError) throw new AbortError(lastError);
         attempts++;
         try {
-          return await connectOnce(url, Math.max(1, remaining), options.applicationName ?? 'e2e-lanes');
+          return await attempt(Math.max(1, remaining));
         } catch (error) {
           lastError = error as Error;
           if (isTransient(error)) throw error;

@@ -1,5 +1,5 @@
 export { ensurePostgres, formatVersion, MIN_SERVER_VERSION_NUM, type EnsurePostgresOptions, type PostgresHandle } from './ensure.js';
-export { connectClient, withClient, serverVersionNum, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './connect.js';
+export { connectClient, connectWithRetry, withClient, serverVersionNum, DEFAULT_CONNECT_TIMEOUT_MS, type ConnectOptions } from './connect.js';
 export {
   resolveAdminUrl,
   withDatabase,
