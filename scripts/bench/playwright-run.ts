@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { DatabaseAllocator, PortAllocator, reapStaleLanes } from '../../src/index.ts';
+import { procStat } from '../../src/state/proc.ts';
 import { childEnv, ROOT } from './context.ts';
 import { GREP_INVERT } from './shared-mode.ts';
 
@@ -47,19 +48,13 @@ export interface SuiteRun {
 }
 
 /**
- * CPU time of this process's children that have ended and been waited for (`cutime` + `cstime`
- * of /proc/self/stat), in ms; undefined without /proc. A finished `playwright test` adds the
- * CPU of every process of its tree that was waited for down the line.
+ * CPU time of this process's children that have ended and been waited for, in ms; undefined
+ * without /proc. A finished `playwright test` adds the CPU of every process of its tree that was
+ * waited for down the line.
  */
 function childrenCpuMs(): number | undefined {
-  try {
-    const text = readFileSync('/proc/self/stat', 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[13]) + Number(fields[14]); // fields 16 and 17 of proc(5)
-    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_S : undefined;
-  } catch {
-    return undefined;
-  }
+  const ticks = procStat('self')?.childrenCpuTicks;
+  return ticks !== undefined && Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_S : undefined;
 }
 
 /** USER_HZ: 100 on every Linux architecture Node runs on. */

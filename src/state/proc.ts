@@ -10,6 +10,8 @@ export interface ProcStat {
   pgrp: number;
   /** Kernel start time in clock ticks since boot: tells a recycled pid from the original process. */
   startTime: number;
+  /** CPU time (user + system, clock ticks) of the children that ended and were waited for (`cutime` + `cstime`). */
+  childrenCpuTicks: number;
 }
 
 /** `/proc/<pid>/stat` parsed, or undefined where there is no /proc (not Linux) or the process is gone. */
@@ -26,6 +28,7 @@ export function procStat(pid: number | 'self'): ProcStat | undefined {
   const state = fields[0];
   const pgrp = Number(fields[2]);
   const startTime = Number(fields[19]);
+  const childrenCpuTicks = Number(fields[13]) + Number(fields[14]);
   if (state === undefined || !Number.isInteger(pgrp) || !Number.isFinite(startTime)) return undefined;
-  return { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime };
+  return { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime, childrenCpuTicks };
 }
