@@ -9,6 +9,7 @@ import {
   keepAlive,
   newOwner,
   sameLane,
+  sameOwner,
   splitByLiveness,
   stopKeepingAlive,
   StateFile,
@@ -547,10 +548,6 @@ export class DatabaseAllocator {
       );
     }
   }
-}
-
-function sameOwner(a: DatabaseEntry['owner'], b: DatabaseEntry['owner']): boolean {
-  return a.host === b.host && a.pid === b.pid && a.createdAt === b.createdAt;
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

@@ -10,6 +10,7 @@ export {
   resolveOwnerPid,
   claimRunOwnership,
   newOwner,
+  sameOwner,
   isPidAlive,
   judgeOwner,
   currentHost,

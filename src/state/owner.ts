@@ -24,6 +24,11 @@ export interface Owner {
   kept?: boolean;
 }
 
+/** Whether two records name the same owner: the same process on the same host, recorded at the same moment. */
+export function sameOwner(a: Owner, b: Owner): boolean {
+  return a.host === b.host && a.pid === b.pid && a.createdAt === b.createdAt;
+}
+
 export const RUN_ID_ENV = 'E2E_LANES_RUN_ID';
 export const OWNER_PID_ENV = 'E2E_LANES_OWNER_PID';
 
