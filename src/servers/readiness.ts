@@ -13,6 +13,11 @@ const BACKOFF_MS = [25, 50, 100] as const;
 const STEADY_MS = 100;
 const SLOW_AFTER_MS = 10_000;
 const SLOW_MS = 500;
+
+/** The pause after poll number `polls` (1-based), `elapsedMs` after polling began. @internal */
+export function pauseAfter(polls: number, elapsedMs: number): number {
+  return BACKOFF_MS[polls - 1] ?? (elapsedMs < SLOW_AFTER_MS ? STEADY_MS : SLOW_MS);
+}
 /** No single GET may take longer than this (or the time left). */
 const REQUEST_TIMEOUT_MS = 2_000;
 
@@ -72,8 +77,7 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
       if (problem === undefined) return { kind: 'healthy', polls };
       lastProblem = problem;
       log('GET %s: %s (poll %d)', url, problem, polls);
-      const steady = Date.now() - started < SLOW_AFTER_MS ? STEADY_MS : SLOW_MS;
-      const pause = Math.min(BACKOFF_MS[polls - 1] ?? steady, deadline - Date.now());
+      const pause = Math.min(pauseAfter(polls, Date.now() - started), deadline - Date.now());
       if (pause > 0) await sleep(pause, undefined, { signal: abandon }).catch(() => {});
     }
     signal?.throwIfAborted();

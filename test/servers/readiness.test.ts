@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { pauseAfter, waitUntilHealthy } from '../../src/servers/readiness.js';
+
+test('polls after 25, 50 and 100 ms, then every 100 ms, and every 500 ms once 10 s have passed', () => {
+  assert.deepEqual([1, 2, 3, 4, 5].map((poll) => pauseAfter(poll, 1_000)), [25, 50, 100, 100, 100]);
+  assert.equal(pauseAfter(40, 9_999), 100);
+  assert.equal(pauseAfter(80, 10_000), 500);
+});
+
+test('a server that turns healthy is seen at the next poll, with every poll counted', async (t) => {
+  let requests = 0;
+  // 503 for the first four requests, then 200: healthy at the fifth poll.
+  const server = http.createServer((_, res) => res.writeHead(++requests <= 4 ? 503 : 200).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+  const readiness = await waitUntilHealthy({ url, timeout: 10_000, exited: new Promise(() => undefined) });
+  assert.deepEqual(readiness, { kind: 'healthy', polls: 5 });
+  assert.equal(requests, 5);
+});
+
+test('a server that never turns healthy times out with its last answer', async (t) => {
+  const server = http.createServer((_, res) => res.writeHead(503).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+  const readiness = await waitUntilHealthy({ url, timeout: 600, exited: new Promise(() => undefined) });
+  assert.equal(readiness.kind, 'timeout');
+  assert.ok(readiness.polls >= 4, `${readiness.polls} polls in 600 ms`);
+  assert.equal((readiness as { lastProblem: string }).lastProblem, 'answered HTTP 503');
+});
