@@ -91,13 +91,3 @@ export function renderDocs(facts: string[][], parts: readonly PartResult[], dura
 export async function writeDocs(markdown: string): Promise<void> {
   await writeFile(DOCS_FILE, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
 }
-
-/** `file:line` of the first line of `file` (relative to the repo) containing `needle`, for proposals that stay right as src/ moves. */
-export function locate(file: string, needle: string): string {
-  try {
-    const index = readFileSync(join(ROOT, file), 'utf8').split('\n').findIndex((line) => line.includes(needle));
-    return index >= 0 ? `${file}:${index + 1}` : `${file} (\`${needle}\` not found)`;
-  } catch {
-    return `${file} (missing)`;
-  }
-}

@@ -11,11 +11,11 @@ import { mean } from './measure.ts';
 
 type AnyFn = (...args: unknown[]) => unknown;
 
-export const SPAN_CONNECT = 'pg: connect (TCP, SCRAM auth, backend start)';
-export const SPAN_END = 'pg: disconnect (client.end)';
-export const SPAN_LOCK = 'state file: lock acquire + release (proper-lockfile)';
-export const SPAN_FSYNC = 'state file: fsync (write-file-atomic)';
-export const SPAN_REST = 'rest: JavaScript, state file read/parse/write, /proc reads, event loop';
+const SPAN_CONNECT = 'pg: connect (TCP, SCRAM auth, backend start)';
+const SPAN_END = 'pg: disconnect (client.end)';
+const SPAN_LOCK = 'state file: lock acquire + release (proper-lockfile)';
+const SPAN_FSYNC = 'state file: fsync (write-file-atomic)';
+const SPAN_REST = 'rest: JavaScript, state file read/parse/write, /proc reads, event loop';
 
 export class Tracer {
   #spans = new Map<string, number>();
