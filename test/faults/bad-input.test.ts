@@ -5,18 +5,16 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  describeLeftovers,
+  assertNothingLeft,
   expectExit,
-  isClean,
-  leftovers,
   ledger,
+  type LedgerName,
   reportTests,
   sandbox,
   serverProcesses,
-  useSharedPostgres,
   startPlaywright,
   suite,
-  type LedgerName,
+  useSharedPostgres,
 } from './helpers.ts';
 import { HOSTILE_PROJECTS } from '../fixtures/suites/hostile-names.config.ts';
 import { playwrightChromium } from '../../src/playwright/browser.js';
@@ -52,8 +50,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     assert.match(output, new RegExp(`Could not connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/postgres`));
     assert.match(output, /Hint: Start PostgreSQL on 127\.0\.0\.1:\d+, or fix/);
     assert.doesNotMatch(output, /secret-unreachable/);
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), describeLeftovers(left));
+    await assertNothingLeft(box, [run.runId]);
     assert.deepEqual(serverProcesses({ stateDir: box.stateDir }), []);
   });
 
@@ -69,8 +66,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     assert.match(output, /\[BROWSER_NOT_FOUND\] No Chromium found/);
     assert.match(output, /npx playwright install chromium/);
     assert.doesNotMatch(output, /lane project .* up in/);
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), describeLeftovers(left));
+    await assertNothingLeft(box, [run.runId]);
   });
 
   test('corrupt, empty and foreign-version state files are kept aside with a warning and the run passes', async (t) => {
@@ -101,8 +97,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
         assert.match(run.output(), new RegExp(`warning: state file \\S*${file.replace('.', '\\.')} was unreadable`), `round ${round}: a warning names ${file}`);
         assert.doesNotThrow(() => ledger(box.stateDir, file), `round ${round}: ${file} is valid JSON again`);
       }
-      const left = await leftovers(box, [run.runId]);
-      assert.ok(isClean(left), describeLeftovers(left));
+      await assertNothingLeft(box, [run.runId]);
     }
   });
 
@@ -119,8 +114,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     assert.match(output, /LanesError: \[MIGRATION_FAILED\] /);
     assert.match(output, /20250302000000_second[/\\]migration\.sql/);
     assert.deepEqual(await shared.server.databasesStartingWith(`${prefix}_`), [], 'no template, build or lane database');
-    const left = await leftovers(box, [run.runId], prefix);
-    assert.ok(isClean(left), describeLeftovers(left));
+    await assertNothingLeft(box, [run.runId], { prefix: prefix });
   });
 
   test('hostile project names: the suite passes, database names are safe, `postgres` still exists', async (t) => {
@@ -139,8 +133,7 @@ describe('bad input fails clearly or is survived', { concurrency: false }, () =>
     }
     assert.equal(new Set(names).size, names.length, 'distinct databases');
     assert.equal((await shared.server.query("SELECT 1 FROM pg_database WHERE datname = 'postgres'")).length, 1, 'the postgres database still exists');
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), describeLeftovers(left));
+    await assertNothingLeft(box, [run.runId]);
     assert.ok(existsSync(box.stateDir));
   });
 });

@@ -3,16 +3,14 @@ import { test } from 'node:test';
 import {
   announcedLanes,
   assertDistinctDatabases,
+  assertNothingLeft,
   assertStateFilesValid,
-  describeLeftovers,
   expectExit,
-  isClean,
-  leftovers,
   reportTests,
   sandbox,
-  useSharedPostgres,
   startPlaywright,
   suite,
+  useSharedPostgres,
   watchForCollisions,
 } from './helpers.ts';
 
@@ -36,6 +34,5 @@ test('eight invocations of a small suite sharing one state folder: all pass, not
   }
   assertDistinctDatabases(runs);
   assertStateFilesValid(box.stateDir, runs.map((run) => run.output()).join('\n'));
-  const left = await leftovers(box, runs.map((run) => run.runId));
-  assert.ok(isClean(left), describeLeftovers(left));
+  await assertNothingLeft(box, runs.map((run) => run.runId));
 });

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  assertNothingLeft,
   attachmentText,
-  describeLeftovers,
   expectExit,
-  isClean,
-  leftovers,
   reportTests,
   sandbox,
-  useSharedPostgres,
   startPlaywright,
   suite,
+  useSharedPostgres,
 } from './helpers.ts';
 
 // Ports 6200-6299: this file's block.
@@ -42,6 +40,5 @@ test('a backend that crashes mid-run: the failing test says the server died and 
   assert.match(messages, /See the attached backend\.log/);
   assert.match(run.output(), /warning: server "backend" of project "crashy" of run \S+ \(pid \d+\) died during the run: exited with code 3/);
 
-  const left = await leftovers(box, [run.runId]);
-  assert.ok(isClean(left), describeLeftovers(left));
+  await assertNothingLeft(box, [run.runId]);
 });

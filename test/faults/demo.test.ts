@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   assertDistinctDatabases,
+  assertNothingLeft,
   assertStateFilesValid,
-  describeLeftovers,
   expectExit,
-  isClean,
-  leftovers,
   sandbox,
-  useSharedPostgres,
   startPlaywright,
+  useSharedPostgres,
   watchForCollisions,
 } from './helpers.ts';
 
@@ -36,6 +34,5 @@ test("the repository's demo suite twice at the same time (one state folder, dist
   assertDistinctDatabases(runs);
   assertStateFilesValid(box.stateDir, runs.map((run) => run.output()).join('\n'));
   // After the demo suite: no server process, lane database or port entry of either run remains.
-  const left = await leftovers(box, runs.map((run) => run.runId), 'e2e');
-  assert.ok(isClean(left), describeLeftovers(left));
+  await assertNothingLeft(box, runs.map((run) => run.runId), { prefix: 'e2e' });
 });

@@ -358,6 +358,16 @@ export function isClean(left: Leftovers): boolean {
   return left.servers.length + left.databases.length + left.ports.length + left.databaseEntries.length + left.lanes.length === 0;
 }
 
+/**
+ * Asserts that the runs left nothing behind (see {@link leftovers}); the failure names what
+ * remained, after `what` (e.g. "the interrupted run left"), followed by `output` when given.
+ */
+export async function assertNothingLeft(box: Sandbox, runIds: readonly string[], options: { prefix?: string; what?: string; output?: string } = {}): Promise<void> {
+  const left = await leftovers(box, runIds, options.prefix);
+  const message = `${options.what ?? 'left behind'}: ${describeLeftovers(left)}${options.output === undefined ? '' : `\n${options.output}`}`;
+  assert.ok(isClean(left), message);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sandboxes and runs
 

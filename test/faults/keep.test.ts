@@ -2,17 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
-  describeLeftovers,
+  assertNothingLeft,
   expectExit,
-  isClean,
-  leftovers,
   ledger,
+  leftovers,
   runLanesCli,
   sandbox,
   serverProcesses,
-  useSharedPostgres,
   startPlaywright,
   suite,
+  useSharedPostgres,
 } from './helpers.ts';
 
 /** Users of the shared embedded server (default data folder of this checkout). */
@@ -56,8 +55,7 @@ test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --ru
   const down = await runLanesCli(box, ['--config', suite('basic'), 'down', '--run', run.runId]);
   expectExit(down, 0, down.output);
   assert.match(down.output, /tore down 1 run\(s\): 2 server process\(es\), 2 database\(s\), 2 port entr\(ies\)/);
-  const left = await leftovers(box, [run.runId]);
-  assert.ok(isClean(left), describeLeftovers(left));
+  await assertNothingLeft(box, [run.runId]);
 });
 
 test(
@@ -78,8 +76,7 @@ test(
     assert.equal((await leftovers(box, [kept.runId])).databases.length, 2, 'the kept databases still exist');
     const down = await runLanesCli(box, ['--config', suite('basic'), 'down', '--run', kept.runId]);
     expectExit(down, 0, down.output);
-    const left = await leftovers(box, [kept.runId]);
-    assert.ok(isClean(left), describeLeftovers(left));
+    await assertNothingLeft(box, [kept.runId]);
     assert.ok(!embeddedUsers().some((user) => user.runId === kept.runId), 'down let go of the embedded server');
   },
 );

@@ -5,16 +5,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
 import {
+  assertNothingLeft,
   attachmentText,
-  describeLeftovers,
   expectExit,
-  isClean,
-  leftovers,
   reportTests,
   sandbox,
-  useSharedPostgres,
   startPlaywright,
   suite,
+  useSharedPostgres,
 } from './helpers.ts';
 
 // Ports 6300-6399: this file's block.
@@ -78,6 +76,5 @@ test('nothing the toolkit writes holds the database password: state files, serve
   }
   assert.ok(places.length >= 6, `looked at ${places.map(([where]) => where).join(', ')}`);
 
-  const left = await leftovers(box, [run.runId], PREFIX);
-  assert.ok(isClean(left), describeLeftovers(left));
+  await assertNothingLeft(box, [run.runId], { prefix: PREFIX });
 });

@@ -5,19 +5,19 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
+  assertNothingLeft,
   describeLeftovers,
   expectExit,
   groupMembers,
-  isClean,
-  leftovers,
   ledger,
+  leftovers,
   runLanesCli,
   sandbox,
   serverProcesses,
-  useSharedPostgres,
   startPlaywright,
   suite,
   SUITES_DIR,
+  useSharedPostgres,
   waitFor,
   waitForLanesUp,
 } from './helpers.ts';
@@ -59,8 +59,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
 
     const gc = await runLanesCli(box, ['--config', suite('hold'), 'gc', '--keep-templates', '1000']);
     expectExit(gc, 0, gc.output);
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), `gc left: ${describeLeftovers(left)}\n${gc.output}`);
+    await assertNothingLeft(box, [run.runId], { what: 'gc left', output: gc.output });
   });
 
   test('SIGKILL of the runner before its lanes are recorded: the next run reaps the unrecorded servers', async (t) => {
@@ -77,8 +76,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
 
     const next = startPlaywright(box, { config: suite('basic') });
     expectExit(await next.exit, 0, next.output());
-    const left = await leftovers(box, [run.runId, next.runId]);
-    assert.ok(isClean(left), `the next run left: ${describeLeftovers(left)}\n${next.output()}`);
+    await assertNothingLeft(box, [run.runId, next.runId], { what: 'the next run left', output: next.output() });
   });
 
   test('SIGINT (Ctrl-C) during the tests: teardown stops the servers, drops the databases, releases the ports', async (t) => {
@@ -89,8 +87,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     run.signal('SIGINT', 'group');
     const exit = await run.exit;
     assert.ok(!exit.timedOut && exit.ms < 60_000, `the interrupted run ended in ${exit.ms} ms`);
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), `the interrupted run left: ${describeLeftovers(left)}\n${run.output()}`);
+    await assertNothingLeft(box, [run.runId], { what: 'the interrupted run left', output: run.output() });
   });
 
   test('SIGINT (Ctrl-C) during global setup, while eager lanes boot: nothing of the run remains', async (t) => {
@@ -105,8 +102,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     assert.ok(!exit.timedOut && exit.ms < 60_000, `the interrupted run ended in ${exit.ms} ms`);
     // Give a straggling boot a moment to show itself, then count.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), `the interrupted run left: ${describeLeftovers(left)}\n${run.output()}`);
+    await assertNothingLeft(box, [run.runId], { what: 'the interrupted run left', output: run.output() });
   });
 
   test('SIGINT (Ctrl-C) while global setup builds the template: no lane boots after the teardown', async (t) => {
@@ -134,8 +130,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const exit = await run.exit;
     assert.ok(!exit.timedOut && exit.ms < 60_000, `the interrupted run ended in ${exit.ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const left = await leftovers(box, [run.runId], SLOW_PREFIX);
-    assert.ok(isClean(left), `the interrupted run left: ${describeLeftovers(left)}\n${run.output()}`);
+    await assertNothingLeft(box, [run.runId], { prefix: SLOW_PREFIX, what: 'the interrupted run left', output: run.output() });
     assert.deepEqual(
       (await shared.server.databasesStartingWith(`${SLOW_PREFIX}_tpl_`)).filter((name) => name.includes('_build_')),
       [],
@@ -159,8 +154,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
 
     const gc = await runLanesCli(box, ['--config', suite('hold'), 'gc', '--keep-templates', '1000']);
     expectExit(gc, 0, gc.output);
-    const left = await leftovers(box, [run.runId]);
-    assert.ok(isClean(left), `after gc: ${describeLeftovers(left)}\n${gc.output}`);
+    await assertNothingLeft(box, [run.runId], { what: 'after gc', output: gc.output });
   });
 
   for (const [signal, why] of [['SIGTERM', 'a kill, a CI timeout'], ['SIGHUP', 'the terminal closed']] as const) {
@@ -172,8 +166,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
       const exit = await run.exit;
       assert.ok(!exit.timedOut && exit.ms < 60_000, `the run ended in ${exit.ms} ms`);
       assert.equal(exit.signal, signal, 'the runner dies of the signal, as it would without e2e-lanes');
-      const left = await leftovers(box, [run.runId]);
-      assert.ok(isClean(left), `the run left: ${describeLeftovers(left)}\n${run.output()}`);
+      await assertNothingLeft(box, [run.runId], { what: 'the run left', output: run.output() });
     });
   }
 });
