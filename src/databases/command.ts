@@ -1,5 +1,6 @@
 import { isAbsolute, relative } from 'node:path';
 import { execa } from 'execa';
+import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import type { CommandStep } from './options.js';
 
@@ -17,17 +18,21 @@ const DEFAULT_TIMEOUT_MS = 600_000;
 const TAIL_LINES = 30;
 
 /**
- * Runs `step.command` through the shell with `DATABASE_URL` set to `databaseUrl` (the rest of the
- * environment inherited). Never throws for a failing command: the caller turns the outcome into
+ * Runs `step.command` through the shell with `DATABASE_URL` (and the other variables of
+ * pointEnvAt) set to `databaseUrl`, the rest of the environment inherited. Never throws for a failing command: the caller turns the outcome into
  * its own error code. @internal
  */
 export async function runDatabaseCommand(step: CommandStep, databaseUrl: string): Promise<CommandOutcome> {
   const started = performance.now();
   const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  // The database being built, in every variable a tool may read it from (psql reads PG*).
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  pointEnvAt(databaseUrl, env);
   const result = await execa(step.command, {
     shell: true,
     cwd: step.cwd ?? process.cwd(),
-    env: { DATABASE_URL: databaseUrl },
+    env,
+    extendEnv: false,
     stdin: 'ignore',
     all: true,
     reject: false,

@@ -100,10 +100,15 @@ export class DatabaseAllocator {
     return (await this.#postgres()).description;
   }
 
+  /** The server's admin URL (it holds the password: never log it). Joins the server if needed. */
+  async adminUrl(): Promise<string> {
+    return (await this.#postgres()).adminUrl;
+  }
+
   /**
    * Where this allocator records lanes: `'postgres'` (the server's registry and the state file) or
    * `'file'` (the state file only), as option `registry` resolves: `'auto'` is `'postgres'` when an
-   * admin URL is given (option, `E2E_LANES_DATABASE_URL` or `DATABASE_URL`), `'file'` for the
+   * admin URL is given (option or `E2E_LANES_DATABASE_URL`), `'file'` for the
    * embedded server.
    */
   registryKind(): 'postgres' | 'file' {

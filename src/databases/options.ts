@@ -27,7 +27,7 @@ export type CloneStrategy = 'wal_log' | 'file_copy';
 export interface DatabaseAllocatorOptions {
   /**
    * Admin connection URL of the PostgreSQL server (a user allowed to create databases).
-   * Also `E2E_LANES_DATABASE_URL`, then `DATABASE_URL`.
+   * Also `E2E_LANES_DATABASE_URL` (never `DATABASE_URL`: it names the app's database).
    * @default an embedded PostgreSQL shared by the runs on this host
    */
   adminUrl?: string;

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
-import { LanesError, messageOf } from '../errors.js';
+import { isLanesError, LanesError, messageOf } from '../errors.js';
+import { withEnvPointedAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
@@ -31,10 +32,14 @@ export async function runSeed(step: string | CommandStep, databaseUrl: string): 
     }
     return;
   }
-  const seed = await loadSeed(step);
   try {
-    await seed({ databaseUrl });
+    // A seed module may create its client when imported, from DATABASE_URL: it gets the template's.
+    await withEnvPointedAt(databaseUrl, async () => {
+      const seed = await loadSeed(step);
+      await seed({ databaseUrl });
+    });
   } catch (error) {
+    if (isLanesError(error, 'SEED_FAILED')) throw error;
     const password = passwordOf(databaseUrl);
     throw new LanesError('SEED_FAILED', `Seed ${displayPath(step)} failed on ${describeTarget(databaseUrl)}: ${redactText(messageOf(error), password ? [password] : [])}`, {
       hint: `Fix ${displayPath(step)}; it runs once per template against a freshly migrated database.`,

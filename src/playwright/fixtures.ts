@@ -6,6 +6,8 @@ import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
 import { passwordOf, redactText } from '../redact.js';
 import { requestLane, requestServerStatus } from './control-client.js';
 import { showCode } from './show-code.js';
+import { adoptLaneDatabase } from './worker-lane.js';
+import { LANE_NOT_READY_URL, mentionsLaneNotReady } from '../postgres/app-env.js';
 
 /** Fixtures e2e-lanes adds to every test. */
 export interface LaneTestFixtures {
@@ -47,7 +49,11 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
         project: workerInfo.project.name,
         ...(isolation === 'worker' ? { worker: workerInfo.parallelIndex } : {}),
       });
-      if (lane.databaseUrl) process.env.DATABASE_URL = lane.databaseUrl;
+      try {
+        adoptLaneDatabase(lane);
+      } catch (error) {
+        throw showCode(error);
+      }
       await use(lane);
     },
     { scope: 'worker', timeout: 180_000 },
@@ -70,10 +76,25 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       }
       const dead = servers?.filter((server) => server.exit) ?? [];
       if (dead.length > 0) throw serversDied(lane, dead);
+      if (testInfo.errors.some((error) => mentionsLaneNotReady(error.message) || mentionsLaneNotReady(error.stack))) throw laneNotReady(lane);
     },
     { auto: true },
   ],
 });
+
+/** The error added to a failed test whose database client was created before the lane was known. */
+function laneNotReady(lane: Lane): LanesError {
+  return showCode(
+    new LanesError(
+      'LANE_NOT_READY',
+      `A database client in this test used ${LANE_NOT_READY_URL}: it was created before this worker knew its lane (project ${JSON.stringify(lane.project)}), so e2e-lanes pointed it at an address that cannot connect instead of at a database outside the lane.`,
+      {
+        hint: 'Create the client in a fixture or in the test from `lane.databaseUrl` (or process.env.DATABASE_URL read there); see docs/databases-in-tests.md.',
+        details: { project: lane.project },
+      },
+    ),
+  );
+}
 
 /** The error added to a failed test whose lane lost servers. */
 function serversDied(lane: Lane, dead: LaneServerStatus[]): LanesError {

@@ -3,13 +3,15 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
-import { keepLanes } from '../lanes/options.js';
+import { keepLanes, type LanesOptions } from '../lanes/options.js';
 import { progress } from '../log.js';
+import { ignoredAppDatabaseUrl } from '../postgres/index.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
 import { LanePrefetcher } from './prefetch.js';
 import { registry } from './registry.js';
 import { showCode } from './show-code.js';
+import { formatLaneDatabases, LANE_DATABASES_ENV } from './worker-lane.js';
 
 /**
  * Signals that end the runner without Playwright's teardown (it handles only SIGINT): a kill or a
@@ -73,6 +75,11 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     // A build is announced by the allocator itself; say so when nothing had to be built.
     const template = report.template && !report.template.built ? `; template ${report.template.name} cached (no migrations run)` : '';
     if (report.postgres) progress(`${report.postgres}${template}`);
+    if (manager.databases) {
+      // Before any worker starts: workers name their lane's database from this (see worker-lane.ts).
+      process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ adminUrl: await manager.databases.adminUrl(), prefix: manager.databases.prefix, runId: manager.runId });
+      for (const line of appEnvNotices(options)) progress(line);
+    }
     const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);
     const ahead = options.eager ? 0 : (options.prefetch ?? 1);
     const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
@@ -94,6 +101,18 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (interrupted) return;
     throw showCode(error);
   }
+}
+
+/** What global setup says about the app's own database variables (never their values' passwords). */
+function appEnvNotices(options: LanesOptions): string[] {
+  const lines: string[] = [];
+  const ignored = ignoredAppDatabaseUrl(registry().appDatabaseUrl, options.database ? options.database.adminUrl : undefined);
+  if (ignored) lines.push(ignored);
+  const redirected = registry().redirectedEnv ?? [];
+  if (redirected.length > 0) {
+    lines.push(`${redirected.join(', ')} held PostgreSQL URLs: in lane servers and workers they name the lane's database, like DATABASE_URL.`);
+  }
+  return lines;
 }
 
 /** The projects this invocation runs (respects `--project`). */

@@ -9,6 +9,10 @@ import type { ControlServer } from './control-server.js';
  */
 interface Registry {
   options?: LanesOptions;
+  /** The app's `DATABASE_URL` as the runner first saw it (for the line saying it is not used). */
+  appDatabaseUrl?: string;
+  /** Other variables that held a PostgreSQL URL and were pointed away from it. */
+  redirectedEnv?: string[];
   active?: { manager: LaneManager; control: ControlServer; dispose(): Promise<void> };
 }
 

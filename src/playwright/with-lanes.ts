@@ -6,6 +6,7 @@ import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
 import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index.js';
 import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
 import { registry } from './registry.js';
+import { guardRunnerEnv, installWorkerPreload, pointWorkerAtLane } from './worker-lane.js';
 
 // `.ts` when run from source, `.js` when run from the built package.
 const EXT = extname(fileURLToPath(import.meta.url));
@@ -22,7 +23,9 @@ export type WithLanesOptions = LanesOptions;
  * installed. Everything else the user set is kept.
  *
  * Evaluated in the runner and in every worker: it only records options, and in the runner it fixes
- * the run id and makes the runner the owner of the run.
+ * the run id and makes the runner the owner of the run. The app's database variables never name a
+ * database outside the lanes: in the runner `DATABASE_URL` names an address that cannot connect,
+ * and in a worker it names the worker's lane database before any spec file loads.
  */
 export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: WithLanesOptions = {}): PlaywrightTestConfig<T, W> {
   validateLanesOptions(options);
@@ -31,6 +34,13 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
     resolveRunId();
     claimRunOwnership();
     if (options.isolation) process.env.E2E_LANES_ISOLATION = options.isolation;
+    const guarded = guardRunnerEnv(options);
+    registry().appDatabaseUrl ??= guarded.appDatabaseUrl;
+    if (guarded.redirected.length > 0) registry().redirectedEnv = guarded.redirected;
+    installWorkerPreload();
+  } else {
+    // Before any spec file loads: clients created at import time reach this worker's lane.
+    pointWorkerAtLane(config as PlaywrightTestConfig<unknown, unknown>, options);
   }
   const stateDir = resolveStateDir(options.stateDir);
   const outputDir = config.outputDir ?? resolve('test-results', 'output');

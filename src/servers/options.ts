@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { LanesError } from '../errors.js';
+import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf } from '../redact.js';
 import type { ServerContext, ServerDefinition, StartServerOptions } from './types.js';
 
@@ -138,12 +139,17 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   };
 }
 
-/** Env vars of the parent that servers never get: the toolkit's admin URL (servers get their lane's `DATABASE_URL`). */
-const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL']);
+/**
+ * Env vars of the parent that servers never get: the toolkit's admin URL and where the run's lane
+ * databases live (servers get their lane's `DATABASE_URL`).
+ */
+const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL', 'E2E_LANES_LANE_DATABASES']);
 
 /**
  * The process environment: the parent's (less {@link WITHHELD_ENV}), then `PORT`, `<NAME>_PORT` /
- * `<NAME>_URL` for every named port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
+ * `<NAME>_URL` for every named port of the lane, the lane's database (`DATABASE_URL`, the `PG*`
+ * parts, and every other variable that held a PostgreSQL URL: see pointEnvAt), then the
+ * definition's `env`. @internal
  */
 function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
   const env: Record<string, string> = {};
@@ -155,7 +161,7 @@ function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | unde
     env[`${envName(name)}_URL`] = loopbackUrl(lanePort);
   }
   if (port !== undefined) env.PORT = String(port);
-  if (ctx.databaseUrl !== undefined) env.DATABASE_URL = ctx.databaseUrl;
+  if (ctx.databaseUrl !== undefined) pointEnvAt(ctx.databaseUrl, env);
   const extra = typeof def.env === 'function' ? def.env(ctx) : (def.env ?? {});
   for (const [key, value] of Object.entries(extra)) {
     if (typeof value !== 'string') {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
-import { describeTarget, resolveAdminUrl, targetOf, withDatabase } from '../../src/postgres/index.js';
+import { describeTarget, ignoredAppDatabaseUrl, resolveAdminUrl, targetOf, withDatabase } from '../../src/postgres/index.js';
 
 const saved = { lanes: process.env.E2E_LANES_DATABASE_URL, plain: process.env.DATABASE_URL };
 beforeEach(() => {
@@ -15,10 +15,10 @@ afterEach(() => {
   }
 });
 
-test('resolveAdminUrl prefers the option, then E2E_LANES_DATABASE_URL, then DATABASE_URL', () => {
+test('resolveAdminUrl prefers the option, then E2E_LANES_DATABASE_URL, and never takes the app\'s DATABASE_URL', () => {
   assert.equal(resolveAdminUrl(), undefined);
   process.env.DATABASE_URL = 'postgres://plain@127.0.0.1/db';
-  assert.equal(resolveAdminUrl(), 'postgres://plain@127.0.0.1/db');
+  assert.equal(resolveAdminUrl(), undefined);
   process.env.E2E_LANES_DATABASE_URL = 'postgres://lanes@127.0.0.1/db';
   assert.equal(resolveAdminUrl(), 'postgres://lanes@127.0.0.1/db');
   assert.equal(resolveAdminUrl('postgres://option@127.0.0.1/db'), 'postgres://option@127.0.0.1/db');
@@ -26,10 +26,22 @@ test('resolveAdminUrl prefers the option, then E2E_LANES_DATABASE_URL, then DATA
 
 test('resolveAdminUrl treats empty values as unset', () => {
   process.env.E2E_LANES_DATABASE_URL = '';
-  process.env.DATABASE_URL = 'postgres://plain@127.0.0.1/db';
-  assert.equal(resolveAdminUrl(''), 'postgres://plain@127.0.0.1/db');
-  process.env.DATABASE_URL = '  ';
+  assert.equal(resolveAdminUrl(''), undefined);
+  process.env.E2E_LANES_DATABASE_URL = '  ';
   assert.equal(resolveAdminUrl(), undefined);
+});
+
+test('an ignored DATABASE_URL is named in one line without its password, and only when no admin URL is set', () => {
+  assert.equal(ignoredAppDatabaseUrl(undefined), undefined);
+  assert.equal(ignoredAppDatabaseUrl(' '), undefined);
+  const line = ignoredAppDatabaseUrl('postgres://dev:hunter2@127.0.0.1:5432/myapp_dev');
+  assert.ok(line);
+  assert.match(line, /DATABASE_URL is set \(127\.0\.0\.1:5432\/myapp_dev\) and not used/);
+  assert.match(line, /set E2E_LANES_DATABASE_URL/);
+  assert.doesNotMatch(line, /hunter2/);
+  assert.equal(ignoredAppDatabaseUrl('postgres://dev:hunter2@127.0.0.1:5432/myapp_dev', 'postgres://admin@127.0.0.1/postgres'), undefined);
+  process.env.E2E_LANES_DATABASE_URL = 'postgres://lanes@127.0.0.1/db';
+  assert.equal(ignoredAppDatabaseUrl('postgres://dev@127.0.0.1:5432/myapp_dev'), undefined);
 });
 
 test('withDatabase keeps server, credentials and parameters, and encodes the name', () => {

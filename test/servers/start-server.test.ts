@@ -65,6 +65,34 @@ test('gives the process PORT, the lane ports and URLs, DATABASE_URL and its own 
   assert.equal(env.PATH, process.env.PATH, 'inherits the parent environment');
 });
 
+test("points every database variable of the parent environment at the lane's database, and withholds the toolkit's own", async (t) => {
+  const port = await freePort();
+  const databaseUrl = 'postgres://lane:pw-123@127.0.0.1:5432/lane_db';
+  const parent = {
+    DIRECT_URL: 'postgresql://dev:devpw@127.0.0.1:5432/myapp_dev',
+    PGDATABASE: 'myapp_dev',
+    PGSERVICE: 'dev',
+    E2E_LANES_DATABASE_URL: 'postgres://admin:adminpw@127.0.0.1:5432/postgres',
+    E2E_LANES_LANE_DATABASES: '{"adminUrl":"postgres://admin:adminpw@127.0.0.1:5432/postgres"}',
+  };
+  const saved = Object.fromEntries(Object.keys(parent).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, parent);
+  t.after(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  await using server = await startServer({ name: 'backend', command: nodeCommand('http-server.mjs') }, laneContext({ backend: port }, { databaseUrl }), { logDir: tempDir(t) });
+  const env = JSON.parse((await get(`${server.url}/env`)).body) as Record<string, string>;
+  assert.equal(env.DATABASE_URL, databaseUrl);
+  assert.equal(env.DIRECT_URL, databaseUrl);
+  assert.deepEqual([env.PGHOST, env.PGPORT, env.PGDATABASE, env.PGUSER, env.PGPASSWORD], ['127.0.0.1', '5432', 'lane_db', 'lane', 'pw-123']);
+  assert.equal(env.PGSERVICE, undefined);
+  assert.equal(env.E2E_LANES_DATABASE_URL, undefined);
+  assert.equal(env.E2E_LANES_LANE_DATABASES, undefined);
+});
+
 test('reports SERVER_EXITED with the exit code and log tail when the process dies before it is healthy', async (t) => {
   const logDir = tempDir(t);
   const port = await freePort();
