@@ -27,7 +27,8 @@ export type LanesErrorCode =
   | 'LANE_NOT_FOUND'
   | 'INTERRUPTED'
   | 'LANE_NOT_READY'
-  | 'DATABASE_URL_CHANGED';
+  | 'DATABASE_URL_CHANGED'
+  | 'EMBEDDED_POSTGRES_DIED';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

@@ -4,6 +4,7 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { passwordOf, redactText } from '../redact.js';
 import { DATABASE_URL_ENV, describeTarget, targetOf } from './url.js';
+import { foreignServer, watchedServerAt, type WatchedServer } from './watch.js';
 
 const debug = debugLogger('postgres');
 
@@ -27,6 +28,13 @@ export interface ConnectOptions {
    * @default 'e2e-lanes'
    */
   applicationName?: string;
+}
+
+/** What a connection must offer to be checked: a client or a pool's client. */
+interface Queryable {
+  query(sql: string): Promise<{ rows: Array<Record<string, unknown>> }>;
+  release?(error?: Error | boolean): void;
+  end?(): Promise<void>;
 }
 
 /** The default overall deadline of {@link connectClient}. */
@@ -70,10 +78,23 @@ export async function connectClient(url: string, options: ConnectOptions = {}): 
  * elsewhere, e.g. a `pg.Pool`.
  * @throws {LanesError} `POSTGRES_UNREACHABLE`, as {@link connectClient}.
  */
-export async function connectWithRetry<T>(url: string, attempt: (remainingMs: number) => Promise<T>, options: Omit<ConnectOptions, 'applicationName'> = {}): Promise<T> {
+export async function connectWithRetry<T extends Queryable>(url: string, attempt: (remainingMs: number) => Promise<T>, options: Omit<ConnectOptions, 'applicationName'> = {}): Promise<T> {
   const timeoutMs = validatePositive('timeoutMs', options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
   const retries = validateRetries(options.retries ?? 50);
-  const { user } = targetOf(url);
+  const { user, host, port } = targetOf(url);
+  // An embedded server this process watches: once it died, fail at once; else check it is still it.
+  const watchedServer = watchedServerAt(host, port);
+  if (!watchedServer) return retry(url, user, attempt, timeoutMs, retries);
+  const died = watchedServer.died();
+  if (died) throw died;
+  const client = await retry(url, user, attempt, timeoutMs, retries, watchedServer.signal).catch((error: unknown) => {
+    throw watchedServer.died() ?? error;
+  });
+  await assertSameServer(client, watchedServer);
+  return client;
+}
+
+async function retry<T>(url: string, user: string | undefined, attempt: (remainingMs: number) => Promise<T>, timeoutMs: number, retries: number, signal?: AbortSignal): Promise<T> {
   const started = performance.now();
   const deadline = started + timeoutMs;
   let attempts = 0;
@@ -101,6 +122,7 @@ export async function connectWithRetry<T>(url: string, attempt: (remainingMs: nu
         maxTimeout: 1_000,
         randomize: true,
         maxRetryTime: timeoutMs,
+        ...(signal ? { signal } : {}),
         onFailedAttempt: ({ error, attemptNumber }) => {
           debug('connecting to %s failed (attempt %d): %s', describeTarget(url), attemptNumber, redactText(describeError(error), secretsOf(url)));
         },
@@ -109,6 +131,25 @@ export async function connectWithRetry<T>(url: string, attempt: (remainingMs: nu
   } catch (error) {
     throw unreachable(url, user, error, attempts, performance.now() - started);
   }
+}
+
+/**
+ * Refuses a connection that reached another cluster than the watched embedded server at its
+ * address; the connection is closed first.
+ */
+async function assertSameServer(client: Queryable, server: WatchedServer): Promise<void> {
+  let found: string | undefined;
+  try {
+    const result = await client.query('SELECT system_identifier::text AS id FROM pg_control_system()');
+    found = String(result.rows[0]?.id ?? '');
+  } catch (error) {
+    debug('could not read the system identifier of %s: %s', server.address, messageOf(error));
+  }
+  if (found === server.systemIdentifier) return;
+  const error = foreignServer(server, found ?? 'unknown');
+  if (client.release) client.release(error);
+  else await client.end?.().catch(() => undefined);
+  throw error;
 }
 
 /**

@@ -10,6 +10,7 @@ import { resolveLayout } from './layout.js';
 import { resolveEmbeddedOptions, type AcquireEmbeddedPostgresOptions, type ResolvedEmbeddedOptions } from './options.js';
 import { resolveServerUser } from './os-user.js';
 import { openRegistry, type EmbeddedRegistry, type EmbeddedServerRecord, type EmbeddedUser } from './registry.js';
+import { watchEmbeddedServer } from './watch.js';
 import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, touchPortEntry } from './server-record.js';
 
 const debug = debugLogger('postgres');
@@ -66,7 +67,7 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
   const joined = await registry.update(async (doc) => {
     let record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
     let started = false;
-    let version: number | undefined;
+    let version: ServerFacts | undefined;
     if (record) {
       reapUsers(record, resolved.leaseMs);
       if (await isRecordedServerRunning(record)) {
@@ -107,14 +108,15 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
     }
     record.users.push(me);
     if (!doc.servers.includes(record)) doc.servers.push(record);
-    return { record: structuredClone(record), started, version: version! };
+    return { record: structuredClone(record), started, facts: version! };
   });
 
   const password = (await readPassword(cluster.layout))!;
   debug('%s the embedded server %d on port %d (user %s)', joined.started ? 'started' : 'joined', joined.record.postmasterPid, joined.record.port, me.id);
   return createHandle(cluster, registry, joined.record, me, resolved.leaseMs, {
     adminUrl: adminUrlOf(password, joined.record.port),
-    version: joined.version,
+    version: joined.facts.version,
+    systemIdentifier: joined.facts.systemIdentifier,
     started: joined.started,
   });
 }
@@ -168,10 +170,23 @@ function reapUsers(record: EmbeddedServerRecord, leaseMs: number): number {
   return before - record.users.length;
 }
 
-async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: ResolvedEmbeddedOptions): Promise<number> {
+/** What a connection tells of the server: its version and the identity of its cluster. */
+interface ServerFacts {
+  version: number;
+  systemIdentifier: string;
+}
+
+async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: ResolvedEmbeddedOptions): Promise<ServerFacts> {
   const password = await readPassword(cluster.layout);
   if (password === undefined) throw new Error(`the password file ${cluster.layout.passwordFile} is missing`);
-  return withClient(adminUrlOf(password, record.port), serverVersionNum, { timeoutMs: resolved.connectTimeoutMs });
+  return withClient(
+    adminUrlOf(password, record.port),
+    async (client) => {
+      const { rows } = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+      return { version: await serverVersionNum(client), systemIdentifier: rows[0]!.id };
+    },
+    { timeoutMs: resolved.connectTimeoutMs },
+  );
 }
 
 function adminUrlOf(password: string, port: number): string {
@@ -184,9 +199,11 @@ function createHandle(
   record: EmbeddedServerRecord,
   me: EmbeddedUser,
   leaseMs: number,
-  facts: { adminUrl: string; version: number; started: boolean },
+  facts: { adminUrl: string; version: number; systemIdentifier: string; started: boolean },
 ): EmbeddedPostgres {
   const { dataDir } = cluster.layout;
+  // From now on a death of the server, or another server on its port, is noticed at once.
+  const unwatch = watchEmbeddedServer({ port: record.port, postmasterPid: record.postmasterPid, dataDir, logFile: cluster.layout.logFile, systemIdentifier: facts.systemIdentifier });
   const beat = async (): Promise<void> => {
     try {
       await registry.update((doc) => {
@@ -208,6 +225,7 @@ function createHandle(
   const release = (): Promise<void> => {
     releasing ??= (async () => {
       clearInterval(timer);
+      unwatch();
       await registry.update(async (doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         if (!server) return;
@@ -228,6 +246,7 @@ function createHandle(
   const keep = (): Promise<void> => {
     releasing ??= (async () => {
       clearInterval(timer);
+      unwatch();
       await registry.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         const user = server?.users.find((candidate) => candidate.id === me.id);

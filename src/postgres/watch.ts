@@ -1,0 +1,132 @@
+import { LanesError } from '../errors.js';
+import { debugLogger, warn } from '../log.js';
+import { logTail, postmasterState } from './cluster.js';
+
+const debug = debugLogger('postgres');
+
+/**
+ * The embedded servers this process relies on, watched while it holds them: when a postmaster dies
+ * mid-run, every later connection to its address fails at once with `EMBEDDED_POSTGRES_DIED` (and
+ * the tail of its log) instead of retrying until its deadline, and a connection that reaches a
+ * different cluster on the same address (another suite's server that took the freed port) is
+ * refused before it is used.
+ */
+
+/** How often the postmaster is looked at (a read of /proc on Linux). */
+const POLL_MS = 250;
+
+/** What is known of one watched server. */
+export interface WatchedServer {
+  /** `127.0.0.1:<port>`. */
+  readonly address: string;
+  /** `system_identifier` of the cluster (pg_control_system()), as text. */
+  readonly systemIdentifier: string;
+  /** Aborted when the server died. */
+  readonly signal: AbortSignal;
+  /** The error every later use gets, once the server died. */
+  died(): LanesError | undefined;
+}
+
+interface Entry extends WatchedServer {
+  users: number;
+  stop(): void;
+}
+
+const watched = new Map<string, Entry>();
+
+/** The facts of an embedded server to watch. */
+export interface WatchTarget {
+  port: number;
+  postmasterPid: number;
+  dataDir: string;
+  logFile: string;
+  systemIdentifier: string;
+}
+
+/**
+ * Starts watching an embedded server (or counts one more holder of a watch already running).
+ * Returns the function that stops this holder's watch; the last one stops the timer.
+ */
+export function watchEmbeddedServer(target: WatchTarget): () => void {
+  const address = addressOf('127.0.0.1', target.port);
+  const existing = watched.get(address);
+  if (existing && existing.systemIdentifier === target.systemIdentifier && !existing.died()) {
+    existing.users++;
+    return once(() => unwatch(address, existing));
+  }
+  existing?.stop();
+  const controller = new AbortController();
+  let death: LanesError | undefined;
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking || death) return;
+    checking = true;
+    void postmasterState(target.postmasterPid, target.dataDir)
+      .then(async (state) => {
+        if (state === 'running' || death) return;
+        const tail = await logTail(target.logFile, 0, 20);
+        death = new LanesError(
+          'EMBEDDED_POSTGRES_DIED',
+          `The embedded PostgreSQL server (pid ${target.postmasterPid}, port ${target.port}, ${target.dataDir}) died during the run` +
+            `${state === 'foreign' ? ' (its pid now belongs to another process)' : ''}: nothing of this run can use it any more.` +
+            `${tail ? `\nLast lines of ${target.logFile}:\n${tail}` : ''}`,
+          {
+            hint: `Something stopped or killed it (out of memory, a manual kill, a full disk: its log says which). Run the tests again: the next run starts it anew and reaps what this run left.`,
+            details: { pid: target.postmasterPid, port: target.port, dataDir: target.dataDir, logFile: target.logFile },
+          },
+        );
+        warn(death.message.split('\nHint:')[0]!);
+        controller.abort(death);
+        clearInterval(timer);
+      })
+      .catch((error: unknown) => debug('watching the embedded server %d failed: %O', target.postmasterPid, error))
+      .finally(() => {
+        checking = false;
+      });
+  }, POLL_MS);
+  timer.unref();
+  const entry: Entry = {
+    address,
+    systemIdentifier: target.systemIdentifier,
+    signal: controller.signal,
+    died: () => death,
+    users: 1,
+    stop: () => clearInterval(timer),
+  };
+  watched.set(address, entry);
+  return once(() => unwatch(address, entry));
+}
+
+/** The watched server at `host:port`, if this process watches one there. */
+export function watchedServerAt(host: string, port: number): WatchedServer | undefined {
+  return watched.get(addressOf(host, port));
+}
+
+/** The error for a connection that reached another cluster than the watched one at its address. */
+export function foreignServer(server: WatchedServer, found: string): LanesError {
+  return new LanesError(
+    'EMBEDDED_POSTGRES_DIED',
+    `The PostgreSQL server now answering on ${server.address} is not the embedded server of this run (system identifier ${found}, expected ${server.systemIdentifier}): the run's server is gone and another took its port. Nothing was done on it.`,
+    { hint: 'Run the tests again: the next run starts its own server anew and reaps what this run left.', details: { address: server.address } },
+  );
+}
+
+function unwatch(address: string, entry: Entry): void {
+  if (--entry.users > 0) return;
+  entry.stop();
+  if (watched.get(address) === entry) watched.delete(address);
+}
+
+function addressOf(host: string, port: number): string {
+  const normalized = host === 'localhost' || host === '::1' || host === '[::1]' ? '127.0.0.1' : host;
+  return `${normalized}:${port}`;
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
