@@ -26,7 +26,9 @@ test.describe('the lane matches what the state files record', () => {
     expect(ports?.ports).toEqual(lane.ports);
     const database = await entryOf('allocated-databases.json', lane.runId, lane.project);
     expect(database?.databaseName).toBe(lane.databaseName);
-    expect(database?.databaseUrl).not.toContain(new URL(lane.databaseUrl!).password || '\u0000');
+    // The state file never holds the password: its password part is `***` (the user name may be
+    // the same word, as in CI's usual postgres:postgres).
+    if (new URL(lane.databaseUrl!).password) expect(new URL(database!.databaseUrl!).password).toBe('***');
   });
 
   test('the backend serves the lane database on the lane port', async ({ request, lane }) => {

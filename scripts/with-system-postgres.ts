@@ -1,16 +1,29 @@
 // Runs a command against a separately started PostgreSQL from the system's packages (Debian's
 // /usr/lib/postgresql/<major>/bin), handed to the tests by URL in E2E_LANES_TEST_DATABASE_URL.
-// Usage: node --import tsx scripts/with-system-postgres.ts <command> [args…]
+// Usage: node --import tsx scripts/with-system-postgres.ts [--password <pw>] [--lanes] <command> [args…]
+//   --password <pw>  give the superuser `postgres` this password (e.g. `postgres`, as CI services do)
+//   --lanes          also hand the server to e2e-lanes itself, in E2E_LANES_DATABASE_URL
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { acquireEmbeddedPostgres, describeTarget } from '../src/postgres/index.js';
+import pg from 'pg';
+import { acquireEmbeddedPostgres, describeTarget, withClient } from '../src/postgres/index.js';
 
-const [command, ...args] = process.argv.slice(2);
+const escapeLiteral = (value: string): string => pg.escapeLiteral(value);
+
+const argv = process.argv.slice(2);
+let password: string | undefined;
+let lanes = false;
+for (;;) {
+  if (argv[0] === '--password' && argv[1] !== undefined) [, password] = argv.splice(0, 2);
+  else if (argv[0] === '--lanes') lanes = Boolean(argv.splice(0, 1));
+  else break;
+}
+const [command, ...args] = argv;
 if (!command) {
-  console.error('usage: with-system-postgres <command> [args…]');
+  console.error('usage: with-system-postgres [--password <pw>] [--lanes] <command> [args…]');
   process.exit(2);
 }
 
@@ -32,11 +45,18 @@ try {
     runId: 'system-postgres',
   });
   try {
-    console.log(`PostgreSQL ${major} from ${root}/${major}/bin at ${describeTarget(server.adminUrl)}`);
+    let adminUrl = server.adminUrl;
+    if (password !== undefined) {
+      await withClient(adminUrl, (client) => client.query(`ALTER ROLE postgres PASSWORD ${escapeLiteral(password!)}`));
+      const url = new URL(adminUrl);
+      url.password = encodeURIComponent(password);
+      adminUrl = url.toString();
+    }
+    console.log(`PostgreSQL ${major} from ${root}/${major}/bin at ${describeTarget(adminUrl)}${lanes ? ' (E2E_LANES_DATABASE_URL)' : ''}`);
     const result = await execa(command, args, {
       stdio: 'inherit',
       reject: false,
-      env: { E2E_LANES_TEST_DATABASE_URL: server.adminUrl },
+      env: { E2E_LANES_TEST_DATABASE_URL: adminUrl, ...(lanes ? { E2E_LANES_DATABASE_URL: adminUrl } : {}) },
     });
     exitCode = result.exitCode ?? 1;
   } finally {
