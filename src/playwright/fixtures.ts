@@ -3,7 +3,7 @@ import { test as base, expect } from '@playwright/test';
 import { LanesError } from '../errors.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
-import { passwordOf, redactText } from '../redact.js';
+import { passwordOf, redactText, redactUrl } from '../redact.js';
 import { requestLane, requestServerStatus } from './control-client.js';
 import { showCode } from './show-code.js';
 import { adoptLaneDatabase } from './worker-lane.js';
@@ -45,6 +45,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
   lane: [
     async ({ laneIsolation }, use, workerInfo) => {
       const isolation = laneIsolation ?? (process.env.E2E_LANES_ISOLATION as 'project' | 'worker' | undefined) ?? 'project';
+      const started = performance.now();
       const lane = await requestLane({
         project: workerInfo.project.name,
         ...(isolation === 'worker' ? { worker: workerInfo.parallelIndex } : {}),
@@ -54,6 +55,8 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       } catch (error) {
         throw showCode(error);
       }
+      // Where the time went, in the report and the trace: one titled step of the lane's boot.
+      await base.step(laneStepTitle(lane, performance.now() - started), async () => undefined, { box: true });
       await use(lane);
     },
     { scope: 'worker', timeout: 180_000 },
@@ -74,6 +77,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
         const tail = text.split('\n').slice(-LOG_TAIL_LINES - 1).join('\n');
         await testInfo.attach(`${server}.log`, { body: redactText(tail, password ? [password] : []), contentType: 'text/plain' });
       }
+      await testInfo.attach('lane.json', { body: JSON.stringify(laneFacts(lane, servers), null, 2), contentType: 'application/json' });
       const dead = servers?.filter((server) => server.exit) ?? [];
       if (dead.length > 0) throw serversDied(lane, dead);
       if (testInfo.errors.some((error) => mentionsLaneNotReady(error.message) || mentionsLaneNotReady(error.stack))) throw laneNotReady(lane);
@@ -81,6 +85,29 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
     { auto: true },
   ],
 });
+
+/** `lane "alpha": backend 3101, frontend 3102, database e2e_…, ready in 1.3 s`. */
+function laneStepTitle(lane: Lane, waitedMs: number): string {
+  const who = `lane ${JSON.stringify(lane.project)}${lane.worker !== undefined ? ` (worker ${lane.worker})` : ''}`;
+  const ports = Object.entries(lane.ports).map(([name, port]) => `${name} ${port}`);
+  const database = lane.databaseName ? [`database ${lane.databaseName}`] : [];
+  return `${who}: ${[...ports, ...database].join(', ')}, ready in ${(waitedMs / 1000).toFixed(1)} s`;
+}
+
+/** What a failed test's `lane.json` says: where its lane was and how its servers were (no password). */
+function laneFacts(lane: Lane, servers: LaneServerStatus[] | undefined): Record<string, unknown> {
+  return {
+    runId: lane.runId,
+    project: lane.project,
+    ...(lane.worker !== undefined ? { worker: lane.worker } : {}),
+    ports: lane.ports,
+    urls: lane.urls,
+    ...(lane.baseURL ? { baseURL: lane.baseURL } : {}),
+    ...(lane.databaseName ? { databaseName: lane.databaseName } : {}),
+    ...(lane.databaseUrl ? { databaseUrl: redactUrl(lane.databaseUrl) } : {}),
+    servers: (servers ?? []).map((server) => ({ name: server.name, pid: server.pid, alive: !server.exit, ...(server.exit ? { exit: server.exit } : {}), logFile: server.logFile })),
+  };
+}
 
 /** The error added to a failed test whose database client was created before the lane was known. */
 function laneNotReady(lane: Lane): LanesError {

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  SUITES_DIR,
   assertNothingLeft,
   attachmentText,
   expectExit,
@@ -16,9 +19,10 @@ const PORTS = [6200, 6299] as const;
 
 useSharedPostgres();
 
-test('a backend that crashes mid-run: the failing test says the server died and carries its log; teardown still cleans up', async (t) => {
+test('a backend that crashes mid-run: the failing test says the server died and carries its log and lane.json; teardown still cleans up', async (t) => {
   const box = await sandbox(t, { ports: PORTS });
-  const run = startPlaywright(box, { config: suite('crash') });
+  const steps = join(box.dir, 'steps.txt');
+  const run = startPlaywright(box, { config: suite('crash'), reporter: `list,json,${join(SUITES_DIR, 'steps-reporter.ts')}`, env: { FAULTS_STEPS_FILE: steps } });
   const exit = await run.exit;
   expectExit(exit, 1, run.output());
 
@@ -34,6 +38,16 @@ test('a backend that crashes mid-run: the failing test says the server died and 
   const text = await attachmentText(log);
   assert.match(text, /backend: listening on \d+/);
   assert.match(text, /backend: crashing on purpose \(GET \/crash\)/, 'the log holds the last line printed before the crash');
+
+  const facts = result.attachments.find((attachment) => attachment.name === 'lane.json');
+  assert.ok(facts, 'lane.json is attached');
+  const lane = JSON.parse(await attachmentText(facts)) as { project: string; ports: Record<string, number>; databaseName: string; databaseUrl: string; servers: Array<{ name: string; alive: boolean; exit?: { code: number } }> };
+  assert.equal(lane.project, 'crashy');
+  assert.ok(lane.ports.backend! > 0);
+  assert.match(lane.databaseUrl, /^postgres:\/\/[^:]+:\*\*\*@/, 'no password in lane.json');
+  assert.deepEqual(lane.servers.map((server) => [server.name, server.alive, server.exit?.code]), [['backend', false, 3]]);
+  // The lane's boot is a titled step of the report and the trace.
+  assert.match(await readFile(steps, 'utf8'), /^lane "crashy": backend \d+, database faults_[a-z0-9_]+, ready in \d+\.\d s$/m);
 
   const messages = result.errors.map((error) => error.message ?? '').join('\n');
   assert.match(messages, /\[SERVER_EXITED\] The lane of project "crashy" lost a server during the run: "backend" \(pid \d+\) exited with code 3/);
