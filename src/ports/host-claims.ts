@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -23,7 +24,8 @@ const debug = debugLogger('ports');
  * There is no lock to share: a claim is made by creating its file and then looking at the port's
  * other claims; when a live claim of another state folder is there too, the newcomer withdraws. Of
  * two allocators claiming one port at once, the later one to look always sees the earlier one's file,
- * so at most one keeps it (both may withdraw, and then both move on to another port). The sticky bit
+ * so at most one keeps it. Both may withdraw: each then waits a random moment and tries again while
+ * nobody else claims the port (a few times at most), so that one of them gets it. The sticky bit
  * lets only a claim's creator (or root) remove it: another user's claim whose owner died stays on
  * disk, is ignored, and is removed by its user's next run.
  */
@@ -40,6 +42,8 @@ const SETTING = `${HOST_STATE_DIR_ENV} (default <tmp>/e2e-lanes)`;
 
 const CLAIM_NAME = /^p(\d{1,5})-[0-9a-f]{12}\.json$/;
 const SHARED_MODE = 0o1777;
+/** How often one port is tried when another state folder claims it at the same moment. */
+const CLAIM_ATTEMPTS = 4;
 
 /** The host-wide folder: `E2E_LANES_HOST_STATE_DIR`, else `<tmp>/e2e-lanes`. */
 export function hostStateDir(): string {
@@ -96,15 +100,21 @@ export class HostClaims implements Refreshable {
     await this.#ensureFolder();
     const claim: PortClaim = { runId: key.runId, project: key.project, owner: structuredClone(owner), stateDir, port };
     if (key.worker !== undefined) claim.worker = key.worker;
-    const file = join(this.path, `p${port}-${randomBytes(6).toString('hex')}.json`);
-    await this.#writeNew(file, claim);
-    const rivals = (await this.#list(port)).filter(
-      (found) => found.file !== file && found.claim.stateDir !== stateDir && judgeOwner(found.claim.owner, leaseMs).alive,
-    );
-    if (rivals.length === 0) return file;
-    debug('port %d is claimed at the same time by %s: withdrawing', port, rivals.map((rival) => rival.claim.stateDir).join(', '));
-    await this.withdraw([file]);
-    return undefined;
+    const rivalsOf = async (mine?: string) =>
+      (await this.#list(port)).filter((found) => found.file !== mine && found.claim.stateDir !== stateDir && judgeOwner(found.claim.owner, leaseMs).alive);
+    for (let attempt = 1; ; attempt++) {
+      const file = join(this.path, `p${port}-${randomBytes(6).toString('hex')}.json`);
+      await this.#writeNew(file, claim);
+      const rivals = await rivalsOf(file);
+      if (rivals.length === 0) return file;
+      // Whoever made a rival claim may be withdrawing it just now, as this one does: two allocators
+      // that meet on a port both step back, then try again after random delays, so one of them gets it.
+      await this.withdraw([file]);
+      debug('port %d is claimed at the same time by %s (attempt %d)', port, rivals.map((rival) => rival.claim.stateDir).join(', '), attempt);
+      if (attempt === CLAIM_ATTEMPTS) return undefined;
+      await sleep(5 + Math.random() * 20 * attempt);
+      if ((await rivalsOf()).length > 0) return undefined;
+    }
   }
 
   /** Removes claims made by this process (e.g. when recording them in the ledger failed). */
@@ -131,9 +141,10 @@ export class HostClaims implements Refreshable {
   /** Refreshes the heartbeat (the file's mtime) of every claim of `runId` this user made. */
   async touchRun(runId: string): Promise<number> {
     const now = new Date();
+    const me = process.getuid?.();
     let touched = 0;
     for (const found of await this.#list()) {
-      if (found.claim.runId !== runId || found.uid !== process.getuid?.()) continue;
+      if (found.claim.runId !== runId || (me !== undefined && found.uid !== me)) continue;
       // utimes never creates: a claim released meanwhile stays released.
       await utimes(found.file, now, now).then(
         () => touched++,

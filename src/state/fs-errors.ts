@@ -1,5 +1,6 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { LanesError, messageOf } from '../errors.js';
 
@@ -81,9 +82,15 @@ function hintFor(code: string | undefined, path: string, setting: string): strin
   }
 }
 
+/** This process's user as `name (uid N)`, from the password database rather than `$USER` (which `su`/`setpriv` may leave stale). */
 function userName(): string {
   const uid = process.getuid?.();
-  const name = process.env.USER || process.env.LOGNAME;
+  let name: string | undefined;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = undefined; // no entry in the password database
+  }
   if (uid === undefined) return name ?? 'this user';
   return name ? `${name} (uid ${uid})` : `uid ${uid}`;
 }

@@ -188,6 +188,18 @@ describe('file-system faults around the state folders', { concurrency: false }, 
     assert.equal(allowed.ok, true, allowed.message);
   });
 
+  test('a state folder the user may not write in gives STATE_UNWRITABLE saying permission denied, not a lock timeout', { timeout: 60_000 }, async (t) => {
+    if (!isRoot) return t.skip('needs root to run a child as user nobody');
+    const ws = await workspace(t);
+    const stateDir = await stateDirOf(ws.dir, 'roots-state', 0); // mode 0755, root's
+    const refused = await allocateAs(ws, NOBODY, { stateDir, runId: 'fs-nobody', project: 'web', range: [PORTS[0] + 80, PORTS[0] + 89] });
+    assert.equal(refused.ok, false);
+    assert.equal(refused.code, 'STATE_UNWRITABLE', refused.message);
+    assert.ok(refused.message!.includes(join(stateDir, PORTS_FILE)), refused.message);
+    assert.match(refused.message!, /permission denied \(EACCES\) for user nobody \(uid 65534\)/);
+    assert.match(refused.message!, /Hint: Give nobody \(uid 65534\) write access/);
+  });
+
   test('a state file that is a symbolic link is refused, and the file it points at keeps its bytes', async (t) => {
     const ws = await workspace(t);
     const parent = ws.dir;
