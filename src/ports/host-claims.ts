@@ -44,6 +44,8 @@ const CLAIM_NAME = /^p(\d{1,5})-[0-9a-f]{12}\.json$/;
 const SHARED_MODE = 0o1777;
 /** How often one port is tried when another state folder claims it at the same moment. */
 const CLAIM_ATTEMPTS = 4;
+/** A claim is a few hundred bytes (the project name is at most 512 characters); anything bigger is not one. */
+const MAX_CLAIM_BYTES = 16_384;
 
 /** The host-wide folder: `E2E_LANES_HOST_STATE_DIR`, else `<tmp>/e2e-lanes`. */
 export function hostStateDir(): string {
@@ -251,9 +253,10 @@ async function prepareFolder(dir: string): Promise<void> {
     return;
   }
   if ((mode & 0o1002) !== 0o1002) {
+    const why = mode & 0o002 ? 'it is writable by everyone without the sticky bit, so any user could remove the claims of others' : `so uid ${uid} may not write in it (permission denied)`;
     throw new LanesError(
       'STATE_UNWRITABLE',
-      `Could not use the host-wide folder of port claims ${dir}: it belongs to uid ${stats.uid} with mode ${mode.toString(8).padStart(4, '0')}, so uid ${uid} may not write in it (permission denied).`,
+      `Could not use the host-wide folder of port claims ${dir}: it belongs to uid ${stats.uid} with mode ${mode.toString(8).padStart(4, '0')}, ${why}.`,
       {
         hint: `Every user of the host shares this folder, so it must be mode 1777 like /tmp: run \`chmod 1777 ${dir}\` as its owner or root (a run of e2e-lanes by its owner does this by itself), or set ${HOST_STATE_DIR_ENV} to a folder every user may write in.`,
         details: { path: dir, owner: stats.uid, mode },
@@ -273,7 +276,7 @@ async function readClaim(file: string): Promise<FoundClaim | undefined> {
   }
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) return undefined;
+    if (!stats.isFile() || stats.size > MAX_CLAIM_BYTES) return undefined;
     const raw = JSON.parse(await handle.readFile('utf8')) as Record<string, unknown>;
     const valid =
       typeof raw.runId === 'string' &&
