@@ -73,4 +73,17 @@ describe('host-wide port claims', () => {
     assert.deepEqual([...(await claims.foreign('/suite-b', LEASE, []))], []);
     assert.ok(!existsSync(file), 'the dead owner claim is removed');
   });
+
+  it('keeps the claims of a kept run alive after its owner is gone, until they are dropped', async (t) => {
+    const dir = join(await tempDir(t), 'host');
+    const claims = new HostClaims(dir);
+    const key = { runId: 'run-kept', project: 'web' };
+    const dead = { ...newOwner('run-kept'), pid: 2 ** 22 + 19 };
+    await claims.claim(4106, '/suite-a', key, dead, LEASE);
+    await claims.keepRun('/suite-a', 'run-kept');
+    assert.deepEqual([...(await claims.foreign('/suite-b', LEASE, []))], [4106], 'a kept claim counts whatever its pid');
+    assert.equal((await claimFiles(dir)).length, 1);
+    await claims.drop('/suite-a', [key]);
+    assert.deepEqual(await claimFiles(dir), []);
+  });
 });
