@@ -21,7 +21,7 @@ import {
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
 import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, type ResolvedPortAllocatorOptions } from './options.js';
-import { dropClaims, foreignClaims, hostClaims, putClaim, type PortClaim } from './host-claims.js';
+import { hostClaims, type HostClaims } from './host-claims.js';
 import { isPortFree } from './probe.js';
 
 const debug = debugLogger('ports');
@@ -93,7 +93,7 @@ export class PortAllocator {
 
   readonly options: ResolvedPortAllocatorOptions;
   readonly file: StateFile<LedgerDocument<PortEntry>>;
-  readonly #claims: StateFile<LedgerDocument<PortClaim>>;
+  readonly #claims: HostClaims;
 
   constructor(options: PortAllocatorOptions = {}) {
     this.options = resolvePortAllocatorOptions(options);
@@ -114,33 +114,37 @@ export class PortAllocator {
     if (options.worker !== undefined) key.worker = validateWorker(options.worker);
     const names = options.names ? validateNames(options.names) : this.options.names;
 
-    const entry = await this.file.update(async (doc) => {
-      const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
-      logReaped(stale);
-      doc.entries = live;
-      let mine = live.find((candidate) => sameLane(candidate, key));
-      const missing = names.filter((name) => mine?.ports[name] === undefined);
-      if (missing.length > 0) {
-        const lane = mine ?? { ...key, owner: options.owner ?? newOwner(key.runId), ports: {} };
-        // Lock order everywhere: the state folder's ledger, then the host-wide claims.
-        await this.#claims.update(async (claims) => {
-          const foreign = foreignClaims(claims, this.options.stateDir, this.options.leaseMs);
-          const picked = await this.#pickFreePorts(missing.length, live, key, foreign);
+    // Claims made by this call, withdrawn if the ledger cannot record them.
+    const claimed: string[] = [];
+    const entry = await this.file
+      .update(async (doc) => {
+        const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
+        logReaped(stale);
+        doc.entries = live;
+        let mine = live.find((candidate) => sameLane(candidate, key));
+        const missing = names.filter((name) => mine?.ports[name] === undefined);
+        if (missing.length > 0) {
+          const lane = mine ?? { ...key, owner: options.owner ?? newOwner(key.runId), ports: {} };
+          // Lock order: the state folder's ledger, then the host-wide claims (which take no lock).
+          const foreign = await this.#claims.foreign(this.options.stateDir, this.options.leaseMs, live);
+          const picked = await this.#pickFreePorts(missing.length, live, key, foreign, lane.owner, claimed);
           missing.forEach((name, index) => {
             lane.ports[name] = picked[index]!;
           });
-          putClaim(claims, this.options.stateDir, key, lane.owner, Object.values(lane.ports));
-        });
-        if (!mine) doc.entries.push(lane);
-        mine = lane;
-        debug('allocated %o to %s', mine.ports, describeLane(key));
-      }
-      mine!.owner.heartbeatAt = new Date().toISOString();
-      return structuredClone(mine!);
-    });
+          if (!mine) doc.entries.push(lane);
+          mine = lane;
+          debug('allocated %o to %s', mine.ports, describeLane(key));
+        }
+        mine!.owner.heartbeatAt = new Date().toISOString();
+        return structuredClone(mine!);
+      })
+      .catch(async (error: unknown) => {
+        await this.#claims.withdraw(claimed);
+        throw error;
+      });
     if (!options.owner) {
       keepAlive(this.file as never, key.runId, this.options.leaseMs);
-      keepAlive(this.#claims as never, key.runId, this.options.leaseMs);
+      keepAlive(this.#claims, key.runId, this.options.leaseMs);
     }
     return toAllocation(entry);
   }
@@ -164,7 +168,7 @@ export class PortAllocator {
    */
   async keepRun(runId: string = this.runId): Promise<void> {
     await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
-    await this.#claims.update((claims) => void keepRunEntries(claims.entries.filter((claim) => claim.stateDir === this.options.stateDir), runId));
+    await this.#claims.keepRun(this.options.stateDir, runId);
     stopKeepingAlive(this.file, runId);
     stopKeepingAlive(this.#claims, runId);
   }
@@ -202,25 +206,39 @@ export class PortAllocator {
   /** Forgets the host-wide claims of released lanes (dead owners' claims are pruned anyway). */
   async #unclaim(keys: readonly LaneKey[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#claims.update((claims) => dropClaims(claims, this.options.stateDir, keys)).catch((error: unknown) => {
+    await this.#claims.drop(this.options.stateDir, keys).catch((error: unknown) => {
       debug('could not drop host claims: %O', error);
     });
   }
 
-  async #pickFreePorts(count: number, live: readonly PortEntry[], key: LaneKey, foreign: ReadonlySet<number>): Promise<number[]> {
+  async #pickFreePorts(
+    count: number,
+    live: readonly PortEntry[],
+    key: LaneKey,
+    foreign: ReadonlySet<number>,
+    owner: Owner,
+    claimed: string[],
+  ): Promise<number[]> {
     const held = new Map<number, PortEntry>();
     for (const entry of live) for (const port of Object.values(entry.ports)) held.set(port, entry);
     const [first, last] = this.options.range;
     const picked: number[] = [];
     let busy = 0;
-    let claimed = 0;
+    let claimedElsewhere = 0;
     for (let port = first; port <= last && picked.length < count; port++) {
       if (held.has(port)) continue;
-      if (foreign.has(port)) claimed++;
-      else if (await isPortFree(port)) picked.push(port);
-      else busy++;
+      if (foreign.has(port)) claimedElsewhere++;
+      else if (!(await isPortFree(port))) busy++;
+      else {
+        const file = await this.#claims.claim(port, this.options.stateDir, key, owner, this.options.leaseMs);
+        if (file === undefined) claimedElsewhere++;
+        else {
+          claimed.push(file);
+          picked.push(port);
+        }
+      }
     }
-    if (picked.length < count) throw this.#exhausted(key, count, held, busy, claimed);
+    if (picked.length < count) throw this.#exhausted(key, count, held, busy, claimedElsewhere);
     return picked;
   }
 

@@ -54,7 +54,7 @@ export const registrySpec: StateFileSpec<EmbeddedRegistry> = {
 
 /** The registry file at `path`, locked long enough for another process to initialise and start a server. */
 export function openRegistry(path: string, startTimeoutMs: number): StateFile<EmbeddedRegistry> {
-  return new StateFile(path, registrySpec, { lockTimeoutMs: startTimeoutMs + 30_000 });
+  return new StateFile(path, registrySpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: 'the embedded server\'s option dataDir or E2E_LANES_EMBEDDED_DIR' });
 }
 
 function parseServer(item: unknown, index: number): EmbeddedServerRecord {

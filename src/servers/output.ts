@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import createDebug from 'debug';
 import { redactText } from '../redact.js';
+import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
 
 const log = createDebug('e2e-lanes:servers');
 
@@ -43,12 +44,13 @@ export class OutputSink {
 
   constructor(options: OutputSinkOptions) {
     this.#options = options;
-    mkdirSync(path.dirname(options.logFile), { recursive: true });
+    const fd = openLog(options.logFile);
     if (options.output === 'file') {
-      this.#fd = openSync(options.logFile, 'w');
+      this.#fd = fd;
       return;
     }
-    this.#file = createWriteStream(options.logFile, { flags: 'w' });
+    // Opened above, synchronously, so that a log that cannot be created fails the start with a coded error.
+    this.#file = createWriteStream(options.logFile, { fd });
     this.#file.on('error', (error) => log('%s cannot write %s: %s', options.label, options.logFile, error.message));
   }
 
@@ -127,5 +129,24 @@ export class OutputSink {
     this.#tail.push(line);
     if (this.#tail.length > TAIL_LINES) this.#tail.shift();
     if (this.#options.debug) (kind === 'stdout' ? process.stdout : process.stderr).write(`${this.#options.label} ${line}\n`);
+  }
+}
+
+/**
+ * Creates the log's folder and opens the log for writing.
+ * @throws {LanesError} `STATE_UNWRITABLE` naming the folder or file (permissions, read-only or full disk, a file in the way).
+ */
+function openLog(logFile: string): number {
+  const folder = path.dirname(logFile);
+  try {
+    mkdirSync(folder, { recursive: true });
+  } catch (error) {
+    const cause = mkdirCause(error, folder);
+    throw isFsError(cause) ? unwritable(cause, 'create log folder', folder) : cause;
+  }
+  try {
+    return openSync(logFile, 'w');
+  } catch (error) {
+    throw isFsError(error) ? unwritable(error, 'open log file', logFile) : error;
   }
 }

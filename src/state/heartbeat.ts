@@ -7,8 +7,14 @@ const debug = debugLogger('heartbeat');
 
 type AnyLedger = StateFile<LedgerDocument<LedgerEntry>>;
 
+/** Something with its own way of refreshing the heartbeat of a run's entries (e.g. the host-wide port claims). */
+export interface Refreshable {
+  readonly path: string;
+  touchRun(runId: string): Promise<unknown>;
+}
+
 interface Beat {
-  file: AnyLedger;
+  file: AnyLedger | Refreshable;
   runId: string;
 }
 
@@ -20,7 +26,7 @@ let intervalMs = Number.POSITIVE_INFINITY;
  * Keeps the heartbeat of `runId`'s entries in `file` fresh while this process lives, so a long
  * suite is never reaped while it runs. The timer is unref'd: it never keeps a process alive.
  */
-export function keepAlive(file: StateFile<LedgerDocument<LedgerEntry>>, runId: string, leaseMs: number): void {
+export function keepAlive(file: StateFile<LedgerDocument<LedgerEntry>> | Refreshable, runId: string, leaseMs: number): void {
   beats.set(`${file.path}\0${runId}`, { file, runId });
   const wanted = Math.max(1_000, Math.floor(leaseMs / 4));
   if (timer && wanted >= intervalMs) return;
@@ -45,9 +51,11 @@ export async function beatAll(): Promise<void> {
   await Promise.all(
     [...beats.values()].map(async ({ file, runId }) => {
       try {
-        await file.update((doc) => {
-          touchRun(doc.entries, runId);
-        });
+        if ('touchRun' in file) await file.touchRun(runId);
+        else
+          await file.update((doc) => {
+            touchRun(doc.entries, runId);
+          });
       } catch (error) {
         debug('heartbeat of %s in %s failed: %O', runId, file.path, error);
       }

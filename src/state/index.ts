@@ -30,5 +30,5 @@ export {
   validateProjectName,
 } from './ledger.js';
 export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, SHARD_ENV, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';
-export { keepAlive, stopKeepingAlive, beatAll } from './heartbeat.js';
+export { keepAlive, stopKeepingAlive, beatAll, type Refreshable } from './heartbeat.js';
 export { resolveStateDir, resolveLeaseMs, STATE_DIR_ENV, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';

@@ -124,12 +124,14 @@ export function touchRun(entries: readonly LedgerEntry[], runId: string, now = n
   return touched;
 }
 
-/** The longest project name accepted. */
+/** The longest project name accepted, in Unicode code points (what a person counts as characters). */
 export const MAX_PROJECT_NAME_LENGTH = 512;
 
 /**
  * Accepts any project name Playwright accepts that can be stored safely: a non-empty string of at
- * most 512 characters without NUL or other control characters. Everything else is rejected.
+ * most 512 characters (Unicode code points, so `🚀` counts once) without NUL or other control
+ * characters. Everything else is rejected. The limit is about display: the name never becomes an
+ * identifier or a file name as it is (database names and log folders use a bounded slug and a hash).
  */
 export function validateProjectName(project: unknown): string {
   if (typeof project !== 'string' || project.trim() === '') {
@@ -137,10 +139,11 @@ export function validateProjectName(project: unknown): string {
       hint: 'Give every Playwright project a `name` in playwright.config.ts.',
     });
   }
-  if (project.length > MAX_PROJECT_NAME_LENGTH) {
+  const length = codePoints(project);
+  if (length > MAX_PROJECT_NAME_LENGTH) {
     throw new LanesError(
       'INVALID_PROJECT_NAME',
-      `Project name of ${project.length} characters is too long (at most ${MAX_PROJECT_NAME_LENGTH}): ${JSON.stringify(project.slice(0, 40))}…`,
+      `Project name of ${length} characters (Unicode code points) is too long (at most ${MAX_PROJECT_NAME_LENGTH}): ${JSON.stringify([...project].slice(0, 40).join(''))}…`,
       { hint: 'Use a shorter project name.' },
     );
   }
@@ -151,4 +154,11 @@ export function validateProjectName(project: unknown): string {
     });
   }
   return project;
+}
+
+/** The number of Unicode code points of `text` (a lone surrogate counts as one). */
+function codePoints(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
 }

@@ -4,6 +4,7 @@ import lockfile from 'proper-lockfile';
 import writeFileAtomic from 'write-file-atomic';
 import { LanesError } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
+import { assertRegularFileOrMissing, isFsError, mkdirCause, STATE_DIR_SETTING, unwritable } from './fs-errors.js';
 
 const debug = debugLogger('state');
 
@@ -36,6 +37,12 @@ export interface StateFileSpec<T extends StateDocument> {
 export interface StateFileOptions {
   /** How long to wait for the cross-process lock before giving up. @default 30_000 */
   lockTimeoutMs?: number;
+  /**
+   * Where the file's folder is configured, named in the hints of file-system errors.
+   * @default 'option stateDir or E2E_LANES_STATE_DIR'
+   * @internal
+   */
+  configuredBy?: string;
 }
 
 /**
@@ -43,19 +50,23 @@ export interface StateFileOptions {
  * cross-process lock (`proper-lockfile`) and is written atomically (temp file + rename), so
  * concurrent writers never lose each other's changes; within one process, updates of a file are
  * queued before they take that lock. A corrupt, truncated or foreign file is moved aside with a
- * warning and the state is rebuilt from empty.
+ * warning and the state is rebuilt from empty. A state file that is a link, a folder or anything
+ * else than a regular file is refused (`STATE_NOT_A_FILE`), and every file-system failure becomes
+ * `STATE_UNWRITABLE` naming the path; a failed write leaves the recorded document as it was.
  */
 export class StateFile<T extends StateDocument> {
   readonly path: string;
   readonly #spec: StateFileSpec<T>;
   readonly #lockTimeoutMs: number;
   readonly #queueKey: string;
+  readonly #configuredBy: string;
 
   constructor(path: string, spec: StateFileSpec<T>, options: StateFileOptions = {}) {
     this.path = path;
     this.#queueKey = resolve(path);
     this.#spec = spec;
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 30_000;
+    this.#configuredBy = options.configuredBy ?? STATE_DIR_SETTING;
   }
 
   /** Reads the current document without the lock (a consistent snapshot, thanks to atomic writes). */
@@ -127,7 +138,13 @@ export class StateFile<T extends StateDocument> {
   }
 
   async #lock(started: number): Promise<() => Promise<void>> {
-    await mkdir(dirname(this.path), { recursive: true });
+    try {
+      await mkdir(dirname(this.path), { recursive: true });
+    } catch (error) {
+      const cause = mkdirCause(error, dirname(this.path));
+      if (isFsError(cause)) throw unwritable(cause, 'create the state folder', dirname(this.path), this.#configuredBy);
+      throw cause;
+    }
     const deadline = started + this.#lockTimeoutMs;
     let delay = 5;
     for (let attempt = 1; ; attempt++) {
@@ -138,6 +155,8 @@ export class StateFile<T extends StateDocument> {
           onCompromised: (error) => warn(`lock on ${this.path} was compromised: ${error.message}`),
         });
       } catch (error) {
+        // The lock is a folder next to the file: failing to create it is a file-system problem, not contention.
+        if (isFsError(error)) throw unwritable(error, 'create the lock', `${this.path}.lock`, this.#configuredBy);
         if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() >= deadline) {
           throw new LanesError(
             'STATE_LOCK_TIMEOUT',
@@ -155,11 +174,13 @@ export class StateFile<T extends StateDocument> {
   }
 
   async #load(): Promise<{ ok: true; doc: T } | { ok: false; problem?: string }> {
+    await assertRegularFileOrMissing(this.path, this.#configuredBy);
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false };
+      if (isFsError(error)) throw unwritable(error, 'read state file', this.path, this.#configuredBy);
       throw error;
     }
     if (text.trim() === '') return { ok: false, problem: 'the file is empty' };
@@ -202,16 +223,16 @@ export class StateFile<T extends StateDocument> {
 
   async #write(doc: T): Promise<void> {
     doc.updatedAt = new Date().toISOString();
+    // Checked again right before the write: write-file-atomic would follow a link put there meanwhile.
+    await assertRegularFileOrMissing(this.path, this.#configuredBy);
     try {
       // No fsync: temp file + rename is still atomic against any process crash (readers see the old or
       // the new document, never a torn one). Only a power loss or kernel crash could lose the last
       // update, and then every owner it recorded is dead too and the next run reaps what remains.
       await writeFileAtomic(this.path, `${JSON.stringify(doc, null, 2)}\n`, { fsync: false });
     } catch (error) {
-      throw new LanesError('STATE_UNWRITABLE', `Could not write state file ${this.path}: ${(error as Error).message}`, {
-        hint: 'Check that the state folder (option stateDir or E2E_LANES_STATE_DIR) exists and is writable.',
-        cause: error,
-      });
+      // write-file-atomic removes its temp file on failure: the recorded document is unchanged.
+      throw unwritable(error, 'write state file', this.path, this.#configuredBy);
     }
   }
 }

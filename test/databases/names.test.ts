@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { laneDatabaseName, templateDatabaseName, validatePrefix } from '../../src/databases/index.js';
+import { validateProjectName } from '../../src/state/index.js';
 
 const HOSTILE = [
   'chromium',
@@ -60,5 +61,27 @@ describe('database names', () => {
       assert.throws(() => validatePrefix(bad), (error) => isLanesError(error, 'INVALID_OPTION'), bad);
     }
     assert.equal(validatePrefix('a'.repeat(16)), 'a'.repeat(16));
+  });
+});
+
+describe('project names', () => {
+  /** `ü日🚀` repeated to `count` code points: 1, 1 and 2 UTF-16 units, 2, 3 and 4 UTF-8 bytes. */
+  const mixed = (count: number) => Array.from({ length: count }, (_, i) => ['ü', '日', '🚀'][i % 3]).join('');
+
+  it('counts a name in code points: 500 of `ü日🚀` are accepted, and name a valid database', () => {
+    const name = mixed(500);
+    assert.equal(name.length, 666, 'the same name in UTF-16 units, which the limit must not count');
+    assert.equal(validateProjectName(name), name);
+    const database = laneDatabaseName('e2e', { runId: 'r1', project: name });
+    assert.ok(Buffer.byteLength(database) <= 63, database);
+    assert.match(database, /^[a-z0-9_]+$/);
+  });
+
+  it('rejects 513 code points, saying what it counted', () => {
+    assert.doesNotThrow(() => validateProjectName(mixed(512)));
+    assert.throws(
+      () => validateProjectName(mixed(513)),
+      (error) => isLanesError(error, 'INVALID_PROJECT_NAME') && /of 513 characters \(Unicode code points\) is too long \(at most 512\)/.test(error.message),
+    );
   });
 });
