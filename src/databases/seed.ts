@@ -1,7 +1,7 @@
-import { pathToFileURL } from 'node:url';
 import { LanesError, messageOf } from '../errors.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';
+import { importDefault } from '../user-module.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import type { CommandStep } from './options.js';
 
@@ -44,23 +44,23 @@ export async function runSeed(step: string | CommandStep, databaseUrl: string): 
   }
 }
 
+/** The seed function of the module at `path`: TS or JS, in an ES module or CommonJS package. */
 async function loadSeed(path: string): Promise<SeedFunction> {
-  let module: { default?: unknown };
+  let seed: unknown;
   try {
-    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    seed = await importDefault(path);
   } catch (error) {
     throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} could not be loaded: ${messageOf(error)}`, {
-      hint: 'Check option `seed` (a path relative to the current folder); TypeScript seeds need the process to run under tsx.',
+      hint: 'Check option `seed` (a path relative to the current folder) and the imports of that module; .ts, .mts, .cts, .js, .mjs and .cjs seeds load in ES module and CommonJS packages alike.',
       cause: error,
       details: { module: path },
     });
   }
-  if (typeof module.default !== 'function') {
+  if (typeof seed !== 'function') {
     throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} has no default export function.`, {
-      hint: 'Write `export default async function seed({ databaseUrl }) { … }`, or use { command } for a script.',
+      hint: 'Write `export default async function seed({ databaseUrl }) { … }` (or `module.exports = async ({ databaseUrl }) => { … }`), or use { command } for a script.',
       details: { module: path },
     });
   }
-  return module.default as SeedFunction;
+  return seed as SeedFunction;
 }
-
