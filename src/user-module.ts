@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { require as tsxRequire } from 'tsx/cjs/api';
 import { tsImport } from 'tsx/esm/api';
@@ -13,10 +13,12 @@ import { tsImport } from 'tsx/esm/api';
  * for this file and its imports only, so the loaders of the host process (Playwright's, or none)
  * are left as they are. A CommonJS file is required, an ES module imported: the same split Node
  * makes from the extension and the nearest package.json.
+ * @param path Absolute, or relative to the current folder.
  */
 export async function importDefault(path: string): Promise<unknown> {
-  if (isCommonJs(path)) return unwrapDefault(tsxRequire(path, import.meta.url));
-  const namespace = (await tsImport(pathToFileURL(path).href, import.meta.url)) as { default?: unknown };
+  const file = resolve(path);
+  if (isCommonJs(file)) return unwrapDefault(tsxRequire(file, import.meta.url));
+  const namespace = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
   return unwrapDefault(namespace.default);
 }
 
