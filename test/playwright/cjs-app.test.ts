@@ -13,7 +13,7 @@ after(() => app?.remove());
 
 test('npx playwright test runs in a CommonJS package: TS config, TS seed with export default, lane fixture', { timeout: 240_000 }, async (t) => {
   const run = await runInApp(t, app!.dir, 'node_modules/@playwright/test/cli.js', ['test', '--reporter=line'], {
-    env: { E2E_LANES_DATABASE_URL: server.adminUrl, CJS_APP_PREFIX: server.prefix, CI: '' },
+    env: { E2E_LANES_DATABASE_URL: server.adminUrl, CJS_APP_PREFIX: server.prefix },
     timeoutMs: 180_000,
   });
   assert.equal(run.code, 0, run.output);
