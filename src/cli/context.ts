@@ -9,6 +9,9 @@ import { registry } from '../playwright/registry.js';
 import { resolveLeaseMs, resolveStateDir } from '../state/index.js';
 import { importDefault } from '../user-module.js';
 
+/** The config files Playwright looks for, in its order. */
+const CONFIG_EXTENSIONS = ['.ts', '.js', '.mts', '.mjs', '.cts', '.cjs'];
+
 /** Options every command takes. */
 export interface GlobalOptions {
   config?: string;
@@ -16,12 +19,13 @@ export interface GlobalOptions {
 }
 
 /**
- * Loads the lanes options from a Playwright config that uses `withLanes` (the given file, or
- * `playwright.config.ts` in the current folder if it exists), loaded as Playwright loads it, in ES
- * module and CommonJS packages alike. Without one, defaults apply.
+ * Loads the lanes options from a Playwright config that uses `withLanes`: the given file, or the
+ * `playwright.config.{ts,js,mts,mjs,cts,cjs}` Playwright would pick in the current folder. It is
+ * loaded as Playwright loads it, in ES module and CommonJS packages alike. Without one, defaults
+ * apply.
  */
 export async function loadLanesOptions(configFile: string | undefined): Promise<{ options: LanesOptions; file?: string; projects?: string[] }> {
-  const file = configFile ? resolve(configFile) : ['playwright.config.ts', 'playwright.config.mts', 'playwright.config.js'].map((name) => resolve(name)).find(existsSync);
+  const file = configFile ? resolve(configFile) : CONFIG_EXTENSIONS.map((extension) => resolve(`playwright.config${extension}`)).find(existsSync);
   if (!file) return { options: {} };
   if (!existsSync(file)) {
     throw new LanesError('CONFIG_INVALID', `Config file ${file} does not exist.`, { hint: 'Pass an existing file with --config.' });

@@ -54,12 +54,12 @@ export interface AppRun {
 }
 
 /**
- * Runs `node <script> …args` in `dir` in a process group of its own, to completion; the group is
+ * Runs `node <dir>/<script> …args` in `dir` (or `cwd`) in a process group of its own, to completion; the group is
  * killed at `timeoutMs` and after the test, whatever happened.
  */
-export function runInApp(t: TestContext, dir: string, script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<AppRun> {
+export function runInApp(t: TestContext, dir: string, script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<AppRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, E2E_LANES_RUN_ID: '', E2E_LANES_OWNER_PID: '', ...options.env };
-  const child = spawn(process.execPath, [join(dir, script), ...args], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(dir, script), ...args], { cwd: options.cwd ?? dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const killGroup = (): void => {
     try {
       process.kill(-child.pid!, 'SIGKILL');
