@@ -64,3 +64,4 @@ async function loadSeed(path: string): Promise<SeedFunction> {
   }
   return seed as SeedFunction;
 }
+
