@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { ensureTemplate } from '../../src/databases/index.js';
+import { ensureTemplate, runSeed } from '../../src/databases/index.js';
+import type { LanesError } from '../../src/errors.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { CJS_APP, installCjsApp } from '../helpers/cjs-app.js';
+import { tempDir } from '../helpers/tmp.js';
 import { query, useTestDatabases } from './helpers.js';
 
 const server = useTestDatabases('cjsseed');
@@ -47,5 +50,31 @@ describe('a TypeScript seed with `export default` in a CommonJS package', () => 
     const template = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { name: string; built: boolean };
     assert.equal(template.built, true);
     assert.deepEqual(await notesOf(template.name, `${prefix}_check`), SEEDED);
+  });
+});
+
+describe('a seed module of a CommonJS package that cannot be used', () => {
+  it('fails with SEED_FAILED carrying the import error, and a hint that does not blame tsx', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'package.json'), '{ "name": "app", "private": true }');
+    await writeFile(join(dir, 'seed.ts'), "import { nothing } from 'no-such-package-e2e-lanes';\nexport default async () => nothing;\n");
+    await assert.rejects(runSeed(join(dir, 'seed.ts'), 'postgres://nobody@127.0.0.1:1/none'), (error: LanesError) => {
+      assert.equal(error.code, 'SEED_FAILED');
+      assert.match(error.message, /seed\.ts could not be loaded: .*no-such-package-e2e-lanes/);
+      assert.doesNotMatch(error.hint ?? '', /tsx/);
+      return true;
+    });
+  });
+
+  it('fails with SEED_FAILED when module.exports is not a function', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'package.json'), '{ "name": "app", "private": true }');
+    await writeFile(join(dir, 'seed.js'), 'module.exports = { rows: [] };\n');
+    await assert.rejects(runSeed(join(dir, 'seed.js'), 'postgres://nobody@127.0.0.1:1/none'), (error: LanesError) => {
+      assert.equal(error.code, 'SEED_FAILED');
+      assert.match(error.message, /has no default export function/);
+      assert.match(error.hint ?? '', /module\.exports = /);
+      return true;
+    });
   });
 });
