@@ -1,8 +1,8 @@
-import { pathToFileURL } from 'node:url';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { withEnvPointedAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';
+import { importDefault } from '../user-module.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import type { CommandStep } from './options.js';
 
@@ -17,7 +17,8 @@ export type SeedFunction = (context: SeedContext) => unknown;
 
 /**
  * Puts the baseline data into `databaseUrl`: calls the default export of the module at `step`
- * (TS works when running under tsx) with `{ databaseUrl }`, or runs `{ command }` with
+ * (TS or JS, in an ES module or CommonJS package) with `{ databaseUrl }` and `DATABASE_URL` pointing at
+ * it, or runs `{ command }` with
  * `DATABASE_URL` set. The module must close its connections before it resolves.
  * @throws {LanesError} `SEED_FAILED` with the cause.
  */
@@ -49,23 +50,24 @@ export async function runSeed(step: string | CommandStep, databaseUrl: string): 
   }
 }
 
+/** The seed function of the module at `path`: TS or JS, in an ES module or CommonJS package. */
 async function loadSeed(path: string): Promise<SeedFunction> {
-  let module: { default?: unknown };
+  let seed: unknown;
   try {
-    module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+    seed = await importDefault(path);
   } catch (error) {
     throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} could not be loaded: ${messageOf(error)}`, {
-      hint: 'Check option `seed` (a path relative to the current folder); TypeScript seeds need the process to run under tsx.',
+      hint: 'Check option `seed` (a path relative to the current folder) and the imports of that module; .ts, .mts, .cts, .js, .mjs and .cjs seeds load in ES module and CommonJS packages alike.',
       cause: error,
       details: { module: path },
     });
   }
-  if (typeof module.default !== 'function') {
+  if (typeof seed !== 'function') {
     throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} has no default export function.`, {
-      hint: 'Write `export default async function seed({ databaseUrl }) { … }`, or use { command } for a script.',
+      hint: 'Write `export default async function seed({ databaseUrl }) { … }` (or `module.exports = async ({ databaseUrl }) => { … }`), or use { command } for a script.',
       details: { module: path },
     });
   }
-  return module.default as SeedFunction;
+  return seed as SeedFunction;
 }
 

