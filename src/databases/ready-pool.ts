@@ -1,0 +1,113 @@
+/**
+ * Ready copies of a template: databases cloned from it ahead of need, so that a lane (at boot, or
+ * when its data is reset) gets a fresh database by a rename (about a millisecond) instead of a
+ * clone. A copy is named `<prefix>_pool_<template hash>_<random>`; nobody ever connects to one; a
+ * copy is claimed by renaming it, which either wins or fails, so no copy is ever handed out twice,
+ * across processes and machines sharing the server. A copy belongs to its template: it is dropped
+ * when its template is gone. Private to the databases module.
+ * @internal
+ */
+import { randomBytes } from 'node:crypto';
+import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
+import { debugLogger } from '../log.js';
+import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
+import type { CloneStrategy } from './options.js';
+
+const debug = debugLogger('databases');
+
+/** The template a copy is made from. */
+export interface PoolTemplate {
+  /** e.g. `e2e_tpl_3f9a0c1b2d4e`. */
+  name: string;
+  /** 12 hex characters. */
+  hash: string;
+}
+
+/** `<prefix>_pool_<hash>_`: the start of every copy name of a template. */
+export function poolNamePrefix(prefix: string, hash: string): string {
+  return `${prefix}_pool_${hash.slice(0, 12)}_`;
+}
+
+/** A new copy name of a template: `<prefix>_pool_<hash12>_<random8>` (at most 43 bytes). */
+export function poolDatabaseName(prefix: string, hash: string, random = randomBytes(4).toString('hex')): string {
+  return `${poolNamePrefix(prefix, hash)}${random}`;
+}
+
+/** The template hash of a copy name of `prefix`, or undefined when `name` is not one. */
+export function poolTemplateHash(prefix: string, name: string): string | undefined {
+  const match = new RegExp(`^${prefix}_pool_([0-9a-f]{12})_[0-9a-f]{8}$`).exec(name);
+  return match?.[1];
+}
+
+/** Names of the ready copies of a template on the server, oldest first. */
+export async function readyCopies(client: Client, prefix: string, hash: string): Promise<string[]> {
+  return (await databasesStartingWith(client, poolNamePrefix(prefix, hash))).filter((row) => poolTemplateHash(prefix, row.name) === hash).map((row) => row.name);
+}
+
+/**
+ * Renames a ready copy of the template to `name` and resolves which copy it was; undefined when
+ * there is none left (then the caller clones). A copy another process renamed first is skipped.
+ * `name` must not exist.
+ */
+export async function takeReadyCopy(client: Client, prefix: string, hash: string, name: string): Promise<string | undefined> {
+  for (const copy of await readyCopies(client, prefix, hash)) {
+    try {
+      await client.query(`ALTER DATABASE ${escapeIdentifier(copy)} RENAME TO ${escapeIdentifier(name)}`);
+      debug('took ready copy %s as %s', copy, name);
+      return copy;
+    } catch (error) {
+      // Taken by another process meanwhile (3D000), or being looked at by someone (55006): try the next.
+      const code = (error as Partial<DatabaseError>).code;
+      if (code === '3D000' || code === '55006') continue;
+      throw error;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Clones the template until it has `target` ready copies (counting those other processes made),
+ * one after another on this connection. Resolves the names it created. `mark` is the JSON the
+ * toolkit keeps in each copy's comment.
+ */
+export async function fillPool(
+  client: Client,
+  options: { prefix: string; template: PoolTemplate; target: number; strategy: CloneStrategy; serverVersion: number; mark: Record<string, unknown>; signal?: AbortSignal },
+): Promise<string[]> {
+  const made: string[] = [];
+  for (let round = 0; round < options.target; round++) {
+    if (options.signal?.aborted) break;
+    if ((await readyCopies(client, options.prefix, options.template.hash)).length >= options.target) break;
+    // Cloned under its final name: a database shows in pg_database only once CREATE DATABASE committed.
+    const name = poolDatabaseName(options.prefix, options.template.hash);
+    await cloneDatabase(client, name, options.template.name, options.strategy, options.serverVersion);
+    made.push(name);
+    try {
+      await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify({ ...options.mark, kind: 'pool', template: options.template.name }))}`);
+    } catch (error) {
+      // Taken (renamed) by a lane already: it is that lane's database now.
+      if ((error as Partial<DatabaseError>).code !== '3D000') throw error;
+    }
+  }
+  if (made.length > 0) debug('made %d ready copies of %s', made.length, options.template.name);
+  return made;
+}
+
+/**
+ * Drops the ready copies of `prefix` whose template is not among `templateHashes` (gone or
+ * superseded), and beyond `keep` copies of a live template. Resolves the names dropped.
+ */
+export async function dropStaleCopies(client: Client, prefix: string, templateHashes: ReadonlySet<string>, serverVersion: number, keep = Number.POSITIVE_INFINITY): Promise<string[]> {
+  const dropped: string[] = [];
+  const perTemplate = new Map<string, number>();
+  for (const row of await databasesStartingWith(client, `${prefix}_pool_`)) {
+    const hash = poolTemplateHash(prefix, row.name);
+    if (hash === undefined) continue;
+    const count = (perTemplate.get(hash) ?? 0) + 1;
+    perTemplate.set(hash, count);
+    if (templateHashes.has(hash) && count <= keep) continue;
+    if (await dropDatabase(client, row.name, serverVersion)) dropped.push(row.name);
+  }
+  if (dropped.length > 0) debug('dropped %d ready copies: %o', dropped.length, dropped);
+  return dropped;
+}
