@@ -1,6 +1,8 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 import { LanesError } from '../errors.js';
+import { readEnvFiles, isEnvFileOption, type EnvFile } from '../env-files.js';
+import { warn } from '../log.js';
 import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf } from '../redact.js';
 import type { ServerContext, ServerDefinition, StartServerOptions } from './types.js';
@@ -70,6 +72,7 @@ export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { po
   if (def.env !== undefined && typeof def.env !== 'function' && (typeof def.env !== 'object' || def.env === null)) {
     throw invalid('`env` must be an object of strings or a function of the context returning one.');
   }
+  if (!isEnvFileOption(def.envFile)) throw invalid('`envFile` must be a path or an array of paths (relative to `cwd`).');
   if (def.health !== undefined && def.health !== false && (typeof def.health !== 'string' || !def.health.startsWith('/'))) {
     throw invalid(`\`health\` must be an HTTP path starting with "/" or false, got ${JSON.stringify(def.health)}.`);
   }
@@ -139,6 +142,19 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   };
 }
 
+const warnedOverrides = new Set<string>();
+
+/** One warning per server and file that sets variables the lane sets itself (names only, never values). */
+function warnOverridden(def: ServerDefinition, ctx: ServerContext, files: EnvFile[], laneNames: ReadonlySet<string>): void {
+  for (const file of files) {
+    const names = Object.keys(file.values).filter((name) => laneNames.has(name)).sort();
+    const key = `${def.name}\0${file.path}`;
+    if (names.length === 0 || warnedOverrides.has(key)) continue;
+    warnedOverrides.add(key);
+    warn(`${file.path} (envFile of server "${def.name}", project "${ctx.project}") sets ${names.join(', ')}: the lane's own values win.`);
+  }
+}
+
 /**
  * Env vars of the parent that servers never get: the toolkit's admin URL and where the run's lane
  * databases live (servers get their lane's `DATABASE_URL`).
@@ -146,7 +162,7 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
 const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL', 'E2E_LANES_LANE_DATABASES']);
 
 /**
- * The process environment: the parent's (less {@link WITHHELD_ENV}), then `PORT`, `<NAME>_PORT` /
+ * The process environment: the parent's (less {@link WITHHELD_ENV}), then the `envFile`s, then `PORT`, `<NAME>_PORT` /
  * `<NAME>_URL` for every named port of the lane, the lane's database (`DATABASE_URL`, the `PG*`
  * parts, and every other variable that held a PostgreSQL URL: see pointEnvAt), then the
  * definition's `env`. @internal
@@ -156,12 +172,17 @@ function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | unde
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !WITHHELD_ENV.has(key)) env[key] = value;
   }
+  const files = readEnvFiles(def.envFile, path.resolve(def.cwd ?? process.cwd()), `server "${def.name}" envFile`);
+  for (const file of files) Object.assign(env, file.values);
+  const laneNames = new Set(Object.keys(ctx.ports).flatMap((name) => [`${envName(name)}_PORT`, `${envName(name)}_URL`]));
+  if (port !== undefined) laneNames.add('PORT');
   for (const [name, lanePort] of Object.entries(ctx.ports)) {
     env[`${envName(name)}_PORT`] = String(lanePort);
     env[`${envName(name)}_URL`] = loopbackUrl(lanePort);
   }
   if (port !== undefined) env.PORT = String(port);
-  if (ctx.databaseUrl !== undefined) pointEnvAt(ctx.databaseUrl, env);
+  if (ctx.databaseUrl !== undefined) for (const name of Object.keys(pointEnvAt(ctx.databaseUrl, env).set)) laneNames.add(name);
+  warnOverridden(def, ctx, files, laneNames);
   const extra = typeof def.env === 'function' ? def.env(ctx) : (def.env ?? {});
   for (const [key, value] of Object.entries(extra)) {
     if (typeof value !== 'string') {

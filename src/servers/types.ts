@@ -35,6 +35,14 @@ export interface ServerDefinition {
    */
   env?: Record<string, string> | ((ctx: ServerContext) => Record<string, string>);
   /**
+   * `.env` file(s) whose variables the server gets, relative to `cwd`, later files winning. They
+   * come after the inherited environment and before the lane's variables (`PORT`, `<NAME>_PORT`,
+   * `<NAME>_URL`, `DATABASE_URL` and the other database variables), which always win: a file
+   * that sets one of those gets a warning naming the file and the variable (never its value).
+   * @default none
+   */
+  envFile?: string | string[];
+  /**
    * Which named port of the lane (a key of {@link ServerContext.ports}) the process listens on. It gets it as `PORT`.
    * @default the server's `name`, if the lane has a port of that name; otherwise the server has no port
    */

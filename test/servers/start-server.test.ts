@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -247,4 +247,48 @@ test('rejects bad options with INVALID_OPTION naming the option', async (t) => {
     assertLanesError(error, 'INVALID_OPTION');
     assert.match(error.message, message);
   }
+});
+
+test("gets the variables of its envFile, with the lane's own winning and a warning naming file and variables, never values", async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, '.env.e2e'), 'FROM_FILE=one\nPORT=9\nDATABASE_URL=postgres://dev:file-secret@127.0.0.1:5432/myapp_dev\nSHARED=first\n');
+  writeFileSync(path.join(dir, '.env.local'), 'SHARED=second\n');
+  const port = await freePort();
+  const databaseUrl = 'postgres://lane:pw-123@127.0.0.1:5432/lane_db';
+  const warnings: string[] = [];
+  const original = console.warn;
+  console.warn = (...args: unknown[]) => void warnings.push(args.join(' '));
+  t.after(() => {
+    console.warn = original;
+  });
+  await using server = await startServer(
+    { name: 'backend', command: nodeCommand('http-server.mjs'), cwd: dir, envFile: ['.env.e2e', '.env.local'] },
+    laneContext({ backend: port }, { databaseUrl }),
+    { logDir: tempDir(t) },
+  );
+  const env = JSON.parse((await get(`${server.url}/env`)).body) as Record<string, string>;
+  assert.equal(env.FROM_FILE, 'one');
+  assert.equal(env.SHARED, 'second', 'later files win');
+  assert.equal(env.PORT, String(port));
+  assert.equal(env.DATABASE_URL, databaseUrl);
+  const warning = warnings.find((line) => line.includes('.env.e2e'));
+  assert.ok(warning, warnings.join('\n'));
+  assert.match(warning, /\(envFile of server "backend", project "chromium-a"\) sets DATABASE_URL, PORT: the lane's own values win/);
+  assert.doesNotMatch(warnings.join('\n'), /file-secret|myapp_dev/);
+  await assert.rejects(
+    startServer({ name: 'backend', command: nodeCommand('http-server.mjs'), cwd: dir, envFile: 'missing.env' }, laneContext({ backend: await freePort() }), { logDir: tempDir(t) }),
+    (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes(path.join(dir, 'missing.env')),
+  );
+});
+
+test("a server that loads its own .env keeps the lane's variables: the process environment wins", async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, '.env'), 'DATABASE_URL=postgres://dev@127.0.0.1:5432/myapp_dev\nPORT=9\nFROM_OWN_FILE=yes\n');
+  const port = await freePort();
+  const databaseUrl = 'postgres://lane:pw-123@127.0.0.1:5432/lane_db';
+  await using server = await startServer({ name: 'backend', command: nodeCommand('dotenv-server.mjs'), cwd: dir, health: '/' }, laneContext({ backend: port }, { databaseUrl }), { logDir: tempDir(t) });
+  const env = JSON.parse((await get(`${server.url}/env`)).body) as Record<string, string>;
+  assert.equal(env.FROM_OWN_FILE, 'yes');
+  assert.equal(env.DATABASE_URL, databaseUrl);
+  assert.equal(env.PORT, String(port));
 });
