@@ -25,7 +25,9 @@ export type LanesErrorCode =
   | 'BROWSER_NOT_FOUND'
   | 'CONFIG_INVALID'
   | 'LANE_NOT_FOUND'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'LANE_REQUEST_INVALID'
+  | 'SERVER_UNHEALTHY';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

@@ -73,6 +73,13 @@ export interface LanesOptions {
    * @default false
    */
   debug?: boolean;
+  /**
+   * Let a Playwright `webServer` in the config run next to the lanes. Without it, global setup
+   * refuses such a config (`CONFIG_INVALID`): that server runs once for the whole run, outside
+   * every lane; its place is the `servers` option.
+   * @default false
+   */
+  allowWebServer?: boolean;
 }
 
 /** Port names a lane needs for its servers. */
@@ -111,6 +118,9 @@ export function validateLanesOptions(options: LanesOptions): void {
     throw new LanesError('INVALID_OPTION', `Invalid prefetch ${JSON.stringify(options.prefetch)}.`, {
       hint: 'Use a whole number of lanes to boot ahead (0 boots each lane only when asked for; the default is 1).',
     });
+  }
+  if (options.allowWebServer !== undefined && typeof options.allowWebServer !== 'boolean') {
+    throw new LanesError('INVALID_OPTION', `Invalid allowWebServer ${JSON.stringify(options.allowWebServer)}.`, { hint: 'Use true or false.' });
   }
   if (options.servers !== undefined && !Array.isArray(options.servers)) {
     throw new LanesError('INVALID_OPTION', 'Option `servers` must be an array of server definitions.');

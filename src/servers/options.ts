@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import { LanesError } from '../errors.js';
 import { passwordOf } from '../redact.js';
+import { PRIVATE_RUNNER_ENV } from './private-env.js';
 import type { ServerContext, ServerDefinition, StartServerOptions } from './types.js';
 
 /** The defaults of {@link ServerDefinition}, in one place. */
@@ -138,17 +139,14 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   };
 }
 
-/** Env vars of the parent that servers never get: the toolkit's admin URL (servers get their lane's `DATABASE_URL`). */
-const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL']);
-
 /**
- * The process environment: the parent's (less {@link WITHHELD_ENV}), then `PORT`, `<NAME>_PORT` /
+ * The process environment: the parent's (less {@link PRIVATE_RUNNER_ENV}), then `PORT`, `<NAME>_PORT` /
  * `<NAME>_URL` for every named port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
  */
 function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !WITHHELD_ENV.has(key)) env[key] = value;
+    if (value !== undefined && !PRIVATE_RUNNER_ENV.includes(key)) env[key] = value;
   }
   for (const [name, lanePort] of Object.entries(ctx.ports)) {
     env[`${envName(name)}_PORT`] = String(lanePort);
