@@ -11,6 +11,7 @@ export const SERVER_DEFAULTS = {
   timeout: 30_000,
   stopSignal: 'SIGTERM',
   stopTimeout: 5_000,
+  unhealthyAfterMs: 5_000,
 } as const satisfies Partial<ServerDefinition>;
 
 /** A definition with every default applied and its environment computed. */
@@ -28,6 +29,8 @@ export interface ResolvedServer {
   url: string | undefined;
   healthUrl: string | undefined;
   timeout: number;
+  /** Give up after this long of 5xx answers only; undefined: never before `timeout`. */
+  unhealthyAfterMs: number | undefined;
   stopSignal: NodeJS.Signals;
   stopTimeout: number;
   logFile: string;
@@ -75,6 +78,9 @@ export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { po
   }
   if (def.timeout !== undefined && !(Number.isFinite(def.timeout) && def.timeout > 0)) {
     throw invalid(`\`timeout\` must be a number of milliseconds > 0, got ${String(def.timeout)}.`);
+  }
+  if (def.unhealthyAfterMs !== undefined && def.unhealthyAfterMs !== false && !(Number.isFinite(def.unhealthyAfterMs) && def.unhealthyAfterMs > 0)) {
+    throw invalid(`\`unhealthyAfterMs\` must be a number of milliseconds > 0 or false, got ${String(def.unhealthyAfterMs)}.`);
   }
   if (def.stopTimeout !== undefined && !(Number.isFinite(def.stopTimeout) && def.stopTimeout >= 0)) {
     throw invalid(`\`stopTimeout\` must be a number of milliseconds ≥ 0, got ${String(def.stopTimeout)}.`);
@@ -129,6 +135,7 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     url,
     healthUrl: url === undefined || health === false ? undefined : url + health,
     timeout: def.timeout ?? SERVER_DEFAULTS.timeout,
+    unhealthyAfterMs: def.unhealthyAfterMs === false ? undefined : (def.unhealthyAfterMs ?? SERVER_DEFAULTS.unhealthyAfterMs),
     stopSignal: def.stopSignal ?? SERVER_DEFAULTS.stopSignal,
     stopTimeout: def.stopTimeout ?? SERVER_DEFAULTS.stopTimeout,
     logFile: path.resolve(options.logDir, `${def.name}.log`),

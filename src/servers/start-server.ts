@@ -72,7 +72,7 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
 
   let readiness: Readiness;
   try {
-    readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, exited, signal: options.signal });
+    readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, unhealthyAfter: server.unhealthyAfterMs, exited, signal: options.signal });
   } catch (error) {
     await stop();
     throw error;
@@ -147,6 +147,16 @@ function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { ki
     return new LanesError('SERVER_START_TIMEOUT', redactText(message, server.secrets), {
       hint: `Check that the server listens on 127.0.0.1 at the port it gets as PORT (${server.port}) and that GET ${server.healthUrl} answers 2xx/3xx; if it is only slow, raise \`timeout\` of "${server.name}".`,
       details: { ...details, timeout: server.timeout, lastProblem: readiness.lastProblem },
+    });
+  }
+
+  if (readiness.kind === 'unhealthy') {
+    const seconds = Math.round(readiness.forMs / 100) / 10;
+    const body = readiness.body.trim() === '' ? 'an empty body' : `body ${JSON.stringify(readiness.body.trim())}`;
+    const message = `${who} answered GET ${server.healthUrl} with nothing but 5xx for ${seconds} s (${readiness.polls} polls); last answer: HTTP ${readiness.status}, ${body}. Gave up before its timeout of ${server.timeout / 1000} s.\n${logPart}`;
+    return new LanesError('SERVER_UNHEALTHY', redactText(message, server.secrets), {
+      hint: `The server is up but its health path fails: fix the error in its log (a 5xx is a bug, not a slow start). If it answers 5xx for a while on purpose while it warms up, raise \`unhealthyAfterMs\` of "${server.name}" or set it to false.`,
+      details: { ...details, status: readiness.status, body: redactText(readiness.body, server.secrets), unhealthyForMs: readiness.forMs },
     });
   }
 

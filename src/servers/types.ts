@@ -51,6 +51,14 @@ export interface ServerDefinition {
    */
   timeout?: number;
   /**
+   * Give up early on a server that is up but broken: once every health check for this many
+   * milliseconds was answered with a 5xx, the start fails with `SERVER_UNHEALTHY` (with the last
+   * answer's status and the start of its body) instead of waiting for `timeout`. Any other
+   * outcome (connection refused, 2xx-4xx) starts the count again. `false` waits for `timeout`.
+   * @default 5_000
+   */
+  unhealthyAfterMs?: number | false;
+  /**
    * Names of servers of the same lane that must be healthy before this one starts.
    * @default []
    */

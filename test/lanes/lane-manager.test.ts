@@ -115,7 +115,7 @@ test('a lane booted ahead is the one its project then gets, booted once', { time
   assert.deepEqual(ledger.entries.map((entry) => entry.project), ['ahead']);
 });
 
-test('a lane booted ahead that fails hands its error to the first request, and the next request boots again', { timeout: 90_000 }, async (t) => {
+test('a lane whose boot ahead failed is not booted again: every request gets that boot\'s error, marked as remembered', { timeout: 90_000 }, async (t) => {
   const stateDir = await tempDir(t);
   const starts = join(stateDir, 'starts.txt');
   const failing = [process.execPath, '-e', "require('node:fs').appendFileSync(process.env.STARTS, 'x'); process.exit(3)"];
@@ -123,10 +123,30 @@ test('a lane booted ahead that fails hands its error to the first request, and t
   t.after(() => manager.teardown({ keep: false }));
   manager.prefetchLane('doomed');
   assert.deepEqual(await manager.lanes(), []); // the boot ended, in failure, with nobody asking
-  await assert.rejects(manager.ensureLane('doomed'), (error) => isLanesError(error, 'SERVER_EXITED'));
-  assert.equal(await readFile(starts, 'utf8'), 'x', 'the request reported the boot ahead instead of booting again');
-  await assert.rejects(manager.ensureLane('doomed'), (error) => isLanesError(error, 'SERVER_EXITED'));
-  assert.equal(await readFile(starts, 'utf8'), 'xx');
+  for (let request = 1; request <= 3; request++) {
+    const started = Date.now();
+    await assert.rejects(
+      manager.ensureLane('doomed'),
+      (error) => isLanesError(error, 'SERVER_EXITED') && /failed to boot at \d\d:\d\d:\d\d UTC and is not booted again in this run; this is the remembered error of that first boot:\nServer "api" for project "doomed" exited with code 3/.test(error.message) && error.hint !== undefined,
+    );
+    assert.ok(Date.now() - started < 500, `request ${request} failed at once`);
+  }
+  assert.equal(await readFile(starts, 'utf8'), 'x', 'the server was started once');
+});
+
+test('a lane whose first requested boot failed fails every later request at once, with the same code', { timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const starts = join(stateDir, 'starts.txt');
+  const failing = [process.execPath, '-e', "require('node:fs').appendFileSync(process.env.STARTS, 'x'); process.exit(3)"];
+  const manager = new LaneManager(options(stateDir, { servers: [{ name: 'api', command: failing, health: '/health', env: { STARTS: starts } }] }));
+  t.after(() => manager.teardown({ keep: false }));
+  const first = await Promise.allSettled([manager.ensureLane('broken-once'), manager.ensureLane('broken-once')]);
+  for (const result of first) {
+    assert.ok(result.status === 'rejected' && isLanesError(result.reason, 'SERVER_EXITED') && !/remembered/.test(result.reason.message), 'the first requests get the error itself');
+  }
+  await assert.rejects(manager.ensureLane('broken-once'), (error) => isLanesError(error, 'SERVER_EXITED') && error.details.remembered === true);
+  await assert.rejects(manager.ensureLane('broken-once', 0), (error) => isLanesError(error, 'SERVER_EXITED') && error.details.remembered === undefined, 'another lane boots on its own');
+  assert.equal(await readFile(starts, 'utf8'), 'xx', 'one start for each lane');
 });
 
 test('teardown while a lane boots ahead leaves nothing of it behind', { timeout: 90_000 }, async (t) => {
