@@ -24,7 +24,7 @@ import {
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { laneLogDir } from './log-dir.js';
 import { baseServerName, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
-import { SERVER_MARK_ENV } from './orphans.js';
+import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
 
@@ -94,6 +94,8 @@ export class LaneManager {
         // already gone
       }
     }
+    // And what left those groups but carries this run's marks.
+    killRunStragglersNow(this.runId, resolveOwnerPid());
   };
   readonly #ledger;
   #prepared: Promise<PrepareReport> | undefined;
@@ -250,6 +252,12 @@ export class LaneManager {
     };
     (await Promise.allSettled(running.map((result) => (result.status === 'fulfilled' ? result.value.servers.stopAll() : undefined)))).forEach(collect);
     this.#lanes.clear();
+    // Servers are stopped "with everything they spawned": also what left their process groups.
+    const stragglers = await settle(killRunStragglers(this.runId, { ownerPid: resolveOwnerPid() }));
+    collect(stragglers);
+    if (stragglers.status === 'fulfilled' && stragglers.value.length > 0) {
+      debug('killed %d process(es) of run %s that had left their server\'s process group: %o', stragglers.value.length, this.runId, stragglers.value);
+    }
     if (this.databases) {
       if (prepared) collect(await settle(this.databases.releaseRun(this.runId)));
       collect(await settle(this.databases.close()));

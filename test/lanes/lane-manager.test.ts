@@ -1,15 +1,29 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import type { LanesOptions } from '../../src/lanes/options.js';
+import { processGroupOf } from '../../src/lanes/orphans.js';
 import { isPidAlive } from '../../src/state/index.js';
 import { FIXTURES, query, useTestDatabases } from '../databases/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SERVER = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+const ESCAPE_CHILD = new URL('../fixtures/servers/escape-child.mjs', import.meta.url).pathname;
+
+/** The pid a fixture wrote to `file`, waiting for it at most 5 s. */
+async function waitForPid(file: string): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const pid = Number(await readFile(file, 'utf8').catch(() => ''));
+    if (Number.isInteger(pid) && pid > 0) return pid;
+    await sleep(50);
+  }
+  throw new Error(`no pid in ${file} after 5 s`);
+}
 const db = useTestDatabases('lanes');
 
 function options(stateDir: string, extra: Partial<LanesOptions> = {}): LanesOptions & { runId: string } {
@@ -164,6 +178,40 @@ test('teardown while a lane boots ahead leaves nothing of it behind', { timeout:
   }
   const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
   assert.deepEqual(left, []);
+});
+
+test('teardown also kills a child that left its server\'s process group, and only processes of this run', { timeout: 60_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const childPidFile = join(stateDir, 'child.pid');
+  const escaping = { name: 'api', command: [process.execPath, ESCAPE_CHILD], health: '/', stopTimeout: 500, env: { CHILD_PID_FILE: childPidFile } };
+  const manager = new LaneManager(options(stateDir, { servers: [escaping], database: false }));
+  // A process with the marks of another run (same owner): teardown must leave it alone.
+  const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, E2E_LANES_SERVER: 'api', E2E_LANES_RUN_ID: `${manager.runId}-other`, E2E_LANES_OWNER_PID: String(process.pid) },
+  });
+  other.unref();
+  let child: number | undefined;
+  t.after(() => {
+    for (const pid of [child, other.pid]) {
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    return manager.teardown({ keep: false });
+  });
+  const lane = await manager.ensureLane('escape');
+  assert.equal((await fetch(lane.urls.api!)).status, 200);
+  child = await waitForPid(childPidFile);
+  const [server] = JSON.parse(await readFile(join(stateDir, 'allocated-lanes.json'), 'utf8')).entries[0].servers as Array<{ pid: number }>;
+  assert.notEqual(processGroupOf(child), server!.pid, 'the child left the server\'s process group');
+  await manager.teardown({ keep: false });
+  assert.equal(isPidAlive(server!.pid), false, 'the server is gone');
+  assert.equal(isPidAlive(child), false, 'the child that left the group is gone too');
+  assert.equal(isPidAlive(other.pid!), true, 'a process of another run is left alone');
 });
 
 test('bad lane options are rejected with INVALID_OPTION naming the value', () => {
