@@ -129,6 +129,12 @@ function spawnGroup(server: ResolvedServer, sink: OutputSink): ChildProcess {
   return child;
 }
 
+/** Whether the log shows that binding `port` failed with EADDRINUSE (Node, Go, Python… all print the code and the port). @internal */
+function bindFailed(tail: string[], port: number): boolean {
+  const text = tail.join('\n');
+  return text.includes('EADDRINUSE') && new RegExp(`(?<!\\d)${port}(?!\\d)`).test(text);
+}
+
 /** @internal */
 function describeCommand(server: ResolvedServer): string {
   return [server.file, ...server.args].join(' ');
@@ -161,6 +167,16 @@ function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { ki
   }
 
   const { code, signal, error } = readiness.exit;
+  if (!error && server.port !== undefined && bindFailed(tail, server.port)) {
+    return new LanesError(
+      'SERVER_PORT_IN_USE',
+      redactText(`Port ${server.port} of server "${server.name}" for project "${server.project}" was taken by another process after it was checked: the server exited (${signal ?? `code ${code}`}) and its log shows EADDRINUSE on port ${server.port}.\n${logPart}`, server.secrets),
+      {
+        hint: `Another process bound port ${server.port} between the check and the server's own bind; a lane retries with new ports. If it keeps happening, keep other programs out of the port range (\`portRange\`, E2E_LANES_PORT_RANGE).`,
+        details: { ...details, port: server.port, exitCode: code, signal },
+      },
+    );
+  }
   const how = error
     ? `could not be started (${error.message})`
     : signal

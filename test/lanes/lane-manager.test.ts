@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -212,6 +213,39 @@ test('teardown also kills a child that left its server\'s process group, and onl
   assert.equal(isPidAlive(server!.pid), false, 'the server is gone');
   assert.equal(isPidAlive(child), false, 'the child that left the group is gone too');
   assert.equal(isPidAlive(other.pid!), true, 'a process of another run is left alone');
+});
+
+test('a port taken after the check, while the server was still starting (EADDRINUSE in its log), is retried with new ports', { timeout: 60_000 }, async (t) => {
+  const squatters: net.Server[] = [];
+  t.after(() => Promise.all(squatters.map((squatter) => new Promise((resolve) => squatter.close(resolve)))));
+  const taken: number[] = [];
+  // The server listens 1 s after it starts; on the first attempt a foreign process takes its port 300 ms in.
+  const slow = {
+    name: 'api',
+    command: [process.execPath, SERVER],
+    health: '/health',
+    env: ({ ports }: { ports: Record<string, number> }) => {
+      if (taken.length === 0) {
+        const port = ports.api!;
+        taken.push(port);
+        setTimeout(() => {
+          const squatter = net.createServer();
+          squatter.listen(port, '127.0.0.1');
+          squatters.push(squatter);
+        }, 300);
+      }
+      return { LISTEN_DELAY_MS: '1000' };
+    },
+  };
+  const manager = new LaneManager(options(await tempDir(t), { servers: [slow], database: false }));
+  t.after(() => manager.teardown({ keep: false }));
+  const warnings: string[] = [];
+  t.mock.method(console, 'warn', (message: string) => void warnings.push(message));
+  const lane = await manager.ensureLane('squatted');
+  assert.equal(taken.length, 1);
+  assert.notEqual(lane.ports.api, taken[0], 'the lane got a new port');
+  assert.equal((await fetch(`${lane.urls.api}/health`)).status, 200);
+  assert.match(warnings.join(''), new RegExp(`Port ${taken[0]} of server "api" for project "squatted" was taken by another process after it was checked: .*EADDRINUSE.* Trying new ports for project "squatted" .*\\(attempt 2 of 3\\)`));
 });
 
 test('bad lane options are rejected with INVALID_OPTION naming the value', () => {
