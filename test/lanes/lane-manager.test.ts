@@ -229,7 +229,7 @@ test('a port taken after the check, while the server was still starting (EADDRIN
         const port = ports.api!;
         taken.push(port);
         setTimeout(() => {
-          const squatter = net.createServer();
+          const squatter = net.createServer((socket) => socket.destroy());
           squatter.listen(port, '127.0.0.1');
           squatters.push(squatter);
         }, 300);
