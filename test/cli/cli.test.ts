@@ -167,6 +167,42 @@ test('gc --dry-run counts the server processes gc then kills: one per process gr
   assert.deepEqual(members(), [], 'the whole group is gone');
 });
 
+test('up stops by itself once down removed its lane', { timeout: 120_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const child = spawn(process.execPath, [BIN, 'up', '--project', 'api', '--config', CONFIG, '--state-dir', stateDir], {
+    cwd: root,
+    env: { ...process.env, E2E_LANES_RUN_ID: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`up printed no lane within 60 s:\n${out}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Press Ctrl-C')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const runId = /Press Ctrl-C to stop the lane \(run (\S+)\)/.exec(out)?.[1];
+  assert.ok(runId, out);
+  const down = await cli(['down', '--run', runId, '--config', CONFIG, '--state-dir', stateDir]);
+  assert.equal(down.code, 0, down.stderr);
+  const started = Date.now();
+  const ended = await Promise.race([exited(child).then(() => true), sleep(15_000).then(() => false)]);
+  assert.ok(ended, `up still runs 15 s after down:\n${out}`);
+  assert.ok(Date.now() - started < 10_000);
+  assert.equal(child.exitCode, 0, out);
+  assert.match(out, /The lane was removed from allocated-lanes\.json \(e2e-lanes down\); stopping what is left of it\./);
+  const status = await cli(['--config', CONFIG, '--state-dir', stateDir]);
+  assert.match(status.stdout, /No lanes\./);
+});
+
 test('doctor checks everything and fails when Postgres is unreachable', { timeout: 120_000 }, async (t) => {
   const stateDir = await tempDir(t);
   const ok = await cli(['doctor', '--config', CONFIG, '--state-dir', stateDir]);
