@@ -22,8 +22,8 @@ import {
   type LaneKey,
 } from '../state/index.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
-import { laneLogDir } from './log-dir.js';
-import { baseServerName, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
+import { laneLogDir, pruneLogDirs } from './log-dir.js';
+import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
@@ -123,6 +123,7 @@ export class LaneManager {
     this.#prepared ??= (async () => {
       const reaped = await reapStaleLanes(this.stateDir, this.#leaseMs);
       await this.ports.reapStale();
+      await this.#pruneLogs();
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
       await this.databases.reapStale();
@@ -331,6 +332,15 @@ export class LaneManager {
       await this.#forget(key);
       throw error;
     }
+  }
+
+  /** Deletes old runs' log folders (see `keepLogs`); what is left in the ledgers after reaping is alive or kept. */
+  async #pruneLogs(): Promise<void> {
+    const live = new Set<string>([this.runId]);
+    for (const entry of (await this.#ledger.read()).entries) live.add(entry.runId);
+    for (const entry of (await this.ports.file.read()).entries) live.add(entry.runId);
+    const removed = await pruneLogDirs(this.stateDir, this.options.keepLogs ?? DEFAULT_KEEP_LOGS, live);
+    if (removed.length > 0) debug('deleted the log folders of %d earlier run(s): %o', removed.length, removed);
   }
 
   /** New ports for a lane whose port was taken by someone else between allocation and start. */

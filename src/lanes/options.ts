@@ -80,7 +80,16 @@ export interface LanesOptions {
    * @default false
    */
   allowWebServer?: boolean;
+  /**
+   * How many earlier runs' server log folders (`<stateDir>/lanes/<run id>`) to keep: at the start
+   * of a run, older ones are deleted. Folders of live and kept runs are never deleted and do not count.
+   * @default 5
+   */
+  keepLogs?: number;
 }
+
+/** Earlier runs whose log folders are kept (see `keepLogs`). */
+export const DEFAULT_KEEP_LOGS = 5;
 
 /** Port names a lane needs for its servers. */
 export function lanePortNames(options: LanesOptions): string[] {
@@ -117,6 +126,11 @@ export function validateLanesOptions(options: LanesOptions): void {
   if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0)) {
     throw new LanesError('INVALID_OPTION', `Invalid prefetch ${JSON.stringify(options.prefetch)}.`, {
       hint: 'Use a whole number of lanes to boot ahead (0 boots each lane only when asked for; the default is 1).',
+    });
+  }
+  if (options.keepLogs !== undefined && !(Number.isInteger(options.keepLogs) && options.keepLogs >= 0)) {
+    throw new LanesError('INVALID_OPTION', `Invalid keepLogs ${JSON.stringify(options.keepLogs)}.`, {
+      hint: `Use a whole number of earlier runs whose log folders to keep (0 keeps only live runs'; the default is ${DEFAULT_KEEP_LOGS}).`,
     });
   }
   if (options.allowWebServer !== undefined && typeof options.allowWebServer !== 'boolean') {

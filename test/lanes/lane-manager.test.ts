@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import type { LanesOptions } from '../../src/lanes/options.js';
 import { processGroupOf } from '../../src/lanes/orphans.js';
-import { isPidAlive } from '../../src/state/index.js';
+import { laneLedger } from '../../src/lanes/lane-ledger.js';
+import { isPidAlive, newOwner } from '../../src/state/index.js';
 import { FIXTURES, query, useTestDatabases } from '../databases/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -246,6 +247,33 @@ test('a port taken after the check, while the server was still starting (EADDRIN
   assert.notEqual(lane.ports.api, taken[0], 'the lane got a new port');
   assert.equal((await fetch(`${lane.urls.api}/health`)).status, 200);
   assert.match(warnings.join(''), new RegExp(`Port ${taken[0]} of server "api" for project "squatted" was taken by another process after it was checked: .*EADDRINUSE.* Trying new ports for project "squatted" .*\\(attempt 2 of 3\\)`));
+});
+
+test('keeps the log folders of the last runs only (keepLogs, default 5), never those of a live run', { timeout: 30_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const lanes = join(stateDir, 'lanes');
+  // Ten earlier runs, one minute apart; the oldest one is still alive (it holds a lane).
+  const runs = Array.from({ length: 10 }, (_, index) => `old-run-${index}`);
+  for (const [index, run] of runs.entries()) {
+    await mkdir(join(lanes, run, 'project-abc123'), { recursive: true });
+    await writeFile(join(lanes, run, 'project-abc123', 'backend.log'), 'log\n');
+    const when = new Date(Date.now() - (runs.length - index) * 60_000);
+    await utimes(join(lanes, run), when, when);
+  }
+  await laneLedger(stateDir).update((doc) => {
+    doc.entries.push({ runId: 'old-run-0', project: 'p', owner: newOwner('old-run-0'), status: 'up', ports: {}, servers: [], logDir: join(lanes, 'old-run-0') });
+  });
+  const left = async (): Promise<string[]> => (await readdir(lanes)).sort();
+
+  await new LaneManager(options(stateDir, { servers: [], database: false })).prepare();
+  assert.deepEqual(await left(), ['old-run-0', 'old-run-5', 'old-run-6', 'old-run-7', 'old-run-8', 'old-run-9'], 'the 5 newest and the live one');
+  await new LaneManager(options(stateDir, { servers: [], database: false, keepLogs: 2 })).prepare();
+  assert.deepEqual(await left(), ['old-run-0', 'old-run-8', 'old-run-9']);
+  await new LaneManager(options(stateDir, { servers: [], database: false, keepLogs: 0 })).prepare();
+  assert.deepEqual(await left(), ['old-run-0']);
+  for (const keepLogs of [-1, 1.5, '3' as never]) {
+    assert.throws(() => new LaneManager({ keepLogs }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('keepLogs'));
+  }
 });
 
 test('bad lane options are rejected with INVALID_OPTION naming the value', () => {
