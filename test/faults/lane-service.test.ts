@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { isPidAlive } from '../../src/state/index.js';
 import { announcedLanes, assertNothingLeft, expectExit, reportTests, sandbox, startPlaywright, suite, useSharedPostgres } from './helpers.ts';
 
 // Ports 7400-7499: this file's block (7499 is the leftover webServer's).
@@ -38,6 +41,25 @@ describe('the lane service and lane boots', { concurrency: false }, () => {
       assert.match(message, /last answer: HTTP 500/);
     }
     assert.equal(run.output().match(/SERVER_START_TIMEOUT/g), null);
+    await assertNothingLeft(box, [run.runId], { output: run.output() });
+  });
+
+  test('a server that ignores SIGTERM and starts a child in its own session: the run exits 0 and the child is gone', async (t) => {
+    const box = await sandbox(t, { ports: PORTS });
+    const pidFile = join(box.dir, 'child.pid');
+    const run = startPlaywright(box, { config: suite('escape'), env: { FAULTS_CHILD_PID_FILE: pidFile } });
+    let child: number | undefined;
+    t.after(() => {
+      try {
+        if (child) process.kill(child, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    });
+    expectExit(await run.exit, 0, run.output());
+    child = Number(await readFile(pidFile, 'utf8'));
+    assert.ok(Number.isInteger(child) && child > 0, `the child wrote its pid: ${child}`);
+    assert.equal(isPidAlive(child), false, 'the child that left the server\'s process group survived the run');
     await assertNothingLeft(box, [run.runId], { output: run.output() });
   });
 
