@@ -297,6 +297,7 @@ export class LaneManager {
             secrets: secret ? [secret] : [],
             // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
             output: keepLanes(this.options) ? 'file' : 'pipe',
+            ...(this.options.host ? { host: this.options.host } : {}),
           });
         } catch (error) {
           if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || this.#closing) throw error;

@@ -1,6 +1,7 @@
 import { LanesError } from '../errors.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
 import type { ServerDefinition } from '../servers/index.js';
+import { checkLaneHost } from '../servers/options.js';
 
 /**
  * Options of the database half of a lane: those of DatabaseAllocator, less what the lanes set
@@ -86,6 +87,12 @@ export interface LanesOptions {
    * @default 5
    */
   keepLogs?: number;
+  /**
+   * The host of the lanes' URLs, health checks and `baseURL`: `'127.0.0.1'`, or `'localhost'` for
+   * apps that set cookies for `domain: "localhost"`. Servers listen on 127.0.0.1 either way.
+   * @default '127.0.0.1'
+   */
+  host?: '127.0.0.1' | 'localhost';
 }
 
 /** Earlier runs whose log folders are kept (see `keepLogs`). */
@@ -133,6 +140,7 @@ export function validateLanesOptions(options: LanesOptions): void {
       hint: `Use a whole number of earlier runs whose log folders to keep (0 keeps only live runs'; the default is ${DEFAULT_KEEP_LOGS}).`,
     });
   }
+  checkLaneHost(options.host, 'host');
   if (options.allowWebServer !== undefined && typeof options.allowWebServer !== 'boolean') {
     throw new LanesError('INVALID_OPTION', `Invalid allowWebServer ${JSON.stringify(options.allowWebServer)}.`, { hint: 'Use true or false.' });
   }

@@ -40,9 +40,25 @@ export interface ResolvedServer {
   output: 'pipe' | 'file';
 }
 
-/** `http://127.0.0.1:<port>`: never `localhost`, which may resolve to ::1. */
-export function loopbackUrl(port: number): string {
-  return `http://127.0.0.1:${port}`;
+/** Host names lane URLs may use. */
+export const LANE_HOSTS = ['127.0.0.1', 'localhost'] as const;
+export type LaneHost = (typeof LANE_HOSTS)[number];
+
+/**
+ * `http://127.0.0.1:<port>` by default: `localhost` may resolve to ::1 first. `localhost` is for
+ * apps that set cookies for `domain: "localhost"` (Node's HTTP client and browsers try both families).
+ */
+export function loopbackUrl(port: number, host: LaneHost = '127.0.0.1'): string {
+  return `http://${host}:${port}`;
+}
+
+/** Rejects a host that lane URLs cannot use, naming `where` it is configured. */
+export function checkLaneHost(host: unknown, where: string): LaneHost {
+  if (host === undefined) return '127.0.0.1';
+  if (typeof host === 'string' && (LANE_HOSTS as readonly string[]).includes(host)) return host as LaneHost;
+  throw new LanesError('INVALID_OPTION', `Invalid ${where} ${JSON.stringify(host)}.`, {
+    hint: "Use '127.0.0.1' (the default) or 'localhost' (for apps whose cookies are set for domain \"localhost\"); servers must listen on 127.0.0.1 either way.",
+  });
 }
 
 /** `api-v2` → `API_V2`, the stem of `<NAME>_PORT` and `<NAME>_URL`. */
@@ -115,12 +131,13 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   if (typeof options?.logDir !== 'string' || options.logDir === '') {
     throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`logDir\` must be a folder path.`);
   }
+  const host = checkLaneHost(options.host, `\`host\` of server "${def.name}" for project "${ctx.project}":`);
   if (options.output !== undefined && options.output !== 'pipe' && options.output !== 'file') {
     throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`output\` must be 'pipe' or 'file', got ${JSON.stringify(options.output)}.`);
   }
   const [file, ...args] = typeof def.command === 'string' ? [def.command] : def.command;
   const health = def.health ?? SERVER_DEFAULTS.health;
-  const url = port === undefined ? undefined : loopbackUrl(port);
+  const url = port === undefined ? undefined : loopbackUrl(port, host);
   const databasePassword = ctx.databaseUrl === undefined ? undefined : passwordOf(ctx.databaseUrl);
   return {
     name: def.name,
@@ -130,7 +147,7 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     args,
     shell: typeof def.command === 'string',
     cwd: path.resolve(def.cwd ?? process.cwd()),
-    env: buildEnv(def, ctx, port),
+    env: buildEnv(def, ctx, port, host),
     port,
     url,
     healthUrl: url === undefined || health === false ? undefined : url + health,
@@ -150,14 +167,14 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
  * The process environment: the parent's (less {@link PRIVATE_RUNNER_ENV}), then `PORT`, `<NAME>_PORT` /
  * `<NAME>_URL` for every named port of the lane, `DATABASE_URL`, then the definition's `env`. @internal
  */
-function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
+function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined, host: LaneHost): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !PRIVATE_RUNNER_ENV.includes(key)) env[key] = value;
   }
   for (const [name, lanePort] of Object.entries(ctx.ports)) {
     env[`${envName(name)}_PORT`] = String(lanePort);
-    env[`${envName(name)}_URL`] = loopbackUrl(lanePort);
+    env[`${envName(name)}_URL`] = loopbackUrl(lanePort, host);
   }
   if (port !== undefined) env.PORT = String(port);
   if (ctx.databaseUrl !== undefined) env.DATABASE_URL = ctx.databaseUrl;

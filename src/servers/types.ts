@@ -115,6 +115,13 @@ export interface StartServerOptions {
    * @default 'pipe'
    */
   output?: 'pipe' | 'file';
+  /**
+   * The host of the server's URL, its health check and the `<NAME>_URL` variables: `'127.0.0.1'`,
+   * or `'localhost'` for apps that set cookies for `domain: "localhost"`. The server still listens
+   * on 127.0.0.1 (`localhost` reaches it too).
+   * @default '127.0.0.1'
+   */
+  host?: '127.0.0.1' | 'localhost';
 }
 
 /** How a started server's process ended. */

@@ -276,6 +276,26 @@ test('keeps the log folders of the last runs only (keepLogs, default 5), never t
   }
 });
 
+test("host: 'localhost' puts localhost in the lane's URLs, health checks, baseURL and <NAME>_URL variables", { timeout: 60_000 }, async (t) => {
+  const manager = new LaneManager(options(await tempDir(t), { database: false, host: 'localhost' }));
+  t.after(() => manager.teardown({ keep: false }));
+  const lane = await manager.ensureLane('cookies');
+  assert.equal(lane.urls.api, `http://localhost:${lane.ports.api}`);
+  assert.equal(lane.urls.web, `http://localhost:${lane.ports.web}`);
+  assert.equal(lane.baseURL, lane.urls.web);
+  const env = (await (await fetch(`${lane.urls.api}/env`)).json()) as Record<string, string>;
+  assert.equal(env.WEB_URL, `http://localhost:${lane.ports.web}`);
+  assert.equal(env.REQUIRE_URL, undefined);
+  const web = (await (await fetch(`${lane.urls.web}/env`)).json()) as Record<string, string>;
+  assert.equal(web.REQUIRE_URL, `http://localhost:${lane.ports.api}/health`, 'a dependent server sees the URL with the host');
+  for (const host of ['example.com', '::1', '']) {
+    assert.throws(() => new LaneManager({ host: host as never }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('host'));
+  }
+  const byDefault = new LaneManager(options(await tempDir(t), { database: false }));
+  t.after(() => byDefault.teardown({ keep: false }));
+  assert.equal((await byDefault.ensureLane('plain')).urls.api!.startsWith('http://127.0.0.1:'), true);
+});
+
 test('bad lane options are rejected with INVALID_OPTION naming the value', () => {
   for (const prefetch of [-1, 1.5, Number.NaN]) {
     assert.throws(() => new LaneManager({ prefetch }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('prefetch'));
