@@ -129,11 +129,17 @@ function spawnGroup(server: ResolvedServer, sink: OutputSink): ChildProcess {
   return child;
 }
 
-/** Whether the log shows that binding `port` failed with EADDRINUSE (Node, Go, Python… all print the code and the port). @internal */
+/**
+ * Whether the log shows that binding `port` failed: a line with EADDRINUSE that names the port, or
+ * is followed within a few lines by one that does (Node prints the error's `port: N` below it). @internal
+ */
 function bindFailed(tail: string[], port: number): boolean {
-  const text = tail.join('\n');
-  return text.includes('EADDRINUSE') && new RegExp(`(?<!\\d)${port}(?!\\d)`).test(text);
+  const names = new RegExp(`(?<!\\d)${port}(?!\\d)`);
+  return tail.some((line, index) => line.includes('EADDRINUSE') && tail.slice(index, index + BIND_ERROR_LINES).some((near) => names.test(near)));
 }
+
+/** How many lines from an EADDRINUSE line on may name the port. */
+const BIND_ERROR_LINES = 10;
 
 /** @internal */
 function describeCommand(server: ResolvedServer): string {

@@ -151,6 +151,20 @@ test('unhealthyAfterMs: a shorter window gives up sooner, false waits for the ti
   }
 });
 
+test('EADDRINUSE on its own port makes an exit SERVER_PORT_IN_USE; EADDRINUSE on another port does not', async (t) => {
+  const port = await freePort();
+  const exitWith = (lines: string[]): string[] => [process.execPath, '-e', `${lines.map((line) => `console.error(${JSON.stringify(line)});`).join(' ')} process.exit(1)`];
+  const own = await startFailure(
+    startServer({ name: 'backend', command: exitWith(['Error: listen EADDRINUSE: address already in use 127.0.0.1', '    at Server.setupListenHandle', `  port: ${port}`]) }, laneContext({ backend: port }), { logDir: tempDir(t) }),
+  );
+  assertLanesError(own, 'SERVER_PORT_IN_USE');
+  assert.match(own.message, new RegExp(`Port ${port} of server "backend" for project "chromium-a" was taken by another process after it was checked: the server exited \\(code 1\\) and its log shows EADDRINUSE on port ${port}`));
+  const other = await startFailure(
+    startServer({ name: 'backend', command: exitWith([`starting on ${port}`, 'inspector: listen EADDRINUSE 127.0.0.1:9229']) }, laneContext({ backend: port }), { logDir: tempDir(t) }),
+  );
+  assertLanesError(other, 'SERVER_EXITED');
+});
+
 test('kills grandchildren started through a shell', async (t) => {
   const logDir = tempDir(t);
   const pidFile = path.join(logDir, 'grandchild.pid');
