@@ -30,7 +30,9 @@ export type LanesErrorCode =
   | 'LANE_NOT_READY'
   | 'DATABASE_URL_CHANGED'
   | 'EMBEDDED_POSTGRES_DIED'
-  | 'DATABASE_RESET_FAILED';
+  | 'DATABASE_RESET_FAILED'
+  | 'LANE_REQUEST_INVALID'
+  | 'SERVER_UNHEALTHY';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

@@ -1,5 +1,5 @@
 import { killProcessGroup } from '../servers/index.js';
-import { isServerOfRun } from '../lanes/orphans.js';
+import { isServerOfRun, killRunStragglers } from '../lanes/orphans.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { releaseEmbeddedRuns } from '../postgres/index.js';
 import { debugLogger } from '../log.js';
@@ -39,6 +39,8 @@ export async function tearDownRuns(state: State, which: { runs?: string[]; all?:
       await killProcessGroup(server.pid, { timeout: 3_000 });
       report.killedPids.push(server.pid);
     }
+    // Processes of the run that left their server's process group (they carry its marks).
+    report.killedPids.push(...(await killRunStragglers(runId, { timeout: 3_000 })));
     if (state.databases) report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
     report.ports += (await state.ports.releaseRun(runId)).length;
   }

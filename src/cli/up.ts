@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LanesError } from '../errors.js';
+import { laneLedger, LANES_FILE } from '../lanes/lane-ledger.js';
 import { LaneManager, type Lane } from '../lanes/lane-manager.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { redactUrl } from '../redact.js';
@@ -34,11 +36,32 @@ export async function holdLane(
   }
   console.log(describeLane(lane, out.showSecrets));
   console.log(`\nPress Ctrl-C to stop the lane (run ${manager.runId}).`);
-  // The servers are unref'd children and signal listeners do not keep Node alive: hold it open.
-  const hold = setInterval(() => undefined, 60_000);
-  await stop.finally(() => clearInterval(hold));
-  console.log('\nStopping…');
+  const removed = new AbortController();
+  // Also holds Node open: the servers are unref'd children and signal listeners do not.
+  const watching = watchLedger(manager, lane, removed.signal);
+  const why = await Promise.race([stop, watching]);
+  removed.abort();
+  console.log(why === 'removed' ? `\nThe lane was removed from ${LANES_FILE} (e2e-lanes down); stopping what is left of it.` : '\nStopping…');
   await manager.teardown({ keep: false });
+}
+
+/** How often `up` checks that its lane is still recorded. */
+const LEDGER_POLL_MS = 1_000;
+
+/**
+ * Resolves `'removed'` once the lane's entry is gone from the lanes ledger (`e2e-lanes down`
+ * removed it), polling every second until `signal` aborts. A ledger that cannot be read counts as
+ * unknown, not as removed.
+ */
+async function watchLedger(manager: LaneManager, lane: Lane, signal: AbortSignal): Promise<'removed' | 'stopped'> {
+  const ledger = laneLedger(manager.stateDir);
+  while (!signal.aborted) {
+    await sleep(LEDGER_POLL_MS, undefined, { signal }).catch(() => undefined);
+    if (signal.aborted) break;
+    const entries = await ledger.read().then((doc) => doc.entries, () => undefined);
+    if (entries && !entries.some((entry) => entry.runId === manager.runId && entry.project === lane.project && entry.worker === undefined)) return 'removed';
+  }
+  return 'stopped';
 }
 
 function describeLane(lane: Lane, showSecrets: boolean): string {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseAllocator, type TemplateInfo } from '../databases/index.js';
-import { isLanesError, LanesError } from '../errors.js';
+import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { PortAllocator, type PortAllocation } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
@@ -22,9 +22,9 @@ import {
   type LaneKey,
 } from '../state/index.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
-import { laneLogDir } from './log-dir.js';
-import { baseServerName, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
-import { SERVER_MARK_ENV } from './orphans.js';
+import { laneLogDir, pruneLogDirs } from './log-dir.js';
+import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
+import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
 
@@ -94,6 +94,8 @@ export class LaneManager {
         // already gone
       }
     }
+    // And what left those groups but carries this run's marks.
+    killRunStragglersNow(this.runId, resolveOwnerPid());
   };
   readonly #ledger;
   #prepared: Promise<PrepareReport> | undefined;
@@ -101,8 +103,8 @@ export class LaneManager {
   #closing = false;
   /** Lanes booted ahead by `prefetchLane` that nobody has asked for yet. */
   readonly #unclaimed = new Set<string>();
-  /** Why a lane booted ahead failed, kept for the first request of that lane. */
-  readonly #prefetchFailures = new Map<string, unknown>();
+  /** Why a lane's boot failed, by lane: every later request of that lane gets it at once (not booted again). */
+  readonly #failures = new Map<string, { error: unknown; at: Date }>();
 
   constructor(options: LanesOptions & { runId?: string } = {}) {
     validateLanesOptions(options);
@@ -121,6 +123,7 @@ export class LaneManager {
     this.#prepared ??= (async () => {
       const reaped = await reapStaleLanes(this.stateDir, this.#leaseMs);
       await this.ports.reapStale();
+      await this.#pruneLogs();
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
       await this.databases.reapStale();
@@ -138,19 +141,16 @@ export class LaneManager {
     if (worker !== undefined) key.worker = worker;
     const id = laneId(key);
     this.#unclaimed.delete(id);
-    const failedAhead = this.#prefetchFailures.get(id);
-    if (failedAhead !== undefined) {
-      // Booted ahead and failed before anyone asked: report that boot instead of starting another.
-      this.#prefetchFailures.delete(id);
-      return Promise.reject(failedAhead);
-    }
+    const failed = this.#failures.get(id);
+    // A lane is booted once per run: a broken server would cost every later request its timeout again.
+    if (failed) return Promise.reject(rememberedFailure(key, failed.error, failed.at));
     return this.#running(key, id).then((item) => item.lane);
   }
 
   /**
    * Starts booting the lane of `project` (one lane per project) before anyone asks for it, unless
-   * it is booting or up already or teardown has begun. Never rejects: if that boot fails, the
-   * first `ensureLane` of the project gets its error.
+   * it is booting, up or failed already or teardown has begun. Never rejects: if that boot fails,
+   * every `ensureLane` of the project gets its error.
    */
   prefetchLane(project: string): void {
     let key: LaneKey;
@@ -160,13 +160,12 @@ export class LaneManager {
       return; // the project's own request reports the bad name
     }
     const id = laneId(key);
-    if (this.#closing || this.#lanes.has(id) || this.#prefetchFailures.has(id)) return;
+    if (this.#closing || this.#lanes.has(id) || this.#failures.has(id)) return;
     this.#unclaimed.add(id);
     this.#running(key, id).then(
       () => this.#unclaimed.delete(id),
       (error: unknown) => {
-        // If the project asked meanwhile, its request got the error itself.
-        if (this.#unclaimed.delete(id) && !this.#closing) this.#prefetchFailures.set(id, error);
+        this.#unclaimed.delete(id);
         debug('lane of %s booted ahead failed: %O', describeLane(key), error);
       },
     );
@@ -185,7 +184,11 @@ export class LaneManager {
       }
       running = this.#boot(key);
       this.#lanes.set(id, running);
-      running.catch(() => this.#lanes.delete(id));
+      running.catch((error: unknown) => {
+        this.#lanes.delete(id);
+        // Not a failure of the lane: a boot cut short by the teardown.
+        if (!this.#closing && !isLanesError(error, 'INTERRUPTED')) this.#failures.set(id, { error, at: new Date() });
+      });
     }
     return running;
   }
@@ -250,6 +253,12 @@ export class LaneManager {
     };
     (await Promise.allSettled(running.map((result) => (result.status === 'fulfilled' ? result.value.servers.stopAll() : undefined)))).forEach(collect);
     this.#lanes.clear();
+    // Servers are stopped "with everything they spawned": also what left their process groups.
+    const stragglers = await settle(killRunStragglers(this.runId, { ownerPid: resolveOwnerPid() }));
+    collect(stragglers);
+    if (stragglers.status === 'fulfilled' && stragglers.value.length > 0) {
+      debug('killed %d process(es) of run %s that had left their server\'s process group: %o', stragglers.value.length, this.runId, stragglers.value);
+    }
     if (this.databases) {
       if (prepared) collect(await settle(this.databases.releaseRun(this.runId)));
       collect(await settle(this.databases.close()));
@@ -288,6 +297,7 @@ export class LaneManager {
             secrets: secret ? [secret] : [],
             // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
             output: keepLanes(this.options) ? 'file' : 'pipe',
+            ...(this.options.host ? { host: this.options.host } : {}),
           });
         } catch (error) {
           if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || this.#closing) throw error;
@@ -323,6 +333,15 @@ export class LaneManager {
       await this.#forget(key);
       throw error;
     }
+  }
+
+  /** Deletes old runs' log folders (see `keepLogs`); what is left in the ledgers after reaping is alive or kept. */
+  async #pruneLogs(): Promise<void> {
+    const live = new Set<string>([this.runId]);
+    for (const entry of (await this.#ledger.read()).entries) live.add(entry.runId);
+    for (const entry of (await this.ports.file.read()).entries) live.add(entry.runId);
+    const removed = await pruneLogDirs(this.stateDir, this.options.keepLogs ?? DEFAULT_KEEP_LOGS, live);
+    if (removed.length > 0) debug('deleted the log folders of %d earlier run(s): %o', removed.length, removed);
   }
 
   /** New ports for a lane whose port was taken by someone else between allocation and start. */
@@ -390,6 +409,22 @@ export class LaneManager {
       this.#ledger.update((doc) => void (doc.entries = doc.entries.filter((entry) => !sameLane(entry, key)))),
     ]);
   }
+}
+
+/**
+ * The error of a later request for a lane whose boot failed: the first boot's error (same code and
+ * hint), saying that it is that boot's, remembered, and that the lane is not booted again.
+ */
+function rememberedFailure(key: LaneKey, error: unknown, at: Date): Error {
+  const when = at.toISOString().slice(11, 19);
+  const intro = `The lane of ${describeLane(key)} failed to boot at ${when} UTC and is not booted again in this run; this is the remembered error of that first boot:`;
+  if (!isLanesError(error)) return new Error(`${intro}\n${messageOf(error)}`, { cause: error });
+  const message = error.hint === undefined ? error.message : error.message.slice(0, error.message.lastIndexOf('\nHint: '));
+  return new LanesError(error.code, `${intro}\n${message}`, {
+    ...(error.hint !== undefined ? { hint: error.hint } : {}),
+    cause: error,
+    details: { ...error.details, remembered: true, failedAt: at.toISOString() },
+  });
 }
 
 function laneId(key: LaneKey): string {

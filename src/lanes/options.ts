@@ -1,6 +1,7 @@
 import { LanesError } from '../errors.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
 import type { ServerDefinition } from '../servers/index.js';
+import { checkLaneHost } from '../servers/options.js';
 
 /**
  * Options of the database half of a lane: those of DatabaseAllocator, less what the lanes set
@@ -73,7 +74,29 @@ export interface LanesOptions {
    * @default false
    */
   debug?: boolean;
+  /**
+   * Let a Playwright `webServer` in the config run next to the lanes. Without it, global setup
+   * refuses such a config (`CONFIG_INVALID`): that server runs once for the whole run, outside
+   * every lane; its place is the `servers` option.
+   * @default false
+   */
+  allowWebServer?: boolean;
+  /**
+   * How many earlier runs' server log folders (`<stateDir>/lanes/<run id>`) to keep: at the start
+   * of a run, older ones are deleted. Folders of live and kept runs are never deleted and do not count.
+   * @default 5
+   */
+  keepLogs?: number;
+  /**
+   * The host of the lanes' URLs, health checks and `baseURL`: `'127.0.0.1'`, or `'localhost'` for
+   * apps that set cookies for `domain: "localhost"`. Servers listen on 127.0.0.1 either way.
+   * @default '127.0.0.1'
+   */
+  host?: '127.0.0.1' | 'localhost';
 }
+
+/** Earlier runs whose log folders are kept (see `keepLogs`). */
+export const DEFAULT_KEEP_LOGS = 5;
 
 /** Port names a lane needs for its servers. */
 export function lanePortNames(options: LanesOptions): string[] {
@@ -111,6 +134,15 @@ export function validateLanesOptions(options: LanesOptions): void {
     throw new LanesError('INVALID_OPTION', `Invalid prefetch ${JSON.stringify(options.prefetch)}.`, {
       hint: 'Use a whole number of lanes to boot ahead (0 boots each lane only when asked for; the default is 1).',
     });
+  }
+  if (options.keepLogs !== undefined && !(Number.isInteger(options.keepLogs) && options.keepLogs >= 0)) {
+    throw new LanesError('INVALID_OPTION', `Invalid keepLogs ${JSON.stringify(options.keepLogs)}.`, {
+      hint: `Use a whole number of earlier runs whose log folders to keep (0 keeps only live runs'; the default is ${DEFAULT_KEEP_LOGS}).`,
+    });
+  }
+  checkLaneHost(options.host, 'host');
+  if (options.allowWebServer !== undefined && typeof options.allowWebServer !== 'boolean') {
+    throw new LanesError('INVALID_OPTION', `Invalid allowWebServer ${JSON.stringify(options.allowWebServer)}.`, { hint: 'Use true or false.' });
   }
   if (options.servers !== undefined && !Array.isArray(options.servers)) {
     throw new LanesError('INVALID_OPTION', 'Option `servers` must be an array of server definitions.');

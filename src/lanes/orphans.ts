@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { killProcessGroup } from '../servers/index.js';
 import { isPidAlive } from '../state/index.js';
 import { procStat } from '../state/proc.js';
 
@@ -69,4 +71,86 @@ export function findOrphanServers(): OrphanProcess[] {
     orphans.push({ pid, runId: env.get('E2E_LANES_RUN_ID') ?? '?', server, ownerPid, pgid: processGroupOf(pid) });
   }
   return orphans;
+}
+
+/** Pids of live processes on this host (Linux `/proc`; empty elsewhere). @internal */
+function livePids(): number[] {
+  try {
+    return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every live process on this host that carries the marks of run `runId` in its environment (the
+ * marks every lane server gets and its children inherit), optionally only those of one owner pid.
+ * Linux only; empty elsewhere. Zombies are left out: they run nothing.
+ */
+export function findRunProcesses(runId: string, ownerPid?: number): OrphanProcess[] {
+  const found: OrphanProcess[] = [];
+  for (const pid of livePids()) {
+    if (pid === process.pid || !isPidAlive(pid)) continue;
+    const env = processEnv(pid);
+    const server = env?.get(SERVER_MARK_ENV);
+    if (!env || !server || env.get('E2E_LANES_RUN_ID') !== runId) continue;
+    const owner = Number(env.get('E2E_LANES_OWNER_PID'));
+    if (ownerPid !== undefined && owner !== ownerPid) continue;
+    found.push({ pid, runId, server, ownerPid: owner, pgid: processGroupOf(pid) });
+  }
+  return found;
+}
+
+/**
+ * Kills what is left of run `runId` after its servers' process groups were stopped: processes
+ * that carry the run's marks but left their server's group (a child started in a session of its
+ * own, `setsid`, a daemonising `npm` script). A process's whole group is killed only when the
+ * group's leader carries the same marks; otherwise the process alone. SIGTERM, then SIGKILL after
+ * `timeout` ms.
+ *
+ * @returns the pids that were found (and killed).
+ */
+export async function killRunStragglers(runId: string, options: { ownerPid?: number; timeout?: number } = {}): Promise<number[]> {
+  const stragglers = findRunProcesses(runId, options.ownerPid);
+  if (stragglers.length === 0) return [];
+  const marked = new Set(stragglers.map((item) => item.pid));
+  const own = processGroupOf(process.pid);
+  const groups = new Set<number>();
+  const loners: number[] = [];
+  for (const item of stragglers) {
+    if (item.pgid > 1 && item.pgid !== own && marked.has(item.pgid)) groups.add(item.pgid);
+    else loners.push(item.pid);
+  }
+  const timeout = options.timeout ?? 2_000;
+  await Promise.all([
+    ...[...groups].map((pgid) => killProcessGroup(pgid, { timeout }).catch(() => false)),
+    ...loners.map((pid) => killProcess(pid, timeout)),
+  ]);
+  return stragglers.map((item) => item.pid);
+}
+
+/** The synchronous last resort (an `exit` hook): SIGKILL every process of run `runId` of this owner. */
+export function killRunStragglersNow(runId: string, ownerPid: number): void {
+  for (const item of findRunProcesses(runId, ownerPid)) {
+    try {
+      process.kill(item.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM, then SIGKILL once `timeout` ms passed. @internal */
+async function killProcess(pid: number, timeout: number): Promise<void> {
+  const signal = (name: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, name);
+    } catch {
+      // already gone
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + timeout;
+  while (isPidAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isPidAlive(pid)) signal('SIGKILL');
 }

@@ -10,7 +10,7 @@ const debug = debugLogger('reaper');
 export interface ReapReport {
   /** Lanes whose owner was dead or whose lease expired. */
   lanes: Array<{ entry: LaneEntry; reason: string }>;
-  /** Server processes that were killed (recorded ones and unrecorded orphans). */
+  /** Server processes that were killed (recorded ones and unrecorded orphans), one per process group. */
   killedPids: number[];
 }
 
@@ -31,19 +31,37 @@ export async function reapStaleLanes(stateDir: string, leaseMs: number, options:
     return found;
   });
   report.lanes = stale;
+  // What to kill is decided before anything is killed, so a dry run counts what a real one kills:
+  // one entry per process group (a server and everything in its group count once).
+  const groups = new Set<number>();
+  const plan: Array<{ pgid: number; pid: number; why: string }> = [];
   for (const { entry, reason } of stale) {
     debug('reaping %s: %s', describeLane(entry), reason);
     for (const server of entry.servers) {
-      if (!isServerOfRun(server.pid, entry.runId)) continue;
+      if (!isServerOfRun(server.pid, entry.runId) || groups.has(server.pid)) continue;
+      groups.add(server.pid);
       report.killedPids.push(server.pid);
-      if (!options.dryRun) await killProcessGroup(server.pid, { timeout: 3_000 });
+      plan.push({ pgid: server.pid, pid: server.pid, why: `server ${server.name} of ${describeLane(entry)}` });
     }
   }
   for (const orphan of findOrphanServers()) {
-    if (report.killedPids.includes(orphan.pid)) continue;
-    debug('killing orphan server %s (pid %d, run %s, owner %d gone)', orphan.server, orphan.pid, orphan.runId, orphan.ownerPid);
+    if (groups.has(orphan.pgid) || report.killedPids.includes(orphan.pid)) continue;
+    groups.add(orphan.pgid);
     report.killedPids.push(orphan.pid);
-    if (!options.dryRun) await killProcessGroup(orphan.pgid, { timeout: 3_000 });
+    plan.push({ pgid: orphan.pgid, pid: orphan.pid, why: `orphan server ${orphan.server} (pid ${orphan.pid}, run ${orphan.runId}, owner ${orphan.ownerPid} gone)` });
+  }
+  if (options.dryRun) return report;
+  for (const { pgid, pid, why } of plan) {
+    debug('killing %s', why);
+    await killProcessGroup(pgid, { timeout: 3_000 }).catch((error: unknown) => {
+      // A group this process may not signal as a whole (its own): the process alone.
+      debug('could not kill group %d (%O); killing pid %d', pgid, error, pid);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
   }
   return report;
 }

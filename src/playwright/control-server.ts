@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isLanesError } from '../errors.js';
+import { isLanesError, LanesError } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
 import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
@@ -24,14 +24,32 @@ export interface LaneRequest {
   worker?: number;
 }
 
+/** What the lane service serves: the lanes the run's config can ask for, and nothing else. */
+export interface ControlServerOptions {
+  /** Names of the projects of the run (selected ones and their dependencies): any other is refused with 404. */
+  projects: readonly string[];
+  /** The config's `workers`: a per-worker lane needs `0 ≤ worker < workers`. */
+  workers: number;
+  /** Boots lanes ahead of need. */
+  prefetcher?: LanePrefetcher | undefined;
+}
+
+/** A request body larger than this is refused: a lane request is a few dozen bytes. */
+const MAX_BODY_BYTES = 16_384;
+
 /**
  * A tiny HTTP service on 127.0.0.1 inside the Playwright runner: workers ask it for their lane, so
  * the lane's servers belong to the long-lived runner (not to a worker that may restart) and every
- * worker of a project gets the same lane. Requests need the run's random token.
+ * worker of a project gets the same lane. Requests need the run's random token (which lane servers
+ * never get, see PRIVATE_RUNNER_ENV), and only lanes of the run's projects and workers are served,
+ * so the service boots at most `projects × (workers + 1)` lanes.
  */
-export async function startControlServer(manager: LaneManager, prefetcher?: LanePrefetcher): Promise<ControlServer> {
+export async function startControlServer(manager: LaneManager, options: ControlServerOptions): Promise<ControlServer> {
+  if (!Array.isArray(options?.projects) || !Number.isInteger(options.workers) || options.workers < 1) {
+    throw new LanesError('INVALID_OPTION', `startControlServer: \`projects\` must be an array of project names and \`workers\` a whole number ≥ 1, got ${JSON.stringify({ projects: options?.projects, workers: options?.workers })}.`);
+  }
   const token = randomBytes(24).toString('hex');
-  const server = createServer((req, res) => void handle(manager, prefetcher, token, req, res));
+  const server = createServer((req, res) => void handle(manager, options, token, req, res));
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -64,18 +82,73 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
   ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, request.worker) })],
 ]);
 
-async function handle(manager: LaneManager, prefetcher: LanePrefetcher | undefined, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** A refused request: its HTTP status and the error the worker shows. */
+class Refused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      throw new Refused(413, 'LANE_REQUEST_INVALID', `The lane service got a request body larger than ${MAX_BODY_BYTES} bytes.`, 'Send {"project": "<name>"} or {"project": "<name>", "worker": <parallelIndex>}.');
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The request, checked against the run's projects and workers. */
+function parseRequest(text: string, options: ControlServerOptions): LaneRequest {
+  const shape = 'Send {"project": "<name>"} or {"project": "<name>", "worker": <parallelIndex>} with the token of the run.';
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got a body that is not JSON: ${JSON.stringify(text.slice(0, 80))}.`, shape);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service expects a JSON object, got ${JSON.stringify(text.slice(0, 80))}.`, shape);
+  }
+  const { project, worker, ...rest } = body as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service does not know the field(s) ${extra.map((key) => JSON.stringify(key)).join(', ')}.`, shape);
+  if (typeof project !== 'string') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service needs "project" as a string, got ${JSON.stringify(project) ?? 'nothing'}.`, shape);
+  if (worker !== undefined && !(Number.isInteger(worker) && (worker as number) >= 0 && (worker as number) < options.workers)) {
+    throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got worker ${JSON.stringify(worker)}; this run has ${options.workers} worker(s) (0 to ${options.workers - 1}).`, 'A per-worker lane is asked for with the worker\'s parallelIndex, which is below the config\'s `workers`.');
+  }
+  if (!options.projects.includes(project)) {
+    throw new Refused(404, 'LANE_NOT_FOUND', `Project ${JSON.stringify(project)} is not a project of this run (known: ${options.projects.map((name) => JSON.stringify(name)).join(', ') || 'none'}).`, 'Only the projects of the Playwright config that this run selected (and their dependencies) have lanes.');
+  }
+  return worker === undefined ? { project } : { project, worker: worker as number };
+}
+
+async function handle(manager: LaneManager, options: ControlServerOptions, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   if (req.headers.authorization !== `Bearer ${token}`) return reply(401, { error: { code: 'UNAUTHORIZED', message: 'bad token' } });
   const route = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined;
   if (!route) return reply(404, { error: { code: 'NOT_FOUND', message: `${req.method} ${req.url}` } });
+  let request: LaneRequest;
   try {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as LaneRequest;
-    reply(200, await route(manager, request, prefetcher));
+    request = parseRequest(await readBody(req), options);
+  } catch (error) {
+    if (!(error instanceof Refused)) return reply(400, { error: { code: 'LANE_REQUEST_INVALID', message: String((error as Error)?.message ?? error) } });
+    debug('refused lane request: %s', error.message);
+    return reply(error.status, { error: { code: error.code, message: error.message, hint: error.hint } });
+  }
+  try {
+    reply(200, await route(manager, request, options.prefetcher));
   } catch (error) {
     debug('lane request failed: %O', error);
     const lanes = isLanesError(error) ? error : undefined;

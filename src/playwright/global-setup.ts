@@ -40,6 +40,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   }
   const projects = selectedProjects(config);
   try {
+    assertNoWebServer(config, options.allowWebServer ?? false);
     assertBrowsers(projects);
   } catch (error) {
     throw showCode(error);
@@ -83,7 +84,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);
     const ahead = options.eager ? 0 : (options.prefetch ?? 1);
     const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
-    control = await startControlServer(manager, prefetcher);
+    control = await startControlServer(manager, { projects: projects.map((project) => project.name), workers: config.workers, prefetcher });
     if (disposing) {
       await control.close();
       return;
@@ -115,10 +116,42 @@ function appEnvNotices(options: LanesOptions): string[] {
   return lines;
 }
 
-/** The projects this invocation runs (respects `--project`). */
-function selectedProjects(config: FullConfig): FullProject[] {
+/**
+ * The projects this invocation runs, in the order of the config: those `--project` selected
+ * (Playwright ≥ 1.50 passes them as `config.filteredProjects`), plus the projects they depend on
+ * and their teardown projects, which Playwright runs too. @internal
+ */
+export function selectedProjects(config: FullConfig): FullProject[] {
   const filtered = (config as FullConfig & { filteredProjects?: FullProject[] }).filteredProjects;
-  return filtered && filtered.length > 0 ? filtered : config.projects;
+  if (!filtered) return config.projects;
+  const byName = new Map(config.projects.map((project) => [project.name, project]));
+  const chosen = new Set<string>();
+  const add = (name: string): void => {
+    const project = byName.get(name);
+    if (!project || chosen.has(name)) return;
+    chosen.add(name);
+    for (const dependency of project.dependencies ?? []) add(dependency);
+    if (project.teardown) add(project.teardown);
+  };
+  for (const project of filtered) add(project.name);
+  return config.projects.filter((project) => chosen.has(project.name));
+}
+
+/**
+ * Refuses a Playwright `webServer` left in the config: Playwright starts it once, outside any lane
+ * (on its own port, against whatever database its environment names), next to the lanes' servers.
+ */
+function assertNoWebServer(config: FullConfig, allowed: boolean): void {
+  if (allowed) return;
+  // A single webServer is `config.webServer`; an array is only kept on Playwright's internal config.
+  const internal = Object.getOwnPropertySymbols(config).find((symbol) => symbol.description === 'configInternalSymbol');
+  const kept = internal ? (config as unknown as Record<symbol, { webServers?: Array<{ command?: string }> }>)[internal]?.webServers : undefined;
+  const servers = kept && kept.length > 0 ? kept : config.webServer ? [config.webServer] : [];
+  if (servers.length === 0) return;
+  const commands = servers.map((server) => JSON.stringify(server.command ?? '(no command)')).join(', ');
+  throw new LanesError('CONFIG_INVALID', `The Playwright config has a \`webServer\` (${commands}) besides the lanes: Playwright starts it once for the whole run, outside every lane, on its own port and against the database of its own environment.`, {
+    hint: 'Move it into the `servers` option of withLanes (e.g. `servers: [{ name: \'frontend\', command: \'npm run start\', health: \'/\' }]`) and remove `webServer`; to keep it anyway next to the lanes, set `allowWebServer: true`.',
+  });
 }
 
 function laneIsolation(project: FullProject, fallback: 'project' | 'worker' | undefined): 'project' | 'worker' {

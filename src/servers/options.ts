@@ -5,6 +5,7 @@ import { readEnvFiles, isEnvFileOption, type EnvFile } from '../env-files.js';
 import { warn } from '../log.js';
 import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf } from '../redact.js';
+import { PRIVATE_RUNNER_ENV } from './private-env.js';
 import type { ServerContext, ServerDefinition, StartServerOptions } from './types.js';
 
 /** The defaults of {@link ServerDefinition}, in one place. */
@@ -13,6 +14,7 @@ export const SERVER_DEFAULTS = {
   timeout: 30_000,
   stopSignal: 'SIGTERM',
   stopTimeout: 5_000,
+  unhealthyAfterMs: 5_000,
 } as const satisfies Partial<ServerDefinition>;
 
 /** A definition with every default applied and its environment computed. */
@@ -30,6 +32,8 @@ export interface ResolvedServer {
   url: string | undefined;
   healthUrl: string | undefined;
   timeout: number;
+  /** Give up after this long of 5xx answers only; undefined: never before `timeout`. */
+  unhealthyAfterMs: number | undefined;
   stopSignal: NodeJS.Signals;
   stopTimeout: number;
   logFile: string;
@@ -39,9 +43,25 @@ export interface ResolvedServer {
   output: 'pipe' | 'file';
 }
 
-/** `http://127.0.0.1:<port>`: never `localhost`, which may resolve to ::1. */
-export function loopbackUrl(port: number): string {
-  return `http://127.0.0.1:${port}`;
+/** Host names lane URLs may use. */
+export const LANE_HOSTS = ['127.0.0.1', 'localhost'] as const;
+export type LaneHost = (typeof LANE_HOSTS)[number];
+
+/**
+ * `http://127.0.0.1:<port>` by default: `localhost` may resolve to ::1 first. `localhost` is for
+ * apps that set cookies for `domain: "localhost"` (Node's HTTP client and browsers try both families).
+ */
+export function loopbackUrl(port: number, host: LaneHost = '127.0.0.1'): string {
+  return `http://${host}:${port}`;
+}
+
+/** Rejects a host that lane URLs cannot use, naming `where` it is configured. */
+export function checkLaneHost(host: unknown, where: string): LaneHost {
+  if (host === undefined) return '127.0.0.1';
+  if (typeof host === 'string' && (LANE_HOSTS as readonly string[]).includes(host)) return host as LaneHost;
+  throw new LanesError('INVALID_OPTION', `Invalid ${where} ${JSON.stringify(host)}.`, {
+    hint: "Use '127.0.0.1' (the default) or 'localhost' (for apps whose cookies are set for domain \"localhost\"); servers must listen on 127.0.0.1 either way.",
+  });
 }
 
 /** `api-v2` → `API_V2`, the stem of `<NAME>_PORT` and `<NAME>_URL`. */
@@ -79,6 +99,9 @@ export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { po
   if (def.timeout !== undefined && !(Number.isFinite(def.timeout) && def.timeout > 0)) {
     throw invalid(`\`timeout\` must be a number of milliseconds > 0, got ${String(def.timeout)}.`);
   }
+  if (def.unhealthyAfterMs !== undefined && def.unhealthyAfterMs !== false && !(Number.isFinite(def.unhealthyAfterMs) && def.unhealthyAfterMs > 0)) {
+    throw invalid(`\`unhealthyAfterMs\` must be a number of milliseconds > 0 or false, got ${String(def.unhealthyAfterMs)}.`);
+  }
   if (def.stopTimeout !== undefined && !(Number.isFinite(def.stopTimeout) && def.stopTimeout >= 0)) {
     throw invalid(`\`stopTimeout\` must be a number of milliseconds ≥ 0, got ${String(def.stopTimeout)}.`);
   }
@@ -112,12 +135,13 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
   if (typeof options?.logDir !== 'string' || options.logDir === '') {
     throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`logDir\` must be a folder path.`);
   }
+  const host = checkLaneHost(options.host, `\`host\` of server "${def.name}" for project "${ctx.project}":`);
   if (options.output !== undefined && options.output !== 'pipe' && options.output !== 'file') {
     throw new LanesError('INVALID_OPTION', `Invalid options for server "${def.name}" of project "${ctx.project}": \`output\` must be 'pipe' or 'file', got ${JSON.stringify(options.output)}.`);
   }
   const [file, ...args] = typeof def.command === 'string' ? [def.command] : def.command;
   const health = def.health ?? SERVER_DEFAULTS.health;
-  const url = port === undefined ? undefined : loopbackUrl(port);
+  const url = port === undefined ? undefined : loopbackUrl(port, host);
   const databasePassword = ctx.databaseUrl === undefined ? undefined : passwordOf(ctx.databaseUrl);
   return {
     name: def.name,
@@ -127,11 +151,12 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     args,
     shell: typeof def.command === 'string',
     cwd: path.resolve(def.cwd ?? process.cwd()),
-    env: buildEnv(def, ctx, port),
+    env: buildEnv(def, ctx, port, host),
     port,
     url,
     healthUrl: url === undefined || health === false ? undefined : url + health,
     timeout: def.timeout ?? SERVER_DEFAULTS.timeout,
+    unhealthyAfterMs: def.unhealthyAfterMs === false ? undefined : (def.unhealthyAfterMs ?? SERVER_DEFAULTS.unhealthyAfterMs),
     stopSignal: def.stopSignal ?? SERVER_DEFAULTS.stopSignal,
     stopTimeout: def.stopTimeout ?? SERVER_DEFAULTS.stopTimeout,
     logFile: path.resolve(options.logDir, `${def.name}.log`),
@@ -156,21 +181,15 @@ function warnOverridden(def: ServerDefinition, ctx: ServerContext, files: EnvFil
 }
 
 /**
- * Env vars of the parent that servers never get: the toolkit's admin URL and where the run's lane
- * databases live (servers get their lane's `DATABASE_URL`).
+ * The process environment: the parent's (less {@link PRIVATE_RUNNER_ENV}), then the `envFile`s, then
+ * `PORT`, `<NAME>_PORT` / `<NAME>_URL` for every named port of the lane, the lane's database
+ * (`DATABASE_URL`, the `PG*` parts, and every other variable that held a PostgreSQL URL: see
+ * pointEnvAt), then the definition's `env`. @internal
  */
-const WITHHELD_ENV = new Set(['E2E_LANES_DATABASE_URL', 'E2E_LANES_LANE_DATABASES']);
-
-/**
- * The process environment: the parent's (less {@link WITHHELD_ENV}), then the `envFile`s, then `PORT`, `<NAME>_PORT` /
- * `<NAME>_URL` for every named port of the lane, the lane's database (`DATABASE_URL`, the `PG*`
- * parts, and every other variable that held a PostgreSQL URL: see pointEnvAt), then the
- * definition's `env`. @internal
- */
-function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined): Record<string, string> {
+function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | undefined, host: LaneHost): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !WITHHELD_ENV.has(key)) env[key] = value;
+    if (value !== undefined && !PRIVATE_RUNNER_ENV.includes(key)) env[key] = value;
   }
   const files = readEnvFiles(def.envFile, path.resolve(def.cwd ?? process.cwd()), `server "${def.name}" envFile`);
   for (const file of files) Object.assign(env, file.values);
@@ -178,7 +197,7 @@ function buildEnv(def: ServerDefinition, ctx: ServerContext, port: number | unde
   if (port !== undefined) laneNames.add('PORT');
   for (const [name, lanePort] of Object.entries(ctx.ports)) {
     env[`${envName(name)}_PORT`] = String(lanePort);
-    env[`${envName(name)}_URL`] = loopbackUrl(lanePort);
+    env[`${envName(name)}_URL`] = loopbackUrl(lanePort, host);
   }
   if (port !== undefined) env.PORT = String(port);
   if (ctx.databaseUrl !== undefined) for (const name of Object.keys(pointEnvAt(ctx.databaseUrl, env).set)) laneNames.add(name);

@@ -20,6 +20,8 @@ export function pauseAfter(polls: number, elapsedMs: number): number {
 }
 /** No single GET may take longer than this (or the time left). */
 const REQUEST_TIMEOUT_MS = 2_000;
+/** How much of an unhealthy answer's body is kept for the error message. */
+const BODY_BYTES = 200;
 
 /** How the process ended. */
 export interface ExitInfo {
@@ -32,12 +34,16 @@ export interface ExitInfo {
 export type Readiness =
   | { kind: 'healthy'; polls: number }
   | { kind: 'timeout'; polls: number; lastProblem: string }
-  | { kind: 'exited'; polls: number; exit: ExitInfo };
+  | { kind: 'exited'; polls: number; exit: ExitInfo }
+  /** Only 5xx answers for `unhealthyAfter` ms: the server is up but broken. */
+  | { kind: 'unhealthy'; polls: number; forMs: number; status: number; body: string };
 
 export interface WaitOptions {
   /** URL to GET, or undefined to only check that the process has not exited right away. */
   url: string | undefined;
   timeout: number;
+  /** Give up once every answer for this long was a 5xx (undefined: wait for the whole timeout). */
+  unhealthyAfter?: number | undefined;
   /** Settles when the process exits. */
   exited: Promise<ExitInfo>;
   signal?: AbortSignal | undefined;
@@ -48,7 +54,7 @@ export interface WaitOptions {
  * deadline. Rejects only when `signal` aborts (with its reason). Bounded in time and in polls.
  */
 export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness> {
-  const { url, timeout, exited, signal } = options;
+  const { url, timeout, exited, signal, unhealthyAfter } = options;
   signal?.throwIfAborted();
   const stop = new AbortController();
   const abandon = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -62,6 +68,8 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
   const maxPolls = Math.ceil(timeout / BACKOFF_MS[0]) + BACKOFF_MS.length + 1;
   let polls = 0;
   let lastProblem = 'not polled yet';
+  /** When the current run of 5xx answers began (undefined: the last poll was not a 5xx). */
+  let failingSince: number | undefined;
 
   try {
     if (url === undefined) {
@@ -72,11 +80,18 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
       const left = deadline - Date.now();
       if (left <= 0) break;
       polls++;
-      const problem = await probe(url, Math.min(left, REQUEST_TIMEOUT_MS), abandon);
+      const answer = await probe(url, Math.min(left, REQUEST_TIMEOUT_MS), abandon);
       if (exitInfo || abandon.aborted) break;
-      if (problem === undefined) return { kind: 'healthy', polls };
-      lastProblem = problem;
-      log('GET %s: %s (poll %d)', url, problem, polls);
+      if (answer === undefined) return { kind: 'healthy', polls };
+      lastProblem = answer.problem;
+      log('GET %s: %s (poll %d)', url, answer.problem, polls);
+      if (answer.status !== undefined && answer.status >= 500) {
+        failingSince ??= Date.now();
+        const forMs = Date.now() - failingSince;
+        if (unhealthyAfter !== undefined && forMs >= unhealthyAfter) return { kind: 'unhealthy', polls, forMs, status: answer.status, body: answer.body ?? '' };
+      } else {
+        failingSince = undefined;
+      }
       const pause = Math.min(pauseAfter(polls, Date.now() - started), deadline - Date.now());
       if (pause > 0) await sleep(pause, undefined, { signal: abandon }).catch(() => {});
     }
@@ -89,19 +104,48 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
   }
 }
 
+/** What went wrong with one GET; `status` and the start of `body` when the server answered. */
+interface Problem {
+  problem: string;
+  status?: number;
+  body?: string;
+}
+
 /** One GET. Resolves undefined when healthy, else what went wrong. @internal */
-function probe(url: string, timeout: number, signal: AbortSignal): Promise<string | undefined> {
+function probe(url: string, timeout: number, signal: AbortSignal): Promise<Problem | undefined> {
   return new Promise((resolve) => {
+    let answered: (() => void) | undefined;
     // agent: false + Connection: close: no pooled keep-alive socket that would delay the server's graceful shutdown.
     const request = http.get(url, { agent: false, headers: { connection: 'close' }, timeout, signal }, (response) => {
-      response.resume();
       const status = response.statusCode ?? 0;
-      resolve(status >= 200 && status < 400 ? undefined : `answered HTTP ${status}`);
+      if (status >= 200 && status < 400) {
+        response.resume();
+        return resolve(undefined);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      answered = () => {
+        const body = Buffer.concat(chunks).subarray(0, BODY_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+        resolve({ problem: `answered HTTP ${status}${body.trim() === '' ? '' : ` ${JSON.stringify(body.trim())}`}`, status, body });
+        response.destroy();
+      };
+      response.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= BODY_BYTES) answered?.();
+      });
+      response.once('end', () => answered?.());
+      response.once('error', () => answered?.());
+      response.once('close', () => answered?.());
     });
     request.once('timeout', () => {
       request.destroy();
-      resolve(`no answer within ${timeout} ms`);
+      if (answered) answered();
+      else resolve({ problem: `no answer within ${timeout} ms` });
     });
-    request.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    request.once('error', (error: NodeJS.ErrnoException) => {
+      if (answered) answered();
+      else resolve({ problem: error.code ?? error.message });
+    });
   });
 }

@@ -72,7 +72,7 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
 
   let readiness: Readiness;
   try {
-    readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, exited, signal: options.signal });
+    readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, unhealthyAfter: server.unhealthyAfterMs, exited, signal: options.signal });
   } catch (error) {
     await stop();
     throw error;
@@ -129,6 +129,18 @@ function spawnGroup(server: ResolvedServer, sink: OutputSink): ChildProcess {
   return child;
 }
 
+/**
+ * Whether the log shows that binding `port` failed: a line with EADDRINUSE that names the port, or
+ * is followed within a few lines by one that does (Node prints the error's `port: N` below it). @internal
+ */
+function bindFailed(tail: string[], port: number): boolean {
+  const names = new RegExp(`(?<!\\d)${port}(?!\\d)`);
+  return tail.some((line, index) => line.includes('EADDRINUSE') && tail.slice(index, index + BIND_ERROR_LINES).some((near) => names.test(near)));
+}
+
+/** How many lines from an EADDRINUSE line on may name the port. */
+const BIND_ERROR_LINES = 10;
+
 /** @internal */
 function describeCommand(server: ResolvedServer): string {
   return [server.file, ...server.args].join(' ');
@@ -150,7 +162,27 @@ function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { ki
     });
   }
 
+  if (readiness.kind === 'unhealthy') {
+    const seconds = Math.round(readiness.forMs / 100) / 10;
+    const body = readiness.body.trim() === '' ? 'an empty body' : `body ${JSON.stringify(readiness.body.trim())}`;
+    const message = `${who} answered GET ${server.healthUrl} with nothing but 5xx for ${seconds} s (${readiness.polls} polls); last answer: HTTP ${readiness.status}, ${body}. Gave up before its timeout of ${server.timeout / 1000} s.\n${logPart}`;
+    return new LanesError('SERVER_UNHEALTHY', redactText(message, server.secrets), {
+      hint: `The server is up but its health path fails: fix the error in its log (a 5xx is a bug, not a slow start). If it answers 5xx for a while on purpose while it warms up, raise \`unhealthyAfterMs\` of "${server.name}" or set it to false.`,
+      details: { ...details, status: readiness.status, body: redactText(readiness.body, server.secrets), unhealthyForMs: readiness.forMs },
+    });
+  }
+
   const { code, signal, error } = readiness.exit;
+  if (!error && server.port !== undefined && bindFailed(tail, server.port)) {
+    return new LanesError(
+      'SERVER_PORT_IN_USE',
+      redactText(`Port ${server.port} of server "${server.name}" for project "${server.project}" was taken by another process after it was checked: the server exited (${signal ?? `code ${code}`}) and its log shows EADDRINUSE on port ${server.port}.\n${logPart}`, server.secrets),
+      {
+        hint: `Another process bound port ${server.port} between the check and the server's own bind; a lane retries with new ports. If it keeps happening, keep other programs out of the port range (\`portRange\`, E2E_LANES_PORT_RANGE).`,
+        details: { ...details, port: server.port, exitCode: code, signal },
+      },
+    );
+  }
   const how = error
     ? `could not be started (${error.message})`
     : signal

@@ -59,6 +59,14 @@ export interface ServerDefinition {
    */
   timeout?: number;
   /**
+   * Give up early on a server that is up but broken: once every health check for this many
+   * milliseconds was answered with a 5xx, the start fails with `SERVER_UNHEALTHY` (with the last
+   * answer's status and the start of its body) instead of waiting for `timeout`. Any other
+   * outcome (connection refused, 2xx-4xx) starts the count again. `false` waits for `timeout`.
+   * @default 5_000
+   */
+  unhealthyAfterMs?: number | false;
+  /**
    * Names of servers of the same lane that must be healthy before this one starts.
    * @default []
    */
@@ -115,6 +123,13 @@ export interface StartServerOptions {
    * @default 'pipe'
    */
   output?: 'pipe' | 'file';
+  /**
+   * The host of the server's URL, its health check and the `<NAME>_URL` variables: `'127.0.0.1'`,
+   * or `'localhost'` for apps that set cookies for `domain: "localhost"`. The server still listens
+   * on 127.0.0.1 (`localhost` reaches it too).
+   * @default '127.0.0.1'
+   */
+  host?: '127.0.0.1' | 'localhost';
 }
 
 /** How a started server's process ended. */

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { laneLedger } from '../../src/lanes/lane-ledger.js';
 import { PortAllocator } from '../../src/ports/index.js';
 import { isPidAlive, newOwner } from '../../src/state/index.js';
+import { procStat } from '../../src/state/proc.js';
 import { exited } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -127,6 +130,77 @@ test('gc --dry-run shows what a dead run left and gc removes it, server processe
   assert.equal(isPidAlive(server), false);
   const after = await cli(['--config', CONFIG, '--state-dir', stateDir]);
   assert.match(after.stdout, /No lanes\./);
+});
+
+test('gc --dry-run counts the server processes gc then kills: one per process group, children included', { timeout: 120_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const dead = await deadPid();
+  // A server whose owner died, with three children in its process group (like sh → npm → node): all carry its marks.
+  const leader = spawn(process.execPath, ['-e', "for (let i = 0; i < 3; i++) require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); setInterval(() => {}, 1000);"], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, E2E_LANES_SERVER: 'api', E2E_LANES_RUN_ID: 'crashed-family', E2E_LANES_OWNER_PID: String(dead) },
+  });
+  leader.unref();
+  t.after(() => {
+    try {
+      process.kill(-leader.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  const members = (): number[] =>
+    readdirSync('/proc').filter((name) => /^\d+$/.test(name) && procStat(Number(name))?.pgrp === leader.pid && isPidAlive(Number(name))).map(Number);
+  for (let poll = 0; poll < 100 && members().length < 4; poll++) await sleep(50);
+  assert.equal(members().length, 4, 'the server and its three children run');
+  const owner = newOwner('crashed-family', dead);
+  await laneLedger(stateDir).update((doc) => {
+    doc.entries.push({ runId: 'crashed-family', project: 'cart', owner, status: 'up', ports: {}, servers: [{ name: 'api', pid: leader.pid!, logFile: '/dev/null' }], logDir: stateDir });
+  });
+
+  const dry = await cli(['gc', '--dry-run', '--config', CONFIG, '--state-dir', stateDir]);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /would remove 1 lane\(s\), 1 server process\(es\)/);
+  const real = await cli(['gc', '--config', CONFIG, '--state-dir', stateDir]);
+  assert.equal(real.code, 0, real.stderr);
+  assert.match(real.stdout, /removed 1 lane\(s\), 1 server process\(es\)/);
+  assert.deepEqual(members(), [], 'the whole group is gone');
+});
+
+test('up stops by itself once down removed its lane', { timeout: 120_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const child = spawn(process.execPath, [BIN, 'up', '--project', 'api', '--config', CONFIG, '--state-dir', stateDir], {
+    cwd: root,
+    env: { ...process.env, E2E_LANES_RUN_ID: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`up printed no lane within 60 s:\n${out}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Press Ctrl-C')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  const runId = /Press Ctrl-C to stop the lane \(run (\S+)\)/.exec(out)?.[1];
+  assert.ok(runId, out);
+  const down = await cli(['down', '--run', runId, '--config', CONFIG, '--state-dir', stateDir]);
+  assert.equal(down.code, 0, down.stderr);
+  const started = Date.now();
+  const ended = await Promise.race([exited(child).then(() => true), sleep(15_000).then(() => false)]);
+  assert.ok(ended, `up still runs 15 s after down:\n${out}`);
+  assert.ok(Date.now() - started < 10_000);
+  assert.equal(child.exitCode, 0, out);
+  assert.match(out, /The lane was removed from allocated-lanes\.json \(e2e-lanes down\); stopping what is left of it\./);
+  const status = await cli(['--config', CONFIG, '--state-dir', stateDir]);
+  assert.match(status.stdout, /No lanes\./);
 });
 
 test('doctor checks everything and fails when Postgres is unreachable', { timeout: 120_000 }, async (t) => {

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { withDatabase } from '../../src/postgres/index.js';
 import { assertNothingLeft, expectExit, REPO_ROOT, reportTests, sandbox, startPlaywright, suite, useSharedPostgres, type Sandbox, type SharedPostgres } from './helpers.js';
 
-const PORTS = [7400, 7499] as const;
+const PORTS = [7600, 7699] as const;
 const DEMO_MIGRATIONS = join(REPO_ROOT, 'prisma/migrations');
 const held = useSharedPostgres();
 

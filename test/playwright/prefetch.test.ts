@@ -15,7 +15,7 @@ test('the lane service boots the first project ahead, then the next one whenever
   const manager = new LaneManager({ stateDir: await tempDir(t), runId: `prefetch-${process.pid}`, portRange: [35_400, 35_499], servers: [], database: false });
   t.after(() => manager.teardown({ keep: false }));
   const prefetcher = new LanePrefetcher(manager, ['a', 'b', 'c'], 1);
-  const control = await startControlServer(manager, prefetcher);
+  const control = await startControlServer(manager, { projects: ['a', 'b', 'c', 'other'], workers: 2, prefetcher });
   t.after(() => control.close());
   const saved = { url: process.env[CONTROL_URL_ENV], token: process.env[CONTROL_TOKEN_ENV] };
   process.env[CONTROL_URL_ENV] = control.url;

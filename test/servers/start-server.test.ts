@@ -140,6 +140,59 @@ test('reports SERVER_START_TIMEOUT when health never answers 2xx and kills the p
   assert.ok(isGone(await readPidFile(pidFile)), 'the process was killed before the error was thrown');
 });
 
+test('gives up on a server that answers nothing but 5xx after 5 s (unhealthyAfterMs), not after its timeout, with its last answer', async (t) => {
+  const logDir = tempDir(t);
+  const port = await freePort();
+  const pidFile = path.join(logDir, 'server.pid');
+  reapPidFileAfter(t, pidFile);
+  const started = Date.now();
+  const error = await startFailure(
+    startServer(
+      { name: 'backend', command: nodeCommand('http-server.mjs'), health: '/health', env: { HEALTH_STATUS: '503', PID_FILE: pidFile } },
+      laneContext({ backend: port }),
+      { logDir },
+    ),
+  );
+  const took = Date.now() - started;
+  assertLanesError(error, 'SERVER_UNHEALTHY');
+  assert.ok(took >= 5_000 && took < 9_000, `gave up after about 5 s of 5xx answers, not the 30 s timeout (took ${took} ms)`);
+  assert.match(error.message, new RegExp(`answered GET http://127\\.0\\.0\\.1:${port}/health with nothing but 5xx for 5(\\.\\d)? s \\(\\d+ polls\\); last answer: HTTP 503, body "health"\\. Gave up before its timeout of 30 s`));
+  assert.match(error.message, new RegExp(`\\| listening on ${port}`));
+  assert.match(error.hint ?? '', /unhealthyAfterMs/);
+  assert.ok(isGone(await readPidFile(pidFile)), 'the process was killed before the error was thrown');
+});
+
+test('unhealthyAfterMs: a shorter window gives up sooner, false waits for the timeout, bad values are refused', async (t) => {
+  const port = await freePort();
+  const definition = { name: 'backend', command: nodeCommand('http-server.mjs'), health: '/health', env: { HEALTH_STATUS: '500' } };
+  let started = Date.now();
+  assertLanesError(await startFailure(startServer({ ...definition, unhealthyAfterMs: 600 }, laneContext({ backend: port }), { logDir: tempDir(t) })), 'SERVER_UNHEALTHY');
+  assert.ok(Date.now() - started < 3_000);
+  started = Date.now();
+  const timedOut = await startFailure(startServer({ ...definition, unhealthyAfterMs: false, timeout: 1_500 }, laneContext({ backend: port }), { logDir: tempDir(t) }));
+  assertLanesError(timedOut, 'SERVER_START_TIMEOUT');
+  assert.match(timedOut.message, /last attempt: answered HTTP 500 "health"/, 'a timeout names the last answer and its body too');
+  for (const unhealthyAfterMs of [0, -1, Number.NaN]) {
+    const error = await startFailure(startServer({ ...definition, unhealthyAfterMs }, laneContext({ backend: port }), { logDir: tempDir(t) }));
+    assertLanesError(error, 'INVALID_OPTION');
+    assert.match(error.message, /unhealthyAfterMs/);
+  }
+});
+
+test('EADDRINUSE on its own port makes an exit SERVER_PORT_IN_USE; EADDRINUSE on another port does not', async (t) => {
+  const port = await freePort();
+  const exitWith = (lines: string[]): string[] => [process.execPath, '-e', `${lines.map((line) => `console.error(${JSON.stringify(line)});`).join(' ')} process.exit(1)`];
+  const own = await startFailure(
+    startServer({ name: 'backend', command: exitWith(['Error: listen EADDRINUSE: address already in use 127.0.0.1', '    at Server.setupListenHandle', `  port: ${port}`]) }, laneContext({ backend: port }), { logDir: tempDir(t) }),
+  );
+  assertLanesError(own, 'SERVER_PORT_IN_USE');
+  assert.match(own.message, new RegExp(`Port ${port} of server "backend" for project "chromium-a" was taken by another process after it was checked: the server exited \\(code 1\\) and its log shows EADDRINUSE on port ${port}`));
+  const other = await startFailure(
+    startServer({ name: 'backend', command: exitWith([`starting on ${port}`, 'inspector: listen EADDRINUSE 127.0.0.1:9229']) }, laneContext({ backend: port }), { logDir: tempDir(t) }),
+  );
+  assertLanesError(other, 'SERVER_EXITED');
+});
+
 test('kills grandchildren started through a shell', async (t) => {
   const logDir = tempDir(t);
   const pidFile = path.join(logDir, 'grandchild.pid');

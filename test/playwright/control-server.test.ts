@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { LaneManager } from '../../src/lanes/lane-manager.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
+import { PRIVATE_RUNNER_ENV } from '../../src/servers/index.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const SERVER = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+
+async function service(t: TestContext, extra: ConstructorParameters<typeof LaneManager>[0] = {}): Promise<{ manager: LaneManager; control: ControlServer }> {
+  const manager = new LaneManager({ stateDir: await tempDir(t), runId: `control-${process.pid}-${Math.random().toString(36).slice(2, 6)}`, portRange: [35_500, 35_599], servers: [], database: false, ...extra });
+  t.after(() => manager.teardown({ keep: false }));
+  const control = await startControlServer(manager, { projects: ['alpha', 'beta'], workers: 2 });
+  t.after(() => control.close());
+  return { manager, control };
+}
+
+async function post(control: ControlServer, body: string): Promise<{ status: number; error?: { code: string; message: string; hint?: string }; lane?: { project: string } }> {
+  const response = await fetch(`${control.url}/lanes`, { method: 'POST', headers: { authorization: `Bearer ${control.token}`, 'content-type': 'application/json' }, body });
+  return { status: response.status, ...((await response.json()) as object) };
+}
+
+test('the lane service refuses bodies that are not a lane request with 400, saying what it expects', async (t) => {
+  const { manager, control } = await service(t);
+  for (const body of ['not json', '[1]', '"alpha"', '{"project": 3}', '{"project": "alpha", "worker": 2}', '{"project": "alpha", "worker": -1}', '{"project": "alpha", "worker": 0.5}', '{"project": "alpha", "extra": 1}']) {
+    const answer = await post(control, body);
+    assert.equal(answer.status, 400, body);
+    assert.equal(answer.error?.code, 'LANE_REQUEST_INVALID', body);
+    assert.ok(answer.error?.hint, `${body}: a hint`);
+  }
+  assert.match((await post(control, 'not json')).error!.message, /not JSON: "not json"/);
+  assert.match((await post(control, '{"project": "alpha", "worker": 2}')).error!.message, /worker 2; this run has 2 worker\(s\) \(0 to 1\)/);
+  const huge = await post(control, JSON.stringify({ project: 'alpha', pad: 'x'.repeat(40_000) }));
+  assert.equal(huge.status, 413);
+  assert.deepEqual(await manager.lanes(), [], 'no lane was booted');
+});
+
+test('the lane service answers 404 for a project outside the run, naming the known ones, and boots nothing', async (t) => {
+  const { manager, control } = await service(t);
+  const answer = await post(control, '{"project": "nonexistent-xyz"}');
+  assert.equal(answer.status, 404);
+  assert.equal(answer.error?.code, 'LANE_NOT_FOUND');
+  assert.match(answer.error!.message, /Project "nonexistent-xyz" is not a project of this run \(known: "alpha", "beta"\)/);
+  assert.deepEqual(await manager.lanes(), []);
+  const ok = await post(control, '{"project": "beta", "worker": 1}');
+  assert.equal(ok.status, 200);
+  assert.equal(ok.lane?.project, 'beta');
+  assert.equal((await manager.lanes()).length, 1);
+});
+
+test("lane servers never see the runner's private variables: the lane service's URL and token, the admin URL", { timeout: 60_000 }, async (t) => {
+  const saved = Object.fromEntries(PRIVATE_RUNNER_ENV.map((name) => [name, process.env[name]]));
+  t.after(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  const { manager, control } = await service(t, { servers: [{ name: 'backend', command: [process.execPath, SERVER], health: '/health' }] });
+  process.env[CONTROL_URL_ENV] = control.url;
+  process.env[CONTROL_TOKEN_ENV] = control.token;
+  process.env.E2E_LANES_DATABASE_URL = 'postgres://admin:secret@127.0.0.1:1/postgres';
+  assert.ok(PRIVATE_RUNNER_ENV.includes(CONTROL_URL_ENV) && PRIVATE_RUNNER_ENV.includes(CONTROL_TOKEN_ENV));
+  const lane = await manager.ensureLane('alpha');
+  const env = (await (await fetch(`${lane.urls.backend}/env`)).json()) as Record<string, string>;
+  assert.equal(env.E2E_LANES_SERVER, 'backend', 'this is the lane server');
+  for (const name of PRIVATE_RUNNER_ENV) assert.equal(env[name], undefined, `${name} reached the server`);
+  assert.equal(env.PATH, process.env.PATH, 'the rest of the environment is inherited');
+});
