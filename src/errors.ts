@@ -32,7 +32,8 @@ export type LanesErrorCode =
   | 'EMBEDDED_POSTGRES_DIED'
   | 'DATABASE_RESET_FAILED'
   | 'LANE_REQUEST_INVALID'
-  | 'SERVER_UNHEALTHY';
+  | 'SERVER_UNHEALTHY'
+  | 'LANE_RESET_CONFLICT';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

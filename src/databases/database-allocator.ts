@@ -24,12 +24,15 @@ import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDat
 import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import { AdminPool } from './admin-pool.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import { laneDatabaseName } from './names.js';
+import { laneDatabaseName, templateHashOf } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
-import { DATABASES_FILE, databasesSpec, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
+import { DATABASES_FILE, databasesSpec, type DatabaseReset, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
 import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
 import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
 import { ensureTemplate, type TemplateInfo } from './template.js';
+import { fillPool, readyCopies, takeReadyCopy } from './ready-pool.js';
+import { swapDatabase, type ResetStrategy } from './reset.js';
+import { resetByTruncate } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
 
@@ -67,9 +70,16 @@ export class DatabaseAllocator {
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
   #admin: AdminPool | undefined;
+  /** Ready copies of the template to keep (see option `pool`). */
+  #poolTarget: number;
+  /** The background fill of the ready copies, while one runs. */
+  #filling: Promise<void> | undefined;
+  #fillAgain = false;
+  readonly #fillAbort = new AbortController();
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
+    this.#poolTarget = this.options.pool ?? 1;
     this.file = new StateFile(join(this.options.stateDir, DATABASES_FILE), databasesSpec);
     this.#shard = currentShard();
   }
@@ -88,11 +98,103 @@ export class DatabaseAllocator {
    * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`.
    */
   prepare(): Promise<TemplateInfo> {
-    this.#prepared ??= this.#prepare().catch((error: unknown) => {
-      this.#prepared = undefined; // let a later call try again
-      throw error;
-    });
+    this.#prepared ??= this.#prepare().then(
+      (template) => {
+        this.#refillPool();
+        return template;
+      },
+      (error: unknown) => {
+        this.#prepared = undefined; // let a later call try again
+        throw error;
+      },
+    );
     return this.#prepared;
+  }
+
+  /**
+   * How many lanes the run will boot, for the default size of the ready pool (at most 4); ignored
+   * when option `pool` is set.
+   */
+  expectLanes(count: number): void {
+    if (this.options.pool === undefined) this.#poolTarget = Math.max(1, Math.min(4, Math.floor(count)));
+  }
+
+  /**
+   * Puts the database of a lane of this run back to exactly the template, under the same name
+   * (its URL does not change), while the lane's servers keep running: `swap` (drop it and rename a
+   * ready copy to its name, or clone when none is ready) or `truncate` (see option `reset`).
+   * @throws {LanesError} `LANE_NOT_FOUND` for a lane this run has no database for;
+   *   `DATABASE_RESET_FAILED` naming the step that failed.
+   */
+  async resetDatabaseForProject(project: string, options: DatabaseLaneOptions & { strategy?: ResetStrategy } = {}): Promise<DatabaseReset> {
+    const key = this.#key(project, options.worker);
+    const template = await this.prepare();
+    const databaseName = laneDatabaseName(this.prefix, key);
+    const known = (await this.file.read()).entries.some((entry) => sameLane(entry, key) && entry.databaseName === databaseName);
+    if (!known) {
+      throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} has no database to reset in run ${this.runId}.`, {
+        hint: 'A lane database is reset only after its lane booted (the `lane` fixture does that first).',
+      });
+    }
+    const strategy = options.strategy ?? this.options.reset;
+    const started = performance.now();
+    if (strategy === 'truncate') {
+      const server = await this.#postgres();
+      await resetByTruncate(withDatabase(server.adminUrl, databaseName), { connectTimeoutMs: this.options.connectTimeoutMs });
+      return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
+    }
+    const swapped = await this.#withAdmin((client, version) =>
+      swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version }),
+    );
+    this.#refillPool();
+    return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
+  }
+
+  /** The ready copies of the current template (0 before `prepare()`). */
+  async readyCopyCount(): Promise<number> {
+    const template = await this.#prepared?.catch(() => undefined);
+    if (!template) return 0;
+    return (await this.#withAdmin((client) => readyCopies(client, this.prefix, template.hash))).length;
+  }
+
+  /** Waits for the background fill of the ready copies, if one runs (for tests and benchmarks). */
+  async poolSettled(): Promise<void> {
+    while (this.#filling) await this.#filling;
+  }
+
+  /**
+   * Tops the ready copies of the template up to the pool size in the background, one clone at a
+   * time on one maintenance connection; never awaited by a lane. A failure is only logged: lanes
+   * then clone on demand.
+   */
+  #refillPool(): void {
+    if (this.#poolTarget === 0 || this.#fillAbort.signal.aborted) return;
+    if (this.#filling) {
+      this.#fillAgain = true;
+      return;
+    }
+    this.#filling = (async () => {
+      const template = await this.#prepared;
+      if (!template) return;
+      do {
+        this.#fillAgain = false;
+        await this.#withAdmin((client, version) =>
+          fillPool(client, {
+            prefix: this.prefix,
+            template,
+            target: this.#poolTarget,
+            strategy: this.options.cloneStrategy,
+            serverVersion: version,
+            mark: { tool: 'e2e-lanes', runId: this.runId, pid: process.pid, createdAt: new Date().toISOString() },
+            signal: this.#fillAbort.signal,
+          }),
+        );
+      } while (this.#fillAgain && !this.#fillAbort.signal.aborted);
+    })()
+      .catch((error: unknown) => debug('filling the ready copies failed: %s', messageOf(error)))
+      .finally(() => {
+        this.#filling = undefined;
+      });
   }
 
   /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */
@@ -254,6 +356,8 @@ export class DatabaseAllocator {
    * stay allocated, and their registry leases keep being renewed while this process lives.
    */
   async close(): Promise<void> {
+    this.#fillAbort.abort();
+    await this.#filling;
     const server = this.#server;
     this.#server = undefined;
     this.#prepared = undefined;
@@ -384,6 +488,13 @@ export class DatabaseAllocator {
    */
   async #create(client: Client, version: number, key: LaneKey, databaseName: string, template: string, adminUrl: string): Promise<void> {
     try {
+      const hash = templateHashOf(this.prefix, template);
+      const copy = hash === undefined ? undefined : await takeReadyCopy(client, this.prefix, hash, databaseName);
+      if (copy !== undefined) {
+        debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(key));
+        this.#refillPool();
+        return;
+      }
       await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
       debug('cloned %s from %s for %s', databaseName, template, describeLane(key));
     } catch (error) {

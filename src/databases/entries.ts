@@ -70,3 +70,12 @@ export const databasesSpec = ledgerSpec<DatabaseEntry>(DATABASES_KIND, (raw) => 
   }
   return raw as unknown as DatabaseEntry;
 });
+
+/** What {@link DatabaseAllocator.resetDatabaseForProject} did. */
+export interface DatabaseReset {
+  databaseName: string;
+  strategy: 'swap' | 'truncate';
+  /** `pool`: a ready copy was renamed in; `clone`: none was ready; `truncate`: the tables were refilled in place. */
+  source: 'pool' | 'clone' | 'truncate';
+  durationMs: number;
+}

@@ -7,7 +7,9 @@ export {
   type DatabaseLaneOptions,
   type DatabaseListOptions,
   type ReapedDatabase,
+  type DatabaseReset,
 } from './entries.js';
+export { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
 export { REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
 export {
   type DatabaseAllocatorOptions,

@@ -64,6 +64,11 @@ export function templateDatabaseName(prefix: string, hash: string): string {
   return `${prefix}_tpl_${hash.slice(0, 12)}`;
 }
 
+/** The hash of a template name of `prefix`, or undefined when `name` is not one. */
+export function templateHashOf(prefix: string, name: string): string | undefined {
+  return isTemplateName(prefix, name) ? name.slice(prefix.length + 5) : undefined;
+}
+
 /** True when `name` has the form of a template of `prefix`. */
 export function isTemplateName(prefix: string, name: string): boolean {
   return name.startsWith(`${prefix}_tpl_`) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length + 5));

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { LanesError } from '../errors.js';
+import { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
@@ -107,6 +108,22 @@ export interface DatabaseAllocatorOptions {
    * @default 'auto'
    */
   registry?: RegistryMode;
+  /**
+   * How a lane's data is put back to the template (`laneReset`, `lane.resetDatabase()`). `'swap'`:
+   * the lane database is dropped (its sessions ended) and a ready copy of the template renamed to
+   * its name; the servers' pools reconnect. `'truncate'`: nobody is disconnected; every table is
+   * emptied and refilled from the template's rows in one transaction (for clients that die when
+   * their connections are ended).
+   * @default 'swap'
+   */
+  reset?: ResetStrategy;
+  /**
+   * How many ready copies of the template to keep: cloned in the background, kept between runs,
+   * taken by a rename whenever a lane needs a database (at boot, and at every `swap` reset).
+   * `0` clones on demand.
+   * @default the number of lanes the run boots, at most 4 (1 when that is not known)
+   */
+  pool?: number;
 }
 
 export interface ResolvedDatabaseAllocatorOptions {
@@ -124,6 +141,9 @@ export interface ResolvedDatabaseAllocatorOptions {
   embedded: EnsurePostgresOptions['embedded'];
   expectedConnections: number | undefined;
   registry: RegistryMode;
+  reset: ResetStrategy;
+  /** Undefined: the default (see {@link DatabaseAllocatorOptions.pool}). */
+  pool: number | undefined;
 }
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
@@ -150,7 +170,20 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     expectedConnections:
       options.expectedConnections === undefined ? undefined : positive('expectedConnections', options.expectedConnections),
     registry: resolveRegistryMode(options.registry),
+    reset: resolveResetStrategy(options.reset),
+    pool: options.pool === undefined ? undefined : resolvePool(options.pool),
   };
+}
+
+function resolveResetStrategy(value: unknown): ResetStrategy {
+  if (value === undefined) return 'swap';
+  if ((RESET_STRATEGIES as readonly unknown[]).includes(value)) return value as ResetStrategy;
+  throw new LanesError('INVALID_OPTION', `Invalid database reset ${JSON.stringify(value)}.`, { hint: "Option `database.reset` takes 'swap' or 'truncate'." });
+}
+
+function resolvePool(value: unknown): number {
+  if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 64) return value as number;
+  throw new LanesError('INVALID_OPTION', `Invalid database pool ${JSON.stringify(value)}.`, { hint: 'Option `database.pool` takes a whole number of ready copies from 0 to 64.' });
 }
 
 function resolveRegistryMode(value: unknown): RegistryMode {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DatabaseAllocator, type TemplateInfo } from '../databases/index.js';
+import { DatabaseAllocator, type DatabaseReset, type ResetStrategy, type TemplateInfo } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { PortAllocator, type PortAllocation } from '../ports/index.js';
@@ -22,6 +22,7 @@ import {
   type LaneKey,
 } from '../state/index.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
+import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
 import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
@@ -64,6 +65,8 @@ interface RunningLane {
   servers: StartedServers;
   /** Servers that died on their own while the lane was up, by name. */
   deaths: Map<string, ServerExit>;
+  /** True once the lane's database was swapped (its servers' sessions ended). */
+  swapped?: boolean;
 }
 
 /** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
@@ -98,6 +101,10 @@ export class LaneManager {
     killRunStragglersNow(this.runId, resolveOwnerPid());
   };
   readonly #ledger;
+  /** Tests using each lane now (a reset is refused while another uses it). */
+  readonly #users = new LaneUsers();
+  /** The last reset of each lane: resets of a lane run one after another. */
+  readonly #resets = new Map<string, Promise<unknown>>();
   #prepared: Promise<PrepareReport> | undefined;
   /** Set when teardown begins: no lane boots after that. */
   #closing = false;
@@ -211,9 +218,53 @@ export class LaneManager {
         }
         const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: server.logFile };
         if (exit) status.exit = { code: exit.code, signal: exit.signal };
+        if (exit && running.swapped) status.afterSwap = true;
         return status;
       }),
     );
+  }
+
+  /** Records that a test of a worker uses the lane (so that no other test resets its data meanwhile). */
+  beginTest(project: string, worker: number | undefined, user: LaneUser): void {
+    this.#users.begin(laneId(this.#keyOf(project, worker)), user);
+  }
+
+  /** Records that the test is done with the lane. */
+  endTest(project: string, worker: number | undefined, user: LaneUser): void {
+    this.#users.end(laneId(this.#keyOf(project, worker)), user);
+  }
+
+  /**
+   * Puts the lane's database back to exactly the template while its servers keep running (see
+   * DatabaseAllocator.resetDatabaseForProject); resets of one lane run one after another.
+   * @throws {LanesError} `INVALID_OPTION` for lanes without a database, `LANE_RESET_CONFLICT` while
+   *   another live test uses the lane, `LANE_NOT_FOUND` before the lane booted, `DATABASE_RESET_FAILED`.
+   */
+  async resetLane(project: string, worker: number | undefined, options: { strategy?: ResetStrategy; user?: LaneUser } = {}): Promise<DatabaseReset> {
+    const key = this.#keyOf(project, worker);
+    const id = laneId(key);
+    if (!this.databases) {
+      throw new LanesError('INVALID_OPTION', `laneReset / resetDatabase() on ${describeLane(key)}, but its lanes have no database (option \`database: false\`).`, {
+        hint: 'Remove laneReset from the project (or give the lanes a database).',
+      });
+    }
+    const databases = this.databases;
+    const running = await this.#lanes.get(id)?.catch(() => undefined);
+    if (!running) throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} is not up: its data cannot be reset.`, { hint: 'Ask for the lane (the `lane` fixture) first.' });
+    this.#users.assertAlone(id, describeLane(key), options.user);
+    const previous = this.#resets.get(id) ?? Promise.resolve();
+    const reset = previous.catch(() => undefined).then(() => databases.resetDatabaseForProject(key.project, { ...(key.worker !== undefined ? { worker: key.worker } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) }));
+    this.#resets.set(id, reset);
+    const result = await reset;
+    if (result.strategy === 'swap') running.swapped = true;
+    debug('reset %s (%s from %s) in %d ms', describeLane(key), result.strategy, result.source, Math.round(result.durationMs));
+    return result;
+  }
+
+  #keyOf(project: string, worker: number | undefined): LaneKey {
+    const key: LaneKey = { runId: this.runId, project };
+    if (worker !== undefined) key.worker = worker;
+    return key;
   }
 
   /** Lanes booted by this manager so far. */

@@ -5,6 +5,8 @@ export interface LaneServerStatus {
   logFile: string;
   /** Set when the server died on its own while its lane was up (not stopped by the toolkit). */
   exit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** Set when it died after the lane's database was swapped (its sessions were ended). */
+  afterSwap?: boolean;
 }
 
 /** `exited with code 3` / `was killed by SIGKILL`. */

@@ -1,4 +1,5 @@
 import { LanesError, type LanesErrorCode } from '../errors.js';
+import type { DatabaseReset } from '../databases/index.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import type { LaneServerStatus } from '../lanes/server-status.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, type LaneRequest } from './control-server.js';
@@ -14,6 +15,18 @@ export async function requestLane(request: LaneRequest): Promise<Lane> {
 /** Asks the runner how the servers of a booted lane are doing (undefined: the lane is not booted). */
 export async function requestServerStatus(request: LaneRequest): Promise<LaneServerStatus[] | undefined> {
   return (await ask<{ servers?: LaneServerStatus[] }>('/lanes/status', request)).servers;
+}
+
+/** Asks the runner to put the lane's data back to the template (the test asking is `request.user`). */
+export async function requestReset(request: LaneRequest): Promise<DatabaseReset> {
+  const body = await ask<{ reset?: DatabaseReset }>('/lanes/reset', request);
+  if (!body.reset) throw new LanesError('CONFIG_INVALID', 'The lane service answered without a reset.');
+  return body.reset;
+}
+
+/** Tells the runner a test begins using its lane (resetting its data first with `reset`) or ends. */
+export async function reportTest(request: LaneRequest & { phase: 'begin' | 'end'; user: NonNullable<LaneRequest['user']> }): Promise<DatabaseReset | undefined> {
+  return (await ask<{ reset?: DatabaseReset }>('/lanes/test', request)).reset;
 }
 
 async function ask<T>(path: string, request: LaneRequest): Promise<T> {

@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { isLanesError, LanesError } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
+import type { LaneUser } from '../lanes/lane-users.js';
+import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset.js';
 import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
 
@@ -22,6 +24,14 @@ export interface ControlServer {
 export interface LaneRequest {
   project: string;
   worker?: number;
+  /** `/lanes/reset` and `/lanes/test`: the reset strategy, when not the config's. */
+  strategy?: ResetStrategy;
+  /** `/lanes/reset` and `/lanes/test`: the test asking. */
+  user?: LaneUser;
+  /** `/lanes/test`: a test starts (after a reset, with `reset`) or ends. */
+  phase?: 'begin' | 'end';
+  /** `/lanes/test` with phase `begin`: reset the lane's data first. */
+  reset?: boolean;
 }
 
 /** What the lane service serves: the lanes the run's config can ask for, and nothing else. */
@@ -69,7 +79,11 @@ export async function startControlServer(manager: LaneManager, options: ControlS
   };
 }
 
-/** `POST /lanes`: the lane (booted on first use); `POST /lanes/status`: its servers, dead ones marked. */
+/**
+ * `POST /lanes`: the lane (booted on first use); `POST /lanes/status`: its servers, dead ones marked;
+ * `POST /lanes/reset`: its data put back to the template; `POST /lanes/test`: a test begins (after a
+ * reset, with `reset`) or ends using the lane.
+ */
 const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, prefetcher: LanePrefetcher | undefined) => Promise<unknown>>([
   [
     '/lanes',
@@ -80,6 +94,23 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
     },
   ],
   ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, request.worker) })],
+  [
+    '/lanes/reset',
+    async (manager, request) => ({ reset: await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), ...(request.user ? { user: request.user } : {}) }) }),
+  ],
+  [
+    '/lanes/test',
+    async (manager, request) => {
+      const user = request.user!;
+      if (request.phase === 'end') {
+        manager.endTest(request.project, request.worker, user);
+        return {};
+      }
+      const reset = request.reset ? await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user }) : undefined;
+      manager.beginTest(request.project, request.worker, user);
+      return reset ? { reset } : {};
+    },
+  ],
 ]);
 
 /** A refused request: its HTTP status and the error the worker shows. */
@@ -119,7 +150,7 @@ function parseRequest(text: string, options: ControlServerOptions): LaneRequest 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service expects a JSON object, got ${JSON.stringify(text.slice(0, 80))}.`, shape);
   }
-  const { project, worker, ...rest } = body as Record<string, unknown>;
+  const { project, worker, strategy, user, phase, reset, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service does not know the field(s) ${extra.map((key) => JSON.stringify(key)).join(', ')}.`, shape);
   if (typeof project !== 'string') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service needs "project" as a string, got ${JSON.stringify(project) ?? 'nothing'}.`, shape);
@@ -129,7 +160,28 @@ function parseRequest(text: string, options: ControlServerOptions): LaneRequest 
   if (!options.projects.includes(project)) {
     throw new Refused(404, 'LANE_NOT_FOUND', `Project ${JSON.stringify(project)} is not a project of this run (known: ${options.projects.map((name) => JSON.stringify(name)).join(', ') || 'none'}).`, 'Only the projects of the Playwright config that this run selected (and their dependencies) have lanes.');
   }
-  return worker === undefined ? { project } : { project, worker: worker as number };
+  const request: LaneRequest = worker === undefined ? { project } : { project, worker: worker as number };
+  if (strategy !== undefined) {
+    if (!(RESET_STRATEGIES as readonly unknown[]).includes(strategy)) throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got reset strategy ${JSON.stringify(strategy)}.`, "Use 'swap' or 'truncate'.");
+    request.strategy = strategy as ResetStrategy;
+  }
+  if (user !== undefined) {
+    const candidate = user as Partial<LaneUser> | null;
+    if (typeof candidate !== 'object' || candidate === null || !Number.isInteger(candidate.pid) || typeof candidate.testId !== 'string' || (candidate.title !== undefined && typeof candidate.title !== 'string')) {
+      throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got a test user it cannot read: ${JSON.stringify(user).slice(0, 120)}.`, 'Send "user": {"pid": <worker pid>, "testId": "<id>"}.');
+    }
+    request.user = { pid: candidate.pid!, testId: candidate.testId, ...(candidate.title !== undefined ? { title: candidate.title.slice(0, 200) } : {}) };
+  }
+  if (phase !== undefined) {
+    if (phase !== 'begin' && phase !== 'end') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got phase ${JSON.stringify(phase)}.`, "Use 'begin' or 'end'.");
+    if (request.user === undefined) throw new Refused(400, 'LANE_REQUEST_INVALID', 'A test phase needs "user".', 'Send "user": {"pid": <worker pid>, "testId": "<id>"}.');
+    request.phase = phase;
+  }
+  if (reset !== undefined) {
+    if (typeof reset !== 'boolean') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got reset ${JSON.stringify(reset)}.`, 'Send "reset": true or false.');
+    request.reset = reset;
+  }
+  return request;
 }
 
 async function handle(manager: LaneManager, options: ControlServerOptions, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

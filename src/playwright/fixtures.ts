@@ -1,16 +1,38 @@
 import { readFile } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
 import { LanesError } from '../errors.js';
+import type { ResetStrategy } from '../databases/reset.js';
 import type { Lane } from '../lanes/lane-manager.js';
+import type { LaneUser } from '../lanes/lane-users.js';
 import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
-import { requestLane, requestServerStatus } from './control-client.js';
+import { reportTest, requestLane, requestReset, requestServerStatus } from './control-client.js';
 import { showCode } from './show-code.js';
 import { adoptLaneDatabase } from './worker-lane.js';
 import { LANE_NOT_READY_URL, mentionsLaneNotReady } from '../postgres/app-env.js';
 
-/** Fixtures e2e-lanes adds to every test. */
+/** Fixtures and options e2e-lanes adds to every test. */
 export interface LaneTestFixtures {
+  /**
+   * `'test'`: before each test starts, the lane's database is put back to exactly its template
+   * (migrations + seed), while the lane's servers keep running; its name and URL do not change.
+   * Set it in a project's `use`, or with `test.use({ laneReset: 'test' })` for a file or a group.
+   * A lane shared by tests running at the same time cannot be reset (`LANE_RESET_CONFLICT`): give
+   * such tests a lane per worker.
+   * @default 'never'
+   */
+  laneReset: 'never' | 'test';
+  /**
+   * How `laneReset` and `lane.resetDatabase()` reset: `'swap'` or `'truncate'` (see the
+   * `database.reset` option).
+   * @default the `database.reset` option of withLanes, else 'swap'
+   */
+  laneResetStrategy: ResetStrategy | undefined;
+  /**
+   * @internal Tells the runner this test uses its lane (resetting the data first with
+   * `laneReset: 'test'`), so no other test resets the lane meanwhile.
+   */
+  _laneTest: void;
   /**
    * @internal Attaches the lane's server logs to the report of a failing test, and adds an error
    * naming every server of the lane that died during the run.
@@ -18,10 +40,20 @@ export interface LaneTestFixtures {
   _laneLogs: void;
 }
 
+/** A lane as a test sees it: its facts, and a way to put its data back. */
+export interface LaneHandle extends Lane {
+  /**
+   * Puts the lane's database back to exactly its template now (e.g. after a `beforeAll` that
+   * wrote to the lane), while its servers keep running.
+   * @throws {LanesError} `LANE_RESET_CONFLICT` while another test uses the lane, `DATABASE_RESET_FAILED`.
+   */
+  resetDatabase(options?: { strategy?: ResetStrategy }): Promise<void>;
+}
+
 /** Worker-scoped fixtures and options e2e-lanes adds. */
 export interface LaneWorkerFixtures {
   /** The lane of this worker's project (or of this worker, with per-worker isolation). */
-  lane: Lane;
+  lane: LaneHandle;
   /**
    * One lane per project (shared by its workers), or one per worker. Set it per project with
    * `use: { laneIsolation: 'worker' }`.
@@ -31,7 +63,10 @@ export interface LaneWorkerFixtures {
 }
 
 /** Options e2e-lanes reads from a project's `use`: `defineConfig<{}, LaneConfigOptions>(…)`. */
-export type LaneConfigOptions = Pick<LaneWorkerFixtures, 'laneIsolation'>;
+export type LaneConfigOptions = Pick<LaneWorkerFixtures, 'laneIsolation'> & Partial<Pick<LaneTestFixtures, 'laneReset' | 'laneResetStrategy'>>;
+
+/** The test running in this worker now, as the runner knows it (set by `_laneTest`). */
+let currentUser: LaneUser | undefined;
 
 /** How many lines of each server log are attached to a failing test. */
 const LOG_TAIL_LINES = 200;
@@ -57,13 +92,55 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       }
       // Where the time went, in the report and the trace: one titled step of the lane's boot.
       await base.step(laneStepTitle(lane, performance.now() - started), async () => undefined, { box: true });
-      await use(lane);
+      const where = { project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) };
+      const handle: LaneHandle = {
+        ...lane,
+        resetDatabase: async (options = {}) => {
+          try {
+            await requestReset({ ...where, ...(options.strategy ? { strategy: options.strategy } : {}), ...(currentUser ? { user: currentUser } : {}) });
+          } catch (error) {
+            throw showCode(error);
+          }
+        },
+      };
+      await use(handle);
     },
     { scope: 'worker', timeout: 180_000 },
   ],
   baseURL: async ({ lane, baseURL }, use) => {
     await use(lane.baseURL ?? baseURL);
   },
+  laneReset: ['never', { option: true }],
+  laneResetStrategy: [undefined, { option: true }],
+  _laneTest: [
+    async ({ lane, laneReset, laneResetStrategy }, use, testInfo) => {
+      if (laneReset !== 'never' && laneReset !== 'test') {
+        throw showCode(new LanesError('INVALID_OPTION', `Invalid laneReset ${JSON.stringify(laneReset)} in project ${JSON.stringify(lane.project)}.`, { hint: "Use 'never' or 'test'." }));
+      }
+      if (laneReset === 'test' && !lane.databaseName) {
+        throw showCode(
+          new LanesError('INVALID_OPTION', `laneReset: 'test' in project ${JSON.stringify(lane.project)}, but its lanes have no database (option \`database: false\`).`, {
+            hint: 'Remove laneReset from that project, or give the lanes a database.',
+          }),
+        );
+      }
+      const where = { project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) };
+      const user: LaneUser = { pid: process.pid, testId: `${testInfo.testId}#${testInfo.retry}#${testInfo.repeatEachIndex}`, title: testInfo.titlePath.slice(1).join(' › ') };
+      try {
+        await reportTest({ ...where, phase: 'begin', user, reset: laneReset === 'test', ...(laneResetStrategy ? { strategy: laneResetStrategy } : {}) });
+      } catch (error) {
+        throw showCode(error);
+      }
+      currentUser = user;
+      try {
+        await use();
+      } finally {
+        currentUser = undefined;
+        await reportTest({ ...where, phase: 'end', user }).catch(() => undefined);
+      }
+    },
+    { auto: true },
+  ],
   _laneLogs: [
     async ({ lane }, use, testInfo) => {
       await use();
@@ -129,7 +206,9 @@ function serversDied(lane: Lane, dead: LaneServerStatus[]): LanesError {
   const logs = dead.map((server) => `${server.name}.log (full log: ${server.logFile})`).join(', ');
   return showCode(
     new LanesError('SERVER_EXITED', `The lane of project ${JSON.stringify(lane.project)} lost ${dead.length === 1 ? 'a server' : 'servers'} during the run: ${what}. See the attached ${logs}.`, {
-      hint: 'The server died on its own (crash, exit, out of memory…): its log says why. Later tests of this lane fail too until the run ends.',
+      hint: dead.some((server) => server.afterSwap)
+        ? "It died after the lane's database was swapped (its sessions ended by a reset): a database client that cannot reconnect, such as a bare pg.Pool without an 'error' listener, dies then. Try database.reset: 'truncate' (or laneResetStrategy: 'truncate'), or give the pool an 'error' listener. Later tests of this lane fail too until the run ends."
+        : 'The server died on its own (crash, exit, out of memory…): its log says why. Later tests of this lane fail too until the run ends.',
       details: { project: lane.project, servers: dead },
     }),
   );

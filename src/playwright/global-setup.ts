@@ -68,6 +68,9 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
 
   try {
     const started = Date.now();
+    // The ready copies kept for this run: one per lane it boots, at most 4 (unless `database.pool` says).
+    const perWorker = projects.filter((project) => laneIsolation(project, options.isolation) === 'worker').length;
+    manager.databases?.expectLanes(projects.length - perWorker + perWorker * config.workers);
     const report = await manager.prepare();
     if (disposing) return; // interrupted: the teardown already ran
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
