@@ -39,9 +39,17 @@ export function poolTemplateHash(prefix: string, name: string): string | undefin
   return match?.[1];
 }
 
-/** Names of the ready copies of a template on the server, oldest first. */
+/**
+ * Names of the ready copies of a template on the server that the connected role owns (only the
+ * owner may rename a database, so copies another role made are not this role's to take), oldest first.
+ */
 export async function readyCopies(client: Client, prefix: string, hash: string): Promise<string[]> {
-  return (await databasesStartingWith(client, poolNamePrefix(prefix, hash))).filter((row) => poolTemplateHash(prefix, row.name) === hash).map((row) => row.name);
+  const start = poolNamePrefix(prefix, hash);
+  const { rows } = await client.query<{ name: string }>(
+    'SELECT datname AS name FROM pg_database WHERE left(datname, $2) = $1 AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY oid',
+    [start, start.length],
+  );
+  return rows.map((row) => row.name).filter((name) => poolTemplateHash(prefix, name) === hash);
 }
 
 /**
@@ -56,9 +64,10 @@ export async function takeReadyCopy(client: Client, prefix: string, hash: string
       debug('took ready copy %s as %s', copy, name);
       return copy;
     } catch (error) {
-      // Taken by another process meanwhile (3D000), or being looked at by someone (55006): try the next.
+      // Taken by another process meanwhile (3D000), being looked at by someone (55006), or not ours
+      // to rename after all (42501): try the next.
       const code = (error as Partial<DatabaseError>).code;
-      if (code === '3D000' || code === '55006') continue;
+      if (code === '3D000' || code === '55006' || code === '42501') continue;
       throw error;
     }
   }

@@ -234,7 +234,8 @@ describe('DatabaseAllocator', () => {
   for (const registry of ['file', 'postgres'] as const) {
     it(`records nothing for a lane whose clone failed (registry: ${registry})`, async (t) => {
       // A template of its own (no migrations), dropped behind the allocator's back: the clone fails.
-      const allocator = await allocatorFor(t, { migrations: false, seed: undefined, registry, runId: `run-fail-${registry}` });
+      // No ready copies either (pool: 0): a copy would stand in for the dropped template.
+      const allocator = await allocatorFor(t, { migrations: false, seed: undefined, registry, runId: `run-fail-${registry}`, pool: 0 });
       const template = await allocator.prepare();
       await dropDatabasesStartingWith(server.adminUrl, template.name);
       const kept = await allocatorFor(t, { stateDir: allocator.options.stateDir, runId: allocator.runId });
@@ -306,3 +307,42 @@ describe('DatabaseAllocator', () => {
 function pathsOf(allocator: DatabaseAllocator): { migrations: unknown; seed: unknown } {
   return { migrations: allocator.options.migrations, seed: allocator.options.seed };
 }
+
+describe('DatabaseAllocator resets and ready copies', () => {
+  it('puts a lane back to the template under the same name and URL, from a ready copy, then refills the pool', async (t) => {
+    const allocator = await allocatorFor(t, { pool: 2 });
+    const lane = await allocator.allocateDatabaseForProject('fresh');
+    await allocator.poolSettled();
+    assert.equal(await allocator.readyCopyCount(), 2);
+    await query(lane.databaseUrl, `INSERT INTO "Item" (name) VALUES ('written by a test')`);
+
+    const reset = await allocator.resetDatabaseForProject('fresh');
+    assert.equal(reset.databaseName, lane.databaseName);
+    assert.equal(reset.strategy, 'swap');
+    assert.equal(reset.source, 'pool');
+    assert.deepEqual(await query(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id'), [{ name: 'alpha' }, { name: 'beta' }]);
+    await allocator.poolSettled();
+    assert.equal(await allocator.readyCopyCount(), 2, 'refilled after the take');
+  });
+
+  it('takes a ready copy when a lane boots, and clones when none is left', async (t) => {
+    const allocator = await allocatorFor(t, { pool: 1 });
+    await allocator.prepare();
+    await allocator.poolSettled();
+    const [copy] = await databasesStartingWith(server.adminUrl, `${server.prefix}_pool_`);
+    assert.ok(copy, 'a ready copy exists');
+    const lane = await allocator.allocateDatabaseForProject('booted');
+    assert.ok(!(await exists(copy)), 'the copy became the lane database');
+    assert.deepEqual(await query(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id'), [{ name: 'alpha' }, { name: 'beta' }]);
+  });
+
+  it('refuses to reset a lane this run has no database for', async (t) => {
+    const allocator = await allocatorFor(t, { pool: 0 });
+    await assert.rejects(allocator.resetDatabaseForProject('never-booted'), (error) => isLanesError(error, 'LANE_NOT_FOUND'));
+  });
+
+  it('rejects bad reset and pool options, naming them', () => {
+    assert.throws(() => new DatabaseAllocator({ reset: 'wipe' as never }), (error) => isLanesError(error, 'INVALID_OPTION') && /database reset "wipe"/.test(error.message));
+    assert.throws(() => new DatabaseAllocator({ pool: -1 }), (error) => isLanesError(error, 'INVALID_OPTION') && /database pool -1/.test(error.message));
+  });
+});

@@ -67,3 +67,21 @@ test("lane servers never see the runner's private variables: the lane service's 
   for (const name of PRIVATE_RUNNER_ENV) assert.equal(env[name], undefined, `${name} reached the server`);
   assert.equal(env.PATH, process.env.PATH, 'the rest of the environment is inherited');
 });
+
+async function postTo(control: ControlServer, path: string, body: unknown): Promise<{ status: number; error?: { code: string; message: string; hint?: string }; reset?: unknown }> {
+  const response = await fetch(`${control.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${control.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, ...((await response.json()) as object) };
+}
+
+test('reset and test reports are checked like lane requests, and a lane without a database cannot be reset', async (t) => {
+  const { control } = await service(t);
+  assert.equal((await postTo(control, '/lanes/reset', { project: 'alpha', strategy: 'wipe' })).error?.code, 'LANE_REQUEST_INVALID');
+  assert.equal((await postTo(control, '/lanes/test', { project: 'alpha', phase: 'begin' })).error?.code, 'LANE_REQUEST_INVALID', 'a phase needs a user');
+  assert.equal((await postTo(control, '/lanes/test', { project: 'alpha', phase: 'later', user: { pid: 1, testId: 'x' } })).error?.code, 'LANE_REQUEST_INVALID');
+  assert.equal((await postTo(control, '/lanes/test', { project: 'alpha', phase: 'begin', user: { pid: 'one', testId: 'x' } })).error?.code, 'LANE_REQUEST_INVALID');
+  assert.equal((await postTo(control, '/lanes/reset', { project: 'nonexistent' })).error?.code, 'LANE_NOT_FOUND');
+  const noDatabase = await postTo(control, '/lanes/test', { project: 'alpha', phase: 'begin', reset: true, user: { pid: process.pid, testId: 't1' } });
+  assert.equal(noDatabase.error?.code, 'INVALID_OPTION');
+  assert.match(noDatabase.error!.message, /no database/);
+  assert.equal((await postTo(control, '/lanes/test', { project: 'alpha', phase: 'end', user: { pid: process.pid, testId: 't1' } })).status, 200);
+});
