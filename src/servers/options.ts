@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { LanesError } from '../errors.js';
 import { readEnvFiles, isEnvFileOption, type EnvFile } from '../env-files.js';
 import { warn } from '../log.js';
@@ -93,8 +94,10 @@ export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { po
     throw invalid('`env` must be an object of strings or a function of the context returning one.');
   }
   if (!isEnvFileOption(def.envFile)) throw invalid('`envFile` must be a path or an array of paths (relative to `cwd`).');
-  if (def.health !== undefined && def.health !== false && (typeof def.health !== 'string' || !def.health.startsWith('/'))) {
-    throw invalid(`\`health\` must be an HTTP path starting with "/" or false, got ${JSON.stringify(def.health)}.`);
+  const health = def.health;
+  const fileHealth = typeof health === 'object' && health !== null;
+  if (fileHealth ? typeof health.file !== 'string' || health.file === '' : health !== undefined && health !== false && (typeof health !== 'string' || (health !== 'tcp' && !health.startsWith('/')))) {
+    throw invalid(`\`health\` must be an HTTP path starting with "/", 'tcp', { file: '<path>' } or false, got ${JSON.stringify(def.health)}.`);
   }
   if (def.timeout !== undefined && !(Number.isFinite(def.timeout) && def.timeout > 0)) {
     throw invalid(`\`timeout\` must be a number of milliseconds > 0, got ${String(def.timeout)}.`);
@@ -120,10 +123,10 @@ export function checkDefinition(def: ServerDefinition, ctx: ServerContext): { po
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65_536)) {
     throw invalid(`the lane's port "${portName}" is ${String(port)}, not a TCP port.`);
   }
-  if (port === undefined && def.health !== false) {
+  if (port === undefined && def.health !== false && !fileHealth) {
     throw invalid(
       'it has no port, so its health cannot be polled.',
-      `Give the lane a port named "${def.name}", set \`port\` to one of the lane's port names, or set \`health: false\`.`,
+      `Give the lane a port named "${def.name}", set \`port\` to one of the lane's port names, or set \`health\` to { file: '<path>' } or false.`,
     );
   }
   return { port };
@@ -154,7 +157,7 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     env: buildEnv(def, ctx, port, host),
     port,
     url,
-    healthUrl: url === undefined || health === false ? undefined : url + health,
+    healthUrl: readinessTarget(health, url, port, host, path.resolve(def.cwd ?? process.cwd())),
     timeout: def.timeout ?? SERVER_DEFAULTS.timeout,
     unhealthyAfterMs: def.unhealthyAfterMs === false ? undefined : (def.unhealthyAfterMs ?? SERVER_DEFAULTS.unhealthyAfterMs),
     stopSignal: def.stopSignal ?? SERVER_DEFAULTS.stopSignal,
@@ -165,6 +168,17 @@ export function resolveServer(def: ServerDefinition, ctx: ServerContext, options
     adopt: options.adopt ?? false,
     output: options.output ?? 'pipe',
   };
+}
+
+/**
+ * What readiness polls, as a URL: `http://…/path` (GET), `tcp://host:port` (a connection), or
+ * `file:///…` (the file exists); undefined for `health: false`.
+ */
+function readinessTarget(health: NonNullable<ServerDefinition['health']>, url: string | undefined, port: number | undefined, host: LaneHost, cwd: string): string | undefined {
+  if (health === false) return undefined;
+  if (typeof health === 'object') return pathToFileURL(path.resolve(cwd, health.file)).href;
+  if (url === undefined || port === undefined) return undefined;
+  return health === 'tcp' ? `tcp://${host}:${port}` : url + health;
 }
 
 const warnedOverrides = new Set<string>();

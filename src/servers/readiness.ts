@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 
@@ -111,8 +114,31 @@ interface Problem {
   body?: string;
 }
 
-/** One GET. Resolves undefined when healthy, else what went wrong. @internal */
+/** One check of `url`: a GET, a TCP connection or a file's existence. Resolves undefined when ready, else what went wrong. @internal */
 function probe(url: string, timeout: number, signal: AbortSignal): Promise<Problem | undefined> {
+  if (url.startsWith('tcp://')) return probeTcp(new URL(url), timeout, signal);
+  if (url.startsWith('file://')) return Promise.resolve(existsSync(fileURLToPath(url)) ? undefined : { problem: 'the file does not exist yet' });
+  return probeHttp(url, timeout, signal);
+}
+
+/** One TCP connection to `host:port`, closed at once. */
+function probeTcp(url: URL, timeout: number, signal: AbortSignal): Promise<Problem | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port), signal, timeout });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve({ problem: `no connection within ${timeout} ms` });
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve({ problem: error.code ?? error.message }));
+  });
+}
+
+/** One GET. */
+function probeHttp(url: string, timeout: number, signal: AbortSignal): Promise<Problem | undefined> {
   return new Promise((resolve) => {
     let answered: (() => void) | undefined;
     // agent: false + Connection: close: no pooled keep-alive socket that would delay the server's graceful shutdown.

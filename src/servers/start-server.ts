@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { LanesError } from '../errors.js';
@@ -146,18 +147,33 @@ function describeCommand(server: ResolvedServer): string {
   return [server.file, ...server.args].join(' ');
 }
 
+/** What a server's readiness waited for, in words, and what to check. */
+function describeReadiness(target: string | undefined): { what: string; check: string } {
+  if (target?.startsWith('tcp://')) {
+    const { hostname, port } = new URL(target);
+    return { what: `accept TCP connections on ${hostname}:${port}`, check: `Check that the server listens on ${hostname} at the port it gets as PORT (${port})` };
+  }
+  if (target?.startsWith('file://')) {
+    const file = fileURLToPath(target);
+    return { what: `create ${file}`, check: `Check that the server writes ${file} when it is ready (health: { file } is relative to its cwd)` };
+  }
+  const port = target ? new URL(target).port : '?';
+  return { what: `answer GET ${target} with 2xx/3xx`, check: `Check that the server listens on 127.0.0.1 at the port it gets as PORT (${port}) and that GET ${target} answers 2xx/3xx` };
+}
+
 /** The error for a server that did not become healthy. @internal */
 function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { kind: 'healthy' }>, tail: string[], pid?: number): LanesError {
   const who = `Server "${server.name}" for project "${server.project}"`;
-  const polled = server.healthUrl === undefined ? '' : ` (polled GET ${server.healthUrl})`;
+  const polled = server.healthUrl === undefined ? '' : ` (waited to ${describeReadiness(server.healthUrl).what})`;
   const logPart = `${tail.length === 0 ? 'Its log is empty.' : `Last ${Math.min(tail.length, TAIL_LINES)} log lines:\n${tail.map((line) => `  | ${line}`).join('\n')}`}\nLog: ${server.logFile}`;
   const details = { project: server.project, server: server.name, url: server.healthUrl, logFile: server.logFile, pid, polls: readiness.polls };
 
   if (readiness.kind === 'timeout') {
     const seconds = server.timeout / 1000;
-    const message = `${who} did not answer GET ${server.healthUrl} with 2xx/3xx within ${seconds} s (last attempt: ${readiness.lastProblem}; ${readiness.polls} polls).\n${logPart}`;
+    const awaited = describeReadiness(server.healthUrl);
+    const message = `${who} did not ${awaited.what} within ${seconds} s (last attempt: ${readiness.lastProblem}; ${readiness.polls} polls).\n${logPart}`;
     return new LanesError('SERVER_START_TIMEOUT', redactText(message, server.secrets), {
-      hint: `Check that the server listens on 127.0.0.1 at the port it gets as PORT (${server.port}) and that GET ${server.healthUrl} answers 2xx/3xx; if it is only slow, raise \`timeout\` of "${server.name}".`,
+      hint: `${awaited.check}; if it is only slow, raise \`timeout\` of "${server.name}".`,
       details: { ...details, timeout: server.timeout, lastProblem: readiness.lastProblem },
     });
   }

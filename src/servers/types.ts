@@ -48,11 +48,14 @@ export interface ServerDefinition {
    */
   port?: string;
   /**
-   * HTTP path polled with GET on `http://127.0.0.1:<port><health>`; any 2xx or 3xx answer means healthy.
-   * `false` means "ready as soon as it is spawned" (the only choice for a server without a port).
+   * When the server counts as ready:
+   * - an HTTP path, polled with GET on `http://127.0.0.1:<port><health>`; any 2xx or 3xx answer means healthy;
+   * - `'tcp'`: its port accepts TCP connections (a websocket or gRPC service, a worker with an admin port);
+   * - `{ file }`: the file exists (relative to `cwd`; a server without a port can write it when ready);
+   * - `false`: as soon as it is spawned.
    * @default '/'
    */
-  health?: string | false;
+  health?: string | false | { file: string };
   /**
    * Milliseconds the server has to become healthy.
    * @default 30_000

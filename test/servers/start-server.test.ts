@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { isLanesError, type LanesError } from '../../src/errors.js';
 import { startServer } from '../../src/servers/index.js';
+import { checkDefinition } from '../../src/servers/options.js';
 import {
   freePort,
   get,
@@ -344,4 +345,28 @@ test("a server that loads its own .env keeps the lane's variables: the process e
   assert.equal(env.FROM_OWN_FILE, 'yes');
   assert.equal(env.DATABASE_URL, databaseUrl);
   assert.equal(env.PORT, String(port));
+});
+
+test("health 'tcp' waits for the port to accept connections; a server that never listens times out saying so", async (t) => {
+  const port = await freePort();
+  await using server = await startServer({ name: 'socket', command: nodeCommand('http-server.mjs'), health: 'tcp', env: { LISTEN_DELAY_MS: '300' } }, laneContext({ socket: port }), { logDir: tempDir(t) });
+  assert.equal((await get(`${server.url}/health`)).status, 200, 'listening once ready');
+  const never = await freePort();
+  await assert.rejects(
+    startServer({ name: 'silent', command: [process.execPath, '-e', 'setTimeout(() => {}, 20000)'], health: 'tcp', timeout: 600 }, laneContext({ silent: never }), { logDir: tempDir(t) }),
+    (error) => isLanesError(error, 'SERVER_START_TIMEOUT') && new RegExp(`did not accept TCP connections on 127\\.0\\.0\\.1:${never} within 0\\.6 s`).test(error.message),
+  );
+});
+
+test('health { file } waits for the file, relative to cwd, for a server without a port', async (t) => {
+  const dir = tempDir(t);
+  const script = "setTimeout(() => require('node:fs').writeFileSync('ready.flag', ''), 300); setTimeout(() => {}, 20000);";
+  await using server = await startServer({ name: 'worker', command: [process.execPath, '-e', script], cwd: dir, health: { file: 'ready.flag' } }, laneContext({}), { logDir: tempDir(t) });
+  assert.ok(readFileSync(path.join(dir, 'ready.flag')) !== undefined);
+  assert.equal(server.port, undefined);
+  await assert.rejects(
+    startServer({ name: 'never', command: [process.execPath, '-e', 'setTimeout(() => {}, 20000)'], cwd: dir, health: { file: 'missing.flag' }, timeout: 500 }, laneContext({}), { logDir: tempDir(t) }),
+    (error) => isLanesError(error, 'SERVER_START_TIMEOUT') && error.message.includes(`did not create ${path.join(dir, 'missing.flag')}`),
+  );
+  assert.throws(() => checkDefinition({ name: 'bad', command: 'x', health: { file: '' } }, laneContext({})), (error) => isLanesError(error, 'INVALID_OPTION') && /'tcp', \{ file: '<path>' \}/.test(error.message));
 });
