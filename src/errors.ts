@@ -25,7 +25,10 @@ export type LanesErrorCode =
   | 'BROWSER_NOT_FOUND'
   | 'CONFIG_INVALID'
   | 'LANE_NOT_FOUND'
-  | 'INTERRUPTED';
+  | 'INTERRUPTED'
+  | 'SEED_TIMEOUT'
+  | 'MIGRATION_TIMEOUT'
+  | 'TEMPLATE_WAIT_TIMEOUT';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

@@ -274,6 +274,10 @@ export class DatabaseAllocator {
       hashInputs: this.options.hashInputs,
       rebuild: this.options.rebuild,
       connectTimeoutMs: this.options.connectTimeoutMs,
+      runId: this.runId,
+      seedTimeoutMs: this.options.seedTimeoutMs,
+      migrationTimeoutMs: this.options.migrationTimeoutMs,
+      templateWaitTimeoutMs: this.options.templateWaitTimeoutMs,
     });
   }
 

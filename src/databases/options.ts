@@ -107,6 +107,28 @@ export interface DatabaseAllocatorOptions {
    * @default 'auto'
    */
   registry?: RegistryMode;
+  /**
+   * Deadline of the seed while the template is built: the seed module's default export, or the seed
+   * command when it sets no `timeoutMs` of its own. Past it the build fails with `SEED_TIMEOUT` and
+   * is abandoned cleanly. Also `E2E_LANES_SEED_TIMEOUT_MS`.
+   * @default 600_000 (10 minutes)
+   */
+  seedTimeoutMs?: number;
+  /**
+   * Deadline of each migration file applied by the built-in runner (a statement waiting on a lock
+   * included), or of the migrations command when it sets no `timeoutMs` of its own. Past it the
+   * build fails with `MIGRATION_TIMEOUT`, naming the lock waited for and who holds it. Also
+   * `E2E_LANES_MIGRATION_TIMEOUT_MS`.
+   * @default 600_000 (10 minutes)
+   */
+  migrationTimeoutMs?: number;
+  /**
+   * How long to wait for another process that builds the same template (on this or another
+   * machine) before failing with `TEMPLATE_WAIT_TIMEOUT`, naming that process. Also
+   * `E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS`.
+   * @default 1_800_000 (30 minutes)
+   */
+  templateWaitTimeoutMs?: number;
 }
 
 export interface ResolvedDatabaseAllocatorOptions {
@@ -124,6 +146,9 @@ export interface ResolvedDatabaseAllocatorOptions {
   embedded: EnsurePostgresOptions['embedded'];
   expectedConnections: number | undefined;
   registry: RegistryMode;
+  seedTimeoutMs: number;
+  migrationTimeoutMs: number;
+  templateWaitTimeoutMs: number;
 }
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
@@ -131,6 +156,12 @@ export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const REBUILD_ENV = 'E2E_LANES_REBUILD';
 export const REGISTRY_ENV = 'E2E_LANES_REGISTRY';
+export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
+export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
+export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
+export const SEED_TIMEOUT_ENV = 'E2E_LANES_SEED_TIMEOUT_MS';
+export const MIGRATION_TIMEOUT_ENV = 'E2E_LANES_MIGRATION_TIMEOUT_MS';
+export const TEMPLATE_WAIT_TIMEOUT_ENV = 'E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS';
 
 /** Resolves every option to its final value, in one place, rejecting bad values at the call. */
 export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
@@ -150,7 +181,22 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     expectedConnections:
       options.expectedConnections === undefined ? undefined : positive('expectedConnections', options.expectedConnections),
     registry: resolveRegistryMode(options.registry),
+    seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
+    migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),
+    templateWaitTimeoutMs: durationOption('templateWaitTimeoutMs', TEMPLATE_WAIT_TIMEOUT_ENV, options.templateWaitTimeoutMs, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS),
   };
+}
+
+/** A positive number of ms: the option, else its env variable, else the default. */
+function durationOption(option: string, env: string, value: number | undefined, fallback: number): number {
+  if (value !== undefined) return positive(option, value);
+  const raw = process.env[env]?.trim();
+  if (!raw) return fallback;
+  const parsed = Number(raw);
+  if (!Number.isFinite(parsed) || parsed <= 0) {
+    throw new LanesError('INVALID_OPTION', `Invalid ${option} ${JSON.stringify(raw)} (from ${env}).`, { hint: `Set ${env} (or option \`${option}\`) to a positive number of milliseconds.` });
+  }
+  return parsed;
 }
 
 function resolveRegistryMode(value: unknown): RegistryMode {
