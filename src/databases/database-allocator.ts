@@ -21,7 +21,7 @@ import {
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
 import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
-import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import { AdminPool } from './admin-pool.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName } from './names.js';
@@ -29,7 +29,8 @@ import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type Re
 import { DATABASES_FILE, databasesSpec, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
 import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
 import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
-import { ensureTemplate, type TemplateInfo } from './template.js';
+import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
+import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 
 const debug = debugLogger('databases');
 
@@ -132,7 +133,7 @@ export class DatabaseAllocator {
       entry = recorded.entry;
       try {
         await this.#withAdmin(async (client, version) => {
-          const create = (): Promise<void> => this.#create(client, version, key, databaseName, template.name, server.adminUrl);
+          const create = (): Promise<void> => this.#create(client, version, recorded.entry, template.name, server.adminUrl);
           if (!leases) return create();
           await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
         });
@@ -184,7 +185,16 @@ export class DatabaseAllocator {
    * `releaseRun` (`e2e-lanes down`). On a shared server's registry the lease still expires.
    */
   async keepRun(runId: string = this.runId): Promise<void> {
-    await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
+    const kept = await this.file.update((doc) => {
+      keepRunEntries(doc.entries, runId);
+      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
+    });
+    // The server's marks say so too, so that no reaper judging by marks alone drops them.
+    if (kept.length > 0 && this.#server) {
+      await this.#withAdmin(async (client) => {
+        for (const entry of kept) await writeMark(client, entry.databaseName, laneMark(entry, true)).catch((error: unknown) => debug('could not mark %s as kept: %s', entry.databaseName, messageOf(error)));
+      }).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
+    }
     stopKeepingAlive(this.file, runId);
     const server = this.#server;
     this.#server = undefined;
@@ -238,10 +248,63 @@ export class DatabaseAllocator {
       },
     };
     const removed = await this.#remove(pick, { wait: false });
+    removed.push(...(await this.#reapUnrecorded()));
     for (const { entry, dropped, reason } of removed) {
       debug('reaped %s of %s (%s): %s', entry.databaseName, describeLane(entry), dropped ? 'dropped' : 'not dropped', reason);
     }
     return removed;
+  }
+
+  /**
+   * The server is a source of truth too: drops the databases of this prefix that carry the
+   * toolkit's mark, are listed in neither this ledger nor the registry (a lost or truncated
+   * ledger, another state folder's run that died), and whose marked owner is gone (this host: pid
+   * gone or reused; another host's are judged only by their registry lease, so never here). Also
+   * drops abandoned build databases of templates. Runs under the ledger lock, so an allocation of
+   * this state folder never races it. A database without the mark is never touched.
+   * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
+   */
+  async #reapUnrecorded(): Promise<ReapedDatabase[]> {
+    const leases = await this.#leases();
+    const server = await this.#postgres();
+    const failures: string[] = [];
+    const reaped = await this.file.update(async (doc) =>
+      this.#withAdmin(async (client, version) => {
+        const known = new Set(doc.entries.map((entry) => entry.databaseName));
+        if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
+        const found: ReapedDatabase[] = [];
+        for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
+          const mark = parseMark(row.comment);
+          if (mark?.kind !== 'lane' || known.has(row.name)) continue;
+          const entry = markToEntry(row.name, mark, server.adminUrl);
+          if (!entry || !this.#created(entry)) continue;
+          const gone = markOwnerGone(mark);
+          if (!gone) continue;
+          const drop = async (): Promise<void> => {
+            if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
+            await dropDatabase(client, row.name, version);
+            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: true });
+          };
+          try {
+            if (leases) await withLaneLock(client, row.name, { wait: false }, drop);
+            else await drop();
+          } catch (error) {
+            failures.push(`${row.name}: ${messageOf(error)}`);
+          }
+        }
+        for (const build of await dropAbandonedBuilds(client, this.prefix, version)) {
+          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: true, kind: 'build' });
+        }
+        return found;
+      }),
+    );
+    if (failures.length > 0) {
+      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
+        hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
+        details: { failures },
+      });
+    }
+    return reaped;
   }
 
   /**
@@ -381,14 +444,18 @@ export class DatabaseAllocator {
    * earlier allocation, or one running at the same moment, which has committed by then) is the one.
    * @throws {LanesError} `DATABASE_CREATE_FAILED`
    */
-  async #create(client: Client, version: number, key: LaneKey, databaseName: string, template: string, adminUrl: string): Promise<void> {
+  async #create(client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
+    const { databaseName } = entry;
     try {
       await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
-      debug('cloned %s from %s for %s', databaseName, template, describeLane(key));
+      debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
     } catch (error) {
       if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
-      debug('%s of %s exists already (%s)', databaseName, describeLane(key), (error as { code?: string }).code);
+      debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
     }
+    // The owner goes on the server too (renewed on every allocation, so a takeover shows), for
+    // reapers that find no ledger listing the database.
+    await writeMark(client, databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s: %s', databaseName, messageOf(error)));
   }
 
   /**
@@ -552,6 +619,44 @@ export class DatabaseAllocator {
       );
     }
   }
+}
+
+/** The mark of a lane database: its lane and owner. */
+function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): DatabaseMark {
+  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
+  if (entry.worker !== undefined) mark.worker = entry.worker;
+  if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
+  if (kept) mark.kept = true;
+  return mark;
+}
+
+/** A lane mark in the shape of a ledger entry, or undefined when it lacks the lane or owner. */
+function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry | undefined {
+  if (typeof mark.runId !== 'string' || typeof mark.project !== 'string' || typeof mark.host !== 'string' || typeof mark.pid !== 'number') return undefined;
+  const entry: DatabaseEntry = {
+    runId: mark.runId,
+    project: mark.project,
+    owner: { runId: mark.runId, pid: mark.pid, host: mark.host, createdAt: mark.created, heartbeatAt: mark.created },
+    databaseName,
+    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+    template: '',
+  };
+  if (typeof mark.worker === 'number') entry.worker = mark.worker;
+  if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
+  return entry;
+}
+
+/** An abandoned build database in the shape of a ledger entry (project: the template it was building). */
+function buildToEntry(databaseName: string, template: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry {
+  const runId = mark.runId ?? 'unknown';
+  return {
+    runId,
+    project: `template build ${template}`,
+    owner: { runId, pid: mark.pid ?? 0, host: mark.host ?? 'unknown', createdAt: mark.created, heartbeatAt: mark.created },
+    databaseName,
+    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+    template,
+  };
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

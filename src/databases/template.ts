@@ -322,8 +322,8 @@ function buildMark(runId: string | undefined): DatabaseMark {
  * it builds) and, for a builder of this host, its pid is gone too. Their sessions are ended first.
  * Resolves the names dropped.
  */
-export async function dropAbandonedBuilds(client: Client, prefix: string, serverVersion: number): Promise<string[]> {
-  const dropped: string[] = [];
+export async function dropAbandonedBuilds(client: Client, prefix: string, serverVersion: number): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
+  const dropped: { name: string; template: string; mark: DatabaseMark }[] = [];
   for (const row of await databasesStartingWith(client, `${prefix}_tpl_`)) {
     const match = /^(.+)_build_[0-9a-f]{8}$/.exec(row.name);
     const template = match?.[1];
@@ -338,7 +338,7 @@ export async function dropAbandonedBuilds(client: Client, prefix: string, server
       await terminateSessions(client, row.name);
       await dropDatabase(client, row.name, serverVersion);
       debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
-      dropped.push(row.name);
+      dropped.push({ name: row.name, template, mark });
     } finally {
       await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
     }
