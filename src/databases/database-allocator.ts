@@ -28,7 +28,19 @@ import { laneDatabaseName } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
 import { DATABASES_FILE, databasesSpec, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
 import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
+import {
+  checkRegistryPrivileges,
+  deleteRow,
+  ensureRegistry,
+  ensureRegistryDatabase,
+  findRow,
+  judgeRow,
+  registryFailed,
+  selectRows,
+  withLaneLock,
+  writeRow,
+  type RegistryRow,
+} from './registry.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 
@@ -68,6 +80,8 @@ export class DatabaseAllocator {
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
   #admin: AdminPool | undefined;
+  /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
+  #coordinationUrl: string | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -330,7 +344,7 @@ export class DatabaseAllocator {
     const expected = this.options.expectedConnections;
     if (expected !== undefined) await this.#withAdmin((client) => checkConnectionBudget(client, expected));
     return ensureTemplate({
-      adminUrl: server.adminUrl,
+      adminUrl: this.#coordinationUrl ?? server.adminUrl,
       prefix: this.prefix,
       migrations: this.options.migrations,
       seed: this.options.seed,
@@ -363,8 +377,18 @@ export class DatabaseAllocator {
     if (this.registryKind() === 'file') return Promise.resolve(undefined);
     this.#registry ??= (async () => {
       const server = await this.#postgres();
+      const registryUrl = withDatabase(server.adminUrl, this.options.registryDatabase);
+      const where = describeTarget(registryUrl);
       try {
-        await this.#withAdmin((client) => ensureRegistry(client, describeTarget(server.adminUrl)));
+        // Created over the admin URL's database, where nothing else is created; everything else happens in the registry database.
+        await this.#withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
+        const client = await connectClient(registryUrl, { timeoutMs: this.options.connectTimeoutMs });
+        try {
+          await ensureRegistry(client, where);
+          await checkRegistryPrivileges(client, where);
+        } finally {
+          await client.end().catch(() => undefined);
+        }
       } catch (error) {
         // 'auto' must not fail a run whose role may create databases but not a schema: fall back to state files.
         if (this.options.registry !== 'auto' || (error as { cause?: { code?: string } }).cause?.code !== '42501') throw error;
@@ -375,7 +399,8 @@ export class DatabaseAllocator {
         );
         return undefined;
       }
-      const connect = (): Promise<Client> => connectClient(server.adminUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
+      this.#coordinationUrl = registryUrl;
+      const connect = (): Promise<Client> => connectClient(registryUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
       return new LeaseKeeper(connect, this.options.leaseMs);
     })().catch((error: unknown) => {
       this.#registry = undefined;
@@ -392,10 +417,11 @@ export class DatabaseAllocator {
    */
   async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
     const server = await this.#postgres();
+    const url = this.#coordinationUrl ?? server.adminUrl;
     let admin = this.#admin;
-    if (admin?.url !== server.adminUrl) {
+    if (admin?.url !== url) {
       void admin?.close();
-      admin = this.#admin = new AdminPool(server.adminUrl, this.options.connectTimeoutMs);
+      admin = this.#admin = new AdminPool(url, this.options.connectTimeoutMs);
     }
     return admin.use((client) => fn(client, server.version));
   }
@@ -610,7 +636,7 @@ export class DatabaseAllocator {
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
     const fingerprint = (o: ResolvedDatabaseAllocatorOptions): string =>
-      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry]);
+      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry, o.registryDatabase]);
     if (fingerprint(resolved) !== fingerprint(this.options)) {
       throw new LanesError(
         'INVALID_OPTION',

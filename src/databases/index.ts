@@ -8,7 +8,7 @@ export {
   type DatabaseListOptions,
   type ReapedDatabase,
 } from './entries.js';
-export { REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
+export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
 export {
   type DatabaseAllocatorOptions,
   type CommandStep,
@@ -17,6 +17,10 @@ export {
   DEFAULT_CLONE_STRATEGY,
   REBUILD_ENV,
   REGISTRY_ENV,
+  REGISTRY_DATABASE_ENV,
+  SEED_TIMEOUT_ENV,
+  MIGRATION_TIMEOUT_ENV,
+  TEMPLATE_WAIT_TIMEOUT_ENV,
 } from './options.js';
 export {
   applyMigrations,
@@ -27,8 +31,9 @@ export {
   MIGRATIONS_TABLE,
   type MigrationFile,
   type MigrateResult,
+  type MigrateOptions,
 } from './migrations.js';
-export { runSeed, type SeedContext, type SeedFunction } from './seed.js';
+export { runSeed, type SeedContext, type SeedFunction, type RunSeedOptions } from './seed.js';
 export {
   ensureTemplate,
   computeTemplateHash,

@@ -3,7 +3,7 @@ import { LanesError } from '../errors.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
-import type { RegistryMode } from './registry.js';
+import { DEFAULT_REGISTRY_DATABASE, type RegistryMode } from './registry.js';
 
 /** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
 export interface CommandStep {
@@ -108,6 +108,13 @@ export interface DatabaseAllocatorOptions {
    */
   registry?: RegistryMode;
   /**
+   * The database of the server's registry (with `registry: 'postgres'`): created by the toolkit
+   * (with its mark) when missing, never dropped. Nothing is created in the database of the admin
+   * URL. Every machine sharing the server must use the same one. Also `E2E_LANES_REGISTRY_DATABASE`.
+   * @default 'e2e_lanes'
+   */
+  registryDatabase?: string;
+  /**
    * Deadline of the seed while the template is built: the seed module's default export, or the seed
    * command when it sets no `timeoutMs` of its own. Past it the build fails with `SEED_TIMEOUT` and
    * is abandoned cleanly. Also `E2E_LANES_SEED_TIMEOUT_MS`.
@@ -146,6 +153,7 @@ export interface ResolvedDatabaseAllocatorOptions {
   embedded: EnsurePostgresOptions['embedded'];
   expectedConnections: number | undefined;
   registry: RegistryMode;
+  registryDatabase: string;
   seedTimeoutMs: number;
   migrationTimeoutMs: number;
   templateWaitTimeoutMs: number;
@@ -156,6 +164,7 @@ export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const REBUILD_ENV = 'E2E_LANES_REBUILD';
 export const REGISTRY_ENV = 'E2E_LANES_REGISTRY';
+export const REGISTRY_DATABASE_ENV = 'E2E_LANES_REGISTRY_DATABASE';
 export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
 export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
 export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
@@ -181,6 +190,7 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     expectedConnections:
       options.expectedConnections === undefined ? undefined : positive('expectedConnections', options.expectedConnections),
     registry: resolveRegistryMode(options.registry),
+    registryDatabase: resolveRegistryDatabase(options.registryDatabase),
     seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
     migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),
     templateWaitTimeoutMs: durationOption('templateWaitTimeoutMs', TEMPLATE_WAIT_TIMEOUT_ENV, options.templateWaitTimeoutMs, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS),
@@ -205,6 +215,15 @@ function resolveRegistryMode(value: unknown): RegistryMode {
   if (chosen === 'auto' || chosen === 'postgres' || chosen === 'file') return chosen;
   throw new LanesError('INVALID_OPTION', `Invalid registry ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_ENV})` : ''}.`, {
     hint: "Option `registry` (or E2E_LANES_REGISTRY) takes 'auto', 'postgres' or 'file'.",
+  });
+}
+
+function resolveRegistryDatabase(value: unknown): string {
+  const fromEnv = process.env[REGISTRY_DATABASE_ENV]?.trim();
+  const chosen = value ?? (fromEnv || DEFAULT_REGISTRY_DATABASE);
+  if (typeof chosen === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(chosen)) return chosen;
+  throw new LanesError('INVALID_OPTION', `Invalid registryDatabase ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_DATABASE_ENV})` : ''}.`, {
+    hint: 'Option `registryDatabase` (or E2E_LANES_REGISTRY_DATABASE) takes a database name of lowercase letters, digits and underscores (at most 63), e.g. the default \'e2e_lanes\'.',
   });
 }
 
