@@ -147,11 +147,17 @@ export async function applyMigrations(databaseUrl: string, migrations: readonly 
       const outcome = await withinDeadline(work, timeoutMs, `${label}: ${what}`);
       if (outcome.done) return;
       const wait = await describeLockWait(databaseUrl, pid, connect).catch((error: unknown) => `(could not read pg_locks: ${messageOf(error)})`);
-      // Cancel the statement: the migration's transaction rolls back, and the session can close.
-      await connectClient(databaseUrl, connect)
-        .then(async (other) => other.query('SELECT pg_cancel_backend($1)', [pid]).finally(() => other.end()))
-        .catch((error: unknown) => debug('could not cancel pid %d: %s', pid, messageOf(error)));
-      await withinDeadline(work.catch(() => undefined), 5_000, `${label}: cancelling ${what}`);
+      // Cancel the statement: the migration's transaction rolls back, and the session can close. A
+      // statement that ignores the cancel within 5 s has its session ended.
+      const signal = (fn: 'pg_cancel_backend' | 'pg_terminate_backend'): Promise<unknown> =>
+        connectClient(databaseUrl, connect)
+          .then(async (other) => other.query(`SELECT ${fn}($1)`, [pid]).finally(() => other.end()))
+          .catch((error: unknown) => debug('%s(%d) failed: %s', fn, pid, messageOf(error)));
+      await signal('pg_cancel_backend');
+      if (!(await withinDeadline(work.catch(() => undefined), 5_000, `${label}: cancelling ${what}`)).done) {
+        await signal('pg_terminate_backend');
+        await withinDeadline(work.catch(() => undefined), 5_000, `${label}: ending the session of ${what}`);
+      }
       throw migrationTimedOut(what, migration, databaseUrl, timeoutMs, wait);
     };
     await guarded("Prisma Migrate's advisory lock", undefined, client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK_KEY]));
