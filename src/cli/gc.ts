@@ -71,8 +71,11 @@ async function oldTemplates(state: State, options: LanesOptions, gc: { dryRun: b
         .map((template) => template.name)
         .filter((name) => !inUse.includes(name));
     }
-    return await dropOldTemplates(server.adminUrl, prefix, gc.keepTemplates, { exclude: inUse });
+    // Template builds hold their lock in the registry database when the server's registry is used.
+    const lockingUrl = (await state.databases?.lockingUrl()) ?? server.adminUrl;
+    return await dropOldTemplates(lockingUrl, prefix, gc.keepTemplates, { exclude: inUse });
   } finally {
+    await state.databases?.close();
     await server.release();
   }
 }

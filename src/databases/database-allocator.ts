@@ -100,7 +100,8 @@ export class DatabaseAllocator {
   /**
    * Ensures PostgreSQL (the given server or the embedded one), the registry when one is used, and
    * the template, once per instance.
-   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`.
+   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`,
+   *   `SEED_TIMEOUT`, `MIGRATION_TIMEOUT`, `TEMPLATE_WAIT_TIMEOUT`.
    */
   prepare(): Promise<TemplateInfo> {
     this.#prepared ??= this.#prepare().catch((error: unknown) => {
@@ -108,6 +109,17 @@ export class DatabaseAllocator {
       throw error;
     });
     return this.#prepared;
+  }
+
+  /**
+   * The admin URL whose database holds the advisory locks of template builds and lanes: the
+   * registry database with the server's registry, else the admin URL's own. It holds the password:
+   * for connections only, never for messages. @internal
+   */
+  async lockingUrl(): Promise<string> {
+    const server = await this.#postgres();
+    await this.#leases();
+    return this.#coordinationUrl ?? server.adminUrl;
   }
 
   /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */

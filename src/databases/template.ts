@@ -112,8 +112,11 @@ export async function computeTemplateHash(inputs: TemplateInputs): Promise<strin
  * advisory lock: of several processes wanting the same template, exactly one builds it while the
  * others wait, then reuse it. It is built under a temporary name, sealed (`IS_TEMPLATE true
  * ALLOW_CONNECTIONS false`) and renamed only when complete, so a half-built template is never used;
- * on failure the temporary database is dropped.
- * @throws {LanesError} `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`, `POSTGRES_UNREACHABLE`.
+ * on failure the temporary database is dropped (its sessions ended first). No step waits forever: the
+ * seed, each migration and the wait for another builder have deadlines, and print a progress line
+ * every 10 s while they run.
+ * @throws {LanesError} `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`, `POSTGRES_UNREACHABLE`,
+ *   `SEED_TIMEOUT`, `MIGRATION_TIMEOUT`, `TEMPLATE_WAIT_TIMEOUT`.
  */
 export async function ensureTemplate(options: EnsureTemplateOptions): Promise<TemplateInfo> {
   const started = performance.now();
@@ -251,7 +254,6 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
   const build = buildDatabaseName(name, randomBytes(4).toString('hex'));
   try {
     await client.query(`CREATE DATABASE ${escapeIdentifier(build)}`);
-    await writeMark(client, build, buildMark(options.runId));
   } catch (error) {
     throw new LanesError('TEMPLATE_BUILD_FAILED', `Could not create ${build} on ${describeTarget(options.adminUrl)}: ${messageOf(error)}`, {
       hint: 'The admin user needs the CREATEDB privilege (or be a superuser).',
@@ -259,10 +261,11 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
     });
   }
   try {
+    await writeMark(client, build, buildMark(options.runId));
     const buildUrl = withDatabase(options.adminUrl, build);
     if (options.migrations !== false) {
       await runMigrations(options.migrations, buildUrl, {
-        ...timeout(options),
+        connectTimeoutMs: options.connectTimeoutMs,
         timeoutMs: options.migrationTimeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS,
         label: `migrating template ${name}`,
       });
