@@ -36,6 +36,8 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
     try {
       const databases = (await state.databases?.list({ scope: 'server' })) ?? [];
       report.databases = databases.filter((entry) => !entry.alive).map((entry) => entry.databaseName);
+      // Databases no ledger or registry lists, judged by the owner marked on them.
+      for (const item of (await state.databases?.listUnrecorded()) ?? []) if (!report.databases.includes(item.entry.databaseName)) report.databases.push(item.entry.databaseName);
     } finally {
       await state.databases?.close();
     }

@@ -241,6 +241,15 @@ export class DatabaseAllocator {
     return removed.map(({ entry }) => entry);
   }
 
+  /**
+   * What `reapStale()` would drop beyond the ledger and the registry, without changing anything:
+   * marked lane databases no ledger or registry lists whose owner is gone, and abandoned build
+   * databases (`dropped` is false in each).
+   */
+  listUnrecorded(): Promise<ReapedDatabase[]> {
+    return this.#reapUnrecorded({ dryRun: true });
+  }
+
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
     const local: DatabaseListing[] = withLiveness((await this.file.read()).entries, this.options.leaseMs);
@@ -290,11 +299,13 @@ export class DatabaseAllocator {
    * this state folder never races it. A database without the mark is never touched.
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
    */
-  async #reapUnrecorded(): Promise<ReapedDatabase[]> {
+  async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
     const leases = await this.#leases();
     const server = await this.#postgres();
     const failures: string[] = [];
-    const reaped = await this.file.update(async (doc) =>
+    const dryRun = options.dryRun === true;
+    const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
+    const reaped = await underLedger(async (doc) =>
       this.#withAdmin(async (client, version) => {
         const known = new Set(doc.entries.map((entry) => entry.databaseName));
         if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
@@ -308,8 +319,8 @@ export class DatabaseAllocator {
           if (!gone) continue;
           const drop = async (): Promise<void> => {
             if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
-            await dropDatabase(client, row.name, version);
-            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: true });
+            if (!dryRun) await dropDatabase(client, row.name, version);
+            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
           };
           try {
             if (leases) await withLaneLock(client, row.name, { wait: false }, drop);
@@ -318,8 +329,8 @@ export class DatabaseAllocator {
             failures.push(`${row.name}: ${messageOf(error)}`);
           }
         }
-        for (const build of await dropAbandonedBuilds(client, this.prefix, version)) {
-          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: true, kind: 'build' });
+        for (const build of await dropAbandonedBuilds(client, this.prefix, version, { dryRun })) {
+          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
         }
         return found;
       }),

@@ -323,9 +323,14 @@ function buildMark(runId: string | undefined): DatabaseMark {
  * Drops the build databases (`<prefix>_tpl_<hash>_build_<random>`, with the toolkit's mark) whose
  * builder is gone: the template's advisory lock is free (a live builder on any host holds it while
  * it builds) and, for a builder of this host, its pid is gone too. Their sessions are ended first.
- * Resolves the names dropped.
+ * Resolves the names dropped (with `dryRun`, those it would drop).
  */
-export async function dropAbandonedBuilds(client: Client, prefix: string, serverVersion: number): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
+export async function dropAbandonedBuilds(
+  client: Client,
+  prefix: string,
+  serverVersion: number,
+  options: { dryRun?: boolean } = {},
+): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
   const dropped: { name: string; template: string; mark: DatabaseMark }[] = [];
   for (const row of await databasesStartingWith(client, `${prefix}_tpl_`)) {
     const match = /^(.+)_build_[0-9a-f]{8}$/.exec(row.name);
@@ -338,8 +343,10 @@ export async function dropAbandonedBuilds(client: Client, prefix: string, server
     if (!locked.rows[0]?.ok) continue; // its builder is at work
     try {
       if (!(await findDatabase(client, row.name))) continue;
-      await terminateSessions(client, row.name);
-      await dropDatabase(client, row.name, serverVersion);
+      if (!options.dryRun) {
+        await terminateSessions(client, row.name);
+        await dropDatabase(client, row.name, serverVersion);
+      }
       debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
       dropped.push({ name: row.name, template, mark });
     } finally {

@@ -65,7 +65,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
   });
 }
 
-test('gc drops the lane databases of a SIGKILLed run whose ledger was truncated, and the build database of a SIGKILLed builder', { timeout: 180_000 }, async (t) => {
+test('gc (and gc --dry-run) finds, and gc drops, the lane databases of a SIGKILLed run whose ledger was truncated, and the build database of a SIGKILLed builder', { timeout: 180_000 }, async (t) => {
   const stateDir = await tempDir(t);
   const basic = { migrations: `${FIXTURES}/basic/migrations`, seed: `${FIXTURES}/basic/seed.ts` };
   // A run holding two lanes, SIGKILLed; its ledger then truncated.
@@ -92,6 +92,10 @@ test('gc drops the lane databases of a SIGKILLed run whose ledger was truncated,
     (await query<{ n: number }>(adminUrl(), 'SELECT count(*)::int AS n FROM pg_database WHERE datname = ANY($1::text[])', [names]))[0]?.n ?? -1;
   assert.equal(await count([...lanes, build]), 3);
   const env = { GC_TEST_PREFIX: prefix, E2E_LANES_DATABASE_URL: adminUrl(), E2E_LANES_REGISTRY: 'file' };
+  const dry = await cli(['gc', '--dry-run', '--config', CONFIG, '--state-dir', stateDir], env);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /would remove 0 lane\(s\), \d+ server process\(es\), 3 database\(s\)/);
+  assert.equal(await count([...lanes, build]), 3, 'a dry run drops nothing');
   const result = await cli(['gc', '--config', CONFIG, '--state-dir', stateDir], env);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /removed 0 lane\(s\), \d+ server process\(es\), 3 database\(s\)/);
