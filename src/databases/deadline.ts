@@ -35,7 +35,8 @@ export function reportProgress(label: string | (() => string), intervalMs = prog
 /**
  * Waits for `work` at most `timeoutMs`, printing progress lines meanwhile. Resolves
  * `{ done: true, value }`, or `{ done: false }` when the deadline passed first (`work` goes on: the
- * caller ends it). A rejection of `work` is passed on.
+ * caller ends it). A rejection of `work` is passed on. The deadline keeps the process alive: a step
+ * whose work holds no handle still ends in its error, not in a silent exit.
  */
 export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number, label: string | (() => string)): Promise<{ done: true; value: T } | { done: false }> {
   const stop = reportProgress(label);
@@ -43,7 +44,7 @@ export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number, lab
   try {
     return await Promise.race([
       work.then((value) => ({ done: true as const, value })),
-      sleep(timeoutMs, undefined, { signal: abort.signal, ref: false }).then(() => ({ done: false as const })),
+      sleep(timeoutMs, undefined, { signal: abort.signal }).then(() => ({ done: false as const })),
     ]);
   } finally {
     abort.abort();
