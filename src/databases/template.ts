@@ -247,6 +247,7 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
   }
   // Only the holder of the lock builds: a leftover build database is an orphan of a crashed builder.
   for (const orphan of await databasesStartingWith(client, `${name}_build_`)) {
+    if (!/^[0-9a-f]{8}$/.test(orphan.name.slice(name.length + 7))) continue; // not a name this toolkit gives
     debug('dropping orphan build database %s', orphan.name);
     await dropDatabase(client, orphan.name, serverVersion);
   }
