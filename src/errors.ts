@@ -33,7 +33,10 @@ export type LanesErrorCode =
   | 'DATABASE_RESET_FAILED'
   | 'LANE_REQUEST_INVALID'
   | 'SERVER_UNHEALTHY'
-  | 'LANE_RESET_CONFLICT';
+  | 'LANE_RESET_CONFLICT'
+  | 'SEED_TIMEOUT'
+  | 'MIGRATION_TIMEOUT'
+  | 'TEMPLATE_WAIT_TIMEOUT';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */

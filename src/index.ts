@@ -51,6 +51,8 @@ export {
   type TemplateInfo,
   type CommandStep,
   type CloneStrategy,
+  type MigrateOptions,
+  type RunSeedOptions,
 } from './databases/index.js';
 export {
   ensurePostgres,

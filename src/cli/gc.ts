@@ -36,6 +36,8 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
     try {
       const databases = (await state.databases?.list({ scope: 'server' })) ?? [];
       report.databases = databases.filter((entry) => !entry.alive).map((entry) => entry.databaseName);
+      // Databases no ledger or registry lists, judged by the owner marked on them.
+      for (const item of (await state.databases?.listUnrecorded()) ?? []) if (!report.databases.includes(item.entry.databaseName)) report.databases.push(item.entry.databaseName);
     } finally {
       await state.databases?.close();
     }
@@ -71,8 +73,11 @@ async function oldTemplates(state: State, options: LanesOptions, gc: { dryRun: b
         .map((template) => template.name)
         .filter((name) => !inUse.includes(name));
     }
-    return await dropOldTemplates(server.adminUrl, prefix, gc.keepTemplates, { exclude: inUse });
+    // Template builds hold their lock in the registry database when the server's registry is used.
+    const lockingUrl = (await state.databases?.lockingUrl()) ?? server.adminUrl;
+    return await dropOldTemplates(lockingUrl, prefix, gc.keepTemplates, { exclude: inUse });
   } finally {
+    await state.databases?.close();
     await server.release();
   }
 }

@@ -2,6 +2,7 @@ import { isAbsolute, relative } from 'node:path';
 import { execa } from 'execa';
 import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
+import { reportProgress } from './deadline.js';
 import type { CommandStep } from './options.js';
 
 /** How a command run for a database ended. @internal */
@@ -9,6 +10,8 @@ export interface CommandOutcome {
   ok: boolean;
   /** e.g. `exit code 1`, `signal SIGKILL`, `timed out after 600 s`. */
   reason: string;
+  /** True when it was killed for running past its deadline. */
+  timedOut: boolean;
   /** The last lines of stdout + stderr, passwords removed. */
   tail: string;
   durationMs: number;
@@ -19,12 +22,19 @@ const TAIL_LINES = 30;
 
 /**
  * Runs `step.command` through the shell with `DATABASE_URL` (and the other variables of
- * pointEnvAt) set to `databaseUrl`, the rest of the environment inherited. Never throws for a failing command: the caller turns the outcome into
- * its own error code. @internal
+ * pointEnvAt) set to `databaseUrl`, the rest of the environment inherited, killed after
+ * `step.timeoutMs` (else `defaultTimeoutMs`, else 10 minutes); while it runs, a progress line
+ * `<label>: <n> s…` is printed every 10 s. Never throws for a failing command: the caller turns the
+ * outcome into its own error code. @internal
  */
-export async function runDatabaseCommand(step: CommandStep, databaseUrl: string): Promise<CommandOutcome> {
+export async function runDatabaseCommand(
+  step: CommandStep,
+  databaseUrl: string,
+  options: { defaultTimeoutMs?: number; label?: string } = {},
+): Promise<CommandOutcome> {
   const started = performance.now();
-  const timeoutMs = step.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = step.timeoutMs ?? options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const stop = reportProgress(options.label ?? `running \`${step.command}\``);
   // The database being built, in every variable a tool may read it from (psql reads PG*).
   const env: NodeJS.ProcessEnv = { ...process.env };
   pointEnvAt(databaseUrl, env);
@@ -38,14 +48,14 @@ export async function runDatabaseCommand(step: CommandStep, databaseUrl: string)
     reject: false,
     timeout: timeoutMs,
     forceKillAfterDelay: 5_000,
-  });
+  }).finally(stop);
   const password = passwordOf(databaseUrl);
   const tail = redactText(lastLines(String(result.all ?? ''), TAIL_LINES), password ? [password] : []);
   let reason = `exit code ${result.exitCode ?? '?'}`;
   if (result.timedOut) reason = `timed out after ${Math.round(timeoutMs / 1000)} s`;
   else if (result.signal) reason = `signal ${result.signal}`;
   else if (result.failed && result.exitCode === undefined) reason = redactText(result.shortMessage ?? 'could not start', password ? [password] : []);
-  return { ok: !result.failed, reason, tail, durationMs: performance.now() - started };
+  return { ok: !result.failed, reason, timedOut: result.timedOut, tail, durationMs: performance.now() - started };
 }
 
 function lastLines(text: string, count: number): string {

@@ -21,15 +21,28 @@ import {
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
 import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
-import { checkConnectionBudget, cloneDatabase, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import { AdminPool } from './admin-pool.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName, templateHashOf } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
 import { DATABASES_FILE, databasesSpec, type DatabaseReset, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
 import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import { deleteRow, ensureRegistry, findRow, judgeRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
-import { ensureTemplate, type TemplateInfo } from './template.js';
+import {
+  checkRegistryPrivileges,
+  deleteRow,
+  ensureRegistry,
+  ensureRegistryDatabase,
+  findRow,
+  judgeRow,
+  registryFailed,
+  selectRows,
+  withLaneLock,
+  writeRow,
+  type RegistryRow,
+} from './registry.js';
+import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
+import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { fillPool, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
 import { resetByTruncate } from './truncate-reset.js';
@@ -76,6 +89,8 @@ export class DatabaseAllocator {
   #filling: Promise<void> | undefined;
   #fillAgain = false;
   readonly #fillAbort = new AbortController();
+  /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
+  #coordinationUrl: string | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -95,7 +110,8 @@ export class DatabaseAllocator {
   /**
    * Ensures PostgreSQL (the given server or the embedded one), the registry when one is used, and
    * the template, once per instance.
-   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`.
+   * @throws {LanesError} `POSTGRES_UNREACHABLE`, `REGISTRY_FAILED`, `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`,
+   *   `SEED_TIMEOUT`, `MIGRATION_TIMEOUT`, `TEMPLATE_WAIT_TIMEOUT`.
    */
   prepare(): Promise<TemplateInfo> {
     this.#prepared ??= this.#prepare().then(
@@ -130,7 +146,7 @@ export class DatabaseAllocator {
     const key = this.#key(project, options.worker);
     const template = await this.prepare();
     const databaseName = laneDatabaseName(this.prefix, key);
-    const known = (await this.file.read()).entries.some((entry) => sameLane(entry, key) && entry.databaseName === databaseName);
+    const known = (await this.file.read()).entries.find((entry) => sameLane(entry, key) && entry.databaseName === databaseName);
     if (!known) {
       throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} has no database to reset in run ${this.runId}.`, {
         hint: 'A lane database is reset only after its lane booted (the `lane` fixture does that first).',
@@ -144,7 +160,7 @@ export class DatabaseAllocator {
       return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
     }
     const swapped = await this.#withAdmin((client, version) =>
-      swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version }),
+      swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
     );
     this.#refillPool();
     return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
@@ -185,7 +201,7 @@ export class DatabaseAllocator {
             target: this.#poolTarget,
             strategy: this.options.cloneStrategy,
             serverVersion: version,
-            mark: { tool: 'e2e-lanes', runId: this.runId, pid: process.pid, createdAt: new Date().toISOString() },
+            mark: { toolkit: MARK_TOOLKIT, kind: 'pool', created: new Date().toISOString(), hash: template.hash },
             signal: this.#fillAbort.signal,
           }),
         );
@@ -195,6 +211,17 @@ export class DatabaseAllocator {
       .finally(() => {
         this.#filling = undefined;
       });
+  }
+
+  /**
+   * The admin URL whose database holds the advisory locks of template builds and lanes: the
+   * registry database with the server's registry, else the admin URL's own. It holds the password:
+   * for connections only, never for messages. @internal
+   */
+  async lockingUrl(): Promise<string> {
+    const server = await this.#postgres();
+    await this.#leases();
+    return this.#coordinationUrl ?? server.adminUrl;
   }
 
   /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */
@@ -239,7 +266,7 @@ export class DatabaseAllocator {
       entry = recorded.entry;
       try {
         await this.#withAdmin(async (client, version) => {
-          const create = (): Promise<void> => this.#create(client, version, key, databaseName, template.name, server.adminUrl);
+          const create = (): Promise<void> => this.#create(client, version, recorded.entry, template.name, server.adminUrl);
           if (!leases) return create();
           await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
         });
@@ -291,7 +318,16 @@ export class DatabaseAllocator {
    * `releaseRun` (`e2e-lanes down`). On a shared server's registry the lease still expires.
    */
   async keepRun(runId: string = this.runId): Promise<void> {
-    await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
+    const kept = await this.file.update((doc) => {
+      keepRunEntries(doc.entries, runId);
+      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
+    });
+    // The server's marks say so too, so that no reaper judging by marks alone drops them.
+    if (kept.length > 0 && this.#server) {
+      await this.#withAdmin(async (client) => {
+        for (const entry of kept) await writeMark(client, entry.databaseName, laneMark(entry, true)).catch((error: unknown) => debug('could not mark %s as kept: %s', entry.databaseName, messageOf(error)));
+      }).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
+    }
     stopKeepingAlive(this.file, runId);
     const server = this.#server;
     this.#server = undefined;
@@ -310,6 +346,15 @@ export class DatabaseAllocator {
     const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     stopKeepingAlive(this.file, runId);
     return removed.map(({ entry }) => entry);
+  }
+
+  /**
+   * What `reapStale()` would drop beyond the ledger and the registry, without changing anything:
+   * marked lane databases no ledger or registry lists whose owner is gone, and abandoned build
+   * databases (`dropped` is false in each).
+   */
+  listUnrecorded(): Promise<ReapedDatabase[]> {
+    return this.#reapUnrecorded({ dryRun: true });
   }
 
   /** Every entry with its owner's liveness, without changing anything. */
@@ -345,10 +390,65 @@ export class DatabaseAllocator {
       },
     };
     const removed = await this.#remove(pick, { wait: false });
+    removed.push(...(await this.#reapUnrecorded()));
     for (const { entry, dropped, reason } of removed) {
       debug('reaped %s of %s (%s): %s', entry.databaseName, describeLane(entry), dropped ? 'dropped' : 'not dropped', reason);
     }
     return removed;
+  }
+
+  /**
+   * The server is a source of truth too: drops the databases of this prefix that carry the
+   * toolkit's mark, are listed in neither this ledger nor the registry (a lost or truncated
+   * ledger, another state folder's run that died), and whose marked owner is gone (this host: pid
+   * gone or reused; another host's are judged only by their registry lease, so never here). Also
+   * drops abandoned build databases of templates. Runs under the ledger lock, so an allocation of
+   * this state folder never races it. A database without the mark is never touched.
+   * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
+   */
+  async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
+    const leases = await this.#leases();
+    const server = await this.#postgres();
+    const failures: string[] = [];
+    const dryRun = options.dryRun === true;
+    const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
+    const reaped = await underLedger(async (doc) =>
+      this.#withAdmin(async (client, version) => {
+        const known = new Set(doc.entries.map((entry) => entry.databaseName));
+        if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
+        const found: ReapedDatabase[] = [];
+        for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
+          const mark = parseMark(row.comment);
+          if (mark?.kind !== 'lane' || known.has(row.name)) continue;
+          const entry = markToEntry(row.name, mark, server.adminUrl);
+          if (!entry || !this.#created(entry)) continue;
+          const gone = markOwnerGone(mark);
+          if (!gone) continue;
+          const drop = async (): Promise<void> => {
+            if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
+            if (!dryRun) await dropDatabase(client, row.name, version);
+            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
+          };
+          try {
+            if (leases) await withLaneLock(client, row.name, { wait: false }, drop);
+            else await drop();
+          } catch (error) {
+            failures.push(`${row.name}: ${messageOf(error)}`);
+          }
+        }
+        for (const build of await dropAbandonedBuilds(client, this.prefix, version, { dryRun })) {
+          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
+        }
+        return found;
+      }),
+    );
+    if (failures.length > 0) {
+      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
+        hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
+        details: { failures },
+      });
+    }
+    return reaped;
   }
 
   /**
@@ -376,13 +476,17 @@ export class DatabaseAllocator {
     const expected = this.options.expectedConnections;
     if (expected !== undefined) await this.#withAdmin((client) => checkConnectionBudget(client, expected));
     return ensureTemplate({
-      adminUrl: server.adminUrl,
+      adminUrl: this.#coordinationUrl ?? server.adminUrl,
       prefix: this.prefix,
       migrations: this.options.migrations,
       seed: this.options.seed,
       hashInputs: this.options.hashInputs,
       rebuild: this.options.rebuild,
       connectTimeoutMs: this.options.connectTimeoutMs,
+      runId: this.runId,
+      seedTimeoutMs: this.options.seedTimeoutMs,
+      migrationTimeoutMs: this.options.migrationTimeoutMs,
+      templateWaitTimeoutMs: this.options.templateWaitTimeoutMs,
     });
   }
 
@@ -405,8 +509,18 @@ export class DatabaseAllocator {
     if (this.registryKind() === 'file') return Promise.resolve(undefined);
     this.#registry ??= (async () => {
       const server = await this.#postgres();
+      const registryUrl = withDatabase(server.adminUrl, this.options.registryDatabase);
+      const where = describeTarget(registryUrl);
       try {
-        await this.#withAdmin((client) => ensureRegistry(client, describeTarget(server.adminUrl)));
+        // Created over the admin URL's database, where nothing else is created; everything else happens in the registry database.
+        await this.#withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
+        const client = await connectClient(registryUrl, { timeoutMs: this.options.connectTimeoutMs });
+        try {
+          await ensureRegistry(client, where);
+          await checkRegistryPrivileges(client, where);
+        } finally {
+          await client.end().catch(() => undefined);
+        }
       } catch (error) {
         // 'auto' must not fail a run whose role may create databases but not a schema: fall back to state files.
         if (this.options.registry !== 'auto' || (error as { cause?: { code?: string } }).cause?.code !== '42501') throw error;
@@ -417,7 +531,8 @@ export class DatabaseAllocator {
         );
         return undefined;
       }
-      const connect = (): Promise<Client> => connectClient(server.adminUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
+      this.#coordinationUrl = registryUrl;
+      const connect = (): Promise<Client> => connectClient(registryUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
       return new LeaseKeeper(connect, this.options.leaseMs);
     })().catch((error: unknown) => {
       this.#registry = undefined;
@@ -434,10 +549,11 @@ export class DatabaseAllocator {
    */
   async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
     const server = await this.#postgres();
+    const url = this.#coordinationUrl ?? server.adminUrl;
     let admin = this.#admin;
-    if (admin?.url !== server.adminUrl) {
+    if (admin?.url !== url) {
       void admin?.close();
-      admin = this.#admin = new AdminPool(server.adminUrl, this.options.connectTimeoutMs);
+      admin = this.#admin = new AdminPool(url, this.options.connectTimeoutMs);
     }
     return admin.use((client) => fn(client, server.version));
   }
@@ -486,21 +602,25 @@ export class DatabaseAllocator {
    * earlier allocation, or one running at the same moment, which has committed by then) is the one.
    * @throws {LanesError} `DATABASE_CREATE_FAILED`
    */
-  async #create(client: Client, version: number, key: LaneKey, databaseName: string, template: string, adminUrl: string): Promise<void> {
+  async #create(client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
+    const { databaseName } = entry;
     try {
       const hash = templateHashOf(this.prefix, template);
       const copy = hash === undefined ? undefined : await takeReadyCopy(client, this.prefix, hash, databaseName);
       if (copy !== undefined) {
-        debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(key));
+        debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
         this.#refillPool();
-        return;
+      } else {
+        await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
+        debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
       }
-      await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
-      debug('cloned %s from %s for %s', databaseName, template, describeLane(key));
     } catch (error) {
       if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
-      debug('%s of %s exists already (%s)', databaseName, describeLane(key), (error as { code?: string }).code);
+      debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
     }
+    // The owner goes on the server too (renewed on every allocation, so a takeover shows), for
+    // reapers that find no ledger listing the database.
+    await writeMark(client, databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s: %s', databaseName, messageOf(error)));
   }
 
   /**
@@ -655,7 +775,7 @@ export class DatabaseAllocator {
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
     const fingerprint = (o: ResolvedDatabaseAllocatorOptions): string =>
-      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry]);
+      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry, o.registryDatabase]);
     if (fingerprint(resolved) !== fingerprint(this.options)) {
       throw new LanesError(
         'INVALID_OPTION',
@@ -664,6 +784,44 @@ export class DatabaseAllocator {
       );
     }
   }
+}
+
+/** The mark of a lane database: its lane and owner. */
+function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): DatabaseMark {
+  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
+  if (entry.worker !== undefined) mark.worker = entry.worker;
+  if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
+  if (kept) mark.kept = true;
+  return mark;
+}
+
+/** A lane mark in the shape of a ledger entry, or undefined when it lacks the lane or owner. */
+function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry | undefined {
+  if (typeof mark.runId !== 'string' || typeof mark.project !== 'string' || typeof mark.host !== 'string' || typeof mark.pid !== 'number') return undefined;
+  const entry: DatabaseEntry = {
+    runId: mark.runId,
+    project: mark.project,
+    owner: { runId: mark.runId, pid: mark.pid, host: mark.host, createdAt: mark.created, heartbeatAt: mark.created },
+    databaseName,
+    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+    template: '',
+  };
+  if (typeof mark.worker === 'number') entry.worker = mark.worker;
+  if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
+  return entry;
+}
+
+/** An abandoned build database in the shape of a ledger entry (project: the template it was building). */
+function buildToEntry(databaseName: string, template: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry {
+  const runId = mark.runId ?? 'unknown';
+  return {
+    runId,
+    project: `template build ${template}`,
+    owner: { runId, pid: mark.pid ?? 0, host: mark.host ?? 'unknown', createdAt: mark.created, heartbeatAt: mark.created },
+    databaseName,
+    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+    template,
+  };
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

@@ -42,6 +42,12 @@ export interface ReapedDatabase {
   reason: string;
   /** False when the database was not dropped because the allocator did not create it (or it was gone). */
   dropped: boolean;
+  /**
+   * `'build'`: an abandoned build database of a template (its `entry.project` names the template);
+   * else a lane database.
+   * @default 'lane'
+   */
+  kind?: 'lane' | 'build';
 }
 
 export interface DatabaseLaneOptions {

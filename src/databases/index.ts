@@ -10,7 +10,7 @@ export {
   type DatabaseReset,
 } from './entries.js';
 export { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
-export { REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
+export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
 export {
   type DatabaseAllocatorOptions,
   type CommandStep,
@@ -19,6 +19,10 @@ export {
   DEFAULT_CLONE_STRATEGY,
   REBUILD_ENV,
   REGISTRY_ENV,
+  REGISTRY_DATABASE_ENV,
+  SEED_TIMEOUT_ENV,
+  MIGRATION_TIMEOUT_ENV,
+  TEMPLATE_WAIT_TIMEOUT_ENV,
 } from './options.js';
 export {
   applyMigrations,
@@ -29,8 +33,9 @@ export {
   MIGRATIONS_TABLE,
   type MigrationFile,
   type MigrateResult,
+  type MigrateOptions,
 } from './migrations.js';
-export { runSeed, type SeedContext, type SeedFunction } from './seed.js';
+export { runSeed, type SeedContext, type SeedFunction, type RunSeedOptions } from './seed.js';
 export {
   ensureTemplate,
   computeTemplateHash,

@@ -6,8 +6,10 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { connectClient, describeTarget } from '../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
+import { formatSeconds, withinDeadline } from './deadline.js';
+import { describeLockWait } from './lock-wait.js';
 import { sha256Hex } from './names.js';
-import type { CommandStep } from './options.js';
+import { DEFAULT_MIGRATION_TIMEOUT_MS, MIGRATION_TIMEOUT_ENV, type CommandStep } from './options.js';
 
 const debug = debugLogger('migrations');
 
@@ -39,6 +41,22 @@ export interface MigrationFile {
   sql: string;
   /** SHA-256 hex of the file's bytes: recorded as `checksum`. */
   checksum: string;
+}
+
+/** Options of {@link applyMigrations} and {@link runMigrations}. */
+export interface MigrateOptions {
+  /** Deadline for connecting, retries included. @default 10_000 */
+  connectTimeoutMs?: number;
+  /**
+   * Deadline of each migration file (of the migrations command, when it sets no `timeoutMs`).
+   * @default 600_000
+   */
+  timeoutMs?: number;
+  /**
+   * What progress lines (every 10 s while a migration runs) say is being migrated.
+   * @default the database
+   */
+  label?: string;
 }
 
 /** What {@link applyMigrations} did. */
@@ -112,18 +130,37 @@ export function lineAndColumn(sql: string, position: number): { line: number; co
  * Applies the migrations not yet recorded in `_prisma_migrations` of `databaseUrl`, in order,
  * each in its own transaction together with its row, exactly as `prisma migrate deploy` records
  * it (uuid v4 id, SHA-256 checksum, started/finished times, logs NULL, applied_steps_count 1).
- * Holds Prisma Migrate's advisory lock meanwhile.
- * @throws {LanesError} `MIGRATION_FAILED` naming the file, line and column; that migration is rolled back.
+ * Holds Prisma Migrate's advisory lock meanwhile. A migration still running after `timeoutMs` is
+ * cancelled (and rolled back).
+ * @throws {LanesError} `MIGRATION_FAILED` naming the file, line and column; that migration is rolled
+ *   back. `MIGRATION_TIMEOUT` naming the file, and the lock it waited for and who holds it.
  */
-export async function applyMigrations(
-  databaseUrl: string,
-  migrations: readonly MigrationFile[],
-  options: { connectTimeoutMs?: number } = {},
-): Promise<MigrateResult> {
+export async function applyMigrations(databaseUrl: string, migrations: readonly MigrationFile[], options: MigrateOptions = {}): Promise<MigrateResult> {
   const started = performance.now();
-  const client = await connectClient(databaseUrl, options.connectTimeoutMs === undefined ? {} : { timeoutMs: options.connectTimeoutMs });
+  const connect = options.connectTimeoutMs === undefined ? {} : { timeoutMs: options.connectTimeoutMs };
+  const client = await connectClient(databaseUrl, connect);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
+  const label = options.label ?? `migrating ${describeTarget(databaseUrl)}`;
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK_KEY]);
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+    const guarded = async (what: string, migration: MigrationFile | undefined, work: Promise<unknown>): Promise<void> => {
+      const outcome = await withinDeadline(work, timeoutMs, `${label}: ${what}`);
+      if (outcome.done) return;
+      const wait = await describeLockWait(databaseUrl, pid, connect).catch((error: unknown) => `(could not read pg_locks: ${messageOf(error)})`);
+      // Cancel the statement: the migration's transaction rolls back, and the session can close. A
+      // statement that ignores the cancel within 5 s has its session ended.
+      const signal = (fn: 'pg_cancel_backend' | 'pg_terminate_backend'): Promise<unknown> =>
+        connectClient(databaseUrl, connect)
+          .then(async (other) => other.query(`SELECT ${fn}($1)`, [pid]).finally(() => other.end()))
+          .catch((error: unknown) => debug('%s(%d) failed: %s', fn, pid, messageOf(error)));
+      await signal('pg_cancel_backend');
+      if (!(await withinDeadline(work.catch(() => undefined), 5_000, `${label}: cancelling ${what}`)).done) {
+        await signal('pg_terminate_backend');
+        await withinDeadline(work.catch(() => undefined), 5_000, `${label}: ending the session of ${what}`);
+      }
+      throw migrationTimedOut(what, migration, databaseUrl, timeoutMs, wait);
+    };
+    await guarded("Prisma Migrate's advisory lock", undefined, client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK_KEY]));
     const table = await ensureMigrationsTable(client);
     const recorded = await client.query<MigrationRow>(
       `SELECT migration_name, checksum, finished_at, rolled_back_at, logs FROM ${table} ORDER BY started_at`,
@@ -137,7 +174,7 @@ export async function applyMigrations(
         result.skipped.push(migration.name);
         continue;
       }
-      await applyOne(client, table, migration);
+      await guarded(migration.name, migration, applyOne(client, table, migration));
       result.applied.push(migration.name);
     }
     result.durationMs = performance.now() - started;
@@ -153,12 +190,20 @@ export async function applyMigrations(
  * command with `DATABASE_URL` set.
  * @throws {LanesError} `MIGRATION_FAILED`.
  */
-export async function runMigrations(step: string | CommandStep, databaseUrl: string, options: { connectTimeoutMs?: number } = {}): Promise<void> {
+export async function runMigrations(step: string | CommandStep, databaseUrl: string, options: MigrateOptions = {}): Promise<void> {
   if (typeof step === 'string') {
     await applyMigrations(databaseUrl, await readMigrations(step), options);
     return;
   }
-  const outcome = await runDatabaseCommand(step, databaseUrl);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
+  const outcome = await runDatabaseCommand(step, databaseUrl, { defaultTimeoutMs: timeoutMs, label: options.label ?? `migrating ${describeTarget(databaseUrl)}` });
+  if (outcome.timedOut) {
+    const limit = step.timeoutMs ?? timeoutMs;
+    throw new LanesError('MIGRATION_TIMEOUT', `Migrations command \`${step.command}\` was still running after ${formatSeconds(limit)} on ${describeTarget(databaseUrl)} and was killed. Last output:\n${outcome.tail}`, {
+      hint: `If it is merely slow, raise ${step.timeoutMs !== undefined ? 'option `migrations.timeoutMs`' : `option \`migrationTimeoutMs\` (or ${MIGRATION_TIMEOUT_ENV})`}; if it hangs, look for a prompt or a lock it waits on.`,
+      details: { step: 'migrations', command: step.command, timeoutMs: limit },
+    });
+  }
   if (!outcome.ok) {
     throw new LanesError('MIGRATION_FAILED', `Migrations command \`${step.command}\` failed (${outcome.reason}) on ${describeTarget(databaseUrl)}. Last output:\n${outcome.tail}`, {
       hint: 'Run the command yourself with DATABASE_URL pointing at an empty database to see the whole output; fix it or option `migrations.command`.',
@@ -231,6 +276,14 @@ function migrationFailed(migration: MigrationFile, error: unknown): LanesError {
     hint: `Fix ${displayPath(migration.path)}; the migration was rolled back and nothing of it was kept.`,
     cause: error,
     details: { migration: migration.name, file: migration.path, line: at?.line, column: at?.column, sqlState: db.code },
+  });
+}
+
+function migrationTimedOut(what: string, migration: MigrationFile | undefined, databaseUrl: string, timeoutMs: number, wait: string): LanesError {
+  const subject = migration ? `Migration ${migration.name} (${displayPath(migration.path)})` : `Waiting for ${what}`;
+  return new LanesError('MIGRATION_TIMEOUT', `${subject} on ${describeTarget(databaseUrl)} did not finish within ${formatSeconds(timeoutMs)} and was cancelled: ${wait}`, {
+    hint: `End the session that holds the lock (or let it finish), or, if the migration is merely slow, raise option \`migrationTimeoutMs\` (or ${MIGRATION_TIMEOUT_ENV}). Nothing of the migration was kept.`,
+    details: { step: 'migration', migration: migration?.name, file: migration?.path, timeoutMs },
   });
 }
 

@@ -4,7 +4,7 @@ import { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
-import type { RegistryMode } from './registry.js';
+import { DEFAULT_REGISTRY_DATABASE, type RegistryMode } from './registry.js';
 
 /** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
 export interface CommandStep {
@@ -124,6 +124,35 @@ export interface DatabaseAllocatorOptions {
    * @default the number of lanes the run boots, at most 4 (1 when that is not known)
    */
   pool?: number;
+  /**
+   * The database of the server's registry (with `registry: 'postgres'`): created by the toolkit
+   * (with its mark) when missing, never dropped. Nothing is created in the database of the admin
+   * URL. Every machine sharing the server must use the same one. Also `E2E_LANES_REGISTRY_DATABASE`.
+   * @default 'e2e_lanes'
+   */
+  registryDatabase?: string;
+  /**
+   * Deadline of the seed while the template is built: the seed module's default export, or the seed
+   * command when it sets no `timeoutMs` of its own. Past it the build fails with `SEED_TIMEOUT` and
+   * is abandoned cleanly. Also `E2E_LANES_SEED_TIMEOUT_MS`.
+   * @default 600_000 (10 minutes)
+   */
+  seedTimeoutMs?: number;
+  /**
+   * Deadline of each migration file applied by the built-in runner (a statement waiting on a lock
+   * included), or of the migrations command when it sets no `timeoutMs` of its own. Past it the
+   * build fails with `MIGRATION_TIMEOUT`, naming the lock waited for and who holds it. Also
+   * `E2E_LANES_MIGRATION_TIMEOUT_MS`.
+   * @default 600_000 (10 minutes)
+   */
+  migrationTimeoutMs?: number;
+  /**
+   * How long to wait for another process that builds the same template (on this or another
+   * machine) before failing with `TEMPLATE_WAIT_TIMEOUT`, naming that process. Also
+   * `E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS`.
+   * @default 1_800_000 (30 minutes)
+   */
+  templateWaitTimeoutMs?: number;
 }
 
 export interface ResolvedDatabaseAllocatorOptions {
@@ -144,6 +173,10 @@ export interface ResolvedDatabaseAllocatorOptions {
   reset: ResetStrategy;
   /** Undefined: the default (see {@link DatabaseAllocatorOptions.pool}). */
   pool: number | undefined;
+  registryDatabase: string;
+  seedTimeoutMs: number;
+  migrationTimeoutMs: number;
+  templateWaitTimeoutMs: number;
 }
 
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
@@ -151,6 +184,13 @@ export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const REBUILD_ENV = 'E2E_LANES_REBUILD';
 export const REGISTRY_ENV = 'E2E_LANES_REGISTRY';
+export const REGISTRY_DATABASE_ENV = 'E2E_LANES_REGISTRY_DATABASE';
+export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
+export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
+export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
+export const SEED_TIMEOUT_ENV = 'E2E_LANES_SEED_TIMEOUT_MS';
+export const MIGRATION_TIMEOUT_ENV = 'E2E_LANES_MIGRATION_TIMEOUT_MS';
+export const TEMPLATE_WAIT_TIMEOUT_ENV = 'E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS';
 
 /** Resolves every option to its final value, in one place, rejecting bad values at the call. */
 export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
@@ -172,6 +212,10 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     registry: resolveRegistryMode(options.registry),
     reset: resolveResetStrategy(options.reset),
     pool: options.pool === undefined ? undefined : resolvePool(options.pool),
+    registryDatabase: resolveRegistryDatabase(options.registryDatabase),
+    seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
+    migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),
+    templateWaitTimeoutMs: durationOption('templateWaitTimeoutMs', TEMPLATE_WAIT_TIMEOUT_ENV, options.templateWaitTimeoutMs, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS),
   };
 }
 
@@ -186,12 +230,33 @@ function resolvePool(value: unknown): number {
   throw new LanesError('INVALID_OPTION', `Invalid database pool ${JSON.stringify(value)}.`, { hint: 'Option `database.pool` takes a whole number of ready copies from 0 to 64.' });
 }
 
+/** A positive number of ms: the option, else its env variable, else the default. */
+function durationOption(option: string, env: string, value: number | undefined, fallback: number): number {
+  if (value !== undefined) return positive(option, value);
+  const raw = process.env[env]?.trim();
+  if (!raw) return fallback;
+  const parsed = Number(raw);
+  if (!Number.isFinite(parsed) || parsed <= 0) {
+    throw new LanesError('INVALID_OPTION', `Invalid ${option} ${JSON.stringify(raw)} (from ${env}).`, { hint: `Set ${env} (or option \`${option}\`) to a positive number of milliseconds.` });
+  }
+  return parsed;
+}
+
 function resolveRegistryMode(value: unknown): RegistryMode {
   const fromEnv = process.env[REGISTRY_ENV]?.trim();
   const chosen = value ?? (fromEnv || 'auto');
   if (chosen === 'auto' || chosen === 'postgres' || chosen === 'file') return chosen;
   throw new LanesError('INVALID_OPTION', `Invalid registry ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_ENV})` : ''}.`, {
     hint: "Option `registry` (or E2E_LANES_REGISTRY) takes 'auto', 'postgres' or 'file'.",
+  });
+}
+
+function resolveRegistryDatabase(value: unknown): string {
+  const fromEnv = process.env[REGISTRY_DATABASE_ENV]?.trim();
+  const chosen = value ?? (fromEnv || DEFAULT_REGISTRY_DATABASE);
+  if (typeof chosen === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(chosen)) return chosen;
+  throw new LanesError('INVALID_OPTION', `Invalid registryDatabase ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_DATABASE_ENV})` : ''}.`, {
+    hint: 'Option `registryDatabase` (or E2E_LANES_REGISTRY_DATABASE) takes a database name of lowercase letters, digits and underscores (at most 63), e.g. the default \'e2e_lanes\'.',
   });
 }
 

@@ -8,9 +8,10 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
+import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
 import { debugLogger } from '../log.js';
 import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
+import { writeMark, type DatabaseMark } from './marks.js';
 import type { CloneStrategy } from './options.js';
 
 const debug = debugLogger('databases');
@@ -76,12 +77,12 @@ export async function takeReadyCopy(client: Client, prefix: string, hash: string
 
 /**
  * Clones the template until it has `target` ready copies (counting those other processes made),
- * one after another on this connection. Resolves the names it created. `mark` is the JSON the
- * toolkit keeps in each copy's comment.
+ * one after another on this connection. Resolves the names it created. `mark` is the toolkit's mark
+ * every copy carries (kind `pool`).
  */
 export async function fillPool(
   client: Client,
-  options: { prefix: string; template: PoolTemplate; target: number; strategy: CloneStrategy; serverVersion: number; mark: Record<string, unknown>; signal?: AbortSignal },
+  options: { prefix: string; template: PoolTemplate; target: number; strategy: CloneStrategy; serverVersion: number; mark: DatabaseMark; signal?: AbortSignal },
 ): Promise<string[]> {
   const made: string[] = [];
   for (let round = 0; round < options.target; round++) {
@@ -92,7 +93,7 @@ export async function fillPool(
     await cloneDatabase(client, name, options.template.name, options.strategy, options.serverVersion);
     made.push(name);
     try {
-      await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify({ ...options.mark, kind: 'pool', template: options.template.name }))}`);
+      await writeMark(client, name, options.mark);
     } catch (error) {
       // Taken (renamed) by a lane already: it is that lane's database now.
       if ((error as Partial<DatabaseError>).code !== '3D000') throw error;

@@ -11,6 +11,9 @@ import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { currentHost, isPidAlive, pidStartTime, type OwnerVerdict } from '../state/owner.js';
+import { escapeIdentifier } from 'pg';
+import { isAlreadyThere } from './admin.js';
+import { MARK_TOOLKIT, writeMark } from './marks.js';
 import { sha256Hex } from './names.js';
 
 const debug = debugLogger('registry');
@@ -18,7 +21,15 @@ const debug = debugLogger('registry');
 /** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
 export type RegistryMode = 'auto' | 'postgres' | 'file';
 
-/** The schema of the registry, in the database of the admin URL. */
+/**
+ * The database the registry lives in by default: one the toolkit creates (with its mark) and
+ * never drops, so nothing is ever created inside the database the admin URL names (often an
+ * app's own), and every machine sharing the server agrees on where the registry and its advisory
+ * locks are whatever database its admin URL names.
+ */
+export const DEFAULT_REGISTRY_DATABASE = 'e2e_lanes';
+
+/** The schema of the registry, in the registry database. */
 export const REGISTRY_SCHEMA = 'e2e_lanes';
 
 /** The table of the registry. */
@@ -109,6 +120,39 @@ export async function ensureRegistry(client: Client, where: string): Promise<voi
   } catch (error) {
     throw registryFailed(`create the lane registry ${REGISTRY_TABLE} on ${where}`, error);
   }
+}
+
+/**
+ * Creates the registry database `name` (with the toolkit's mark) when it does not exist, over a
+ * connection to any other database of the server; nothing is created in that one.
+ * @throws {LanesError} `REGISTRY_FAILED` when it may not be created.
+ */
+export async function ensureRegistryDatabase(client: Client, name: string, where: string): Promise<void> {
+  try {
+    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rows.length > 0) return;
+    try {
+      await client.query(`CREATE DATABASE ${escapeIdentifier(name)}`);
+    } catch (error) {
+      if (isAlreadyThere(error)) return; // another process created it at the same moment
+      throw error;
+    }
+    await writeMark(client, name, { toolkit: MARK_TOOLKIT, kind: 'registry', created: new Date().toISOString() });
+    debug('registry database %s created on %s', name, where);
+  } catch (error) {
+    throw registryFailed(`create the registry database ${name} on ${where}`, error);
+  }
+}
+
+/**
+ * Fails with a permission error (SQLSTATE 42501, as PostgreSQL would) when the current role may
+ * not read and write the registry table, so callers can tell it from other failures up front.
+ */
+export async function checkRegistryPrivileges(client: Client, where: string): Promise<void> {
+  const { rows } = await client.query<{ ok: boolean }>(`SELECT has_table_privilege($1, 'SELECT, INSERT, UPDATE, DELETE') AS ok`, [REGISTRY_TABLE]);
+  if (rows[0]?.ok) return;
+  const error = Object.assign(new Error(`permission denied for table ${REGISTRY_TABLE}`), { code: '42501' });
+  throw registryFailed(`use the lane registry ${REGISTRY_TABLE} on ${where}`, error);
 }
 
 /** Rows of `prefix`, optionally of one run, oldest first. */
@@ -209,7 +253,7 @@ export function registryFailed(what: string, error: unknown): LanesError {
   const code = (error as { code?: unknown } | null)?.code;
   const hint =
     code === '42501'
-      ? `The admin user may not create the schema ${REGISTRY_SCHEMA}: grant it (GRANT CREATE ON DATABASE <admin database> TO <user>), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
+      ? `The admin user may not create or use the registry (database ${DEFAULT_REGISTRY_DATABASE} unless option \`registryDatabase\` says otherwise, schema ${REGISTRY_SCHEMA}): grant it (GRANT CREATE ON DATABASE <registry database> TO <user>, or rights on ${REGISTRY_TABLE}), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
       : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (E2E_LANES_REGISTRY=file) when only one machine uses this server.`;
   return new LanesError('REGISTRY_FAILED', `Could not ${what}: ${messageOf(error)}`, { hint, cause: error, details: { code } });
 }

@@ -2,15 +2,26 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import pRetry, { AbortError } from 'p-retry';
-import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { connectClient, describeTarget, serverVersionNum, withDatabase } from '../postgres/index.js';
+import { currentHost, pidStartTime } from '../state/owner.js';
 import { databasesStartingWith, dropDatabase, findDatabase, isInUse, terminateSessions, type DatabaseRow } from './admin.js';
 import { displayPath } from './command.js';
+import { formatSeconds, progressIntervalMs } from './deadline.js';
+import { advisoryLockHolders, describeHolder, type LockHolder } from './lock-wait.js';
+import { markOwnerGone, MARK_TOOLKIT, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { readMigrations, runMigrations } from './migrations.js';
 import { buildDatabaseName, isTemplateName, sha256Hex, templateDatabaseName } from './names.js';
-import type { CommandStep } from './options.js';
+import {
+  DEFAULT_MIGRATION_TIMEOUT_MS,
+  DEFAULT_SEED_TIMEOUT_MS,
+  DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
+  TEMPLATE_WAIT_TIMEOUT_ENV,
+  type CommandStep,
+} from './options.js';
 import { runSeed } from './seed.js';
 import { toolkitVersion } from './version.js';
 
@@ -51,7 +62,22 @@ export interface EnsureTemplateOptions extends Omit<TemplateInputs, 'serverVersi
   /** Drop and rebuild even if it exists (once per run: see `E2E_LANES_REBUILT_TEMPLATES`). */
   rebuild?: boolean;
   connectTimeoutMs?: number;
+  /**
+   * The run building it: named in the builder's `application_name`, so that others waiting for
+   * the template can say who they wait for.
+   * @default none
+   */
+  runId?: string;
+  /** Deadline of the seed. @default 600_000 */
+  seedTimeoutMs?: number;
+  /** Deadline of each migration file (or of the migrations command). @default 600_000 */
+  migrationTimeoutMs?: number;
+  /** How long to wait for another builder of the same template. @default 1_800_000 */
+  templateWaitTimeoutMs?: number;
 }
+
+/** How often a waiting process tries the template's lock again. */
+const LOCK_POLL_MS = 250;
 
 /** A template as found on the server. */
 export interface TemplateListing {
@@ -86,22 +112,21 @@ export async function computeTemplateHash(inputs: TemplateInputs): Promise<strin
  * advisory lock: of several processes wanting the same template, exactly one builds it while the
  * others wait, then reuse it. It is built under a temporary name, sealed (`IS_TEMPLATE true
  * ALLOW_CONNECTIONS false`) and renamed only when complete, so a half-built template is never used;
- * on failure the temporary database is dropped.
- * @throws {LanesError} `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`, `POSTGRES_UNREACHABLE`.
+ * on failure the temporary database is dropped (its sessions ended first). No step waits forever: the
+ * seed, each migration and the wait for another builder have deadlines, and print a progress line
+ * every 10 s while they run.
+ * @throws {LanesError} `MIGRATION_FAILED`, `SEED_FAILED`, `TEMPLATE_BUILD_FAILED`, `POSTGRES_UNREACHABLE`,
+ *   `SEED_TIMEOUT`, `MIGRATION_TIMEOUT`, `TEMPLATE_WAIT_TIMEOUT`.
  */
 export async function ensureTemplate(options: EnsureTemplateOptions): Promise<TemplateInfo> {
   const started = performance.now();
-  const client = await connectClient(options.adminUrl, timeout(options));
+  const client = await connectClient(options.adminUrl, { ...timeout(options), applicationName: builderApplicationName(options.runId) });
   try {
     const serverVersion = await serverVersionNum(client);
     const hash = await computeTemplateHash({ ...options, serverVersion });
     const name = templateDatabaseName(options.prefix, hash);
     const key = lockKey(name);
-    const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-    if (!locked.rows[0]?.ok) {
-      progress(`waiting for another process to finish building template ${name}…`);
-      await client.query('SELECT pg_advisory_lock($1::int8)', [key]);
-    }
+    await waitForTemplateLock(client, name, key, options.templateWaitTimeoutMs ?? DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS);
     try {
       const built = await buildUnderLock(client, name, hash, serverVersion, options);
       const info: TemplateInfo = { name, hash, built, durationMs: performance.now() - started };
@@ -161,7 +186,54 @@ export async function dropOldTemplates(
   }
 }
 
+/**
+ * Takes the template's advisory lock, waiting at most `waitMs` for the process that holds it (a
+ * progress line names it every 10 s).
+ * @throws {LanesError} `TEMPLATE_WAIT_TIMEOUT` naming the holder.
+ */
+async function waitForTemplateLock(client: Client, name: string, key: string, waitMs: number): Promise<void> {
+  const tryLock = async (): Promise<boolean> => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key])).rows[0]?.ok === true;
+  if (await tryLock()) return;
+  const started = performance.now();
+  const holders = async (): Promise<string> => describeBuilders(await advisoryLockHolders(client, key).catch(() => []));
+  let holder = await holders();
+  progress(`waiting for another process to finish building template ${name} (${holder})…`);
+  const interval = progressIntervalMs();
+  let nextLine = started + interval;
+  for (;;) {
+    const now = performance.now();
+    if (now - started >= waitMs) break;
+    await sleep(Math.min(LOCK_POLL_MS, Math.max(1, started + waitMs - now)));
+    if (await tryLock()) return;
+    if (performance.now() >= nextLine) {
+      holder = await holders();
+      progress(`waiting for template ${name} (${holder}): ${formatSeconds(performance.now() - started)}…`);
+      nextLine += interval;
+    }
+  }
+  holder = await holders();
+  throw new LanesError('TEMPLATE_WAIT_TIMEOUT', `Waited ${formatSeconds(waitMs)} for another process to finish building template ${name}; it is still ${holder}.`, {
+    hint:
+      `If that build is merely slow, raise option \`templateWaitTimeoutMs\` (or ${TEMPLATE_WAIT_TIMEOUT_ENV}); if it hangs, stop that process ` +
+      '(its run id, host and pid are in its application_name), or end its session with pg_terminate_backend(<pid>).',
+    details: { step: 'template wait', template: name, holder, timeoutMs: waitMs },
+  });
+}
+
+/** The holders of a template's lock in words (their application_name names run, host and pid). */
+function describeBuilders(holders: readonly LockHolder[]): string {
+  if (holders.length === 0) return 'its holder could not be seen: another role, or it has just let go';
+  return `held by ${holders.map(describeHolder).join('; ')}`;
+}
+
+/** `e2e-lanes build pid 123 host ci-7 run r2026…`, cut to the 63 bytes PostgreSQL keeps. */
+export function builderApplicationName(runId: string | undefined, pid = process.pid, host = currentHost()): string {
+  const name = `e2e-lanes build pid ${pid} host ${host}${runId ? ` run ${runId}` : ''}`;
+  return Buffer.from(name).subarray(0, 63).toString('utf8').replace(/\uFFFD+$/, '');
+}
+
 async function buildUnderLock(client: Client, name: string, hash: string, serverVersion: number, options: EnsureTemplateOptions): Promise<boolean> {
+  await dropAbandonedBuilds(client, options.prefix, serverVersion).catch((error: unknown) => debug('could not look for abandoned builds: %s', messageOf(error)));
   let existing = await findDatabase(client, name);
   if (existing && options.rebuild && !rebuiltInThisRun(name)) {
     debug('rebuild requested: dropping %s', name);
@@ -175,6 +247,7 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
   }
   // Only the holder of the lock builds: a leftover build database is an orphan of a crashed builder.
   for (const orphan of await databasesStartingWith(client, `${name}_build_`)) {
+    if (!/^[0-9a-f]{8}$/.test(orphan.name.slice(name.length + 7))) continue; // not a name this toolkit gives
     debug('dropping orphan build database %s', orphan.name);
     await dropDatabase(client, orphan.name, serverVersion);
   }
@@ -189,11 +262,22 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
     });
   }
   try {
+    await writeMark(client, build, buildMark(options.runId));
     const buildUrl = withDatabase(options.adminUrl, build);
-    if (options.migrations !== false) await runMigrations(options.migrations, buildUrl, { connectTimeoutMs: options.connectTimeoutMs });
-    if (options.seed !== undefined) await runSeed(options.seed, buildUrl);
+    if (options.migrations !== false) {
+      await runMigrations(options.migrations, buildUrl, {
+        connectTimeoutMs: options.connectTimeoutMs,
+        timeoutMs: options.migrationTimeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS,
+        label: `migrating template ${name}`,
+      });
+    }
+    if (options.seed !== undefined) {
+      await runSeed(options.seed, buildUrl, { timeoutMs: options.seedTimeoutMs ?? DEFAULT_SEED_TIMEOUT_MS, label: `seeding template ${name}` });
+    }
     await seal(client, build, name, hash);
   } catch (error) {
+    // A seed given up on may still hold connections to the build database: end them, then drop it.
+    await terminateSessions(client, build).catch(() => undefined);
     await dropDatabase(client, build, serverVersion).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
     if (isLanesError(error)) throw error;
     throw new LanesError('TEMPLATE_BUILD_FAILED', `Building template ${name} failed: ${messageOf(error)}`, {
@@ -209,8 +293,8 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
 async function seal(client: Client, build: string, name: string, hash: string): Promise<void> {
   const id = escapeIdentifier(build);
   await client.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS false`);
-  const comment = JSON.stringify({ tool: 'e2e-lanes', hash, builtAt: new Date().toISOString(), toolkitVersion: toolkitVersion() });
-  await client.query(`COMMENT ON DATABASE ${id} IS ${escapeLiteral(comment)}`);
+  const builtAt = new Date().toISOString();
+  await writeMark(client, build, { toolkit: MARK_TOOLKIT, kind: 'template', created: builtAt, hash, builtAt, toolkitVersion: toolkitVersion() });
   await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE true`);
   await pRetry(
     async () => {
@@ -225,6 +309,52 @@ async function seal(client: Client, build: string, name: string, hash: string): 
     },
     { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
   );
+}
+
+/** The mark of a build database: the process building it (the holder of the template's lock). */
+function buildMark(runId: string | undefined): DatabaseMark {
+  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'build', host: currentHost(), pid: process.pid, created: new Date().toISOString() };
+  if (runId !== undefined) mark.runId = runId;
+  const start = pidStartTime(process.pid);
+  if (start !== undefined) mark.pidStart = start;
+  return mark;
+}
+
+/**
+ * Drops the build databases (`<prefix>_tpl_<hash>_build_<random>`, with the toolkit's mark) whose
+ * builder is gone: the template's advisory lock is free (a live builder on any host holds it while
+ * it builds) and, for a builder of this host, its pid is gone too. Their sessions are ended first.
+ * Resolves the names dropped (with `dryRun`, those it would drop).
+ */
+export async function dropAbandonedBuilds(
+  client: Client,
+  prefix: string,
+  serverVersion: number,
+  options: { dryRun?: boolean } = {},
+): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
+  const dropped: { name: string; template: string; mark: DatabaseMark }[] = [];
+  for (const row of await databasesStartingWith(client, `${prefix}_tpl_`)) {
+    const match = /^(.+)_build_[0-9a-f]{8}$/.exec(row.name);
+    const template = match?.[1];
+    const mark = parseMark(row.comment);
+    if (!template || !isTemplateName(prefix, template) || mark?.kind !== 'build') continue;
+    if (mark.host === currentHost() && mark.pid !== undefined && markOwnerGone(mark) === undefined) continue; // its builder lives here
+    const key = lockKey(template);
+    const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
+    if (!locked.rows[0]?.ok) continue; // its builder is at work
+    try {
+      if (!(await findDatabase(client, row.name))) continue;
+      if (!options.dryRun) {
+        await terminateSessions(client, row.name);
+        await dropDatabase(client, row.name, serverVersion);
+      }
+      debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
+      dropped.push({ name: row.name, template, mark });
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
+    }
+  }
+  return dropped;
 }
 
 async function templatesOn(client: Client, prefix: string): Promise<{ row: DatabaseRow; listing: TemplateListing }[]> {

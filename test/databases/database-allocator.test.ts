@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
-import { DatabaseAllocator, DATABASES_FILE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { withDatabase } from '../../src/postgres/index.js';
 import { isLanesError } from '../../src/errors.js';
 import { newOwner } from '../../src/state/index.js';
 import { exited, runFixture, startFixture } from '../helpers/processes.js';
@@ -248,7 +249,7 @@ describe('DatabaseAllocator', () => {
       assert.deepEqual((await allocator.list()).map((entry) => entry.databaseName), [other.databaseName]);
       assert.deepEqual(await databasesStartingWith(server.adminUrl, `${server.prefix}_`).then((names) => names.filter((name) => name.includes('doomed'))), []);
       if (registry === 'postgres') {
-        const rows = await query(server.adminUrl, `SELECT database_name FROM ${REGISTRY_TABLE} WHERE prefix = $1 AND run_id = $2 AND project = 'doomed'`, [server.prefix, allocator.runId]);
+        const rows = await query(withDatabase(server.adminUrl, DEFAULT_REGISTRY_DATABASE), `SELECT database_name FROM ${REGISTRY_TABLE} WHERE prefix = $1 AND run_id = $2 AND project = 'doomed'`, [server.prefix, allocator.runId]);
         assert.deepEqual(rows, []);
       }
     });

@@ -3,7 +3,8 @@ import { cp } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import pg from 'pg';
-import { REGISTRY_TABLE } from '../../src/databases/index.js';
+import { DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE } from '../../src/databases/index.js';
+import { withDatabase } from '../../src/postgres/index.js';
 import { getTestPostgres } from '../helpers/postgres.js';
 
 /** The migration fixtures folder. */
@@ -25,7 +26,8 @@ export function useTestDatabases(name: string): { readonly adminUrl: string; rea
     if (!server) return;
     try {
       await dropDatabasesStartingWith(server.adminUrl, `${prefix}_`);
-      await query(server.adminUrl, `DELETE FROM ${REGISTRY_TABLE} WHERE prefix = $1`, [prefix]).catch(() => undefined); // no registry yet: nothing to do
+      const registry = withDatabase(server.adminUrl, DEFAULT_REGISTRY_DATABASE);
+      await query(registry, `DELETE FROM ${REGISTRY_TABLE} WHERE prefix = $1`, [prefix]).catch(() => undefined); // no registry yet: nothing to do
     } finally {
       await server.release();
     }

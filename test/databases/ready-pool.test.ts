@@ -51,7 +51,7 @@ after(async () => {
   await server.release();
 });
 
-const fill = (target: number) => fillPool(admin, { prefix: PREFIX, template: TEMPLATE, target, strategy: 'wal_log', serverVersion: version, mark: { tool: 'e2e-lanes', runId: 'test' } });
+const fill = (target: number) => fillPool(admin, { prefix: PREFIX, template: TEMPLATE, target, strategy: 'wal_log', serverVersion: version, mark: { toolkit: 'e2e-lanes', kind: 'pool', created: '2026-01-01T00:00:00.000Z', hash: HASH } });
 
 describe('ready copies of a template', () => {
   it('are named after their template and recognised only in that form', () => {
@@ -69,7 +69,7 @@ describe('ready copies of a template', () => {
     const copies = await readyCopies(admin, PREFIX, HASH);
     assert.equal(copies.length, 3);
     const { rows } = await admin.query<{ comment: string }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [copies[0]]);
-    assert.deepEqual(JSON.parse(rows[0]!.comment), { tool: 'e2e-lanes', runId: 'test', kind: 'pool', template: TEMPLATE.name });
+    assert.deepEqual(JSON.parse(rows[0]!.comment), { toolkit: 'e2e-lanes', kind: 'pool', created: '2026-01-01T00:00:00.000Z', hash: HASH });
     assert.deepEqual(await rowsOf(copies[0]!), ['seed 1', 'seed 2']);
   });
 

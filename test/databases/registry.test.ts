@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
-import { DatabaseAllocator, DATABASES_FILE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
 import { ensureRegistry } from '../../src/databases/registry.js';
 import { isLanesError } from '../../src/errors.js';
 import { withDatabase } from '../../src/postgres/index.js';
@@ -17,7 +17,11 @@ const server = useTestDatabases('reg');
 const basic = { migrations: `${FIXTURES}basic/migrations`, seed: `${FIXTURES}basic/seed.ts` };
 const PROJECTS = ['chromium', 'firefox', 'Mobile Safari'];
 
-/** The maintenance database of these tests: their own, so the registry starts empty and stays private. */
+/** The registry database of these tests: their own, so the registry starts empty and stays private. */
+const registryDatabase = `${server.prefix}_reg`;
+const registryUrl = (): string => withDatabase(server.adminUrl, registryDatabase);
+
+/** The admin URL of these tests: it names a database of their own, which must stay empty. */
 let adminUrl: string;
 beforeEach(async () => {
   if (adminUrl) return;
@@ -37,7 +41,7 @@ interface Row {
 
 async function rows(runId?: string): Promise<Row[]> {
   return query<Row>(
-    adminUrl,
+    registryUrl(),
     `SELECT database_name, host, run_id, shard, expires_at > now() AS live, heartbeat_at > created_at AS renewed FROM ${REGISTRY_TABLE}
      WHERE prefix = $1 AND ($2::text IS NULL OR run_id = $2) ORDER BY database_name`,
     [server.prefix, runId ?? null],
@@ -50,7 +54,7 @@ async function existing(names: string[]): Promise<string[]> {
 }
 
 async function hostOf(t: TestContext, host: string | undefined, runId: string, extra: Record<string, unknown> = {}, projects = PROJECTS): Promise<SimulatedHost> {
-  const options = { prefix: server.prefix, ...basic, runId, ...extra };
+  const options = { prefix: server.prefix, ...basic, registryDatabase, runId, ...extra };
   return startHost(t, { ...(host ? { host } : {}), options, projects, adminUrl });
 }
 
@@ -65,7 +69,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15
 /** An allocator in the test's own state folder; after the test it releases its run, then the folder goes. */
 async function allocatorFor(t: TestContext, options: DatabaseAllocatorOptions): Promise<DatabaseAllocator> {
   const stateDir = await mkdtemp(join(tmpdir(), 'e2e-lanes-reg-'));
-  const allocator = new DatabaseAllocator({ adminUrl, prefix: server.prefix, ...basic, stateDir, ...options });
+  const allocator = new DatabaseAllocator({ adminUrl, prefix: server.prefix, ...basic, registryDatabase, stateDir, ...options });
   t.after(async () => {
     await allocator.releaseRun().catch(() => undefined);
     await allocator.close();
@@ -118,7 +122,7 @@ describe('lane registry on a shared server', () => {
     await writeFile(salt, randomUUID()); // a template nobody built yet
     const github = { CI: 'true', GITHUB_ACTIONS: 'true', GITHUB_RUN_ID: '4242', GITHUB_RUN_ATTEMPT: '1', GITHUB_JOB: 'e2e', SEED_DELAY_MS: '1500' };
     const shard = async (host: string, argv: string) =>
-      startHost(t, { host, argv: [argv], env: github, adminUrl, projects: PROJECTS, options: { prefix: server.prefix, ...basic, hashInputs: [salt] } });
+      startHost(t, { host, argv: [argv], env: github, adminUrl, projects: PROJECTS, options: { prefix: server.prefix, ...basic, registryDatabase, hashInputs: [salt] } });
     const [a, b] = await Promise.all([shard('host-a', '--shard=1/2'), shard('host-b', '--shard=2/2')]);
 
     assert.match(a.ready.runId, /^gh-e2e-4242-1-[0-9a-f]{6}-s1of2$/);
@@ -188,7 +192,7 @@ describe('lane registry on a shared server', () => {
 
   it('still knows the lanes of a machine whose state folder was wiped, and reaps them from a corrupt one', async (t) => {
     const stateDir = await tempDir(t);
-    const a = await startHost(t, { options: { prefix: server.prefix, ...basic, stateDir, runId: 'run-w' }, projects: PROJECTS, adminUrl });
+    const a = await startHost(t, { options: { prefix: server.prefix, ...basic, registryDatabase, stateDir, runId: 'run-w' }, projects: PROJECTS, adminUrl });
     assert.equal(a.ready.host, hostname());
     await a.kill();
     await rm(stateDir, { recursive: true, force: true });
@@ -243,7 +247,7 @@ describe('lane registry on a shared server', () => {
     assert.deepEqual(await second.releaseRun(), []);
     assert.deepEqual(await existing([lane.databaseName]), [lane.databaseName]);
     // Another process of the same run (same state folder) gets the same database.
-    const sameRun = new DatabaseAllocator({ adminUrl, prefix: server.prefix, ...basic, stateDir: first.options.stateDir, runId: 'twin' });
+    const sameRun = new DatabaseAllocator({ adminUrl, prefix: server.prefix, ...basic, registryDatabase, stateDir: first.options.stateDir, runId: 'twin' });
     t.after(() => sameRun.close());
     assert.equal((await sameRun.allocateDatabaseForProject('chromium')).databaseName, lane.databaseName);
   });
@@ -252,7 +256,7 @@ describe('lane registry on a shared server', () => {
     const allocator = await allocatorFor(t, { runId: 'run-lost', leaseMs: 1_000 });
     const lane = await allocator.allocateDatabaseForProject('chromium');
     const warnings = t.mock.method(console, 'warn', () => undefined);
-    await query(adminUrl, `UPDATE ${REGISTRY_TABLE} SET expires_at = now() - interval '1 second' WHERE database_name = $1`, [lane.databaseName]);
+    await query(registryUrl(), `UPDATE ${REGISTRY_TABLE} SET expires_at = now() - interval '1 second' WHERE database_name = $1`, [lane.databaseName]);
     await until('the lost lease was reported', async () => warnings.mock.calls.some((call) => /lost the lease of lane database/.test(String(call.arguments[0]))), 5_000);
     assert.deepEqual((await rows('run-lost')).map((row) => row.live), [false]);
   });
@@ -296,18 +300,22 @@ describe('a role that may create databases but not the registry', () => {
       }
       await query(server.adminUrl, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
     });
+    // The registry database exists (another role created it) but this role may not create the schema in it.
+    const limitedRegistry = `${server.prefix}_limreg`;
+    await query(server.adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(limitedRegistry)}`);
+    await query(withDatabase(server.adminUrl, limitedRegistry), 'REVOKE CREATE ON SCHEMA public FROM PUBLIC');
     const url = new URL(withDatabase(server.adminUrl, maintenance));
     url.username = role;
     url.password = password;
     const limitedUrl = url.toString();
 
-    const strict = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'postgres', stateDir: await tempDir(t), runId: 'limited-strict' });
+    const strict = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'postgres', registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-strict' });
     t.after(() => strict.close());
     await assert.rejects(strict.allocateDatabaseForProject('p'), (error) => isLanesError(error, 'REGISTRY_FAILED'));
 
     const warnings: string[] = [];
     t.mock.method(console, 'warn', (message: string) => warnings.push(message));
-    const auto = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, stateDir: await tempDir(t), runId: 'limited-auto' });
+    const auto = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-auto' });
     t.after(() => auto.close());
     const lane = await auto.allocateDatabaseForProject('p');
     assert.equal(auto.registryKind(), 'file');
@@ -315,5 +323,40 @@ describe('a role that may create databases but not the registry', () => {
     assert.ok(!warnings.join('\n').includes(password));
     await auto.releaseRun();
     assert.deepEqual(await existing([lane.databaseName]), []);
+  });
+});
+
+describe('where the registry lives', () => {
+  it("creates nothing in the database the admin URL names (an app's database), and two allocators on it still see each other's lanes", async (t) => {
+    const app = `${server.prefix}_myapp`;
+    await query(server.adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(app)}`);
+    const appUrl = withDatabase(server.adminUrl, app);
+    await query(appUrl, 'CREATE TABLE app_users (id integer PRIMARY KEY)');
+    const census = async (): Promise<unknown> =>
+      query(appUrl, 'SELECT (SELECT count(*)::int FROM pg_namespace) AS namespaces, (SELECT count(*)::int FROM pg_class) AS relations, (SELECT count(*)::int FROM pg_proc) AS functions');
+    const before = await census();
+    const allocator = async (runId: string): Promise<DatabaseAllocator> => {
+      const made = new DatabaseAllocator({ adminUrl: appUrl, prefix: server.prefix, ...basic, registry: 'postgres', stateDir: await tempDir(t), runId });
+      t.after(async () => {
+        await made.releaseRun().catch(() => undefined);
+        await made.close();
+      });
+      return made;
+    };
+    const [one, two] = [await allocator('app-one'), await allocator('app-two')];
+    const a = await one.allocateDatabaseForProject('chromium');
+    const b = await two.allocateDatabaseForProject('chromium');
+    assert.notEqual(a.databaseName, b.databaseName);
+    for (const seer of [one, two]) {
+      const seen = (await seer.list({ scope: 'server' })).map((entry) => entry.databaseName);
+      assert.ok(seen.includes(a.databaseName) && seen.includes(b.databaseName), seen.join(', '));
+    }
+    assert.deepEqual(await census(), before, `nothing was created in ${app}`);
+    const schemas = await query(appUrl, `SELECT nspname FROM pg_namespace WHERE nspname = 'e2e_lanes'`);
+    assert.deepEqual(schemas, []);
+    const [registry] = await query<{ comment: string | null }>(server.adminUrl, `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [DEFAULT_REGISTRY_DATABASE]);
+    assert.match(registry?.comment ?? '', /"toolkit":"e2e-lanes","kind":"registry"/);
+    assert.equal((await two.releaseRun()).length, 1);
+    assert.deepEqual((await one.list({ scope: 'server' })).map((entry) => entry.databaseName).filter((name) => name === b.databaseName), []);
   });
 });
