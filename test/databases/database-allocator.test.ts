@@ -328,9 +328,9 @@ describe('DatabaseAllocator resets and ready copies', () => {
 
   it('takes a ready copy when a lane boots, and clones when none is left', async (t) => {
     const allocator = await allocatorFor(t, { pool: 1 });
-    await allocator.prepare();
+    const template = await allocator.prepare();
     await allocator.poolSettled();
-    const [copy] = await databasesStartingWith(server.adminUrl, `${server.prefix}_pool_`);
+    const [copy] = await databasesStartingWith(server.adminUrl, `${server.prefix}_pool_${template.hash}_`);
     assert.ok(copy, 'a ready copy exists');
     const lane = await allocator.allocateDatabaseForProject('booted');
     assert.ok(!(await exists(copy)), 'the copy became the lane database');

@@ -112,7 +112,8 @@ test('a lane whose server never gets healthy fails with its log and leaves nothi
     const doc = JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { entries: Array<{ runId: string; project: string }> };
     assert.deepEqual(doc.entries.filter((entry) => entry.project === 'broken'), [], file);
   }
-  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
+  // Templates and their ready copies stay (caches); no lane database does.
+  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%\\_tpl\\_%' AND datname NOT LIKE '%\\_pool\\_%'", [`${db.prefix}_%`]);
   assert.deepEqual(left, []);
 });
 
@@ -178,7 +179,8 @@ test('teardown while a lane boots ahead leaves nothing of it behind', { timeout:
     const doc = JSON.parse(await readFile(join(stateDir, file), 'utf8')) as { entries: Array<{ runId: string }> };
     assert.deepEqual(doc.entries.filter((entry) => entry.runId === manager.runId), [], file);
   }
-  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%_tpl_%'", [`${db.prefix}_%`]);
+  // Templates and their ready copies stay (caches); no lane database does.
+  const left = await query(db.adminUrl, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE '%\\_tpl\\_%' AND datname NOT LIKE '%\\_pool\\_%'", [`${db.prefix}_%`]);
   assert.deepEqual(left, []);
 });
 

@@ -19,7 +19,7 @@ test('npx playwright test runs in a CommonJS package: TS config, TS seed with ex
   assert.equal(run.code, 0, run.output);
   assert.match(run.output, new RegExp(`template ${server.prefix}_tpl_[0-9a-f]{12} built`));
   assert.match(run.output, /1 passed/);
-  // The lane database was dropped at teardown; only the template stays.
+  // The lane database was dropped at teardown; only the template and its ready copies stay.
   const left = await databasesStartingWith(server.adminUrl, `${server.prefix}_`);
-  assert.deepEqual(left.filter((name) => !name.startsWith(`${server.prefix}_tpl_`)), []);
+  assert.deepEqual(left.filter((name) => !name.startsWith(`${server.prefix}_tpl_`) && !name.startsWith(`${server.prefix}_pool_`)), []);
 });
