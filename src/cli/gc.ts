@@ -14,6 +14,8 @@ export interface GcReport {
   databases: string[];
   ports: string[];
   templates: string[];
+  /** Ready copies of templates that are gone. */
+  readyCopies: string[];
 }
 
 /**
@@ -28,6 +30,7 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
     databases: [],
     ports: [],
     templates: [],
+    readyCopies: [],
   };
   if (gc.dryRun) {
     const ports = splitByLiveness((await state.ports.file.read()).entries, state.leaseMs).stale;
@@ -51,7 +54,18 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
       }
     }
   }
-  if (options.database !== false) report.templates = await oldTemplates(state, options, gc);
+  if (options.database !== false) {
+    report.templates = await oldTemplates(state, options, gc);
+    // After the templates: the copies of those just dropped go with them (a dry run counts them as gone).
+    try {
+      const copies = (await state.databases?.dropStaleReadyCopies({ dryRun: gc.dryRun })) ?? [];
+      const dropping = new Set(report.templates.map((name) => name.slice(name.lastIndexOf('_tpl_') + 5)));
+      const more = gc.dryRun && dropping.size > 0 ? ((await state.databases?.readyCopiesOf([...dropping])) ?? []) : [];
+      report.readyCopies = [...new Set([...copies, ...more])];
+    } finally {
+      await state.databases?.close();
+    }
+  }
   return report;
 }
 

@@ -43,7 +43,7 @@ import {
 } from './registry.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
-import { fillPool, readyCopies, takeReadyCopy } from './ready-pool.js';
+import { dropStaleCopies, fillPool, poolTemplateHash, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
 import { resetByTruncate } from './truncate-reset.js';
 
@@ -164,6 +164,28 @@ export class DatabaseAllocator {
     );
     this.#refillPool();
     return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
+  }
+
+  /**
+   * Drops the ready copies of templates that are gone (dropped by `gc`, or superseded and
+   * removed): a copy belongs to its template. Resolves the names dropped (with `dryRun`, would drop).
+   */
+  async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
+    return this.#withAdmin(async (client, version) => {
+      const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
+      if (options.dryRun) {
+        return (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => {
+          const hash = poolTemplateHash(this.prefix, name);
+          return hash !== undefined && !templates.has(hash);
+        });
+      }
+      return dropStaleCopies(client, this.prefix, templates, version);
+    });
+  }
+
+  /** Names of the ready copies of the given template hashes. */
+  async readyCopiesOf(hashes: readonly string[]): Promise<string[]> {
+    return this.#withAdmin(async (client) => (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => hashes.includes(poolTemplateHash(this.prefix, name) ?? '')));
   }
 
   /** The ready copies of the current template (0 before `prepare()`). */

@@ -134,6 +134,7 @@ export class LaneManager {
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
       await this.databases.reapStale();
+      await this.databases.dropStaleReadyCopies();
       return { reaped, template, postgres: await this.databases.describePostgres() };
     })();
     return this.#prepared;

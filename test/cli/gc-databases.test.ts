@@ -102,3 +102,32 @@ test('gc (and gc --dry-run) finds, and gc drops, the lane databases of a SIGKILL
   for (const name of [...lanes, build]) assert.ok(result.stdout.includes(`database ${name}`), result.stdout);
   assert.equal(await count([...lanes, build]), 0);
 });
+
+test('gc drops the ready copies of templates that are gone, with them when it drops old templates, and keeps those of kept templates', { timeout: 120_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const mark = (hash: string): string => JSON.stringify({ toolkit: 'e2e-lanes', kind: 'pool', created: new Date().toISOString(), hash });
+  const pool = (hash: string, tag: string): string => `${prefix}_pool_${hash}_${tag}`;
+  // A template that exists (kept by gc: the newest), one gc drops (older than --keep-templates 1), one already gone.
+  const kept = 'aaaaaaaaaaa1';
+  const old = 'aaaaaaaaaaa2';
+  const gone = 'aaaaaaaaaaa3';
+  for (const [hash, builtAt] of [[kept, '2026-12-02T00:00:00.000Z'], [old, '2026-01-01T00:00:00.000Z']] as const) {
+    const name = `${prefix}_tpl_${hash}`;
+    await query(adminUrl(), `CREATE DATABASE ${name}`);
+    await query(adminUrl(), `COMMENT ON DATABASE ${name} IS '${JSON.stringify({ toolkit: 'e2e-lanes', kind: 'template', created: builtAt, hash, builtAt, toolkitVersion: '0' })}'`);
+    await query(adminUrl(), `ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
+  }
+  for (const hash of [kept, old, gone]) {
+    await query(adminUrl(), `CREATE DATABASE ${pool(hash, '0000aaaa')}`);
+    await query(adminUrl(), `COMMENT ON DATABASE ${pool(hash, '0000aaaa')} IS '${mark(hash)}'`);
+  }
+  const env = { GC_TEST_PREFIX: prefix, E2E_LANES_DATABASE_URL: adminUrl(), E2E_LANES_REGISTRY: 'file' };
+  const dry = await cli(['gc', '--dry-run', '--keep-templates', '1', '--config', CONFIG, '--state-dir', stateDir], env);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /2 ready cop\(ies\)/, dry.stdout);
+  const result = await cli(['gc', '--keep-templates', '1', '--config', CONFIG, '--state-dir', stateDir], env);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /2 ready cop\(ies\)/, result.stdout);
+  const left = await databasesStartingWith(adminUrl(), `${prefix}_pool_`);
+  assert.deepEqual(left, [pool(kept, '0000aaaa')]);
+});
