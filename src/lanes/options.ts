@@ -1,3 +1,4 @@
+import { isEnvFileOption } from '../env-files.js';
 import { LanesError } from '../errors.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
 import type { ServerDefinition } from '../servers/index.js';
@@ -75,6 +76,13 @@ export interface LanesOptions {
    */
   debug?: boolean;
   /**
+   * `.env` file(s) the runner reads its own settings from (`E2E_LANES_DATABASE_URL`,
+   * `E2E_LANES_PORT_RANGE`…), relative to the current folder; only `E2E_LANES_*` variables are
+   * taken, and never over one already set. Servers have their own `envFile`.
+   * @default none
+   */
+  envFile?: string | string[];
+  /**
    * Let a Playwright `webServer` in the config run next to the lanes. Without it, global setup
    * refuses such a config (`CONFIG_INVALID`): that server runs once for the whole run, outside
    * every lane; its place is the `servers` option.
@@ -127,6 +135,9 @@ export function keepLanes(options: LanesOptions): boolean {
 
 /** Rejects options that cannot work, naming the option. */
 export function validateLanesOptions(options: LanesOptions): void {
+  if (!isEnvFileOption(options.envFile)) {
+    throw new LanesError('INVALID_OPTION', `Invalid envFile ${JSON.stringify(options.envFile)}.`, { hint: 'Option `envFile` takes a path or an array of paths, relative to the current folder.' });
+  }
   if (options.isolation !== undefined && options.isolation !== 'project' && options.isolation !== 'worker') {
     throw new LanesError('INVALID_OPTION', `Invalid isolation ${JSON.stringify(options.isolation)}.`, { hint: "Use 'project' or 'worker'." });
   }

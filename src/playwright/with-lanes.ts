@@ -1,6 +1,7 @@
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlaywrightTestConfig } from '@playwright/test';
+import { loadRunnerSettings } from '../env-files.js';
 import { LanesError } from '../errors.js';
 import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
 import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index.js';
@@ -31,6 +32,8 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
   validateLanesOptions(options);
   registry().options = options;
   if (process.env.TEST_WORKER_INDEX === undefined) {
+    // First: the runner's own settings may come from the files (the state folder, the run id…).
+    loadRunnerSettings(options.envFile);
     resolveRunId();
     claimRunOwnership();
     if (options.isolation) process.env.E2E_LANES_ISOLATION = options.isolation;
