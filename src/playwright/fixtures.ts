@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
 import { LanesError } from '../errors.js';
 import type { ResetStrategy } from '../databases/reset.js';
@@ -143,6 +143,8 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
   ],
   _laneLogs: [
     async ({ lane }, use, testInfo) => {
+      // Where each log stands when the test starts: a failing test gets the lines written since.
+      const offsets = new Map(await Promise.all(Object.entries(lane.logFiles).map(async ([server, file]) => [server, (await stat(file).catch(() => undefined))?.size ?? 0] as const)));
       await use();
       if (testInfo.status === testInfo.expectedStatus) return;
       // Asked first: the runner waits for a server it finds dead to finish writing its log.
@@ -150,9 +152,8 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       // Logs of kept lanes are written by the servers themselves, unredacted: redact here too.
       const password = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
       for (const [server, file] of Object.entries(lane.logFiles)) {
-        const text = await readFile(file, 'utf8').catch((error: Error) => `(could not read ${file}: ${error.message})`);
-        const tail = text.split('\n').slice(-LOG_TAIL_LINES - 1).join('\n');
-        await testInfo.attach(`${server}.log`, { body: redactText(tail, password ? [password] : []), contentType: 'text/plain' });
+        const body = await logOfTest(file, offsets.get(server) ?? 0);
+        await testInfo.attach(`${server}.log`, { body: redactText(body, password ? [password] : []), contentType: 'text/plain' });
       }
       await testInfo.attach('lane.json', { body: JSON.stringify(laneFacts(lane, servers), null, 2), contentType: 'application/json' });
       const dead = servers?.filter((server) => server.exit) ?? [];
@@ -162,6 +163,27 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
     { auto: true },
   ],
 });
+
+/**
+ * What a failing test gets of a server's log: the lines written while it ran (from `offset`), or the
+ * last lines when it wrote none; the first line says which, and where the whole log is.
+ */
+async function logOfTest(file: string, offset: number): Promise<string> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (error) {
+    return `(could not read ${file}: ${(error as Error).message})`;
+  }
+  const during = text.subarray(Math.min(offset, text.length)).toString('utf8');
+  if (during.trim() !== '') {
+    const lines = during.split('\n');
+    const shown = lines.length > LOG_TAIL_LINES * 5 ? lines.slice(-LOG_TAIL_LINES * 5) : lines;
+    return `(lines written while this test ran${shown.length < lines.length ? `, the last ${shown.length - 1}` : ''}; whole log: ${file})\n${shown.join('\n')}`;
+  }
+  const tail = text.toString('utf8').split('\n').slice(-LOG_TAIL_LINES - 1).join('\n');
+  return `(the server wrote nothing while this test ran; its last ${LOG_TAIL_LINES} lines; whole log: ${file})\n${tail}`;
+}
 
 /** `lane "alpha": backend 3101, frontend 3102, database e2e_…, ready in 1.3 s`. */
 function laneStepTitle(lane: Lane, waitedMs: number): string {

@@ -28,8 +28,8 @@ export interface OutputSinkOptions {
 export type ChildStdio = ['ignore', 'pipe' | number, 'pipe' | number];
 
 /**
- * Where a server's output goes: every line, redacted, into its log file (and the console with
- * `debug`), the last {@link TAIL_LINES} kept for error messages.
+ * Where a server's output goes: every line, redacted and prefixed with its time (ISO 8601, UTC), into
+ * its log file (and the console with `debug`), the last {@link TAIL_LINES} kept for error messages.
  *
  * With `output: 'file'` the log file itself is the child's stdout and stderr (see {@link stdio}):
  * the child writes there directly, without redaction, and can outlive this process.
@@ -125,7 +125,8 @@ export class OutputSink {
     if (this.#closed) return;
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const line = redactText(text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}…` : text, this.#options.secrets);
-    this.#file?.write(`${line}\n`);
+    // Every line of the log file carries its time, so a test's lines can be told from the others'.
+    this.#file?.write(`${new Date().toISOString()} ${line}\n`);
     this.#tail.push(line);
     if (this.#tail.length > TAIL_LINES) this.#tail.shift();
     if (this.#options.debug) (kind === 'stdout' ? process.stdout : process.stderr).write(`${this.#options.label} ${line}\n`);

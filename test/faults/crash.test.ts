@@ -36,8 +36,10 @@ test('a backend that crashes mid-run: the failing test says the server died and 
   const log = result.attachments.find((attachment) => attachment.name === 'backend.log');
   assert.ok(log, `backend.log is attached (attachments: ${result.attachments.map((a) => a.name).join(', ')})`);
   const text = await attachmentText(log);
-  assert.match(text, /backend: listening on \d+/);
-  assert.match(text, /backend: crashing on purpose \(GET \/crash\)/, 'the log holds the last line printed before the crash');
+  // The lines the server wrote while this test ran, with their times, and where the whole log is.
+  assert.match(text, /^\(lines written while this test ran; whole log: .*backend\.log\)\n/);
+  assert.match(text, /^\S+Z backend: crashing on purpose \(GET \/crash\)$/m, 'the log holds the last line printed before the crash');
+  assert.doesNotMatch(text, /backend: listening on \d+/, "the server's start, before this test, is not in this test's slice");
 
   const facts = result.attachments.find((attachment) => attachment.name === 'lane.json');
   assert.ok(facts, 'lane.json is attached');

@@ -39,7 +39,7 @@ test('starts a server and reports it healthy', async (t) => {
   await server.stop();
   assert.ok(isGone(server.pid), 'the process is gone after stop()');
   await assert.rejects(get(`${server.url}/health`), /ECONNREFUSED/);
-  assert.match(readFileSync(server.logFile, 'utf8'), new RegExp(`listening on ${port}\\nSIGTERM: closing\\n`));
+  assert.match(readFileSync(server.logFile, 'utf8'), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z listening on ${port}\\n\\S+ SIGTERM: closing\\n`, 'm'), 'every line carries its time');
   await server.stop(); // idempotent
 });
 
@@ -109,7 +109,7 @@ test('reports SERVER_EXITED with the exit code and log tail when the process die
   assert.ok(error.message.includes(`Log: ${path.join(logDir, 'backend.log')}`));
   assert.ok(error.hint);
   assert.equal(error.details.exitCode, 3);
-  assert.match(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), /^line 1\n/m);
+  assert.match(readFileSync(path.join(logDir, 'backend.log'), 'utf8'), /^\S+Z line 1\n/m);
 });
 
 test('reports SERVER_EXITED when the command cannot be spawned', async (t) => {
