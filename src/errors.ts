@@ -29,7 +29,8 @@ export type LanesErrorCode =
   | 'INTERRUPTED'
   | 'LANE_NOT_READY'
   | 'DATABASE_URL_CHANGED'
-  | 'EMBEDDED_POSTGRES_DIED';
+  | 'EMBEDDED_POSTGRES_DIED'
+  | 'DATABASE_RESET_FAILED';
 
 export interface LanesErrorOptions {
   /** How to fix it, in one or two sentences. */
