@@ -172,6 +172,7 @@ after(async () => {
   if (!server) return;
   try {
     await dropDatabasesStartingWith(server.adminUrl, `${prefix}_`);
+    await admin(`DROP ROLE IF EXISTS ${id(`${prefix}_owner`)}`);
   } finally {
     await server.release();
   }
@@ -346,6 +347,49 @@ describe('restoreSnapshot', () => {
       });
     });
     await withDatabase(templates.demo, async (client) => assert.equal(await hasSnapshot(client), true));
+  });
+
+  test('without the right to set session_replication_role, checks foreign keys (cycle included) and lets user triggers fire', async () => {
+    const role = `${prefix}_owner`;
+    const password = randomBytes(12).toString('hex');
+    const template = `${prefix}_owned`;
+    await admin(`CREATE ROLE ${id(role)} LOGIN NOSUPERUSER PASSWORD ${pg.escapeLiteral(password)}`);
+    await admin(`CREATE DATABASE ${id(template)} OWNER ${id(role)}`);
+    const asRole = (database: string): string => {
+      const url = new URL(urlOf(database));
+      url.username = role;
+      url.password = password;
+      return url.toString();
+    };
+    const run = async <T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+      const client = new pg.Client({ connectionString: asRole(database) });
+      client.on('error', () => undefined);
+      await client.connect();
+      clients.add(client);
+      try {
+        return await fn(client);
+      } finally {
+        await end(client);
+      }
+    };
+    const content = await run(template, async (client) => {
+      await client.query(EDGE_SCHEMA);
+      await takeSnapshot(client);
+      return fingerprint(client);
+    });
+    const database = await clone(template);
+    await run(database, async (client) => {
+      await client.query(`UPDATE edge.a SET b_id = NULL; DELETE FROM edge.b; DELETE FROM edge.a; DELETE FROM edge.nodes WHERE id = 4; UPDATE edge.kinds SET label = 'x'`);
+      const summary = await restoreSnapshot(client);
+      assert.equal(summary.triggers, 'fired');
+      const restored = await fingerprint(client);
+      const { 'edge.audit': audit, ...rest } = restored;
+      const { 'edge.audit': templateAudit, ...templateRest } = content;
+      assert.deepEqual(rest, templateRest, 'every other table, the cycle of foreign keys included, is as in the template');
+      assert.notEqual(audit, templateAudit, 'the insert trigger of edge.nodes fired during the restore');
+      const notes = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM edge.audit WHERE note = 'nodes INSERT'`);
+      assert.equal(notes.rows[0]?.n, 1 + 4, 'the template row plus one per re-inserted node');
+    });
   });
 
   test('refuses a bad lockTimeoutMs with INVALID_OPTION naming it', async () => {
