@@ -252,9 +252,11 @@ function restoreScript(copies: ReadonlyArray<{ table: TableRow; copy: string; ro
       const insert = columns === ''
         ? `INSERT INTO ${target} SELECT FROM ${inSnapshot(copy)}`
         : `INSERT INTO ${target} (${columns})${table.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${columns} FROM ${inSnapshot(copy)}`;
-      return `i${index + 1} AS (${insert})`;
+      return insert;
     });
-  if (inserts.length > 0) statements.push(`WITH ${inserts.join(',\n  ')}\nSELECT 1`);
+  // The last INSERT is the main statement, the others data-modifying WITH queries of it.
+  const last = inserts.pop();
+  if (last) statements.push(inserts.length === 0 ? last : `WITH ${inserts.map((insert, index) => `i${index + 1} AS (${insert})`).join(',\n  ')}\n${last}`);
   statements.push(
     `SELECT setval(format('%I.%I', schema_name, sequence_name)::regclass, last_value, is_called) FROM ${inSnapshot('sequences')}`,
     `SELECT tables, rows::int8::text AS rows, sequences, current_setting('session_replication_role') AS role FROM ${inSnapshot('meta')}`,
