@@ -296,6 +296,7 @@ const scripts = new WeakMap<Client, Promise<string | undefined>>();
  * - The sequences are set last; `setval` is not undone by a rollback, but nothing fails after it but
  *   the `COMMIT` itself.
  * - Waits at most `lockTimeoutMs` for the lock of any one table.
+ * - Call it outside a transaction: it sends its own `BEGIN` … `COMMIT`.
  *
  * @throws {LanesError} `DATABASE_RESET_FAILED`: a session held a lock past `lockTimeoutMs` (the
  *   message names the table and the session: pid, application_name, state, for how long), the
