@@ -305,7 +305,7 @@ describe('restoreSnapshot', () => {
     }
   });
 
-  test('fails with DATABASE_RESET_FAILED naming the blocking session when a transaction holds a row lock, and leaves the database unchanged', async () => {
+  test('fails with DATABASE_RESET_FAILED naming the blocking session when a transaction holds a row lock, and leaves the database unchanged', { timeout: 30_000 }, async () => {
     const database = await clone(templates.demo);
     const blocker = await connect(database, 'lingering-test');
     const resetter = await connect(database);
