@@ -1,0 +1,426 @@
+/**
+ * The `truncate` reset of a lane database: a copy of the template's rows kept inside the database
+ * itself (schema {@link SNAPSHOT_SCHEMA}), put back in one transaction without ending any session.
+ *
+ * - {@link takeSnapshot} runs once, on the freshly migrated and seeded template; every clone of the
+ *   template carries the snapshot along.
+ * - {@link restoreSnapshot} runs on a lane database before a test, while the lane's servers keep
+ *   their sessions open.
+ */
+import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError, type QueryResult } from 'pg';
+import { LanesError, messageOf } from '../errors.js';
+import { debugLogger } from '../log.js';
+
+const debug = debugLogger('databases:snapshot');
+
+/**
+ * The schema of the toolkit's own in a template (and its clones) holding the snapshot: copies of
+ * the rows, the metadata and the restore script. The app's schemas do not see it, and Prisma
+ * ignores it (it only looks at the schemas of its datasource).
+ */
+export const SNAPSHOT_SCHEMA = 'e2e_lanes_snapshot';
+
+/** Bumped when the layout of {@link SNAPSHOT_SCHEMA} changes. */
+const SNAPSHOT_FORMAT = 1;
+
+/** Default of {@link RestoreSnapshotOptions.lockTimeoutMs}. */
+export const DEFAULT_RESET_LOCK_TIMEOUT_MS = 10_000;
+
+/** What a snapshot holds. */
+export interface SnapshotSummary {
+  /** Tables snapshotted (a partitioned table counts once, with the rows of all its partitions). */
+  tables: number;
+  /** Rows copied, over all tables. */
+  rows: number;
+  /** Sequences whose position is kept. */
+  sequences: number;
+}
+
+/** What {@link restoreSnapshot} did. */
+export interface RestoreSummary extends SnapshotSummary {
+  /**
+   * `'skipped'` when the restore ran with `session_replication_role = replica` (foreign-key checks
+   * and user triggers did not run); `'fired'` when the role may not set it (see {@link restoreSnapshot}).
+   */
+  triggers: 'skipped' | 'fired';
+  /** Milliseconds the restore took, round trip included. */
+  durationMs: number;
+}
+
+/** Options of {@link restoreSnapshot}. */
+export interface RestoreSnapshotOptions {
+  /**
+   * Milliseconds the restore waits for the lock of any one table (`SET LOCAL lock_timeout`) before it
+   * gives up with `DATABASE_RESET_FAILED` naming the session that holds it. A session that is
+   * "idle in transaction" after reading or writing a table holds such a lock.
+   * @default 10000
+   */
+  lockTimeoutMs?: number;
+}
+
+/** A table of the app as the snapshot sees it. Private to this module. */
+interface TableRow {
+  oid: string;
+  schema: string;
+  name: string;
+  partitioned: boolean;
+  columns: string[];
+  overriding: boolean;
+}
+
+const APP_SCHEMA_FILTER = `n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' AND n.nspname <> ${escapeLiteral(SNAPSHOT_SCHEMA)}`;
+
+/**
+ * Tables of the app's schemas: ordinary and partitioned tables, not the partitions themselves (their
+ * rows are read and put back through the partitioned table). Generated columns are left out: they
+ * are computed again on insert.
+ */
+const SELECT_TABLES = `
+SELECT c.oid::int8::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind = 'p' AS partitioned,
+  coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attgenerated = ''), '{}') AS columns,
+  coalesce(bool_or(a.attidentity = 'a'), false) AS overriding
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ${APP_SCHEMA_FILTER}
+GROUP BY c.oid, n.nspname, c.relname, c.relkind
+ORDER BY n.nspname, c.relname`;
+
+/** Foreign keys between tables, partitions mapped to their partitioned table. */
+const SELECT_FOREIGN_KEYS = `
+SELECT DISTINCT coalesce(pg_partition_root(k.conrelid), k.conrelid)::int8::text AS child,
+  coalesce(pg_partition_root(k.confrelid), k.confrelid)::int8::text AS parent
+FROM pg_constraint k WHERE k.contype = 'f'`;
+
+const SELECT_SEQUENCES = `
+SELECT n.nspname AS schema, c.relname AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND ${APP_SCHEMA_FILTER}
+ORDER BY n.nspname, c.relname`;
+
+const qualified = (schema: string, name: string): string => `${escapeIdentifier(schema)}.${escapeIdentifier(name)}`;
+const inSnapshot = (name: string): string => qualified(SNAPSHOT_SCHEMA, name);
+
+/**
+ * Takes the snapshot of the database `client` is connected to: a freshly migrated and seeded
+ * database (the template being built), that nobody else writes to meanwhile. Replaces any earlier
+ * snapshot. In one transaction, it copies into {@link SNAPSHOT_SCHEMA}:
+ *
+ * - the rows of every table of the app's schemas (every schema but `pg_*`, `information_schema` and
+ *   the snapshot's own; `_prisma_migrations` included), generated columns left out;
+ * - `tables`: per table its schema, name, the columns to restore, whether it has an identity column
+ *   `GENERATED ALWAYS` (restored with `OVERRIDING SYSTEM VALUE`), and its position in the restore
+ *   order: parents before children by foreign keys. Tables in a cycle of foreign keys (two tables
+ *   referencing each other, or longer) come after the others in name order, `in_fk_cycle` set;
+ *   a self-reference does not count. The order matters little: the restore re-inserts every table
+ *   in ONE statement, and foreign keys are checked (when they are) at its end, so self-references
+ *   and cycles, deferrable or not, restore as they are;
+ * - `sequences`: every sequence of the app's schemas with its `last_value` and `is_called`;
+ * - `meta`: the format, the counts and the restore script.
+ */
+export async function takeSnapshot(client: Client): Promise<SnapshotSummary> {
+  const started = performance.now();
+  await client.query('BEGIN');
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${escapeIdentifier(SNAPSHOT_SCHEMA)} CASCADE; CREATE SCHEMA ${escapeIdentifier(SNAPSHOT_SCHEMA)}`);
+    const tables = (await client.query<TableRow>(SELECT_TABLES)).rows;
+    const keys = (await client.query<{ child: string; parent: string }>(SELECT_FOREIGN_KEYS)).rows;
+    const { order, cyclic } = restoreOrder(tables, keys);
+    const sequences = (await client.query<{ schema: string; name: string }>(SELECT_SEQUENCES)).rows;
+
+    const copies: Array<{ table: TableRow; copy: string; rows: number }> = [];
+    for (const [index, table] of order.entries()) {
+      const copy = `t${String(index + 1).padStart(4, '0')}`;
+      const columns = table.columns.map(escapeIdentifier).join(', ');
+      const source = `${table.partitioned ? '' : 'ONLY '}${qualified(table.schema, table.name)}`;
+      // A table without any column left to copy still keeps its row count.
+      const select = columns === '' ? `SELECT FROM ${source}` : `SELECT ${columns} FROM ${source}`;
+      const result = await client.query(`CREATE TABLE ${inSnapshot(copy)} AS ${select}`);
+      copies.push({ table, copy, rows: result.rowCount ?? 0 });
+    }
+
+    await client.query(`
+      CREATE TABLE ${inSnapshot('tables')} (
+        position int PRIMARY KEY, schema_name text NOT NULL, table_name text NOT NULL, snapshot_table text NOT NULL,
+        columns text[] NOT NULL, overriding_system_value boolean NOT NULL, partitioned boolean NOT NULL,
+        in_fk_cycle boolean NOT NULL, rows bigint NOT NULL);
+      CREATE TABLE ${inSnapshot('sequences')} (
+        schema_name text NOT NULL, sequence_name text NOT NULL, last_value bigint NOT NULL, is_called boolean NOT NULL,
+        PRIMARY KEY (schema_name, sequence_name));
+      CREATE TABLE ${inSnapshot('meta')} (
+        format int NOT NULL, taken_at timestamptz NOT NULL DEFAULT now(), tables int NOT NULL, rows bigint NOT NULL,
+        sequences int NOT NULL, restore_sql text NOT NULL)`);
+    if (copies.length > 0) {
+      const rows = copies.map(({ table, copy, rows: count }, index) => ({
+        position: index + 1,
+        schema_name: table.schema,
+        table_name: table.name,
+        snapshot_table: copy,
+        columns: table.columns,
+        overriding_system_value: table.overriding,
+        partitioned: table.partitioned,
+        in_fk_cycle: cyclic.has(table.oid),
+        rows: count,
+      }));
+      await client.query(
+        `INSERT INTO ${inSnapshot('tables')}
+         SELECT position, schema_name, table_name, snapshot_table, ARRAY(SELECT jsonb_array_elements_text(columns)),
+           overriding_system_value, partitioned, in_fk_cycle, rows
+         FROM jsonb_to_recordset($1::jsonb) AS t(position int, schema_name text, table_name text, snapshot_table text,
+           columns jsonb, overriding_system_value boolean, partitioned boolean, in_fk_cycle boolean, rows bigint)`,
+        [JSON.stringify(rows)],
+      );
+    }
+    if (sequences.length > 0) {
+      await client.query(
+        `INSERT INTO ${inSnapshot('sequences')} ${sequences
+          .map(({ schema, name }) => `SELECT ${escapeLiteral(schema)}, ${escapeLiteral(name)}, last_value, is_called FROM ${qualified(schema, name)}`)
+          .join(' UNION ALL ')}`,
+      );
+    }
+    const summary: SnapshotSummary = { tables: copies.length, rows: copies.reduce((sum, { rows }) => sum + rows, 0), sequences: sequences.length };
+    const script = restoreScript(copies, Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]?.v));
+    await client.query(`INSERT INTO ${inSnapshot('meta')} (format, tables, rows, sequences, restore_sql) VALUES ($1, $2, $3, $4, $5)`, [
+      SNAPSHOT_FORMAT,
+      summary.tables,
+      summary.rows,
+      summary.sequences,
+      script,
+    ]);
+    await client.query('COMMIT');
+    debug('snapshot taken in %d ms: %o', Math.round(performance.now() - started), summary);
+    return summary;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Parents before children (Kahn's algorithm, ties in name order). Tables left over are part of a
+ * cycle (or depend on one); they come last, in name order. Private to this module.
+ */
+function restoreOrder(tables: readonly TableRow[], keys: ReadonlyArray<{ child: string; parent: string }>): { order: TableRow[]; cyclic: Set<string> } {
+  const byOid = new Map(tables.map((table) => [table.oid, table]));
+  const parents = new Map<string, Set<string>>(tables.map((table) => [table.oid, new Set<string>()]));
+  for (const { child, parent } of keys) {
+    if (child !== parent && byOid.has(child) && byOid.has(parent)) parents.get(child)?.add(parent);
+  }
+  const order: TableRow[] = [];
+  const placed = new Set<string>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const table of tables) {
+      if (placed.has(table.oid)) continue;
+      if ([...(parents.get(table.oid) ?? [])].every((parent) => placed.has(parent))) {
+        order.push(table);
+        placed.add(table.oid);
+        progress = true;
+      }
+    }
+  }
+  const cyclic = new Set(tables.filter((table) => !placed.has(table.oid)).map((table) => table.oid));
+  for (const table of tables) if (cyclic.has(table.oid)) order.push(table);
+  return { order, cyclic };
+}
+
+/**
+ * The restore, as one multi-statement script run inside the caller's transaction. Private to this module.
+ * 1. `session_replication_role = replica` when the role may set it (superuser, or `GRANT SET ON
+ *    PARAMETER session_replication_role` on PostgreSQL 15+): no foreign-key checks (the rows were
+ *    consistent in the template), no user triggers. Otherwise the checks run at the end of step 3.
+ * 2. One `TRUNCATE` of every snapshotted table (`ONLY`, so tables the test created by inheritance are
+ *    left alone; a partitioned table with its partitions).
+ * 3. One `INSERT` per non-empty table, all in ONE statement (data-modifying `WITH`), in restore order.
+ * 4. `setval` of every sequence, from the snapshot.
+ * 5. The summary row.
+ */
+function restoreScript(copies: ReadonlyArray<{ table: TableRow; copy: string; rows: number }>, serverVersion: number): string {
+  const privileged = serverVersion >= 150000
+    ? `current_setting('is_superuser')::boolean OR has_parameter_privilege('session_replication_role', 'SET')`
+    : `current_setting('is_superuser')::boolean`;
+  const statements = [`SELECT set_config('session_replication_role', 'replica', true) WHERE ${privileged}`];
+  if (copies.length > 0) {
+    statements.push(`TRUNCATE TABLE ${copies.map(({ table }) => `${table.partitioned ? '' : 'ONLY '}${qualified(table.schema, table.name)}`).join(', ')}`);
+  }
+  const inserts = copies
+    .filter(({ rows }) => rows > 0)
+    .map(({ table, copy }, index) => {
+      const columns = table.columns.map(escapeIdentifier).join(', ');
+      const target = qualified(table.schema, table.name);
+      const insert = columns === ''
+        ? `INSERT INTO ${target} SELECT FROM ${inSnapshot(copy)}`
+        : `INSERT INTO ${target} (${columns})${table.overriding ? ' OVERRIDING SYSTEM VALUE' : ''} SELECT ${columns} FROM ${inSnapshot(copy)}`;
+      return insert;
+    });
+  // The last INSERT is the main statement, the others data-modifying WITH queries of it.
+  const last = inserts.pop();
+  if (last) statements.push(inserts.length === 0 ? last : `WITH ${inserts.map((insert, index) => `i${index + 1} AS (${insert})`).join(',\n  ')}\n${last}`);
+  statements.push(
+    `SELECT setval(format('%I.%I', schema_name, sequence_name)::regclass, last_value, is_called) FROM ${inSnapshot('sequences')}`,
+    `SELECT tables, rows::int8::text AS rows, sequences, current_setting('session_replication_role') AS role FROM ${inSnapshot('meta')}`,
+  );
+  return statements.join(';\n');
+}
+
+/** True when the database `client` is connected to holds a snapshot that {@link restoreSnapshot} can use. */
+export async function hasSnapshot(client: Client): Promise<boolean> {
+  const { rows } = await client.query<{ found: boolean }>(
+    `SELECT to_regclass(${escapeLiteral(`${escapeIdentifier(SNAPSHOT_SCHEMA)}.meta`)}) IS NOT NULL AS found`,
+  );
+  if (!rows[0]?.found) return false;
+  const meta = await client.query<{ format: number }>(`SELECT format FROM ${inSnapshot('meta')}`);
+  return meta.rows[0]?.format === SNAPSHOT_FORMAT;
+}
+
+/** Restore scripts read per connection: the snapshot of a database never changes. Private. */
+const scripts = new WeakMap<Client, Promise<string | undefined>>();
+
+/**
+ * Puts the database `client` is connected to (a clone of a template with a snapshot) back to exactly
+ * the template's rows and sequence positions, in ONE transaction and one round trip (the script is
+ * read once per connection), while other sessions stay connected: none is ended.
+ *
+ * - Every snapshotted table is emptied by one `TRUNCATE`, its rows re-inserted from the snapshot,
+ *   every snapshotted sequence set back with `setval`.
+ * - Foreign keys and user triggers: when the role may set `session_replication_role` (a superuser,
+ *   or on PostgreSQL 15+ a role granted `SET ON PARAMETER session_replication_role`), the restore runs
+ *   with `SET LOCAL session_replication_role = replica`: no foreign-key check (the rows were consistent
+ *   in the template) and no user trigger fires (so an audit trigger does not add rows). Otherwise the
+ *   foreign keys are checked at the end of the one `INSERT` statement, and `TRUNCATE`/`INSERT`
+ *   triggers of the app DO fire (`triggers: 'fired'` in the result): rows they write are not undone.
+ * - Tables and sequences the test CREATED (not in the snapshot) are left alone, rows included; but a
+ *   created table with a foreign key to a snapshotted table makes `TRUNCATE` fail (drop it in the test).
+ * - A table or column the test dropped or renamed makes the restore fail: use `swap` for such tests.
+ * - The sequences are set last; `setval` is not undone by a rollback, but nothing fails after it but
+ *   the `COMMIT` itself.
+ * - Waits at most `lockTimeoutMs` for the lock of any one table.
+ * - Call it outside a transaction: it sends its own `BEGIN` … `COMMIT`.
+ *
+ * @throws {LanesError} `DATABASE_RESET_FAILED`: a session held a lock past `lockTimeoutMs` (the
+ *   message names the table and the session: pid, application_name, state, for how long), the
+ *   database has no snapshot, or a statement failed (the cause is kept). The database is unchanged.
+ * @throws {LanesError} `INVALID_OPTION` for a bad `lockTimeoutMs`.
+ */
+export async function restoreSnapshot(client: Client, options: RestoreSnapshotOptions = {}): Promise<RestoreSummary> {
+  const lockTimeoutMs = resolveLockTimeout(options.lockTimeoutMs);
+  const started = performance.now();
+  let script = scripts.get(client);
+  if (!script) {
+    script = readScript(client);
+    scripts.set(client, script);
+    script.catch(() => scripts.delete(client));
+  }
+  const sql = await script.catch((error: unknown) => {
+    throw new LanesError('DATABASE_RESET_FAILED', `Could not read the snapshot of the database to reset it: ${messageOf(error)}`, {
+      hint: 'See the cause; the role needs USAGE and SELECT on the schema e2e_lanes_snapshot.',
+      cause: error,
+    });
+  });
+  if (sql === undefined) {
+    scripts.delete(client);
+    const database = await currentDatabase(client);
+    throw new LanesError('DATABASE_RESET_FAILED', `Database "${database}" has no snapshot (schema ${SNAPSHOT_SCHEMA}), so the 'truncate' reset cannot put its rows back.`, {
+      hint: "Its template was built without a snapshot (or by another version of e2e-lanes): rebuild the template, or use `database.reset: 'swap'`.",
+      details: { database },
+    });
+  }
+  let results: QueryResult[];
+  try {
+    const result = await client.query(`BEGIN;\nSET LOCAL lock_timeout = ${escapeLiteral(`${lockTimeoutMs}ms`)};\n${sql};\nCOMMIT`);
+    results = Array.isArray(result) ? (result as QueryResult[]) : [result];
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw await resetFailed(client, error, lockTimeoutMs);
+  }
+  const summary = results.at(-2)?.rows[0] as { tables: number; rows: string; sequences: number; role: string } | undefined;
+  const durationMs = performance.now() - started;
+  debug('restored in %d ms', Math.round(durationMs));
+  return {
+    tables: summary?.tables ?? 0,
+    rows: Number(summary?.rows ?? 0),
+    sequences: summary?.sequences ?? 0,
+    triggers: summary?.role === 'replica' ? 'skipped' : 'fired',
+    durationMs,
+  };
+}
+
+async function readScript(client: Client): Promise<string | undefined> {
+  if (!(await hasSnapshot(client))) return undefined;
+  const { rows } = await client.query<{ restore_sql: string }>(`SELECT restore_sql FROM ${inSnapshot('meta')}`);
+  return rows[0]?.restore_sql;
+}
+
+function resolveLockTimeout(value: unknown): number {
+  if (value === undefined) return DEFAULT_RESET_LOCK_TIMEOUT_MS;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 2_147_483_647) {
+    throw new LanesError('INVALID_OPTION', `Invalid lockTimeoutMs ${JSON.stringify(value)} for the 'truncate' reset of a lane database.`, {
+      hint: 'Option `lockTimeoutMs` takes a whole number of milliseconds from 1 to 2147483647 (default 10000).',
+    });
+  }
+  return value;
+}
+
+async function currentDatabase(client: Client): Promise<string> {
+  return (await client.query<{ name: string }>('SELECT current_database() AS name')).rows[0]?.name ?? '(unknown)';
+}
+
+/** A session holding a lock on a table of the app. Never its query text (it may hold secrets). */
+interface Blocker {
+  pid: number;
+  applicationName: string;
+  state: string | null;
+  /** Milliseconds since its transaction started. */
+  transactionMs: number | null;
+  table: string;
+  mode: string;
+}
+
+const SELECT_BLOCKERS = `
+SELECT a.pid, a.application_name AS "applicationName", a.state,
+  round(extract(epoch FROM now() - a.xact_start) * 1000)::int8::text AS "transactionMs",
+  format('%I.%I', n.nspname, c.relname) AS table, l.mode
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND c.relkind IN ('r', 'p') AND ${APP_SCHEMA_FILTER}
+ORDER BY a.xact_start NULLS LAST, a.pid, n.nspname, c.relname`;
+
+async function resetFailed(client: Client, error: unknown, lockTimeoutMs: number): Promise<LanesError> {
+  const database = await currentDatabase(client).catch(() => '(unknown)');
+  const code = (error as DatabaseError).code;
+  if (code === '55P03' || code === '40P01') {
+    const blockers = await client
+      .query<Omit<Blocker, 'transactionMs'> & { transactionMs: string | null }>(SELECT_BLOCKERS)
+      .then(({ rows }) => rows.map((row): Blocker => ({ ...row, transactionMs: row.transactionMs === null ? null : Number(row.transactionMs) })))
+      .catch(() => [] as Blocker[]);
+    const what = code === '55P03' ? `waited ${formatMs(lockTimeoutMs)} (lockTimeoutMs) for a table lock` : 'hit a deadlock';
+    const held = blockers.length === 0
+      ? 'the session that held it has released it since'
+      : blockers.slice(0, 5).map(describeBlocker).join('; ') + (blockers.length > 5 ? `; and ${blockers.length - 5} more` : '');
+    return new LanesError('DATABASE_RESET_FAILED', `The 'truncate' reset of database "${database}" ${what} and was rolled back: ${held}.`, {
+      hint: "A session kept a transaction open on the lane's database after the test: commit or roll back every transaction before the test ends (e.g. close the test's own clients), or use `database.reset: 'swap'`, which ends the sessions.",
+      cause: error,
+      details: { database, lockTimeoutMs, blockers },
+    });
+  }
+  scripts.delete(client); // read it again next time: the snapshot itself may be what failed
+  return new LanesError('DATABASE_RESET_FAILED', `The 'truncate' reset of database "${database}" failed and was rolled back: ${messageOf(error)}${(error as DatabaseError).detail ? ` (${(error as DatabaseError).detail})` : ''}`, {
+    hint: "A test may have dropped or altered a table of the snapshot, or created a table with a foreign key to one: undo that in the test, or use `database.reset: 'swap'`.",
+    cause: error,
+    details: { database },
+  });
+}
+
+function describeBlocker(blocker: Blocker): string {
+  const since = blocker.transactionMs === null ? '' : ` for ${formatMs(blocker.transactionMs)}`;
+  return `${blocker.mode} on ${blocker.table} held by pid ${blocker.pid} (application_name ${JSON.stringify(blocker.applicationName)}, ${blocker.state ?? 'unknown state'}${since})`;
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s` : `${ms} ms`;
+}
