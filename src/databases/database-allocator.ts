@@ -45,7 +45,7 @@ import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './templa
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, poolTemplateHash, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
-import { resetByTruncate } from './truncate-reset.js';
+import { TruncateResets } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
 
@@ -89,6 +89,8 @@ export class DatabaseAllocator {
   #filling: Promise<void> | undefined;
   #fillAgain = false;
   readonly #fillAbort = new AbortController();
+  /** Connections kept to lane databases for their `truncate` resets. */
+  readonly #truncates = new TruncateResets();
   /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
   #coordinationUrl: string | undefined;
 
@@ -154,11 +156,12 @@ export class DatabaseAllocator {
     }
     const strategy = options.strategy ?? this.options.reset;
     const started = performance.now();
+    const url = withDatabase((await this.#postgres()).adminUrl, databaseName);
     if (strategy === 'truncate') {
-      const server = await this.#postgres();
-      await resetByTruncate(withDatabase(server.adminUrl, databaseName), { connectTimeoutMs: this.options.connectTimeoutMs });
+      await this.#truncates.reset(url, { connectTimeoutMs: this.options.connectTimeoutMs, lockTimeoutMs: this.options.resetLockTimeoutMs });
       return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
     }
+    await this.#truncates.forget(url);
     const swapped = await this.#withAdmin((client, version) =>
       swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
     );
@@ -328,6 +331,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` (the entry is kept).
    */
   async releaseDatabaseForProject(project: string, options: DatabaseLaneOptions & { runId?: string } = {}): Promise<boolean> {
+    await this.#truncates.close();
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
     const removed = await this.#remove(releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
@@ -365,6 +369,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
+    await this.#truncates.close();
     const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     stopKeepingAlive(this.file, runId);
     return removed.map(({ entry }) => entry);
@@ -480,6 +485,7 @@ export class DatabaseAllocator {
   async close(): Promise<void> {
     this.#fillAbort.abort();
     await this.#filling;
+    await this.#truncates.close();
     const server = this.#server;
     this.#server = undefined;
     this.#prepared = undefined;

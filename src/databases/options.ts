@@ -125,6 +125,12 @@ export interface DatabaseAllocatorOptions {
    */
   pool?: number;
   /**
+   * How long a `truncate` reset waits for the lock of any one table (a test's transaction left
+   * open) before it is rolled back with `DATABASE_RESET_FAILED`. Also `E2E_LANES_RESET_LOCK_TIMEOUT_MS`.
+   * @default 10_000
+   */
+  resetLockTimeoutMs?: number;
+  /**
    * The database of the server's registry (with `registry: 'postgres'`): created by the toolkit
    * (with its mark) when missing, never dropped. Nothing is created in the database of the admin
    * URL. Every machine sharing the server must use the same one. Also `E2E_LANES_REGISTRY_DATABASE`.
@@ -173,6 +179,7 @@ export interface ResolvedDatabaseAllocatorOptions {
   reset: ResetStrategy;
   /** Undefined: the default (see {@link DatabaseAllocatorOptions.pool}). */
   pool: number | undefined;
+  resetLockTimeoutMs: number;
   registryDatabase: string;
   seedTimeoutMs: number;
   migrationTimeoutMs: number;
@@ -189,6 +196,7 @@ export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
 export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
 export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
 export const SEED_TIMEOUT_ENV = 'E2E_LANES_SEED_TIMEOUT_MS';
+export const RESET_LOCK_TIMEOUT_ENV = 'E2E_LANES_RESET_LOCK_TIMEOUT_MS';
 export const MIGRATION_TIMEOUT_ENV = 'E2E_LANES_MIGRATION_TIMEOUT_MS';
 export const TEMPLATE_WAIT_TIMEOUT_ENV = 'E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS';
 
@@ -212,6 +220,7 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     registry: resolveRegistryMode(options.registry),
     reset: resolveResetStrategy(options.reset),
     pool: options.pool === undefined ? undefined : resolvePool(options.pool),
+    resetLockTimeoutMs: durationOption('resetLockTimeoutMs', RESET_LOCK_TIMEOUT_ENV, options.resetLockTimeoutMs, 10_000),
     registryDatabase: resolveRegistryDatabase(options.registryDatabase),
     seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
     migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
-import { connectClient, describeTarget, serverVersionNum, withDatabase } from '../postgres/index.js';
+import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
 import { currentHost, pidStartTime } from '../state/owner.js';
 import { databasesStartingWith, dropDatabase, findDatabase, isInUse, terminateSessions, type DatabaseRow } from './admin.js';
 import { displayPath } from './command.js';
@@ -23,6 +23,7 @@ import {
   type CommandStep,
 } from './options.js';
 import { runSeed } from './seed.js';
+import { takeSnapshot } from './snapshot.js';
 import { toolkitVersion } from './version.js';
 
 const debug = debugLogger('template');
@@ -95,7 +96,8 @@ export interface TemplateListing {
  * the e2e-lanes version. Paths are left out, so every checkout of a project agrees.
  */
 export async function computeTemplateHash(inputs: TemplateInputs): Promise<string> {
-  const parts: string[] = ['e2e-lanes template 1', `toolkit ${toolkitVersion()}`, `postgres ${Math.floor(inputs.serverVersion / 10000)}`];
+  // 2: templates keep a snapshot of their rows (see snapshot.ts).
+  const parts: string[] = ['e2e-lanes template 2', `toolkit ${toolkitVersion()}`, `postgres ${Math.floor(inputs.serverVersion / 10000)}`];
   const { migrations, seed } = inputs;
   if (migrations === false) parts.push('migrations none');
   else if (typeof migrations === 'string') for (const m of await readMigrations(migrations)) parts.push(`migration ${m.name} ${m.checksum}`);
@@ -274,6 +276,8 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
     if (options.seed !== undefined) {
       await runSeed(options.seed, buildUrl, { timeoutMs: options.seedTimeoutMs ?? DEFAULT_SEED_TIMEOUT_MS, label: `seeding template ${name}` });
     }
+    // The rows the `truncate` reset puts back, kept in the template (so in every lane) in a schema of the toolkit's own.
+    await withClient(buildUrl, (buildClient) => takeSnapshot(buildClient), { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
     await seal(client, build, name, hash);
   } catch (error) {
     // A seed given up on may still hold connections to the build database: end them, then drop it.

@@ -330,10 +330,50 @@ describe('DatabaseAllocator resets and ready copies', () => {
     const allocator = await allocatorFor(t, { pool: 1 });
     const template = await allocator.prepare();
     await allocator.poolSettled();
-    const [copy] = await databasesStartingWith(server.adminUrl, `${server.prefix}_pool_${template.hash}_`);
-    assert.ok(copy, 'a ready copy exists');
+    const copies = await databasesStartingWith(server.adminUrl, `${server.prefix}_pool_${template.hash}_`);
+    assert.ok(copies.length > 0, 'a ready copy exists');
     const lane = await allocator.allocateDatabaseForProject('booted');
-    assert.ok(!(await exists(copy)), 'the copy became the lane database');
+    const gone = [];
+    for (const copy of copies) if (!(await exists(copy))) gone.push(copy);
+    assert.equal(gone.length, 1, 'one ready copy became the lane database');
+    assert.deepEqual(await query(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id'), [{ name: 'alpha' }, { name: 'beta' }]);
+  });
+
+  it('truncate puts the rows back without ending the sessions on the lane database', async (t) => {
+    const allocator = await allocatorFor(t, { pool: 0, reset: 'truncate' });
+    const lane = await allocator.allocateDatabaseForProject('kept-session');
+    const app = new pg.Client({ connectionString: lane.databaseUrl });
+    app.on('error', () => undefined); // the lane is dropped after the test
+    await app.connect();
+    t.after(() => app.end().catch(() => undefined));
+    const pid = (await app.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await app.query(`INSERT INTO "Item" (name) VALUES ('written by a test'), ('and another')`);
+    await app.query(`DELETE FROM "Item" WHERE name = 'alpha'`);
+    const reset = await allocator.resetDatabaseForProject('kept-session');
+    assert.equal(reset.source, 'truncate');
+    assert.deepEqual((await app.query('SELECT name FROM "Item" ORDER BY id')).rows, [{ name: 'alpha' }, { name: 'beta' }]);
+    assert.equal((await app.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid, pid, 'the same session, never ended');
+    // The sequence is back too: the next row gets the id after the seed's.
+    assert.deepEqual((await app.query(`INSERT INTO "Item" (name) VALUES ('next') RETURNING id`)).rows, [{ id: 3 }]);
+  });
+
+  it("a truncate blocked by a test's open transaction fails with DATABASE_RESET_FAILED naming it, and the next reset gets a clean lane", async (t) => {
+    const allocator = await allocatorFor(t, { pool: 0, reset: 'truncate', resetLockTimeoutMs: 300 });
+    const lane = await allocator.allocateDatabaseForProject('blocked');
+    const holder = new pg.Client({ connectionString: lane.databaseUrl, application_name: 'lingering-test' });
+    holder.on('error', () => undefined); // the lane is dropped after the test
+    await holder.connect();
+    t.after(() => holder.end().catch(() => undefined));
+    await holder.query(`INSERT INTO "Item" (name) VALUES ('dirty')`);
+    await holder.query('BEGIN');
+    await holder.query('SELECT * FROM "Item" FOR UPDATE');
+    await assert.rejects(allocator.resetDatabaseForProject('blocked'), (error) => {
+      assert.ok(isLanesError(error, 'DATABASE_RESET_FAILED'), String(error));
+      assert.match(error.message, /lingering-test/);
+      return true;
+    });
+    await holder.query('ROLLBACK');
+    await allocator.resetDatabaseForProject('blocked');
     assert.deepEqual(await query(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id'), [{ name: 'alpha' }, { name: 'beta' }]);
   });
 
