@@ -2,7 +2,7 @@
  * `npm run bench`: proves the speed claims of e2e-lanes against the naive way, measured side by
  * side in one run (medians of repetitions, ratios, PASS/MISS per target; a MISS never fails).
  *
- *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown] [--reps N] [--write-docs]
+ *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets] [--reps N] [--write-docs]
  *
  * One file per part under scripts/bench/; docs/performance.md is written by --write-docs only.
  */
@@ -16,6 +16,7 @@ import { runPorts } from './bench/ports.ts';
 import { commandLine, DOCS_FILE, machineFacts, renderDocs, writeDocs } from './bench/report.ts';
 import { runSuite } from './bench/suite.ts';
 import { runTeardown } from './bench/teardown.ts';
+import { runResets } from './bench/resets.ts';
 
 const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   databases: runDatabases,
@@ -23,6 +24,7 @@ const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   ports: runPorts,
   suite: runSuite,
   teardown: runTeardown,
+  resets: runResets,
 };
 
 const USAGE = `Usage: npm run bench -- [options]

@@ -14,7 +14,7 @@ import { DEFAULT_CLONE_STRATEGY, type CloneStrategy } from '../../src/databases/
 import { DatabaseAllocator, ensurePostgres, withDatabase, type PostgresHandle } from '../../src/index.ts';
 
 /** The parts, in the order they run. */
-export const PARTS = ['databases', 'floor', 'ports', 'suite', 'teardown'] as const;
+export const PARTS = ['databases', 'floor', 'ports', 'suite', 'teardown', 'resets'] as const;
 export type PartId = (typeof PARTS)[number];
 
 export interface BenchOptions {

@@ -44,7 +44,7 @@ import {
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, poolTemplateHash, readyCopies, takeReadyCopy } from './ready-pool.js';
-import { swapDatabase, type ResetStrategy } from './reset.js';
+import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
 import { TruncateResets } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
@@ -89,6 +89,8 @@ export class DatabaseAllocator {
   #filling: Promise<void> | undefined;
   #fillAgain = false;
   readonly #fillAbort = new AbortController();
+  /** Old lane databases swaps moved out of the way, to drop in the background. */
+  readonly #discarded: string[] = [];
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
   /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
@@ -165,6 +167,7 @@ export class DatabaseAllocator {
     const swapped = await this.#withAdmin((client, version) =>
       swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
     );
+    if (swapped.discarded) this.#discarded.push(swapped.discarded);
     this.#refillPool();
     return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
   }
@@ -182,7 +185,8 @@ export class DatabaseAllocator {
           return hash !== undefined && !templates.has(hash);
         });
       }
-      return dropStaleCopies(client, this.prefix, templates, version);
+      // Old lane databases a swap moved away and a dead process never dropped go too.
+      return [...(await dropStaleCopies(client, this.prefix, templates, version)), ...(await dropDiscarded(client, this.prefix, version))];
     });
   }
 
@@ -209,7 +213,7 @@ export class DatabaseAllocator {
    * then clone on demand.
    */
   #refillPool(): void {
-    if (this.#poolTarget === 0 || this.#fillAbort.signal.aborted) return;
+    if ((this.#poolTarget === 0 && this.#discarded.length === 0) || this.#fillAbort.signal.aborted) return;
     if (this.#filling) {
       this.#fillAgain = true;
       return;
@@ -219,6 +223,10 @@ export class DatabaseAllocator {
       if (!template) return;
       do {
         this.#fillAgain = false;
+        // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
+        const discarded = this.#discarded.splice(0);
+        if (discarded.length > 0) await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded));
+        if (this.#poolTarget === 0) continue;
         await this.#withAdmin((client, version) =>
           fillPool(client, {
             prefix: this.prefix,
@@ -486,6 +494,10 @@ export class DatabaseAllocator {
     this.#fillAbort.abort();
     await this.#filling;
     await this.#truncates.close();
+    const discarded = this.#discarded.splice(0);
+    if (discarded.length > 0 && this.#server) {
+      await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
+    }
     const server = this.#server;
     this.#server = undefined;
     this.#prepared = undefined;

@@ -2,17 +2,19 @@
  * Puts a lane's database back to exactly its template while the lane's servers keep running; the
  * database keeps its name (and so every `DATABASE_URL`). Private to the databases module.
  *
- * - `swap`: end the sessions on it and drop it (`WITH (FORCE)`), then rename a ready copy of the
- *   template to its name, or clone the template when no copy is ready. The servers' pools
+ * - `swap`: end the sessions on it and rename it out of the way (dropped later, off the test's path),
+ *   then rename a ready copy of the template to its name, or clone the template when no copy is ready. The servers' pools
  *   reconnect on their next query; what the test wrote is gone however much it was.
  * - `truncate`: in the lane database itself, in one transaction, empty every table of the template
  *   and put its rows back from the copy the template keeps (see snapshot.ts), and reset the
  *   sequences: no session is ended.
  * @internal
  */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
-import { cloneDatabase, dropDatabase } from './admin.js';
+import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy, type PoolTemplate } from './ready-pool.js';
 
@@ -26,24 +28,41 @@ export const RESET_STRATEGIES: readonly ResetStrategy[] = ['swap', 'truncate'];
 export interface SwapResult {
   /** `'pool'`: a ready copy was renamed; `'clone'`: none was ready, the template was cloned. */
   source: 'pool' | 'clone';
+  /** The old database, renamed out of the way: the caller drops it later, off the test's path. */
+  discarded: string | undefined;
   durationMs: number;
+}
+
+/** `<prefix>_trash_`: the start of the names of old lane databases waiting to be dropped. */
+export function trashNamePrefix(prefix: string): string {
+  return `${prefix}_trash_`;
 }
 
 /**
  * Replaces the database `name` by a fresh copy of `template` under the same name, on an admin
- * connection (`client`, not connected to `name`).
- * @throws {LanesError} `DATABASE_RESET_FAILED` naming the step that failed; if the drop succeeded but
- *   no copy could be put in its place, the message says the lane has no database until the next reset.
+ * connection (`client`, not connected to `name`): its sessions are ended, it is renamed out of the
+ * way (`<prefix>_trash_<random>`, dropped later by the caller: a drop costs far more than a rename)
+ * and a ready copy is renamed to its name, or the template cloned when none is ready.
+ * @throws {LanesError} `DATABASE_RESET_FAILED` naming the step that failed; if the old database was
+ *   moved away but no copy could be put in its place, the message says the lane has no database
+ *   until the next reset.
  */
 export async function swapDatabase(
   client: Client,
   options: { name: string; prefix: string; template: PoolTemplate; strategy: CloneStrategy; serverVersion: number; comment?: string },
 ): Promise<SwapResult> {
   const started = performance.now();
+  const trash = `${trashNamePrefix(options.prefix)}${randomBytes(4).toString('hex')}`;
+  let discarded: string | undefined;
   try {
-    await dropDatabase(client, options.name, options.serverVersion);
+    if (await endSessions(client, options.name, options.serverVersion)) {
+      await client.query(`ALTER DATABASE ${escapeIdentifier(options.name)} RENAME TO ${escapeIdentifier(trash)}`);
+      discarded = trash;
+    }
   } catch (error) {
-    throw resetFailed(options.name, `dropping it failed: ${messageOf(error)}`, error);
+    // Left as it was: open to connections again.
+    await client.query(`ALTER DATABASE ${escapeIdentifier(options.name)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+    throw resetFailed(options.name, `moving it out of the way failed: ${messageOf(error)}`, error);
   }
   let source: SwapResult['source'] = 'pool';
   try {
@@ -54,9 +73,42 @@ export async function swapDatabase(
     }
     if (options.comment !== undefined) await client.query(`COMMENT ON DATABASE ${escapeIdentifier(options.name)} IS ${client.escapeLiteral(options.comment)}`);
   } catch (error) {
-    throw resetFailed(options.name, `it was dropped, but putting a fresh copy of ${options.template.name} in its place failed (the lane has no database until its next reset): ${messageOf(error)}`, error);
+    throw resetFailed(options.name, `it was moved away, but putting a fresh copy of ${options.template.name} in its place failed (the lane has no database until its next reset): ${messageOf(error)}`, error);
   }
-  return { source, durationMs: performance.now() - started };
+  return { source, discarded, durationMs: performance.now() - started };
+}
+
+/** Drops the old lane databases of `prefix` waiting to be dropped; resolves their names. */
+export async function dropDiscarded(client: Client, prefix: string, serverVersion: number, names?: readonly string[]): Promise<string[]> {
+  const dropped: string[] = [];
+  const start = trashNamePrefix(prefix);
+  for (const row of await databasesStartingWith(client, start)) {
+    if (!/^[0-9a-f]{8}$/.test(row.name.slice(start.length)) || (names && !names.includes(row.name))) continue;
+    if (await dropDatabase(client, row.name, serverVersion)) dropped.push(row.name);
+  }
+  return dropped;
+}
+
+/**
+ * Closes `name` to new connections and ends its sessions, waiting (polling every 2 ms, 2 s at most)
+ * until they are gone, so that the drop that follows finds nobody: `DROP … WITH (FORCE)` alone ends
+ * them too, but then sleeps 100 ms before it looks again (and `pg_terminate_backend(pid, timeout)`
+ * waits in steps of 100 ms). The servers' pools reconnect once the fresh copy is in place.
+ */
+export async function endSessions(client: Client, name: string, serverVersion: number): Promise<boolean> {
+  void serverVersion;
+  const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  if (exists.rowCount === 0) return false;
+  await client.query(`ALTER DATABASE ${escapeIdentifier(name)} WITH ALLOW_CONNECTIONS false`);
+  const others = 'FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()';
+  await client.query(`SELECT pg_terminate_backend(pid) ${others}`, [name]);
+  const deadline = performance.now() + 2_000;
+  while (performance.now() < deadline) {
+    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n ${others}`, [name]);
+    if (rows[0]?.n === 0) return true;
+    await sleep(2);
+  }
+  return true;
 }
 
 function resetFailed(name: string, what: string, cause: unknown): LanesError {

@@ -230,8 +230,9 @@ function restoreOrder(tables: readonly TableRow[], keys: ReadonlyArray<{ child: 
  * 1. `session_replication_role = replica` when the role may set it (superuser, or `GRANT SET ON
  *    PARAMETER session_replication_role` on PostgreSQL 15+): no foreign-key checks (the rows were
  *    consistent in the template), no user triggers. Otherwise the checks run at the end of step 3.
- * 2. One `TRUNCATE` of every snapshotted table (`ONLY`, so tables the test created by inheritance are
- *    left alone; a partitioned table with its partitions).
+ * 2. Every snapshotted table emptied (`ONLY`, so tables the test created by inheritance are left
+ *    alone; a partitioned table with its partitions): in replica mode `LOCK TABLE … IN ACCESS EXCLUSIVE
+ *    MODE` then a `DELETE` of each (faster than `TRUNCATE` for the small tables of a seed), else one `TRUNCATE`.
  * 3. One `INSERT` per non-empty table, all in ONE statement (data-modifying `WITH`), in restore order.
  * 4. `setval` of every sequence, from the snapshot.
  * 5. The summary row.
@@ -242,7 +243,15 @@ function restoreScript(copies: ReadonlyArray<{ table: TableRow; copy: string; ro
     : `current_setting('is_superuser')::boolean`;
   const statements = [`SELECT set_config('session_replication_role', 'replica', true) WHERE ${privileged}`];
   if (copies.length > 0) {
-    statements.push(`TRUNCATE TABLE ${copies.map(({ table }) => `${table.partitioned ? '' : 'ONLY '}${qualified(table.schema, table.name)}`).join(', ')}`);
+    const targets = copies.map(({ table }) => `${table.partitioned ? '' : 'ONLY '}${qualified(table.schema, table.name)}`);
+    // In replica mode (no foreign-key triggers), LOCK + DELETE empties small tables several times faster
+    // than TRUNCATE, which makes new files for every table; the same exclusive locks keep the app's
+    // writers out until the end. Without it, TRUNCATE (a DELETE would trip ON DELETE RESTRICT keys).
+    const locked = copies.map(({ table }) => qualified(table.schema, table.name)).join(', ');
+    const deletes = copies.map(({ table }) => `DELETE FROM ${table.partitioned ? '' : 'ONLY '}${qualified(table.schema, table.name)};`).join('\n    ');
+    statements.push(
+      `DO $e2e_lanes$ BEGIN\n  IF current_setting('session_replication_role') = 'replica' THEN\n    LOCK TABLE ${locked} IN ACCESS EXCLUSIVE MODE;\n    ${deletes}\n  ELSE\n    TRUNCATE TABLE ${targets.join(', ')};\n  END IF;\nEND $e2e_lanes$`,
+    );
   }
   const inserts = copies
     .filter(({ rows }) => rows > 0)

@@ -29,7 +29,8 @@ export class TruncateResets {
         return await restoreSnapshot(client, options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs });
       } catch (error) {
         // A kept connection the server ended (a swap reset, a restart): once more on a new one.
-        const lost = (client as pg.Client & { _ending?: boolean })._ending === true || /Connection terminated|terminating connection|Client was closed/i.test(messageOf(error));
+        const state = client as pg.Client & { _ending?: boolean; _queryable?: boolean };
+        const lost = state._ending === true || state._queryable === false || /Connection terminated|terminating connection|Client was closed|not queryable/i.test(messageOf(error));
         await this.forget(url);
         if (!lost || attempt >= 2) throw error;
         debug('the kept connection to %s was lost; resetting on a new one', describeTarget(url));
