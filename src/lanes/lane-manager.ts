@@ -24,7 +24,7 @@ import {
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
-import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
+import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
@@ -101,6 +101,10 @@ export class LaneManager {
     killRunStragglersNow(this.runId, resolveOwnerPid());
   };
   readonly #ledger;
+  /** Lanes in which a test failed. */
+  readonly #failed = new Set<string>();
+  /** What the last teardown kept. */
+  #kept: Lane[] = [];
   /** Tests using each lane now (a reset is refused while another uses it). */
   readonly #users = new LaneUsers();
   /** The last reset of each lane: resets of a lane run one after another. */
@@ -230,9 +234,16 @@ export class LaneManager {
     this.#users.begin(laneId(this.#keyOf(project, worker)), user);
   }
 
-  /** Records that the test is done with the lane. */
-  endTest(project: string, worker: number | undefined, user: LaneUser): void {
-    this.#users.end(laneId(this.#keyOf(project, worker)), user);
+  /** Records that the test is done with the lane, and whether it failed (for `keep: 'on-failure'`). */
+  endTest(project: string, worker: number | undefined, user: LaneUser, failed = false): void {
+    const id = laneId(this.#keyOf(project, worker));
+    this.#users.end(id, user);
+    if (failed) this.#failed.add(id);
+  }
+
+  /** The lanes the last teardown kept up (with `keep`, or `keep: 'on-failure'` and a failed test). */
+  keptLanes(): Lane[] {
+    return [...this.#kept];
   }
 
   /**
@@ -279,12 +290,25 @@ export class LaneManager {
    * the Postgres server. With `keep`, the lanes stay up and are marked as kept instead.
    */
   async teardown(options: { keep?: boolean } = {}): Promise<void> {
-    const keep = options.keep ?? keepLanes(this.options);
+    const mode = options.keep === undefined ? keepMode(this.options) : options.keep ? 'always' : 'never';
     this.#closing = true;
     // A run whose Postgres or template never got ready has no database to drop (and asking an
     // unreachable server again would only add its connect timeout to the failure).
     const prepared = this.#prepared ? await this.#prepared.then(() => true, () => false) : false;
     const running = await Promise.allSettled(this.#lanes.values());
+    let keep = mode === 'always';
+    if (mode === 'on-failure' && this.#failed.size > 0) {
+      // Only the lanes in which a test failed stay: the others go now, then the rest is kept as a whole.
+      for (const [id, lane] of this.#lanes) {
+        if (this.#failed.has(id)) continue;
+        const up = await lane.catch(() => undefined);
+        await up?.servers.stopAll().catch((error: unknown) => debug('stopping %s failed: %O', id, error));
+        await this.#forget(keyOfId(this.runId, id));
+        this.#lanes.delete(id);
+      }
+      keep = true;
+    }
+    this.#kept = keep ? await this.lanes() : [];
     if (keep) {
       // Kept servers must outlive this process.
       this.#groups.clear();
@@ -481,6 +505,12 @@ function rememberedFailure(key: LaneKey, error: unknown, at: Date): Error {
 
 function laneId(key: LaneKey): string {
   return JSON.stringify([key.project, key.worker ?? null]);
+}
+
+/** The key of a {@link laneId}. */
+function keyOfId(runId: string, id: string): LaneKey {
+  const [project, worker] = JSON.parse(id) as [string, number | null];
+  return worker === null ? { runId, project } : { runId, project, worker };
 }
 
 function formatPorts(ports: Record<string, number>): string {

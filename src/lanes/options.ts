@@ -56,10 +56,11 @@ export interface LanesOptions {
    */
   baseURLServer?: string;
   /**
-   * Keep lanes up after the run, for debugging. Also `E2E_LANES_KEEP=1`.
+   * Keep lanes up after the run, for debugging: `true` keeps all, `'on-failure'` only those in which
+   * a test failed. Also `E2E_LANES_KEEP=1` (or `on-failure`).
    * @default false
    */
-  keep?: boolean;
+  keep?: boolean | 'on-failure';
   /**
    * Folder of state files and logs. Also `E2E_LANES_STATE_DIR`.
    * @default './test-results'
@@ -130,11 +131,20 @@ export function baseServerName(options: LanesOptions): string | undefined {
 
 /** True when lanes stay up after the run. */
 export function keepLanes(options: LanesOptions): boolean {
-  return options.keep ?? process.env.E2E_LANES_KEEP === '1';
+  return keepMode(options) !== 'never';
+}
+
+/** Which lanes stay up after the run: all, those in which a test failed, or none. */
+export function keepMode(options: LanesOptions): 'always' | 'on-failure' | 'never' {
+  const keep = options.keep ?? (process.env.E2E_LANES_KEEP === '1' ? true : process.env.E2E_LANES_KEEP === 'on-failure' ? 'on-failure' : false);
+  return keep === 'on-failure' ? 'on-failure' : keep ? 'always' : 'never';
 }
 
 /** Rejects options that cannot work, naming the option. */
 export function validateLanesOptions(options: LanesOptions): void {
+  if (options.keep !== undefined && typeof options.keep !== 'boolean' && options.keep !== 'on-failure') {
+    throw new LanesError('INVALID_OPTION', `Invalid keep ${JSON.stringify(options.keep)}.`, { hint: "Use true, false or 'on-failure'." });
+  }
   if (!isEnvFileOption(options.envFile)) {
     throw new LanesError('INVALID_OPTION', `Invalid envFile ${JSON.stringify(options.envFile)}.`, { hint: 'Option `envFile` takes a path or an array of paths, relative to the current folder.' });
   }

@@ -32,6 +32,8 @@ export interface LaneRequest {
   phase?: 'begin' | 'end';
   /** `/lanes/test` with phase `begin`: reset the lane's data first. */
   reset?: boolean;
+  /** `/lanes/test` with phase `end`: the test failed (for `keep: 'on-failure'`). */
+  failed?: boolean;
 }
 
 /** What the lane service serves: the lanes the run's config can ask for, and nothing else. */
@@ -103,7 +105,7 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
     async (manager, request) => {
       const user = request.user!;
       if (request.phase === 'end') {
-        manager.endTest(request.project, request.worker, user);
+        manager.endTest(request.project, request.worker, user, request.failed === true);
         return {};
       }
       const reset = request.reset ? await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user }) : undefined;
@@ -150,7 +152,7 @@ function parseRequest(text: string, options: ControlServerOptions): LaneRequest 
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service expects a JSON object, got ${JSON.stringify(text.slice(0, 80))}.`, shape);
   }
-  const { project, worker, strategy, user, phase, reset, ...rest } = body as Record<string, unknown>;
+  const { project, worker, strategy, user, phase, reset, failed, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service does not know the field(s) ${extra.map((key) => JSON.stringify(key)).join(', ')}.`, shape);
   if (typeof project !== 'string') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service needs "project" as a string, got ${JSON.stringify(project) ?? 'nothing'}.`, shape);
@@ -176,6 +178,10 @@ function parseRequest(text: string, options: ControlServerOptions): LaneRequest 
     if (phase !== 'begin' && phase !== 'end') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got phase ${JSON.stringify(phase)}.`, "Use 'begin' or 'end'.");
     if (request.user === undefined) throw new Refused(400, 'LANE_REQUEST_INVALID', 'A test phase needs "user".', 'Send "user": {"pid": <worker pid>, "testId": "<id>"}.');
     request.phase = phase;
+  }
+  if (failed !== undefined) {
+    if (typeof failed !== 'boolean') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got failed ${JSON.stringify(failed)}.`, 'Send "failed": true or false.');
+    request.failed = failed;
   }
   if (reset !== undefined) {
     if (typeof reset !== 'boolean') throw new Refused(400, 'LANE_REQUEST_INVALID', `The lane service got reset ${JSON.stringify(reset)}.`, 'Send "reset": true or false.');

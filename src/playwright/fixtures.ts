@@ -136,7 +136,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
         await use();
       } finally {
         currentUser = undefined;
-        await reportTest({ ...where, phase: 'end', user }).catch(() => undefined);
+        await reportTest({ ...where, phase: 'end', user, failed: testInfo.status !== testInfo.expectedStatus }).catch(() => undefined);
       }
     },
     { auto: true },

@@ -10,7 +10,7 @@ import { resolveLayout } from './layout.js';
 import { resolveEmbeddedOptions, type AcquireEmbeddedPostgresOptions, type ResolvedEmbeddedOptions } from './options.js';
 import { resolveServerUser } from './os-user.js';
 import { openRegistry, type EmbeddedRegistry, type EmbeddedServerRecord, type EmbeddedUser } from './registry.js';
-import { watchEmbeddedServer } from './watch.js';
+import { forgetDeadServer, watchEmbeddedServer } from './watch.js';
 import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, touchPortEntry } from './server-record.js';
 
 const debug = debugLogger('postgres');
@@ -179,6 +179,8 @@ interface ServerFacts {
 async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: ResolvedEmbeddedOptions): Promise<ServerFacts> {
   const password = await readPassword(cluster.layout);
   if (password === undefined) throw new Error(`the password file ${cluster.layout.passwordFile} is missing`);
+  // A server that died on this port while this process watched it is not the one started or joined now.
+  forgetDeadServer(record.port);
   return withClient(
     adminUrlOf(password, record.port),
     async (client) => {

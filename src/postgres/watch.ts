@@ -97,6 +97,17 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
   return once(() => unwatch(address, entry));
 }
 
+/**
+ * Forgets the watch of a server at `port` that died, so that a server started or joined anew on
+ * that port (a later run in the same process) can be connected to; handles of the dead one keep
+ * failing with its error.
+ */
+export function forgetDeadServer(port: number): void {
+  const address = addressOf('127.0.0.1', port);
+  const entry = watched.get(address);
+  if (entry?.died()) watched.delete(address);
+}
+
 /** The watched server at `host:port`, if this process watches one there. */
 export function watchedServerAt(host: string, port: number): WatchedServer | undefined {
   return watched.get(addressOf(host, port));

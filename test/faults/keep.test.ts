@@ -58,6 +58,27 @@ test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --ru
   await assertNothingLeft(box, [run.runId]);
 });
 
+test("keep 'on-failure': only the lane in which a test failed stays up, with its URLs and hidden password printed", async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  const run = startPlaywright(box, { config: suite('fail-in-alpha'), env: { E2E_LANES_KEEP: 'on-failure' } });
+  expectExit(await run.exit, 'nonzero', run.output());
+  assert.match(run.output(), /kept lane of project "alpha" \(a test failed in it\): backend http:\/\/127\.0\.0\.1:\d+, DATABASE_URL postgres:\/\/[^:]+:\*\*\*@/);
+  assert.doesNotMatch(run.output(), /kept lane of project "beta"/);
+  assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
+  const lanes = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);
+  assert.deepEqual(lanes.map((entry) => [entry.project, entry.kept]), [['alpha', true]]);
+  const alpha = lanes[0]!;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const response = await fetch(`http://127.0.0.1:${alpha.ports!.backend}/db`);
+  assert.equal(response.status, 200, 'the kept lane answers after the run');
+  assert.equal(serverProcesses({ runIds: [run.runId] }).length, 1, "beta's server is gone");
+  assert.deepEqual((await leftovers(box, [run.runId])).databases, [alpha.databaseName], "only alpha's database remains");
+
+  const down = await runLanesCli(box, ['--config', suite('fail-in-alpha'), 'down', '--run', run.runId]);
+  expectExit(down, 0, down.output);
+  await assertNothingLeft(box, [run.runId]);
+});
+
 test(
   'keep mode: a kept lane survives a later run on the same state folder',
   { timeout: 240_000 },
