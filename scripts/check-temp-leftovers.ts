@@ -16,6 +16,7 @@ import { execa } from 'execa';
 /** Entries of the temporary folder that are kept on purpose between runs (see test/helpers/README.md). */
 const CACHES: Array<[RegExp, string]> = [
   [/^e2e-lanes$/, 'host-wide port claims of every run on this host (E2E_LANES_HOST_STATE_DIR)'],
+  [/^e2e-lanes-faults-shared$/, 'the registry of the embedded PostgreSQL the fault test files share (test/faults/helpers.ts)'],
   [/^e2e-lanes-test-pg$/, 'the embedded PostgreSQL the test files share (test/helpers/postgres.ts)'],
   [/^e2e-lanes-postgres-[0-9a-f]+$/, 'an embedded PostgreSQL data folder moved out of a folder its server user cannot reach'],
   [/^tsx-\d+$/, "tsx's compile cache"],
