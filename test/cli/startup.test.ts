@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { DATABASES_FILE, databasesSpec } from '../../src/databases/entries.js';
 import { PortAllocator } from '../../src/ports/index.js';
+import { newOwner, StateFile } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -61,10 +63,15 @@ test('status without a config loads neither the PostgreSQL client, tsx, execa no
   });
   // The claims live in the temporary folder too, removed with it.
   await new PortAllocator({ stateDir, runId: 'live-run', range: [34600, 34699] }).allocatePortsForProject('checkout');
+  // A lane database as the allocator records it: status reads it from the ledger, without the server.
+  await new StateFile(join(stateDir, DATABASES_FILE), databasesSpec).update((doc) => {
+    const owner = newOwner('live-run');
+    doc.entries.push({ runId: 'live-run', project: 'checkout', owner, databaseName: 'lanes_live_checkout', databaseUrl: 'postgres://u:***@127.0.0.1:1/lanes_live_checkout', template: 'lanes_tpl' });
+  });
 
   const result = await loadsOf(['status', '--state-dir', stateDir], dir, join(dir, 'loads.txt'), { E2E_LANES_HOST_STATE_DIR: hostDir });
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /live-run\s+checkout\s+backend:34600 frontend:34601/);
+  assert.match(result.stdout, /live-run\s+checkout\s+backend:34600 frontend:34601\s+lanes_live_checkout\s/);
   assert.ok(result.files.some((url) => url.endsWith('/cli/status.js')), `the recorder saw no status module:\n${result.files.join('\n')}`);
   for (const name of HEAVY) assert.ok(!result.packages.has(name), `status loaded ${name}`);
   assert.ok(!result.files.some((url) => url.endsWith('/databases/database-allocator.js')), 'status loaded the database allocator');
