@@ -1,16 +1,21 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { DatabaseAllocator } from '../databases/index.js';
+import { join, resolve } from 'node:path';
+import { DATABASES_FILE, databasesSpec } from '../databases/entries.js';
+import { resolveDatabaseAllocatorOptions } from '../databases/options.js';
 import { LanesError, messageOf } from '../errors.js';
 import { laneLedger } from '../lanes/lane-ledger.js';
 import { lanePortNames, type LanesOptions } from '../lanes/options.js';
 import { PortAllocator } from '../ports/index.js';
-import { registry } from '../playwright/registry.js';
-import { resolveLeaseMs, resolveStateDir } from '../state/index.js';
-import { importDefault } from '../user-module.js';
+import { resolveLeaseMs, resolveStateDir, StateFile } from '../state/index.js';
+
+// The PostgreSQL client, tsx and the database allocator are loaded only by the commands that use
+// them (dynamic imports below), so that `status` and `--help` answer quickly.
 
 /** The config files Playwright looks for, in its order. */
 const CONFIG_EXTENSIONS = ['.ts', '.js', '.mts', '.mjs', '.cts', '.cjs'];
+
+/** The run id the CLI's allocators carry; it never allocates anything for itself. */
+const CLI_RUN_ID = 'e2e-lanes-cli';
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -30,6 +35,7 @@ export async function loadLanesOptions(configFile: string | undefined): Promise<
   if (!existsSync(file)) {
     throw new LanesError('CONFIG_INVALID', `Config file ${file} does not exist.`, { hint: 'Pass an existing file with --config.' });
   }
+  const [{ importDefault }, { registry }] = await Promise.all([import('../user-module.js'), import('../playwright/registry.js')]);
   let config: { projects?: Array<{ name?: string }> } | undefined;
   try {
     config = (await importDefault(file)) as typeof config;
@@ -49,17 +55,37 @@ export async function loadLanesOptions(configFile: string | undefined): Promise<
   return { options, file, projects };
 }
 
-/** The allocators and ledgers of a state folder, as the CLI uses them (for any run). */
-export function stateOf(options: LanesOptions, global: GlobalOptions) {
+/**
+ * The state files of a state folder, as the CLI reads them (for any run), without PostgreSQL:
+ * the ports allocator, the lanes ledger, and the databases ledger of this host (`undefined` when
+ * the config turns databases off) with a way to open the database allocator when a command needs
+ * the server. The database options are validated here, as the allocator validates them.
+ */
+export function stateFilesOf(options: LanesOptions, global: GlobalOptions) {
   const stateDir = resolveStateDir(global.stateDir ?? options.stateDir);
   const leaseMs = resolveLeaseMs(options.leaseMs);
-  const runId = 'e2e-lanes-cli';
-  const common = { stateDir, leaseMs, runId };
+  const common = { stateDir, leaseMs, runId: CLI_RUN_ID };
+  const database = options.database === false ? undefined : { ...options.database, ...common };
+  const resolved = database && resolveDatabaseAllocatorOptions(database);
   return {
     stateDir,
     leaseMs,
     ports: new PortAllocator({ ...common, names: lanePortNames(options), ...(options.portRange ? { range: options.portRange } : {}) }),
-    databases: options.database === false ? undefined : new DatabaseAllocator({ ...options.database, ...common }),
     lanes: laneLedger(stateDir),
+    databaseLedger: database &&
+      resolved && {
+        file: new StateFile(join(resolved.stateDir, DATABASES_FILE), databasesSpec),
+        leaseMs: resolved.leaseMs,
+        allocator: async () => new (await import('../databases/database-allocator.js')).DatabaseAllocator(database),
+      },
   };
 }
+
+/** The state files plus the database allocator of a state folder, as the CLI mends them (for any run). */
+export async function stateOf(options: LanesOptions, global: GlobalOptions) {
+  const files = stateFilesOf(options, global);
+  return { ...files, databases: await files.databaseLedger?.allocator() };
+}
+
+/** What the CLI's commands work on. */
+export type CliState = Awaited<ReturnType<typeof stateOf>>;

@@ -6,9 +6,9 @@ import { messageOf } from '../errors.js';
 import { connectClient, describeTarget, ensurePostgres, formatVersion, resolveAdminUrl, resolveBinaries } from '../postgres/index.js';
 import { playwrightChromium, systemChromium } from '../playwright/browser.js';
 import { green, red, yellow } from './format.js';
-import type { stateOf } from './context.js';
+import type { CliState } from './context.js';
 
-type State = ReturnType<typeof stateOf>;
+type State = CliState;
 
 /** One check of `doctor`. */
 export interface Check {

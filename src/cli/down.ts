@@ -5,9 +5,9 @@ import { releaseEmbeddedRuns } from '../postgres/index.js';
 import { debugLogger } from '../log.js';
 
 const debug = debugLogger('cli');
-import type { stateOf } from './context.js';
+import type { CliState } from './context.js';
 
-type State = ReturnType<typeof stateOf>;
+type State = CliState;
 
 /** What `down` removed. */
 export interface DownReport {

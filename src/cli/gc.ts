@@ -3,9 +3,9 @@ import { reapStaleLanes } from '../lanes/reaper.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { ensurePostgres } from '../postgres/index.js';
 import { splitByLiveness, describeLane } from '../state/index.js';
-import type { stateOf } from './context.js';
+import type { CliState } from './context.js';
 
-type State = ReturnType<typeof stateOf>;
+type State = CliState;
 
 /** What `gc` removed (or, with `dryRun`, would remove). */
 export interface GcReport {

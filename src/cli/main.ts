@@ -1,12 +1,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isLanesError } from '../errors.js';
-import { loadLanesOptions, stateOf, type GlobalOptions } from './context.js';
-import { diagnose, formatChecks } from './doctor.js';
-import { tearDownRuns } from './down.js';
-import { collectGarbage } from './gc.js';
-import { collectStatus, formatStatus } from './status.js';
-import { holdLane } from './up.js';
+import type { GlobalOptions } from './context.js';
 import { red } from './format.js';
+
+// Each command loads its modules when it runs (dynamic imports), so `--help` loads none of them and
+// `status` does not load the PostgreSQL client, tsx (unless a TypeScript config is there), execa
+// or Playwright.
 
 /** The `e2e-lanes` command line. Resolves the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -20,8 +19,9 @@ export async function main(argv: string[]): Promise<number> {
 
   const context = async () => {
     const global = program.opts<GlobalOptions>();
+    const { loadLanesOptions, stateOf } = await import('./context.js');
     const { options } = await loadLanesOptions(global.config);
-    return { options, state: stateOf(options, global) };
+    return { options, state: await stateOf(options, global) };
   };
 
   program
@@ -30,7 +30,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'print JSON for machines')
     .option('--all-machines', "include every machine's lanes from a shared server's registry")
     .action(async (opts: { json?: boolean; allMachines?: boolean }) => {
-      const { state } = await context();
+      const global = program.opts<GlobalOptions>();
+      const [{ loadLanesOptions, stateFilesOf }, { collectStatus, formatStatus }] = await Promise.all([import('./context.js'), import('./status.js')]);
+      const { options } = await loadLanesOptions(global.config);
+      const state = stateFilesOf(options, global);
       const rows = await collectStatus(state, { allMachines: Boolean(opts.allMachines) });
       console.log(opts.json ? JSON.stringify({ stateDir: state.stateDir, lanes: rows }, null, 2) : formatStatus(rows));
     });
@@ -41,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'only show what would be removed')
     .addOption(new Option('--keep-templates <n>', 'templates to keep').default(3).argParser(wholeNumber))
     .action(async (opts: { dryRun?: boolean; keepTemplates: number }) => {
-      const { options, state } = await context();
+      const [{ options, state }, { collectGarbage }] = await Promise.all([context(), import('./gc.js')]);
       const report = await collectGarbage(state, options, { dryRun: Boolean(opts.dryRun), keepTemplates: opts.keepTemplates });
       const verb = opts.dryRun ? 'would remove' : 'removed';
       console.log(`${verb} ${report.lanes.length} lane(s), ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports.length} port entr(ies), ${report.templates.length} template(s), ${report.readyCopies.length} ready cop(ies)`);
@@ -54,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('doctor')
     .description('check Postgres, template cloning, connections, embedded Postgres, browser, ports and state files')
     .action(async () => {
-      const { options, state } = await context();
+      const [{ options, state }, { diagnose, formatChecks }] = await Promise.all([context(), import('./doctor.js')]);
       const checks = await diagnose(state, options);
       console.log(formatChecks(checks));
       if (checks.some((check) => !check.ok)) exitCode = 1;
@@ -67,6 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--show-secrets', 'print DATABASE_URL with its password')
     .action(async (opts: { project: string; showSecrets?: boolean }) => {
       const global = program.opts<GlobalOptions>();
+      const [{ loadLanesOptions }, { holdLane }] = await Promise.all([import('./context.js'), import('./up.js')]);
       const { options, projects } = await loadLanesOptions(global.config);
       await holdLane(options, opts.project, {
         showSecrets: Boolean(opts.showSecrets),
@@ -82,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--all', 'every run in the state folder, alive or not')
     .action(async (opts: { run?: string[]; all?: boolean }) => {
       if (!opts.run && !opts.all) throw new CommanderError(2, 'e2e-lanes.down', "error: say which lanes: --run <id> or --all (see 'e2e-lanes status')");
-      const { options, state } = await context();
+      const [{ options, state }, { tearDownRuns }] = await Promise.all([context(), import('./down.js')]);
       const report = await tearDownRuns(state, { ...(opts.run ? { runs: opts.run } : {}), ...(opts.all ? { all: true } : {}) }, options);
       console.log(`tore down ${report.runs.length} run(s): ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports} port entr(ies)`);
     });

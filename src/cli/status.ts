@@ -1,10 +1,11 @@
 import { createConnection } from 'node:net';
-import { isPidAlive } from '../state/index.js';
+import type { DatabaseListing } from '../databases/entries.js';
+import { isPidAlive, withLiveness } from '../state/index.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
 import { age, dim, green, red, table, yellow } from './format.js';
-import type { stateOf } from './context.js';
+import type { stateFilesOf } from './context.js';
 
-type State = ReturnType<typeof stateOf>;
+type StateFiles = ReturnType<typeof stateFilesOf>;
 
 /** One row of `status`: everything known about one lane. */
 export interface LaneStatus {
@@ -23,14 +24,17 @@ export interface LaneStatus {
 }
 
 /** Joins the ports, databases and lanes ledgers into one row per lane. */
-export async function collectStatus(state: State, options: { allMachines?: boolean } = {}): Promise<LaneStatus[]> {
-  const listDatabases = async () => {
-    if (!state.databases) return [];
-    if (!options.allMachines) return state.databases.list();
+export async function collectStatus(state: StateFiles, options: { allMachines?: boolean } = {}): Promise<LaneStatus[]> {
+  const listDatabases = async (): Promise<DatabaseListing[]> => {
+    const ledger = state.databaseLedger;
+    if (!ledger) return [];
+    // This host's entries, as DatabaseAllocator.list() reads them, without loading the PostgreSQL client.
+    if (!options.allMachines) return withLiveness((await ledger.file.read()).entries, ledger.leaseMs);
+    const databases = await ledger.allocator();
     try {
-      return await state.databases.list({ scope: 'server' });
+      return await databases.list({ scope: 'server' });
     } finally {
-      await state.databases.close();
+      await databases.close();
     }
   };
   const [ports, databases, lanes] = await Promise.all([state.ports.list(), listDatabases(), state.lanes.read()]);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,9 @@ afterEach(() => {
 /** An empty folder for an embedded server that must never be started. */
 function untouchedDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'e2e-lanes-pg-unused-'));
+  // Reachable by the server's user: a server started by mistake keeps its data in here, not in a
+  // fallback folder beside it.
+  chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
@@ -52,7 +55,7 @@ test('a given URL is used as is and never starts the embedded server', async (t)
   assert.deepEqual(readdirSync(dir), [], 'nothing was created for an embedded server');
 });
 
-test('E2E_LANES_DATABASE_URL wins over DATABASE_URL, which wins over the embedded server', async (t) => {
+test('E2E_LANES_DATABASE_URL is used as the server, DATABASE_URL never is (it names the app\'s database)', async (t) => {
   const dir = untouchedDir(t);
   const options = { embedded: { dataDir: join(dir, 'pg') }, stateDir: join(dir, 'state'), runId: 'env', connectTimeoutMs: 500 };
 
@@ -62,15 +65,15 @@ test('E2E_LANES_DATABASE_URL wins over DATABASE_URL, which wins over the embedde
   assert.equal(fromLanesEnv.adminUrl, testServer.adminUrl);
   assert.equal(fromLanesEnv.embedded, false);
   assert.match(fromLanesEnv.description, /\(from E2E_LANES_DATABASE_URL\)$/);
+  assert.deepEqual(readdirSync(dir), [], 'the embedded server was never started');
 
   delete process.env.E2E_LANES_DATABASE_URL;
-  await assert.rejects(ensurePostgres(options), (error) => isLanesError(error, 'POSTGRES_UNREACHABLE') && !error.message.includes('hunter22'));
-
   process.env.DATABASE_URL = testServer.adminUrl;
-  const fromPlainEnv = await ensurePostgres(options);
-  assert.equal(fromPlainEnv.adminUrl, testServer.adminUrl);
-  assert.match(fromPlainEnv.description, /\(from DATABASE_URL\)$/);
-  assert.deepEqual(readdirSync(dir), [], 'the embedded server was never started');
+  const server = privateServer(t, 'env');
+  const embedded = server.own(await ensurePostgres({ embedded: { dataDir: server.dataDir }, stateDir: server.stateDir, runId: 'env' }));
+  assert.equal(embedded.embedded, true, 'DATABASE_URL was taken as the server');
+  assert.notEqual(embedded.adminUrl, testServer.adminUrl);
+  await embedded.release();
 });
 
 test('an unreachable given URL fails with POSTGRES_UNREACHABLE within the deadline', async (t) => {

@@ -17,7 +17,10 @@ const FIXTURE = fileURLToPath(new URL('./fixtures/acquire-embedded.ts', import.m
 /** A fresh folder under the system temp folder, removed after the test (after every `t.after` added later). */
 export function tempDir(t: TestContext, prefix = 'e2e-lanes-pg-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Node runs `after` hooks in the order they were added, hooks added while they run included.
+  t.after(() => {
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+  });
   return dir;
 }
 
