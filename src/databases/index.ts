@@ -9,7 +9,7 @@ export {
   type ReapedDatabase,
   type DatabaseReset,
 } from './entries.js';
-export { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
+export { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
 export {
   type DatabaseAllocatorOptions,

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { LanesError } from '../errors.js';
-import { RESET_STRATEGIES, type ResetStrategy } from './reset.js';
+import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
-import { DEFAULT_REGISTRY_DATABASE, type RegistryMode } from './registry.js';
+import type { RegistryMode } from './registry.js';
 
 /** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
 export interface CommandStep {
@@ -186,6 +186,13 @@ export interface ResolvedDatabaseAllocatorOptions {
   templateWaitTimeoutMs: number;
 }
 
+/**
+ * The database the registry lives in by default: one the toolkit creates (with its mark) and
+ * never drops, so nothing is ever created inside the database the admin URL names (often an
+ * app's own), and every machine sharing the server agrees on where the registry and its advisory
+ * locks are whatever database its admin URL names.
+ */
+export const DEFAULT_REGISTRY_DATABASE = 'e2e_lanes';
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
 export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;

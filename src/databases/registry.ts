@@ -21,13 +21,9 @@ const debug = debugLogger('registry');
 /** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
 export type RegistryMode = 'auto' | 'postgres' | 'file';
 
-/**
- * The database the registry lives in by default: one the toolkit creates (with its mark) and
- * never drops, so nothing is ever created inside the database the admin URL names (often an
- * app's own), and every machine sharing the server agrees on where the registry and its advisory
- * locks are whatever database its admin URL names.
- */
-export const DEFAULT_REGISTRY_DATABASE = 'e2e_lanes';
+import { DEFAULT_REGISTRY_DATABASE } from './options.js';
+
+export { DEFAULT_REGISTRY_DATABASE };
 
 /** The schema of the registry, in the registry database. */
 export const REGISTRY_SCHEMA = 'e2e_lanes';

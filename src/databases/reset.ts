@@ -18,11 +18,7 @@ import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy, type PoolTemplate } from './ready-pool.js';
 
-/** The two ways to reset a lane's data. */
-export type ResetStrategy = 'swap' | 'truncate';
-
-/** The reset strategies, for option checks. */
-export const RESET_STRATEGIES: readonly ResetStrategy[] = ['swap', 'truncate'];
+export { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 
 /** What a swap did. */
 export interface SwapResult {

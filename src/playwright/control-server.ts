@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { isLanesError, LanesError } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/lane-users.js';
-import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset.js';
+import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset-strategy.js';
 import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
 

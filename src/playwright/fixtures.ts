@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
 import { LanesError } from '../errors.js';
-import type { ResetStrategy } from '../databases/reset.js';
+import type { ResetStrategy } from '../databases/reset-strategy.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/lane-users.js';
 import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
