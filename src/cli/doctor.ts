@@ -95,6 +95,15 @@ async function checkPostgres(state: State, options: LanesOptions, add: (name: st
       const max = Number(rows[0]?.max);
       const used = Number(rows[0]?.used);
       add('max_connections', max - used > 20, `${used} of ${max} connections in use`, max - used <= 20);
+      // Templates and their ready copies (what lanes are cloned from, and what a lane boot or swap reset takes).
+      const prefix = database.prefix ?? 'e2e';
+      const caches = await client.query<{ templates: number; copies: number }>(
+        `SELECT count(*) FILTER (WHERE datname ~ ('^' || $1 || '_tpl_[0-9a-f]{12}$'))::int AS templates,
+                count(*) FILTER (WHERE datname ~ ('^' || $1 || '_pool_[0-9a-f]{12}_[0-9a-f]{8}$'))::int AS copies FROM pg_database`,
+        [prefix],
+      );
+      const { templates, copies } = caches.rows[0] ?? { templates: 0, copies: 0 };
+      add('templates and ready copies', true, `${templates} template(s) of prefix ${prefix}, ${copies} ready cop${copies === 1 ? 'y' : 'ies'} (taken by lane boots and swap resets; \`gc\` drops those of templates that are gone)`);
     } finally {
       await client.end().catch(() => undefined);
     }

@@ -206,6 +206,7 @@ test('up stops by itself once down removed its lane', { timeout: 120_000 }, asyn
 test('doctor checks everything and fails when Postgres is unreachable', { timeout: 120_000 }, async (t) => {
   const stateDir = await tempDir(t);
   const ok = await cli(['doctor', '--config', CONFIG, '--state-dir', stateDir]);
+  assert.match(ok.stdout, /templates and ready copies.*\d+ template\(s\) of prefix \w+, \d+ ready cop(y|ies)/);
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
   for (const check of ['state file', 'embedded PostgreSQL', 'PostgreSQL reachable', 'CREATE DATABASE … TEMPLATE', 'WITH (FORCE)', 'max_connections', 'browser', 'ports']) {
     assert.ok(ok.stdout.includes(check), `missing check ${check}:\n${ok.stdout}`);
