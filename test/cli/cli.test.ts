@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test } from 'node:test';
+import type { Readable } from 'node:stream';
+import { test, type TestContext } from 'node:test';
 import { laneLedger } from '../../src/lanes/lane-ledger.js';
 import { PortAllocator } from '../../src/ports/index.js';
 import { isPidAlive, newOwner } from '../../src/state/index.js';
 import { procStat } from '../../src/state/proc.js';
+import { runCli } from '../helpers/cli.js';
 import { exited } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -15,28 +17,7 @@ const root = new URL('../../', import.meta.url).pathname;
 const BIN = join(root, 'bin/e2e-lanes.js');
 const CONFIG = 'test/fixtures/cli/lanes.config.ts';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (bounded). */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: root, env: { ...process.env, E2E_LANES_RUN_ID: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 /**
  * A process that looks like a lane server of `runId`. Its environment names this test process as
@@ -169,36 +150,17 @@ test('gc --dry-run counts the server processes gc then kills: one per process gr
 
 test('up stops by itself once down removed its lane', { timeout: 120_000 }, async (t) => {
   const stateDir = await tempDir(t);
-  const child = spawn(process.execPath, [BIN, 'up', '--project', 'api', '--config', CONFIG, '--state-dir', stateDir], {
-    cwd: root,
-    env: { ...process.env, E2E_LANES_RUN_ID: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`up printed no lane within 60 s:\n${out}`)), 60_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Press Ctrl-C')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  const runId = /Press Ctrl-C to stop the lane \(run (\S+)\)/.exec(out)?.[1];
-  assert.ok(runId, out);
+  const { child, output } = await startUp(t, stateDir);
+  const runId = /Press Ctrl-C to stop the lane \(run (\S+)\)/.exec(output())?.[1];
+  assert.ok(runId, output());
   const down = await cli(['down', '--run', runId, '--config', CONFIG, '--state-dir', stateDir]);
   assert.equal(down.code, 0, down.stderr);
   const started = Date.now();
   const ended = await Promise.race([exited(child).then(() => true), sleep(15_000).then(() => false)]);
-  assert.ok(ended, `up still runs 15 s after down:\n${out}`);
+  assert.ok(ended, `up still runs 15 s after down:\n${output()}`);
   assert.ok(Date.now() - started < 10_000);
-  assert.equal(child.exitCode, 0, out);
-  assert.match(out, /The lane was removed from allocated-lanes\.json \(e2e-lanes down\); stopping what is left of it\./);
+  assert.equal(child.exitCode, 0, output());
+  assert.match(output(), /The lane was removed from allocated-lanes\.json \(e2e-lanes down\); stopping what is left of it\./);
   const status = await cli(['--config', CONFIG, '--state-dir', stateDir]);
   assert.match(status.stdout, /No lanes\./);
 });
@@ -221,32 +183,13 @@ test('doctor checks everything and fails when Postgres is unreachable', { timeou
 
 test('up holds a lane until Ctrl-C, and down removes a run', { timeout: 120_000 }, async (t) => {
   const stateDir = await tempDir(t);
-  const child = spawn(process.execPath, [BIN, 'up', '--project', 'api', '--config', CONFIG, '--state-dir', stateDir], {
-    cwd: root,
-    env: { ...process.env, E2E_LANES_RUN_ID: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`up printed no lane within 60 s:\n${out}`)), 60_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Press Ctrl-C')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  assert.match(out, /DATABASE_URL\s+postgres:\/\/[^:]+:\*\*\*@/);
-  const url = /api\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-  assert.ok(url, out);
+  const { child, output } = await startUp(t, stateDir);
+  assert.match(output(), /DATABASE_URL\s+postgres:\/\/[^:]+:\*\*\*@/);
+  const url = /api\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1];
+  assert.ok(url, output());
   assert.equal((await fetch(`${url}/health`)).status, 200);
-  const database = /\/(clitest_[a-z0-9_]+)/.exec(out)?.[1];
-  assert.ok(database, out);
+  const database = /\/(clitest_[a-z0-9_]+)/.exec(output())?.[1];
+  assert.ok(database, output());
 
   child.kill('SIGINT');
   await exited(child);
@@ -268,3 +211,28 @@ test('up holds a lane until Ctrl-C, and down removes a run', { timeout: 120_000 
   assert.match(down.stdout, /tore down 1 run\(s\): 1 server process\(es\)/);
   assert.equal(isPidAlive(server), false);
 });
+
+/** Starts `e2e-lanes up --project api` and resolves once it holds its lane; the child is killed after the test. */
+async function startUp(t: TestContext, stateDir: string): Promise<{ child: ChildProcessByStdio<null, Readable, Readable>; output(): string }> {
+  const child = spawn(process.execPath, [BIN, 'up', '--project', 'api', '--config', CONFIG, '--state-dir', stateDir], {
+    cwd: root,
+    env: { ...process.env, E2E_LANES_RUN_ID: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`up printed no lane within 60 s:\n${out}`)), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Press Ctrl-C')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return { child, output: () => out };
+}

@@ -8,11 +8,11 @@ import { after, before, test, type TestContext } from 'node:test';
 import { DATABASES_FILE } from '../../src/databases/index.js';
 import { databasesStartingWith, dropDatabasesStartingWith, query } from '../databases/helpers.js';
 import { getTestPostgres } from '../helpers/postgres.js';
+import { runCli } from '../helpers/cli.js';
 import { exited } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-const BIN = join(root, 'bin/e2e-lanes.js');
 const CONFIG = 'test/fixtures/cli/gc-databases.config.ts';
 const FIXTURES = join(root, 'test/fixtures/migrations');
 const prefix = `gc${randomBytes(3).toString('hex')}`;
@@ -49,21 +49,7 @@ function start(t: TestContext, args: string[], env: NodeJS.ProcessEnv): { child:
   return { child, firstLine };
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: root, env: { ...process.env, E2E_LANES_RUN_ID: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 test('gc (and gc --dry-run) finds, and gc drops, the lane databases of a SIGKILLed run whose ledger was truncated, and the build database of a SIGKILLed builder', { timeout: 180_000 }, async (t) => {
   const stateDir = await tempDir(t);
