@@ -29,7 +29,7 @@ export default defineConfig({
     baseURL: frontend,
     ...(systemBrowser ? { launchOptions: { executablePath: systemBrowser, args: SYSTEM_CHROMIUM_ARGS } } : {}),
   },
-  projects: SUITE_PROJECTS.map((name) => ({ name, testIgnore: /per-worker/ })),
+  projects: SUITE_PROJECTS.map((name) => ({ name, testIgnore: /per-worker|fresh-/ })),
   webServer: [
     {
       name: 'backend',
