@@ -66,7 +66,8 @@ async function lanes(ctx: BenchContext, n: number, prefix: string, tracer?: Trac
     const { ms } = await timed(() => manager.teardown());
     const spans = tracer?.take();
     tornDown = true;
-    const left = (await ctx.databasesStartingWith(`${prefix}_`)).filter((name) => !name.startsWith(`${prefix}_tpl_`));
+    // The template and its ready copies are caches kept between runs; no lane database may stay.
+    const left = (await ctx.databasesStartingWith(`${prefix}_`)).filter((name) => !name.startsWith(`${prefix}_tpl_`) && !name.startsWith(`${prefix}_pool_`));
     if (left.length > 0) throw new Error(`teardown left ${left.length} database(s) behind`);
     return spans ? { ms, spans } : { ms };
   } finally {
