@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { DEFAULT_CLONE_STRATEGY, type CloneStrategy } from '../../src/databases/index.ts';
-import { DatabaseAllocator, ensurePostgres, withDatabase, type PostgresHandle } from '../../src/index.ts';
+import { DatabaseAllocator, ensurePostgres, type PostgresHandle } from '../../src/index.ts';
+import { withDatabase } from '../../src/postgres/index.ts';
 
 /** The parts, in the order they run. */
 export const PARTS = ['databases', 'floor', 'ports', 'suite', 'teardown', 'resets'] as const;

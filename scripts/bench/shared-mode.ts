@@ -6,7 +6,7 @@
  * Used by shared.config.ts, shared-fixtures.ts and suite.ts.
  */
 import pg from 'pg';
-import { runSeed } from '../../src/index.ts';
+import { runSeed } from '../../src/databases/index.ts';
 import { DEMO } from './context.ts';
 
 /** The projects both modes run: those of playwright.config.ts with one lane per project. */

@@ -8,7 +8,8 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { applyMigrations, PortAllocator, readMigrations } from '../../src/index.ts';
+import { applyMigrations, readMigrations } from '../../src/databases/index.ts';
+import { PortAllocator } from '../../src/index.ts';
 import { DEMO, type BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, Samples, table, timed, type PartResult } from './measure.ts';
 import { ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
