@@ -215,11 +215,11 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     seed: options.seed === undefined ? undefined : resolveStep('seed', options.seed),
     hashInputs: resolveHashInputs(options.hashInputs),
     stateDir: resolveStateDir(options.stateDir),
-    runId: invalidOptionOnThrow('runId', () => resolveRunId(options.runId)),
+    runId: resolveRunId(options.runId),
     prefix: validatePrefix(options.prefix ?? DEFAULT_PREFIX),
     cloneStrategy: resolveCloneStrategy(options.cloneStrategy),
     rebuild: options.rebuild ?? isTruthyEnv(process.env[REBUILD_ENV]),
-    leaseMs: invalidOptionOnThrow('leaseMs', () => resolveLeaseMs(options.leaseMs)),
+    leaseMs: resolveLeaseMs(options.leaseMs),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
     embedded: options.embedded,
     expectedConnections:
@@ -327,10 +327,3 @@ function isTruthyEnv(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes)$/i.test(value.trim());
 }
 
-function invalidOptionOnThrow<T>(option: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    throw new LanesError('INVALID_OPTION', (error as Error).message, { hint: `Fix the \`${option}\` option.`, cause: error });
-  }
-}

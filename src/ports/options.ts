@@ -47,8 +47,8 @@ export function resolvePortAllocatorOptions(options: PortAllocatorOptions = {}):
     range: validateRange(options.range ?? rangeFromEnv() ?? DEFAULT_PORT_RANGE),
     names: validateNames(options.names ?? DEFAULT_PORT_NAMES),
     stateDir: resolveStateDir(options.stateDir),
-    runId: invalidOptionOnThrow('runId', () => resolveRunId(options.runId)),
-    leaseMs: invalidOptionOnThrow('leaseMs', () => resolveLeaseMs(options.leaseMs)),
+    runId: resolveRunId(options.runId),
+    leaseMs: resolveLeaseMs(options.leaseMs),
   };
 }
 
@@ -92,10 +92,3 @@ export function validateNames(names: unknown): readonly string[] {
   return [...names];
 }
 
-function invalidOptionOnThrow<T>(option: string, resolve: () => T): T {
-  try {
-    return resolve();
-  } catch (error) {
-    throw new LanesError('INVALID_OPTION', (error as Error).message, { hint: `Fix the \`${option}\` option.`, cause: error });
-  }
-}

@@ -86,9 +86,9 @@ export function resolveEmbeddedOptions(options: AcquireEmbeddedPostgresOptions =
     binDir: options.binDir,
     createPostgresUser: options.createPostgresUser ?? true,
     startTimeoutMs: positive('startTimeoutMs', options.startTimeoutMs ?? 60_000),
-    leaseMs: asOption('leaseMs', () => resolveLeaseMs(options.leaseMs)),
+    leaseMs: resolveLeaseMs(options.leaseMs),
     stateDir: resolveStateDir(options.stateDir),
-    runId: asOption('runId', () => resolveRunId(options.runId)),
+    runId: resolveRunId(options.runId),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs ?? 10_000),
   };
 }
@@ -104,10 +104,3 @@ function invalid(option: string, value: unknown, expected: string): LanesError {
   });
 }
 
-function asOption<T>(option: string, resolve: () => T): T {
-  try {
-    return resolve();
-  } catch (error) {
-    throw new LanesError('INVALID_OPTION', (error as Error).message, { hint: `Fix the \`${option}\` option.`, cause: error });
-  }
-}

@@ -1,3 +1,4 @@
+import { LanesError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { procStat } from './proc.js';
 import { hostname } from 'node:os';
@@ -74,10 +75,9 @@ export function generateRunId(now = new Date()): string {
 /** Accepts 1-64 characters of `[A-Za-z0-9._-]` starting with a letter or digit. */
 export function validateRunId(runId: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(runId)) {
-    throw new TypeError(
-      `Invalid run id ${JSON.stringify(runId)}: use 1-64 characters of letters, digits, '.', '_' or '-' ` +
-        `(set by the runId option or ${RUN_ID_ENV}).`,
-    );
+    throw new LanesError('INVALID_OPTION', `Invalid run id ${JSON.stringify(runId)} (set by the runId option or ${RUN_ID_ENV}).`, {
+      hint: `Set option \`runId\` (or ${RUN_ID_ENV}) to 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit.`,
+    });
   }
   return runId;
 }

@@ -1,3 +1,4 @@
+import { LanesError } from '../errors.js';
 import { resolve } from 'node:path';
 
 export const STATE_DIR_ENV = 'E2E_LANES_STATE_DIR';
@@ -17,7 +18,7 @@ export const DEFAULT_LEASE_MS = 120_000;
 export function resolveLeaseMs(explicit: number | undefined, envName = 'E2E_LANES_LEASE_MS'): number {
   const raw = explicit ?? (process.env[envName] ? Number(process.env[envName]) : DEFAULT_LEASE_MS);
   if (!Number.isFinite(raw) || raw < 1_000) {
-    throw new TypeError(`Invalid lease ${JSON.stringify(raw)} (option leaseMs or ${envName}): use a number of milliseconds ≥ 1000.`);
+    throw new LanesError('INVALID_OPTION', `Invalid lease ${JSON.stringify(raw)} (option leaseMs or ${envName}).`, { hint: `Set option \`leaseMs\` (or ${envName}) to a number of milliseconds ≥ 1000.` });
   }
   return raw;
 }
