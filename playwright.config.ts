@@ -16,14 +16,14 @@ export default withLanes(
     use: { ...devices['Desktop Chrome'], trace: 'retain-on-failure' },
     projects: [
       // One lane per project: its workers share the lane.
-      ...['alpha', 'beta', 'gamma', 'delta'].map((name) => ({ name, testIgnore: /per-worker|fresh-/ })),
+      ...['alpha', 'beta', 'gamma', 'delta'].map((name) => ({ name, testIgnore: ['**/per-worker.spec.ts', '**/fresh-*.spec.ts'] })),
       // One lane per worker.
-      { name: 'per-worker', testMatch: /per-worker/, use: { laneIsolation: 'worker' } },
+      { name: 'per-worker', testMatch: '**/per-worker.spec.ts', use: { laneIsolation: 'worker' } },
       // Fresh data for every test: its tests run one after another in one lane, each from the seed.
       // (DEMO_LANE_RESET=never turns the resets off, to see these tests fail without them.)
       {
         name: 'fresh',
-        testMatch: /fresh-.*\.spec\.ts/,
+        testMatch: '**/fresh-*.spec.ts',
         workers: 1,
         repeatEach: 3,
         use: { laneReset: process.env.DEMO_LANE_RESET === 'never' ? ('never' as const) : ('test' as const) },
