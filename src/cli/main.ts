@@ -35,7 +35,10 @@ export async function main(argv: string[]): Promise<number> {
       const { options } = await loadLanesOptions(global.config);
       const state = stateFilesOf(options, global);
       const rows = await collectStatus(state, { allMachines: Boolean(opts.allMachines) });
-      console.log(opts.json ? JSON.stringify({ stateDir: state.stateDir, lanes: rows }, null, 2) : formatStatus(rows));
+      // With --all-machines the server is asked anyway: also how many ready copies its templates have.
+      const readyCopies = opts.allMachines ? await countReadyCopies(state) : undefined;
+      if (opts.json) console.log(JSON.stringify({ stateDir: state.stateDir, lanes: rows, ...(readyCopies !== undefined ? { readyCopies } : {}) }, null, 2));
+      else console.log(`${formatStatus(rows)}${readyCopies !== undefined ? `\nReady copies of templates on the server: ${readyCopies}.` : ''}`);
     });
 
   program
@@ -116,4 +119,15 @@ function wholeNumber(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number ≥ 0, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** The ready copies of every template of the allocator's prefix on the server (undefined without databases). */
+async function countReadyCopies(state: { databaseLedger?: { allocator(): Promise<{ readyCopiesOf(hashes?: readonly string[]): Promise<string[]>; close(): Promise<void> }> } | undefined }): Promise<number | undefined> {
+  if (!state.databaseLedger) return undefined;
+  const databases = await state.databaseLedger.allocator();
+  try {
+    return (await databases.readyCopiesOf()).length;
+  } finally {
+    await databases.close();
+  }
 }

@@ -190,9 +190,14 @@ export class DatabaseAllocator {
     });
   }
 
-  /** Names of the ready copies of the given template hashes. */
-  async readyCopiesOf(hashes: readonly string[]): Promise<string[]> {
-    return this.#withAdmin(async (client) => (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => hashes.includes(poolTemplateHash(this.prefix, name) ?? '')));
+  /** Names of the ready copies of the given template hashes (of every template when none are given). */
+  async readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
+    return this.#withAdmin(async (client) =>
+      (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => {
+        const hash = poolTemplateHash(this.prefix, name);
+        return hash !== undefined && (hashes === undefined || hashes.includes(hash));
+      }),
+    );
   }
 
   /** The ready copies of the current template (0 before `prepare()`). */

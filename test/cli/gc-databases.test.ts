@@ -114,9 +114,14 @@ test('gc drops the ready copies of templates that are gone, with them when it dr
     assert.ok(run.stdout.includes(`ready copy ${pool(old, '0000aaaa')}`) && run.stdout.includes(`ready copy ${pool(gone, '0000aaaa')}`), run.stdout);
     assert.ok(!run.stdout.includes(`ready copy ${pool(kept, '0000aaaa')}`), run.stdout);
   }
+  const before = await cli(['status', '--all-machines', '--json', '--config', CONFIG, '--state-dir', stateDir], env);
+  assert.equal(before.code, 0, before.stderr);
+  assert.ok((JSON.parse(before.stdout) as { readyCopies: number }).readyCopies >= 3, 'status --all-machines counts the ready copies');
   const result = await cli(['gc', '--keep-templates', '1', '--config', CONFIG, '--state-dir', stateDir], env);
   assert.equal(result.code, 0, result.stderr);
   assert.ok(result.stdout.includes(`ready copy ${pool(old, '0000aaaa')}`) && result.stdout.includes(`ready copy ${pool(gone, '0000aaaa')}`), result.stdout);
+  const after = await cli(['status', '--all-machines', '--config', CONFIG, '--state-dir', stateDir], env);
+  assert.match(after.stdout, /Ready copies of templates on the server: \d+\./);
   const left = await databasesStartingWith(adminUrl(), `${prefix}_pool_`);
   assert.deepEqual(left, [pool(kept, '0000aaaa')]);
 });

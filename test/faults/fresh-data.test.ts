@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertNothingLeft, expectExit, reportTests, sandbox, startPlaywright, suite, useSharedPostgres } from './helpers.ts';
+import pg from 'pg';
+import { withDatabase } from '../../src/postgres/index.ts';
+import { assertNothingLeft, expectExit, reportTests, runLanesCli, sandbox, sharedPostgres, startPlaywright, suite, useSharedPostgres, waitFor } from './helpers.ts';
 
 const PORTS = [7700, 7799] as const;
 
@@ -53,4 +55,45 @@ test('per-worker lanes, tests in parallel and their retries each start from the 
   assert.match(run.output(), /lane project "alpha" \(worker 0\)/);
   assert.match(run.output(), /lane project "alpha" \(worker 1\)/);
   await assertNothingLeft(box, [run.runId]);
+});
+
+test('a runner SIGKILLed while it fills the ready pool leaves only whole copies (marked but the one interrupted there), which gc drops with their template', async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  const prefix = `fpool${Math.random().toString(36).slice(2, 8).replace(/[^a-z0-9]/g, 'a')}`;
+  const pgServer = await sharedPostgres();
+  t.after(async () => {
+    await pgServer.dropDatabases(await pgServer.databasesStartingWith(`${prefix}_`));
+    await pgServer.release();
+  });
+  const copies = (): Promise<string[]> => pgServer.databasesStartingWith(`${prefix}_pool_`);
+  const run = startPlaywright(box, { config: suite('pool'), env: { FAULTS_PREFIX: prefix }, prefix });
+  await waitFor('the first ready copy', async () => (await copies()).length > 0, { timeoutMs: 60_000, intervalMs: 5, abortIf: () => (run.done() ? run.output() : undefined) });
+  run.signal('SIGKILL', 'group');
+  await run.exit;
+  const left = await copies();
+  assert.ok(left.length > 0 && left.length <= 24, `copies: ${left.length}`);
+  let unmarked = 0;
+  for (const name of left) {
+    // A whole copy: it accepts connections and holds the template's one row.
+    const [row] = await pgServer.query<{ comment: string }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [name]);
+    const client = new pg.Client({ connectionString: withDatabase(pgServer.adminUrl, name) });
+    await client.connect();
+    try {
+      assert.equal((await client.query<{ n: number }>('SELECT count(*)::int AS n FROM "Item"')).rows[0]!.n, 1, `${name} is a whole copy`);
+    } finally {
+      await client.end();
+    }
+    // The mark is written right after the clone commits: only the copy the kill interrupted there may lack it.
+    if (row?.comment === null) unmarked++;
+    else assert.equal((JSON.parse(row!.comment) as { kind: string }).kind, 'pool', `${name} carries the toolkit's mark`);
+  }
+  assert.ok(unmarked <= 1, `${unmarked} copies without the mark`);
+  // They belong to their template, not to the dead run: gc keeps them with it, and drops them with it.
+  const gc = await runLanesCli(box, ['--config', suite('pool'), 'gc'], { env: { FAULTS_PREFIX: prefix } });
+  expectExit(gc, 0, gc.output);
+  assert.ok((await copies()).length > 0, 'the ready copies of a live template stay');
+  const all = await runLanesCli(box, ['--config', suite('pool'), 'gc', '--keep-templates', '0'], { env: { FAULTS_PREFIX: prefix } });
+  expectExit(all, 0, all.output);
+  assert.deepEqual(await copies(), [], 'with their template gone, gc leaves no ready copy');
+  await assertNothingLeft(box, [run.runId], { prefix });
 });
