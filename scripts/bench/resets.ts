@@ -113,7 +113,7 @@ async function measureSchema(ctx: BenchContext, schema: Schema, reps: number): P
         (
           await timed(async () => {
             // The same quick end of the sessions as a swap: the difference is the clone.
-            await endSessions(ctx.admin, lane.databaseName, ctx.postgres.version);
+            await endSessions(ctx.admin, lane.databaseName);
             await ctx.admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(lane.databaseName)} WITH (FORCE)`);
             await ctx.admin.query(ctx.cloneSql(lane.databaseName, template.name, allocator.options.cloneStrategy));
           })

@@ -1,4 +1,4 @@
-import { dropOldTemplates, listTemplates } from '../databases/index.js';
+import { DEFAULT_PREFIX, dropOldTemplates, listTemplates, templateHashOf } from '../databases/index.js';
 import { reapStaleLanes } from '../lanes/reaper.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { ensurePostgres } from '../postgres/index.js';
@@ -59,7 +59,8 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
     // After the templates: the copies of those just dropped go with them (a dry run counts them as gone).
     try {
       const copies = (await state.databases?.dropStaleReadyCopies({ dryRun: gc.dryRun })) ?? [];
-      const dropping = new Set(report.templates.map((name) => name.slice(name.lastIndexOf('_tpl_') + 5)));
+      const prefix = (options.database || {}).prefix ?? DEFAULT_PREFIX;
+      const dropping = new Set(report.templates.flatMap((name) => templateHashOf(prefix, name) ?? []));
       const more = gc.dryRun && dropping.size > 0 ? ((await state.databases?.readyCopiesOf([...dropping])) ?? []) : [];
       report.readyCopies = [...new Set([...copies, ...more])];
     } finally {

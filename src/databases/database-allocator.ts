@@ -43,7 +43,7 @@ import {
 } from './registry.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
-import { dropStaleCopies, fillPool, poolTemplateHash, readyCopies, takeReadyCopy } from './ready-pool.js';
+import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
 import { TruncateResets } from './truncate-reset.js';
 
@@ -179,12 +179,7 @@ export class DatabaseAllocator {
   async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
     return this.#withAdmin(async (client, version) => {
       const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
-      if (options.dryRun) {
-        return (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => {
-          const hash = poolTemplateHash(this.prefix, name);
-          return hash !== undefined && !templates.has(hash);
-        });
-      }
+      if (options.dryRun) return (await listPoolCopies(client, this.prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
       // Old lane databases a swap moved away and a dead process never dropped go too.
       return [...(await dropStaleCopies(client, this.prefix, templates, version)), ...(await dropDiscarded(client, this.prefix, version))];
     });
@@ -193,10 +188,7 @@ export class DatabaseAllocator {
   /** Names of the ready copies of the given template hashes (of every template when none are given). */
   async readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
     return this.#withAdmin(async (client) =>
-      (await databasesStartingWith(client, `${this.prefix}_pool_`)).map((row) => row.name).filter((name) => {
-        const hash = poolTemplateHash(this.prefix, name);
-        return hash !== undefined && (hashes === undefined || hashes.includes(hash));
-      }),
+      (await listPoolCopies(client, this.prefix)).filter(({ hash }) => hashes === undefined || hashes.includes(hash)).map(({ name }) => name),
     );
   }
 

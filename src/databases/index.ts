@@ -49,6 +49,7 @@ export {
 export {
   laneDatabaseName,
   templateDatabaseName,
+  templateHashOf,
   validatePrefix,
   slugify,
   DEFAULT_PREFIX,

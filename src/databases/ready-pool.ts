@@ -103,6 +103,14 @@ export async function fillPool(
   return made;
 }
 
+/** Every ready copy of `prefix` on the server (whoever owns it), with its template's hash, oldest first. */
+export async function listPoolCopies(client: Client, prefix: string): Promise<Array<{ name: string; hash: string }>> {
+  return (await databasesStartingWith(client, `${prefix}_pool_`)).flatMap((row) => {
+    const hash = poolTemplateHash(prefix, row.name);
+    return hash === undefined ? [] : [{ name: row.name, hash }];
+  });
+}
+
 /**
  * Drops the ready copies of `prefix` whose template is not among `templateHashes` (gone or
  * superseded), and beyond `keep` copies of a live template. Resolves the names dropped.
@@ -110,13 +118,11 @@ export async function fillPool(
 export async function dropStaleCopies(client: Client, prefix: string, templateHashes: ReadonlySet<string>, serverVersion: number, keep = Number.POSITIVE_INFINITY): Promise<string[]> {
   const dropped: string[] = [];
   const perTemplate = new Map<string, number>();
-  for (const row of await databasesStartingWith(client, `${prefix}_pool_`)) {
-    const hash = poolTemplateHash(prefix, row.name);
-    if (hash === undefined) continue;
+  for (const { name, hash } of await listPoolCopies(client, prefix)) {
     const count = (perTemplate.get(hash) ?? 0) + 1;
     perTemplate.set(hash, count);
     if (templateHashes.has(hash) && count <= keep) continue;
-    if (await dropDatabase(client, row.name, serverVersion)) dropped.push(row.name);
+    if (await dropDatabase(client, name, serverVersion)) dropped.push(name);
   }
   if (dropped.length > 0) debug('dropped %d ready copies: %o', dropped.length, dropped);
   return dropped;

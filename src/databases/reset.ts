@@ -51,7 +51,7 @@ export async function swapDatabase(
   const trash = `${trashNamePrefix(options.prefix)}${randomBytes(4).toString('hex')}`;
   let discarded: string | undefined;
   try {
-    if (await endSessions(client, options.name, options.serverVersion)) {
+    if (await endSessions(client, options.name)) {
       await client.query(`ALTER DATABASE ${escapeIdentifier(options.name)} RENAME TO ${escapeIdentifier(trash)}`);
       discarded = trash;
     }
@@ -91,8 +91,7 @@ export async function dropDiscarded(client: Client, prefix: string, serverVersio
  * them too, but then sleeps 100 ms before it looks again (and `pg_terminate_backend(pid, timeout)`
  * waits in steps of 100 ms). The servers' pools reconnect once the fresh copy is in place.
  */
-export async function endSessions(client: Client, name: string, serverVersion: number): Promise<boolean> {
-  void serverVersion;
+export async function endSessions(client: Client, name: string): Promise<boolean> {
   const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
   if (exists.rowCount === 0) return false;
   await client.query(`ALTER DATABASE ${escapeIdentifier(name)} WITH ALLOW_CONNECTIONS false`);

@@ -133,11 +133,16 @@ async function retry<T>(url: string, user: string | undefined, attempt: (remaini
   }
 }
 
+/** Connections already checked against a watched server: the system identifier they answered. */
+const verified = new WeakMap<object, string>();
+
 /**
  * Refuses a connection that reached another cluster than the watched embedded server at its
  * address; the connection is closed first.
  */
 async function assertSameServer(client: Queryable, server: WatchedServer): Promise<void> {
+  // Once per connection: a pool hands the same client out again, and its server cannot change under it.
+  if (verified.get(client) === server.systemIdentifier) return;
   let found: string | undefined;
   try {
     const result = await client.query('SELECT system_identifier::text AS id FROM pg_control_system()');
@@ -145,7 +150,10 @@ async function assertSameServer(client: Queryable, server: WatchedServer): Promi
   } catch (error) {
     debug('could not read the system identifier of %s: %s', server.address, messageOf(error));
   }
-  if (found === server.systemIdentifier) return;
+  if (found === server.systemIdentifier) {
+    verified.set(client, found);
+    return;
+  }
   const error = foreignServer(server, found ?? 'unknown');
   if (client.release) client.release(error);
   else await client.end?.().catch(() => undefined);
