@@ -83,7 +83,7 @@ export async function connectWithRetry<T extends Queryable>(url: string, attempt
   const retries = validateRetries(options.retries ?? 50);
   const { user, host, port } = targetOf(url);
   // An embedded server this process watches: once it died, fail at once; else check it is still it.
-  const watchedServer = watchedServerAt(host, port);
+  const watchedServer = watchedServerAt(host, port, passwordOf(url));
   if (!watchedServer) return retry(url, user, attempt, timeoutMs, retries);
   const died = watchedServer.died();
   if (died) throw died;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LanesError, messageOf } from '../errors.js';
+import { passwordOf } from '../redact.js';
 import { debugLogger } from '../log.js';
 import { judgeOwner, newOwner } from '../state/owner.js';
 import type { StateFile } from '../state/state-file.js';
@@ -180,7 +181,7 @@ async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: R
   const password = await readPassword(cluster.layout);
   if (password === undefined) throw new Error(`the password file ${cluster.layout.passwordFile} is missing`);
   // A server that died on this port while this process watched it is not the one started or joined now.
-  forgetDeadServer(record.port);
+  forgetDeadServer(record.port, password);
   return withClient(
     adminUrlOf(password, record.port),
     async (client) => {
@@ -205,7 +206,7 @@ function createHandle(
 ): EmbeddedPostgres {
   const { dataDir } = cluster.layout;
   // From now on a death of the server, or another server on its port, is noticed at once.
-  const unwatch = watchEmbeddedServer({ port: record.port, postmasterPid: record.postmasterPid, dataDir, logFile: cluster.layout.logFile, systemIdentifier: facts.systemIdentifier });
+  const unwatch = watchEmbeddedServer({ port: record.port, password: passwordOf(facts.adminUrl)!, postmasterPid: record.postmasterPid, dataDir, logFile: cluster.layout.logFile, systemIdentifier: facts.systemIdentifier });
   const beat = async (): Promise<void> => {
     try {
       await registry.update((doc) => {

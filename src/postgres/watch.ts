@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LanesError } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { logTail, postmasterState } from './cluster.js';
@@ -6,7 +7,8 @@ const debug = debugLogger('postgres');
 
 /**
  * The embedded servers this process relies on, watched while it holds them: when a postmaster dies
- * mid-run, every later connection to its address fails at once with `EMBEDDED_POSTGRES_DIED` (and
+ * mid-run, every later connection to its address with its credentials (the run's own connections;
+ * a server of another data folder has another password) fails at once with `EMBEDDED_POSTGRES_DIED` (and
  * the tail of its log) instead of retrying until its deadline, and a connection that reaches a
  * different cluster on the same address (another suite's server that took the freed port) is
  * refused before it is used.
@@ -37,6 +39,8 @@ const watched = new Map<string, Entry>();
 /** The facts of an embedded server to watch. */
 export interface WatchTarget {
   port: number;
+  /** The superuser's password: connections with it are the ones that rely on this server. */
+  password: string;
   postmasterPid: number;
   dataDir: string;
   logFile: string;
@@ -48,11 +52,11 @@ export interface WatchTarget {
  * Returns the function that stops this holder's watch; the last one stops the timer.
  */
 export function watchEmbeddedServer(target: WatchTarget): () => void {
-  const address = addressOf('127.0.0.1', target.port);
-  const existing = watched.get(address);
+  const key = keyOf('127.0.0.1', target.port, target.password);
+  const existing = watched.get(key);
   if (existing && existing.systemIdentifier === target.systemIdentifier && !existing.died()) {
     existing.users++;
-    return once(() => unwatch(address, existing));
+    return once(() => unwatch(key, existing));
   }
   existing?.stop();
   const controller = new AbortController();
@@ -86,15 +90,15 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
   }, POLL_MS);
   timer.unref();
   const entry: Entry = {
-    address,
+    address: addressOf('127.0.0.1', target.port),
     systemIdentifier: target.systemIdentifier,
     signal: controller.signal,
     died: () => death,
     users: 1,
     stop: () => clearInterval(timer),
   };
-  watched.set(address, entry);
-  return once(() => unwatch(address, entry));
+  watched.set(key, entry);
+  return once(() => unwatch(key, entry));
 }
 
 /**
@@ -102,15 +106,14 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
  * that port (a later run in the same process) can be connected to; handles of the dead one keep
  * failing with its error.
  */
-export function forgetDeadServer(port: number): void {
-  const address = addressOf('127.0.0.1', port);
-  const entry = watched.get(address);
-  if (entry?.died()) watched.delete(address);
+export function forgetDeadServer(port: number, password: string): void {
+  const key = keyOf('127.0.0.1', port, password);
+  if (watched.get(key)?.died()) watched.delete(key);
 }
 
-/** The watched server at `host:port`, if this process watches one there. */
-export function watchedServerAt(host: string, port: number): WatchedServer | undefined {
-  return watched.get(addressOf(host, port));
+/** The watched server a connection to `host:port` with `password` relies on, if this process watches one. */
+export function watchedServerAt(host: string, port: number, password: string | undefined): WatchedServer | undefined {
+  return password === undefined ? undefined : watched.get(keyOf(host, port, password));
 }
 
 /** The error for a connection that reached another cluster than the watched one at its address. */
@@ -122,10 +125,15 @@ export function foreignServer(server: WatchedServer, found: string): LanesError 
   );
 }
 
-function unwatch(address: string, entry: Entry): void {
+function unwatch(key: string, entry: Entry): void {
   if (--entry.users > 0) return;
   entry.stop();
-  if (watched.get(address) === entry) watched.delete(address);
+  if (watched.get(key) === entry) watched.delete(key);
+}
+
+/** The map key: the address and a digest of the password (never the password itself). */
+function keyOf(host: string, port: number, password: string): string {
+  return `${addressOf(host, port)}\0${createHash('sha256').update(password).digest('hex')}`;
 }
 
 function addressOf(host: string, port: number): string {

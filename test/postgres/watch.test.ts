@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { acquireEmbeddedPostgres, connectClient, withClient } from '../../src/postgres/index.js';
 import { watchEmbeddedServer } from '../../src/postgres/watch.js';
+import { passwordOf } from '../../src/redact.js';
 import { isGone, privateServer, waitFor } from './helpers.js';
 
 describe('a watched embedded server', () => {
@@ -35,7 +36,7 @@ describe('a watched embedded server', () => {
     const options = privateServer(t);
     const server = options.own(await acquireEmbeddedPostgres(options));
     // What the run would see if another server had taken the port: a system identifier it does not know.
-    const unwatch = watchEmbeddedServer({ port: server.port, postmasterPid: server.postmasterPid, dataDir: server.dataDir, logFile: server.logFile, systemIdentifier: '1' });
+    const unwatch = watchEmbeddedServer({ port: server.port, password: passwordOf(server.adminUrl)!, postmasterPid: server.postmasterPid, dataDir: server.dataDir, logFile: server.logFile, systemIdentifier: '1' });
     t.after(unwatch);
     await assert.rejects(connectClient(server.adminUrl), (error) => {
       assert.ok(isLanesError(error, 'EMBEDDED_POSTGRES_DIED'), String(error));
