@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { debugLogger } from '../log.js';
@@ -42,6 +42,9 @@ export async function resolveLayout(requested: string | undefined, major: number
     dataDir = sibling;
   }
   await mkdir(dirname(dataDir), { recursive: true });
+  // One cluster has one name: reached through a symlinked folder (a linked node_modules, a
+  // worktree), its path is still the real one, so runs from either path share the same record.
+  dataDir = join(await realpath(dirname(dataDir)), basename(dataDir));
   if (!(await userCanReach(user, dirname(dataDir)))) {
     const fallback = join(tmpdir(), `e2e-lanes-postgres-${shortHash(dataDir)}`);
     debug('user %s cannot reach %s; using %s instead', user?.name, dirname(dataDir), fallback);
