@@ -36,5 +36,7 @@ export default withLanes(
       { name: 'frontend', command: [...node, 'demo/frontend/server.ts'], health: '/health' },
     ],
     database: { migrations: 'prisma/migrations', seed: 'prisma/seed.ts', hashInputs: ['prisma/seed-data.ts'] },
+    // Warm lanes between local runs (docs/fast-local-loop.md): `DEMO_REUSE=1 npx playwright test …`.
+    reuse: process.env.DEMO_REUSE === '1',
   },
 );

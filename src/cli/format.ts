@@ -20,7 +20,12 @@ export function table(header: string[], rows: string[][]): string {
 
 /** `3 min`, `2 h`, `5 s`: the age of an ISO timestamp. */
 export function age(iso: string, now = Date.now()): string {
-  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return span(now - Date.parse(iso));
+}
+
+/** A length of time for people: `42 s`, `13 min`, `3 h`. */
+export function span(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
   if (seconds < 120) return `${seconds} s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
   return `${Math.round(seconds / 3600)} h`;

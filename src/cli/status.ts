@@ -2,7 +2,7 @@ import { createConnection } from 'node:net';
 import type { DatabaseListing } from '../databases/entries.js';
 import { isPidAlive, withLiveness } from '../state/index.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
-import { age, dim, green, red, table, yellow } from './format.js';
+import { age, dim, green, red, span, table, yellow } from './format.js';
 import type { stateFilesOf } from './context.js';
 
 type StateFiles = ReturnType<typeof stateFilesOf>;
@@ -20,6 +20,8 @@ export interface LaneStatus {
   ownerAlive: boolean;
   staleReason?: string;
   kept: boolean;
+  /** Warm lanes (option `reuse`): since when they wait for the next run, and when they stop (ISO 8601). */
+  warm?: { since?: string; until: string };
   createdAt: string;
 }
 
@@ -64,7 +66,8 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
   for (const entry of databases) row(entry, entry.alive, entry.staleReason).databaseName = entry.databaseName;
   for (const entry of lanes.entries) {
     const target = row(entry, isPidAlive(entry.owner.pid));
-    target.kept = Boolean(entry.kept);
+    target.kept = entry.owner.kept === true;
+    if (entry.owner.warmUntil !== undefined) target.warm = { until: entry.owner.warmUntil, ...(entry.warmSince ? { since: entry.warmSince } : {}) };
     target.servers = await Promise.all(
       entry.servers.map(async (server) => ({
         name: server.name,
@@ -89,10 +92,17 @@ export function formatStatus(rows: LaneStatus[]): string {
       Object.entries(row.ports).map(([name, port]) => `${name}:${port}`).join(' ') || dim('-'),
       row.databaseName ?? dim('-'),
       row.servers.map((server) => `${server.name}:${server.pid} ${server.listening ? green('healthy') : server.alive ? yellow('not listening') : red('dead')}`).join(', ') || dim('-'),
-      `${row.ownerPid}@${row.ownerHost} ${row.kept ? yellow('kept') : row.ownerAlive ? green('alive') : red(`dead${row.staleReason ? ` (${row.staleReason})` : ''}`)}`,
+      `${row.ownerPid}@${row.ownerHost} ${row.kept ? yellow('kept') : row.warm && row.ownerAlive ? yellow(describeWarm(row.warm)) : row.ownerAlive ? green('alive') : red(`dead${row.staleReason ? ` (${row.staleReason})` : ''}`)}`,
       age(row.createdAt),
     ]),
   );
+}
+
+/** `warm, idle 2m, stops in 13m` (or `stopping` once the deadline passed). */
+function describeWarm(warm: { since?: string; until: string }, now = Date.now()): string {
+  const left = Date.parse(warm.until) - now;
+  const idle = warm.since ? `, idle ${age(warm.since, now)}` : '';
+  return `warm${idle}, ${left > 0 ? `stops in ${span(left)}` : 'stopping'}`;
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port (within 1 s). */

@@ -16,7 +16,9 @@ import {
   validateProjectName,
   withLiveness,
   keepRunEntries,
+  handOverRunEntries,
   type LaneKey,
+  type Owner,
   type LedgerDocument,
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
@@ -34,6 +36,7 @@ import {
   ensureRegistry,
   ensureRegistryDatabase,
   findRow,
+  handOverRow,
   judgeRow,
   registryFailed,
   selectRows,
@@ -329,6 +332,14 @@ export class DatabaseAllocator {
     return allocation;
   }
 
+  /** The database recorded for `project` in this run (none is created), or undefined. */
+  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string } | undefined> {
+    const key = this.#key(project, options.worker);
+    const entry = (await this.file.read()).entries.find((candidate) => sameLane(candidate, key));
+    if (!entry) return undefined;
+    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#postgres()).adminUrl, entry.databaseName) };
+  }
+
   /**
    * Drops the database of `project` in this run (even while sessions are connected) and forgets
    * it. Resolves true if an entry was removed. A lane that a live owner on another machine holds
@@ -348,8 +359,9 @@ export class DatabaseAllocator {
    * debugging, and keeps this run's hold on the embedded server: they count as alive until
    * `releaseRun` (`e2e-lanes down`). On a shared server's registry the lease still expires.
    */
-  async keepRun(runId: string = this.runId): Promise<void> {
-    const kept = await this.file.update((doc) => {
+  async keepRun(runId: string = this.runId, owner?: Owner): Promise<void> {
+    if (owner) await this.handOverRun(runId, owner);
+    const kept = owner ? [] : await this.file.update((doc) => {
       keepRunEntries(doc.entries, runId);
       return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
     });
@@ -364,7 +376,35 @@ export class DatabaseAllocator {
     this.#server = undefined;
     this.#prepared = undefined;
     await this.#closeAdmin();
-    if (server) await (await server.catch(() => undefined))?.keep();
+    if (server) await (await server.catch(() => undefined))?.keep(owner);
+  }
+
+  /**
+   * Gives the databases of a run to `owner` in the state file, in the server's registry and in
+   * the databases' marks: a warm run's watchdog (alive until its deadline), or this process taking
+   * a warm run over (it renews their heartbeat and leases from then on).
+   */
+  async handOverRun(runId: string, owner: Owner): Promise<void> {
+    const entries = await this.file.update((doc) => {
+      handOverRunEntries(doc.entries, runId, owner);
+      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
+    });
+    const leases = await this.#leases();
+    if (entries.length > 0) {
+      await this.#withAdmin(async (client) => {
+        for (const entry of entries) {
+          if (leases) await handOverRow(client, entry.databaseName, owner, this.options.leaseMs);
+          await writeMark(client, entry.databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s for its new owner: %s', entry.databaseName, messageOf(error)));
+        }
+      });
+    }
+    if (owner.warmUntil === undefined) {
+      keepAlive(this.file as never, runId, this.options.leaseMs);
+      for (const entry of entries) leases?.hold(entry.databaseName);
+    } else {
+      stopKeepingAlive(this.file, runId);
+      leases?.forget(entries.map((entry) => entry.databaseName));
+    }
   }
 
   /**
@@ -829,6 +869,7 @@ function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): Datab
   if (entry.worker !== undefined) mark.worker = entry.worker;
   if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
   if (kept) mark.kept = true;
+  if (entry.owner.warmUntil !== undefined) mark.warmUntil = entry.owner.warmUntil;
   return mark;
 }
 

@@ -29,6 +29,8 @@ export interface DatabaseMark {
   created: string;
   /** Kept for debugging after its run ended (`E2E_LANES_KEEP=1`): never reaped by its mark. */
   kept?: boolean;
+  /** A warm run's lane (option `reuse`): its owner is the run's watchdog, alive until this moment (ISO 8601). */
+  warmUntil?: string;
   /** Templates: the hash, build time and toolkit version. */
   hash?: string;
   builtAt?: string;
@@ -58,7 +60,9 @@ export async function writeMark(client: Client, name: string, mark: DatabaseMark
  * judged by its registry lease, never by its mark. A kept database is never gone.
  */
 export function markOwnerGone(mark: DatabaseMark, host = currentHost()): string | undefined {
-  if (mark.kept || mark.host !== host || typeof mark.pid !== 'number') return undefined;
+  if (mark.kept) return undefined;
+  if (typeof mark.warmUntil === 'string' && !(Date.now() < Date.parse(mark.warmUntil))) return `warm lane idle until ${mark.warmUntil}`;
+  if (mark.host !== host || typeof mark.pid !== 'number') return undefined;
   if (!isPidAlive(mark.pid)) return `owner pid ${mark.pid} on ${mark.host} is gone`;
   if (mark.pidStart !== undefined) {
     const start = pidStartTime(mark.pid);

@@ -10,7 +10,7 @@
 import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
-import { currentHost, isPidAlive, pidStartTime, type OwnerVerdict } from '../state/owner.js';
+import { currentHost, isPidAlive, pidStartTime, type Owner, type OwnerVerdict } from '../state/owner.js';
 import { escapeIdentifier } from 'pg';
 import { isAlreadyThere } from './admin.js';
 import { MARK_TOOLKIT, writeMark } from './marks.js';
@@ -187,6 +187,19 @@ export async function writeRow(client: Client, claim: RegistryClaim, leaseMs: nu
       claim.stateDir ?? null,
       claim.template,
     ],
+  );
+}
+
+/**
+ * Gives the row of `databaseName` to `owner`: a warm run's watchdog (the lease lasts until its
+ * deadline), or a process taking a warm run over (a fresh lease, which it renews).
+ */
+export async function handOverRow(client: Client, databaseName: string, owner: Owner, leaseMs: number): Promise<void> {
+  await client.query(
+    `UPDATE ${REGISTRY_TABLE} SET host = $2, pid = $3, pid_start = $4, heartbeat_at = now(),
+       expires_at = CASE WHEN $5::timestamptz IS NULL THEN ${LEASE} ELSE $5::timestamptz END
+     WHERE database_name = $6`,
+    [leaseMs, owner.host, owner.pid, owner.pidStart ?? null, owner.warmUntil ?? null, databaseName],
   );
 }
 

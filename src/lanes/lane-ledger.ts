@@ -18,8 +18,22 @@ export interface LaneEntry extends LedgerEntry {
   databaseName?: string;
   servers: LaneServerRecord[];
   logDir: string;
-  /** Kept up after its run for debugging: only `e2e-lanes down` removes it. */
-  kept?: boolean;
+  /** What the lane must still match to be taken over warm by a later run (option `reuse`). */
+  fingerprint?: LaneFingerprint;
+  /** The template its database was cloned from. */
+  template?: string;
+  /** Since when the lane waits warm for the next run (ISO 8601; set while it does). */
+  warmSince?: string;
+}
+
+/** Short hashes of what a lane was booted with (see `laneFingerprint`). */
+export interface LaneFingerprint {
+  /** The Playwright config file (or '' without one): warm lanes serve only runs of the same config. */
+  config: string;
+  /** Per server: its command, cwd, env and other options. */
+  servers: Record<string, { command: string; cwd: string; env: string; rest: string }>;
+  /** The lane's port names. */
+  ports: string;
 }
 
 export const LANES_FILE = 'allocated-lanes.json';

@@ -4,9 +4,10 @@ import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { PortAllocator, type PortAllocation } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
+import { attachServers, isProcessAlive, killProcessGroup, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
 import {
   describeLane,
+  handOverRunEntries,
   keepAlive,
   keepRunEntries,
   newOwner,
@@ -24,10 +25,11 @@ import {
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
-import { baseServerName, DEFAULT_KEEP_LOGS, keepLanes, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
-import { killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
+import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, outlivesRun, validateLanesOptions, type LanesOptions } from './options.js';
+import { isServerOfRun, killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
+import { claimWarmRun, fingerprintChange, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
 export type { LaneServerStatus } from './server-status.js';
 
@@ -67,6 +69,25 @@ interface RunningLane {
   deaths: Map<string, ServerExit>;
   /** True once the lane's database was swapped (its servers' sessions ended). */
   swapped?: boolean;
+}
+
+/** What `adoptWarmLanes()` did with the lanes of the warm run this manager took over. */
+export interface AdoptionReport {
+  /** The warm run taken over (this manager's run id), if any. */
+  runId?: string;
+  /** Lanes taken over, their data put back to the template. */
+  adopted: Lane[];
+  /** Lanes torn down instead, and why (`the backend's command changed`). */
+  replaced: Array<{ project: string; worker?: number; reason: string }>;
+  /** How long the lanes had waited warm, in ms. */
+  idleMs?: number;
+}
+
+/** Where a run's lanes went at teardown when they stay warm: until when, and which lanes. */
+export interface WarmReport {
+  lanes: Lane[];
+  until: string;
+  watchdogPid: number;
 }
 
 /** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
@@ -112,15 +133,35 @@ export class LaneManager {
   #prepared: Promise<PrepareReport> | undefined;
   /** Set when teardown begins: no lane boots after that. */
   #closing = false;
+  readonly #reuse: ResolvedReuse;
+  /** Which config this run is of (warm lanes serve only runs of the same config). */
+  readonly #configKey: string;
+  /** The warm run taken over, until `adoptWarmLanes()` has judged its lanes. */
+  #claimed: ClaimedRun | undefined;
+  /** Where the last teardown left the lanes warm. */
+  #warm: WarmReport | undefined;
+  /** With `resetEachRound`: the worker processes that used each lane in the current round of runs. */
+  readonly #rounds = new Map<string, Set<number>>();
+  readonly #resetEachRound: boolean;
   /** Lanes booted ahead by `prefetchLane` that nobody has asked for yet. */
   readonly #unclaimed = new Set<string>();
   /** Why a lane's boot failed, by lane: every later request of that lane gets it at once (not booted again). */
   readonly #failures = new Map<string, { error: unknown; at: Date }>();
 
-  constructor(options: LanesOptions & { runId?: string } = {}) {
+  /**
+   * @param run.configFile the Playwright config (warm lanes serve only runs of the same config)
+   * @param run.claimed a warm run this process took over (see {@link LaneManager.reusing})
+   * @param run.resetEachRound put a lane's data back to the template when a new set of worker
+   *   processes starts using it (a new run of UI mode, which keeps the lanes between runs)
+   */
+  constructor(options: LanesOptions & { runId?: string } = {}, run: { configFile?: string; claimed?: ClaimedRun; resetEachRound?: boolean } = {}) {
     validateLanesOptions(options);
     this.options = options;
-    this.runId = resolveRunId(options.runId);
+    this.#reuse = resolveReuse(options);
+    this.#configKey = run.configFile ?? '';
+    this.#claimed = run.claimed;
+    this.#resetEachRound = run.resetEachRound ?? false;
+    this.runId = resolveRunId(run.claimed?.runId ?? options.runId);
     this.stateDir = resolveStateDir(options.stateDir);
     this.#leaseMs = resolveLeaseMs(options.leaseMs);
     this.#ledger = laneLedger(this.stateDir);
@@ -129,14 +170,35 @@ export class LaneManager {
     this.databases = options.database === false ? undefined : new DatabaseAllocator({ ...options.database, ...common });
   }
 
+  /**
+   * A manager for a run of `configFile` that, with option `reuse`, takes over the newest warm run
+   * of that config in the state folder (its run id becomes this run's); `adoptWarmLanes()` then
+   * judges its lanes. Without `reuse` (or on CI, or with an explicit `runId`), a plain manager.
+   */
+  static async reusing(options: LanesOptions & { runId?: string } = {}, run: { configFile?: string; resetEachRound?: boolean } = {}): Promise<LaneManager> {
+    validateLanesOptions(options);
+    const claimed = resolveReuse(options).enabled && options.runId === undefined
+      ? await claimWarmRun(resolveStateDir(options.stateDir), run.configFile ?? '', resolveLeaseMs(options.leaseMs))
+      : undefined;
+    return new LaneManager(options, { ...run, ...(claimed ? { claimed } : {}) });
+  }
+
+  /** `reuse` as resolved for this run (on CI it is off unless forced: `ignored` says so). */
+  get reuse(): ResolvedReuse {
+    return { ...this.#reuse };
+  }
+
   /** Reaps what dead runs left behind, then makes sure Postgres and the template are ready. Once per manager. */
   prepare(): Promise<PrepareReport> {
     this.#prepared ??= (async () => {
       const reaped = await reapStaleLanes(this.stateDir, this.#leaseMs);
+      // A warm run taken over: its ports and databases become this process's too (its lanes already are).
+      if (this.#claimed) await this.ports.handOverRun(this.runId, newOwner(this.runId));
       await this.ports.reapStale();
       await this.#pruneLogs();
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
+      if (this.#claimed) await this.databases.handOverRun(this.runId, newOwner(this.runId));
       await this.databases.reapStale();
       await this.databases.dropStaleReadyCopies();
       return { reaped, template, postgres: await this.databases.describePostgres() };
@@ -181,6 +243,110 @@ export class LaneManager {
         debug('lane of %s booted ahead failed: %O', describeLane(key), error);
       },
     );
+  }
+
+  /**
+   * Judges the lanes of the warm run this manager took over (see {@link LaneManager.reusing}): a
+   * lane of `projects` is taken over when its config and servers' definitions are unchanged, its
+   * template is the current one, its servers are alive and healthy and its database is put back to
+   * the template; else it is torn down (it boots afresh when asked for). Lanes of other projects
+   * stay as they are, for a later run. Once per manager, after `prepare()`.
+   */
+  async adoptWarmLanes(projects: readonly string[]): Promise<AdoptionReport> {
+    const claimed = this.#claimed;
+    this.#claimed = undefined;
+    if (!claimed) return { adopted: [], replaced: [] };
+    const prepared = await this.prepare();
+    const report: AdoptionReport = { runId: this.runId, adopted: [], replaced: [] };
+    const since = claimed.entries.map((entry) => entry.warmSince).filter((at): at is string => at !== undefined).sort()[0];
+    if (since) report.idleMs = Math.max(0, Date.now() - Date.parse(since));
+    await Promise.all(
+      claimed.entries.filter((entry) => projects.includes(entry.project)).map(async (entry) => {
+        const key = this.#keyOf(entry.project, entry.worker);
+        const outcome = await this.#adopt(key, entry, prepared.template?.name);
+        if (typeof outcome === 'string') {
+          report.replaced.push({ project: key.project, ...(key.worker !== undefined ? { worker: key.worker } : {}), reason: outcome });
+          return;
+        }
+        this.#lanes.set(laneId(key), Promise.resolve(outcome));
+        report.adopted.push(outcome.lane);
+      }),
+    );
+    return report;
+  }
+
+  /** One warm lane taken over (its data reset), or why not (and then it is torn down). */
+  async #adopt(key: LaneKey, entry: LaneEntry, template: string | undefined): Promise<RunningLane | string> {
+    const fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: entry.ports });
+    let reason = fingerprintChange(entry.fingerprint, fingerprint) ?? (entry.status !== 'up' ? 'it never finished booting' : undefined);
+    if (!reason && this.databases && template !== entry.template) reason = 'the template changed (migrations or seed)';
+    const lane: Lane = { runId: this.runId, project: key.project, ports: entry.ports, urls: {}, logFiles: {} };
+    if (key.worker !== undefined) lane.worker = key.worker;
+    if (this.databases && entry.databaseName) {
+      lane.databaseName = entry.databaseName;
+      lane.databaseUrl = (await this.databases.allocation(key.project, key.worker !== undefined ? { worker: key.worker } : {}))?.databaseUrl;
+      if (!reason && !lane.databaseUrl) reason = `its database ${entry.databaseName} is not recorded any more`;
+    }
+    let servers: StartedServers | undefined;
+    if (!reason) {
+      const ctx = { project: key.project, ports: entry.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
+      const attached = await attachServers(this.options.servers ?? [], ctx, entry.servers, {
+        logDir: entry.logDir,
+        ...(this.options.host ? { host: this.options.host } : {}),
+        isOurs: (pid) => isServerOfRun(pid, this.runId),
+      });
+      if (attached.ok) servers = attached.servers;
+      else reason = attached.reason;
+    }
+    if (!reason && this.databases) {
+      try {
+        await this.databases.resetDatabaseForProject(key.project, key.worker !== undefined ? { worker: key.worker } : {});
+      } catch (error) {
+        reason = /does not exist/.test(messageOf(error)) ? `its database ${entry.databaseName} is gone` : `its database could not be reset (${messageOf(error).split('\n')[0]})`;
+      }
+    }
+    if (reason) {
+      warn(`lane ${describeLane(key)} not reused: ${reason}; it boots afresh`);
+      await this.#discard(key, entry);
+      return reason;
+    }
+    for (const server of servers!) lane.logFiles[server.name] = server.logFile;
+    const base = baseServerName(this.options);
+    if (base && lane.urls[base]) lane.baseURL = lane.urls[base];
+    const running: RunningLane = { lane, servers: servers!, deaths: new Map() };
+    for (const server of servers!) void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
+    keepAlive(this.#ledger as never, this.runId, this.#leaseMs);
+    return running;
+  }
+
+  /** Tears down a warm lane that is not taken over: its servers (by their marks), database and ports. */
+  async #discard(key: LaneKey, entry: LaneEntry): Promise<void> {
+    for (const server of entry.servers) {
+      if (isServerOfRun(server.pid, this.runId)) await killProcessGroup(server.pid, { timeout: 3_000 }).catch((error: unknown) => debug('stopping %s failed: %O', server.name, error));
+    }
+    await this.#forget(key);
+  }
+
+  /**
+   * With `resetEachRound` (UI mode): true when a worker process starts using a lane whose earlier
+   * users are all gone, so a new run of the session began and the lane's data must be reset first.
+   */
+  startsRound(project: string, worker: number | undefined, pid: number): boolean {
+    if (!this.#resetEachRound || !this.databases) return false;
+    const id = laneId(this.#keyOf(project, worker));
+    const users = this.#rounds.get(id);
+    if (!users) {
+      this.#rounds.set(id, new Set([pid]));
+      return false;
+    }
+    if (users.has(pid)) return false;
+    const earlierAlive = [...users].some((other) => isProcessAlive(other));
+    if (earlierAlive) {
+      users.add(pid);
+      return false;
+    }
+    this.#rounds.set(id, new Set([pid]));
+    return true;
   }
 
   /** The lane's boot, started on the first call. */
@@ -287,9 +453,10 @@ export class LaneManager {
 
   /**
    * Stops every server of this run, drops its databases (one after another), releases its ports and
-   * the Postgres server. With `keep`, the lanes stay up and are marked as kept instead.
+   * the Postgres server. With `keep`, the lanes stay up and are marked as kept instead; with option
+   * `reuse` (unless `warm: false`), they stay up warm for the next run.
    */
-  async teardown(options: { keep?: boolean } = {}): Promise<void> {
+  async teardown(options: { keep?: boolean; warm?: boolean } = {}): Promise<void> {
     const mode = options.keep === undefined ? keepMode(this.options) : options.keep ? 'always' : 'never';
     this.#closing = true;
     // A run whose Postgres or template never got ready has no database to drop (and asking an
@@ -314,20 +481,30 @@ export class LaneManager {
       this.#groups.clear();
       process.off('exit', this.#killGroupsOnExit);
       // Kept lanes count as alive after this process exits, until `e2e-lanes down` removes them.
-      await this.#ledger.update((doc) => {
-        for (const entry of doc.entries) if (entry.runId === this.runId) entry.kept = true;
-        keepRunEntries(doc.entries, this.runId);
-      });
+      await this.#ledger.update((doc) => void keepRunEntries(doc.entries, this.runId));
       stopKeepingAlive(this.#ledger, this.runId);
       await this.ports.keepRun(this.runId);
       if (this.databases && prepared) await this.databases.keepRun(this.runId);
       return;
+    }
+    // With `reuse`: the lanes wait warm for the next run (unless the run never got its database server).
+    if (this.#reuse.enabled && options.warm !== false && (prepared || !this.databases)) {
+      this.#warm = await this.#keepWarm(prepared).catch((error: unknown) => {
+        warn(`the lanes could not be kept warm (${messageOf(error)}); tearing them down`);
+        return undefined;
+      });
+      if (this.#warm) return;
     }
     const errors: unknown[] = [];
     const collect = (result: PromiseSettledResult<unknown>): void => {
       if (result.status === 'rejected') errors.push(result.reason);
     };
     (await Promise.allSettled(running.map((result) => (result.status === 'fulfilled' ? result.value.servers.stopAll() : undefined)))).forEach(collect);
+    // Lanes of a warm run taken over but not used by this run: their servers are not this process's children.
+    for (const entry of (await this.#ledger.read().catch(() => ({ entries: [] as LaneEntry[] }))).entries) {
+      if (entry.runId !== this.runId || this.#lanes.has(laneId(entry))) continue;
+      for (const server of entry.servers) if (isServerOfRun(server.pid, this.runId)) collect(await settle(killProcessGroup(server.pid, { timeout: 3_000 })));
+    }
     this.#lanes.clear();
     // Servers are stopped "with everything they spawned": also what left their process groups.
     const stragglers = await settle(killRunStragglers(this.runId, { ownerPid: resolveOwnerPid() }));
@@ -343,6 +520,45 @@ export class LaneManager {
     collect(await settle(this.#ledger.update((doc) => void (doc.entries = doc.entries.filter((entry) => entry.runId !== this.runId)))));
     stopKeepingAlive(this.#ledger, this.runId);
     if (errors.length > 0) throw errors[0];
+  }
+
+  /**
+   * Leaves this run's lanes up for the next run: a detached watchdog becomes the owner of every
+   * entry of the run (lanes, ports, databases, the hold on the embedded server) until the idle
+   * deadline. Lanes one of whose servers died are torn down now. Undefined when no lane is up.
+   */
+  async #keepWarm(prepared: boolean): Promise<WarmReport | undefined> {
+    for (const [id, booting] of this.#lanes) {
+      const up = await booting.catch(() => undefined);
+      if (!up || up.deaths.size === 0) continue;
+      await up.servers.stopAll().catch((error: unknown) => debug('stopping %s failed: %O', id, error));
+      await this.#forget(keyOfId(this.runId, id));
+      this.#lanes.delete(id);
+    }
+    const lanes = await this.lanes();
+    // Lanes taken over warm for projects this run did not select are recorded but not up here.
+    if (!(await this.#ledger.read()).entries.some((entry) => entry.runId === this.runId)) return undefined;
+    const database = this.options.database === false ? false : JSON.parse(JSON.stringify(this.options.database ?? {}));
+    const pid = spawnWatchdog({ stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs, database, ...(this.options.portRange ? { portRange: this.options.portRange } : {}) });
+    const owner = warmOwner(this.runId, pid, this.#reuse.idleMs);
+    // Warm servers outlive this process.
+    this.#groups.clear();
+    process.off('exit', this.#killGroupsOnExit);
+    const since = new Date().toISOString();
+    await this.#ledger.update((doc) => {
+      handOverRunEntries(doc.entries, this.runId, owner);
+      for (const entry of doc.entries) if (entry.runId === this.runId) entry.warmSince = since;
+    });
+    stopKeepingAlive(this.#ledger, this.runId);
+    await this.ports.handOverRun(this.runId, owner);
+    if (this.databases && prepared) await this.databases.keepRun(this.runId, owner);
+    this.#lanes.clear();
+    return { lanes, until: owner.warmUntil!, watchdogPid: pid };
+  }
+
+  /** Where the last teardown left the lanes warm (option `reuse`), if it did. */
+  warmLanes(): WarmReport | undefined {
+    return this.#warm && { ...this.#warm, lanes: [...this.#warm.lanes] };
   }
 
   async #boot(key: LaneKey): Promise<RunningLane> {
@@ -361,7 +577,9 @@ export class LaneManager {
         const database = await this.databases.allocateDatabaseForProject(key.project, key.worker !== undefined ? { worker: key.worker } : {});
         lane.databaseName = entry.databaseName = database.databaseName;
         lane.databaseUrl = database.databaseUrl;
+        entry.template = database.template.name;
       }
+      entry.fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: ports.ports });
       await this.#record(entry);
       const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
       for (let attempt = 1; !servers; attempt++) {
@@ -372,7 +590,7 @@ export class LaneManager {
             debug: this.options.debug ?? process.env.E2E_LANES_DEBUG === '1',
             secrets: secret ? [secret] : [],
             // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
-            output: keepLanes(this.options) ? 'file' : 'pipe',
+            output: outlivesRun(this.options) ? 'file' : 'pipe',
             ...(this.options.host ? { host: this.options.host } : {}),
           });
         } catch (error) {
@@ -381,6 +599,7 @@ export class LaneManager {
           warn(`${error.message.split('\n')[0]} Trying new ports for ${describeLane(key)} (attempt ${attempt + 1} of ${PORT_ATTEMPTS}).`);
           ports = await this.#reallocatePorts(key, names);
           lane.ports = entry.ports = ports.ports;
+          entry.fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: ports.ports });
           await this.#record(entry);
         }
       }
@@ -434,7 +653,7 @@ export class LaneManager {
    * kept lanes. Databases and ports stay recorded; the next run or `gc` reaps them (dead owner).
    */
   #watchGroup(server: StartedServer): void {
-    if (keepLanes(this.options)) return;
+    if (outlivesRun(this.options)) return;
     if (this.#groups.size === 0) process.on('exit', this.#killGroupsOnExit);
     this.#groups.add(server.pid);
     void server.exited.then(() => {
@@ -455,7 +674,7 @@ export class LaneManager {
    * this run and its owner (set here, not inherited, since the run id may come from an option).
    */
   #definitions(): ServerDefinition[] {
-    const keep = keepLanes(this.options);
+    const keep = outlivesRun(this.options);
     const owner = String(resolveOwnerPid());
     return (this.options.servers ?? []).map((server) => ({
       ...server,

@@ -3,6 +3,7 @@ import { LanesError } from '../errors.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
 import type { ServerDefinition } from '../servers/index.js';
 import { checkLaneHost } from '../servers/options.js';
+import { resolveReuse, type ReuseOptions } from './warm.js';
 
 /**
  * Options of the database half of a lane: those of DatabaseAllocator, less what the lanes set
@@ -61,6 +62,14 @@ export interface LanesOptions {
    * @default false
    */
   keep?: boolean | 'on-failure';
+  /**
+   * Keep the lanes warm between local runs: when a run ends its lanes stay up, and the next run of
+   * the same config takes them over (no server boot), each lane's database put back to the
+   * template first. Lanes unused for `idleMs` are stopped. Ignored on CI unless `force`. See
+   * docs/fast-local-loop.md.
+   * @default false (the docs show `reuse: !process.env.CI`)
+   */
+  reuse?: boolean | ReuseOptions;
   /**
    * Folder of state files and logs. Also `E2E_LANES_STATE_DIR`.
    * @default './test-results'
@@ -134,6 +143,11 @@ export function keepLanes(options: LanesOptions): boolean {
   return keepMode(options) !== 'never';
 }
 
+/** True when the lanes' servers must be able to outlive the runner: lanes kept or kept warm. */
+export function outlivesRun(options: LanesOptions): boolean {
+  return keepLanes(options) || resolveReuse(options).enabled;
+}
+
 /** Which lanes stay up after the run: all, those in which a test failed, or none. */
 export function keepMode(options: LanesOptions): 'always' | 'on-failure' | 'never' {
   const keep = options.keep ?? (process.env.E2E_LANES_KEEP === '1' ? true : process.env.E2E_LANES_KEEP === 'on-failure' ? 'on-failure' : false);
@@ -145,6 +159,7 @@ export function validateLanesOptions(options: LanesOptions): void {
   if (options.keep !== undefined && typeof options.keep !== 'boolean' && options.keep !== 'on-failure') {
     throw new LanesError('INVALID_OPTION', `Invalid keep ${JSON.stringify(options.keep)}.`, { hint: "Use true, false or 'on-failure'." });
   }
+  resolveReuse(options);
   if (!isEnvFileOption(options.envFile)) {
     throw new LanesError('INVALID_OPTION', `Invalid envFile ${JSON.stringify(options.envFile)}.`, { hint: 'Option `envFile` takes a path or an array of paths, relative to the current folder.' });
   }

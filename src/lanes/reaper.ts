@@ -17,13 +17,13 @@ export interface ReapReport {
 /**
  * Stops the servers of every lane whose owner is gone (dead pid on this host, or expired lease) and
  * removes those lanes from the ledger; then kills unrecorded lane servers whose owner died (Linux).
- * Lanes kept for debugging are left alone. With `dryRun`, nothing is changed.
+ * Lanes kept for debugging, and warm lanes within their idle time, are left alone (their owners count as alive). With `dryRun`, nothing is changed.
  */
 export async function reapStaleLanes(stateDir: string, leaseMs: number, options: { dryRun?: boolean } = {}): Promise<ReapReport> {
   const file = laneLedger(stateDir);
   const report: ReapReport = { lanes: [], killedPids: [] };
   const pick = (entries: LaneEntry[]): Array<{ entry: LaneEntry; reason: string }> =>
-    splitByLiveness(entries.filter((entry) => !entry.kept), leaseMs).stale;
+    splitByLiveness(entries, leaseMs).stale;
 
   const stale = options.dryRun ? pick((await file.read()).entries) : await file.update((doc) => {
     const found = pick(doc.entries);

@@ -108,7 +108,9 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
         manager.endTest(request.project, request.worker, user, request.failed === true);
         return {};
       }
-      const reset = request.reset ? await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user }) : undefined;
+      // In UI mode a new run of the session starts from the template, like a new `playwright test`.
+      const round = !request.reset && manager.startsRound(request.project, request.worker, user.pid);
+      const reset = request.reset || round ? await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user }) : undefined;
       manager.beginTest(request.project, request.worker, user);
       return reset ? { reset } : {};
     },

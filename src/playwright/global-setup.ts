@@ -6,6 +6,7 @@ import { LaneManager } from '../lanes/lane-manager.js';
 import { keepLanes, type LanesOptions } from '../lanes/options.js';
 import { progress } from '../log.js';
 import { ignoredAppDatabaseUrl } from '../postgres/index.js';
+import { RUN_ID_ENV } from '../state/index.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
 import { LanePrefetcher } from './prefetch.js';
@@ -46,7 +47,12 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     throw showCode(error);
   }
 
-  const manager = new LaneManager(options);
+  let manager: LaneManager;
+  try {
+    manager = await LaneManager.reusing(options, { ...(config.configFile ? { configFile: config.configFile } : {}), resetEachRound: isInteractiveSession() });
+  } catch (error) {
+    throw showCode(error);
+  }
   let control: ControlServer | undefined;
   let disposing: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -73,6 +79,20 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     manager.databases?.expectLanes(projects.length - perWorker + perWorker * config.workers);
     const report = await manager.prepare();
     if (disposing) return; // interrupted: the teardown already ran
+    if (manager.reuse.ignored) progress(manager.reuse.ignored);
+    if (manager.reuse.enabled) {
+      const adoption = await manager.adoptWarmLanes(projects.map((project) => project.name));
+      if (disposing) return;
+      // Workers name their lane's database from the run id: the warm run's, taken over.
+      process.env[RUN_ID_ENV] = manager.runId;
+      const expected = projects.length - perWorker + perWorker * config.workers;
+      const toBoot = Math.max(0, expected - adoption.adopted.length);
+      progress(
+        adoption.adopted.length > 0
+          ? `reuse: ${adoption.adopted.length} warm lane(s) of run ${manager.runId} taken over (idle ${Math.round((adoption.idleMs ?? 0) / 1000)} s, data reset), ${toBoot} to boot`
+          : `reuse: no warm lane to take over${adoption.replaced.length > 0 ? ` (${adoption.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
+      );
+    }
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
       progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
     }
@@ -96,7 +116,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     process.env[CONTROL_TOKEN_ENV] = control.token;
     if (options.eager) await Promise.all(perProject.map((project) => manager.ensureLane(project)));
     prefetcher?.start();
-    progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : ''})`);
+    progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : manager.reuse.enabled ? ', lanes kept warm after the run' : ''})`);
   } catch (error) {
     const interrupted = disposing !== undefined;
     await dispose().catch(() => undefined);
@@ -105,6 +125,15 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (interrupted) return;
     throw showCode(error);
   }
+}
+
+/**
+ * True in Playwright's UI mode (`--ui`, `--ui-host`, `--ui-port`) and in the test server the VS
+ * Code extension runs (`playwright test-server`): one global setup serves many runs, so each run
+ * starts from the template (see LaneManager.startsRound).
+ */
+export function isInteractiveSession(argv: readonly string[] = process.argv): boolean {
+  return argv.slice(2).some((arg) => arg === 'test-server' || arg === '--ui' || arg.startsWith('--ui-host') || arg.startsWith('--ui-port') || arg === 'run-test-mcp-server');
 }
 
 /** What global setup says about the app's own database variables (never their values' passwords). */

@@ -16,6 +16,12 @@ export default async function globalTeardown(): Promise<void> {
   const mode = keepMode(registry().options ?? {});
   const started = Date.now();
   await active.dispose();
+  const warm = active.manager.warmLanes();
+  if (warm) {
+    const minutes = Math.round((Date.parse(warm.until) - Date.now()) / 60_000);
+    progress(`${warm.lanes.length} lane(s) of run ${active.manager.runId} kept warm for the next run, stopped after ${minutes} min unused (by watchdog pid ${warm.watchdogPid}); see them with \`npx e2e-lanes status\`, stop them now with \`npx e2e-lanes down\``);
+    return;
+  }
   const lanes = active.manager.keptLanes();
   if (lanes.length === 0) {
     progress(`lanes of run ${active.manager.runId} torn down in ${Date.now() - started} ms${mode === 'on-failure' ? ' (no test failed: none kept)' : ''}`);

@@ -140,6 +140,15 @@ export class HostClaims implements Refreshable {
     }
   }
 
+  /** Gives the claims of a run of one state folder to `owner` (see PortAllocator.handOverRun). */
+  async handOverRun(stateDir: string, runId: string, owner: Owner): Promise<void> {
+    for (const found of await this.#list()) {
+      if (found.claim.stateDir !== stateDir || found.claim.runId !== runId) continue;
+      found.claim.owner = { ...owner, runId };
+      await this.#writeOver(found.file, found.claim);
+    }
+  }
+
   /** Refreshes the heartbeat (the file's mtime) of every claim of `runId` this user made. */
   async touchRun(runId: string): Promise<number> {
     const now = new Date();

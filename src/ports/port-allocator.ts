@@ -10,6 +10,7 @@ import {
   splitByLiveness,
   withLiveness,
   keepRunEntries,
+  handOverRunEntries,
   stopKeepingAlive,
   StateFile,
   validateProjectName,
@@ -171,6 +172,22 @@ export class PortAllocator {
     await this.#claims.keepRun(this.options.stateDir, runId);
     stopKeepingAlive(this.file, runId);
     stopKeepingAlive(this.#claims, runId);
+  }
+
+  /**
+   * Gives the ports of a run to `owner`: a warm run's watchdog (its deadline, not heartbeats, keeps
+   * them), or this process taking a warm run over (it keeps their heartbeat fresh from then on).
+   */
+  async handOverRun(runId: string, owner: Owner): Promise<void> {
+    await this.file.update((doc) => void handOverRunEntries(doc.entries, runId, owner));
+    await this.#claims.handOverRun(this.options.stateDir, runId, owner);
+    if (owner.warmUntil === undefined) {
+      keepAlive(this.file as never, runId, this.options.leaseMs);
+      keepAlive(this.#claims, runId, this.options.leaseMs);
+    } else {
+      stopKeepingAlive(this.file, runId);
+      stopKeepingAlive(this.#claims, runId);
+    }
   }
 
   /** Releases every port of a run (this run by default); returns the released entries. */

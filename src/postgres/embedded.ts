@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LanesError, messageOf } from '../errors.js';
 import { passwordOf } from '../redact.js';
 import { debugLogger } from '../log.js';
-import { judgeOwner, newOwner } from '../state/owner.js';
+import { judgeOwner, newOwner, type Owner } from '../state/owner.js';
 import type { StateFile } from '../state/state-file.js';
 import { resolveBinaries } from './binaries.js';
 import { readPassword, SUPERUSER, type Cluster } from './cluster.js';
@@ -34,9 +34,10 @@ export interface EmbeddedPostgres extends AsyncDisposable {
   release(): Promise<void>;
   /**
    * Keeps this reference after the process exits (lanes kept for debugging): it counts as alive
-   * until `releaseEmbeddedRuns` (`e2e-lanes down`) removes it. `release()` is a no-op afterwards.
+   * until `releaseEmbeddedRuns` (`e2e-lanes down`) removes it. With `owner` (a warm run's
+   * watchdog), it counts as alive as long as that owner does. `release()` is a no-op afterwards.
    */
-  keep(): Promise<void>;
+  keep(owner?: Owner): Promise<void>;
 }
 
 /** What {@link reapEmbeddedPostgres} did. */
@@ -246,14 +247,16 @@ function createHandle(
     return releasing;
   };
 
-  const keep = (): Promise<void> => {
+  const keep = (owner?: Owner): Promise<void> => {
     releasing ??= (async () => {
       clearInterval(timer);
       unwatch();
       await registry.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         const user = server?.users.find((candidate) => candidate.id === me.id);
-        if (user) user.kept = true;
+        // Handed to a warm run's watchdog (alive while it lives, until its deadline), else kept.
+        if (user && owner) Object.assign(user, { pid: owner.pid, host: owner.host, heartbeatAt: owner.heartbeatAt, ...(owner.pidStart !== undefined ? { pidStart: owner.pidStart } : {}), ...(owner.warmUntil !== undefined ? { warmUntil: owner.warmUntil } : {}) });
+        else if (user) user.kept = true;
       });
     })();
     return releasing;

@@ -4,6 +4,7 @@ import { serverVersionNum, withClient } from './connect.js';
 import { acquireEmbeddedPostgres } from './embedded.js';
 import type { EmbeddedPostgresOptions } from './options.js';
 import { describeTarget, resolveAdminUrlSource, targetOf } from './url.js';
+import type { Owner } from '../state/owner.js';
 
 const debug = debugLogger('postgres');
 
@@ -53,7 +54,7 @@ export interface PostgresHandle extends AsyncDisposable {
   /** Lets go of the server: stops the embedded server when this was its last user; no-op for a given URL. */
   release(): Promise<void>;
   /** Keeps the embedded server for this run after the process exits (kept lanes); no-op for a given URL. */
-  keep(): Promise<void>;
+  keep(owner?: Owner): Promise<void>;
 }
 
 /**

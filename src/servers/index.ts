@@ -1,5 +1,6 @@
 export { startServer } from './start-server.js';
 export { startServers } from './start-servers.js';
+export { attachServers, type Attached, type RunningServerRecord } from './attach.js';
 export { isProcessAlive, killProcessGroup } from './process-group.js';
 export { SERVER_DEFAULTS } from './options.js';
 export { PRIVATE_RUNNER_ENV } from './private-env.js';

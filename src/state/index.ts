@@ -26,6 +26,7 @@ export {
   splitByLiveness,
   withLiveness,
   keepRunEntries,
+  handOverRunEntries,
   type WithLiveness,
   validateProjectName,
 } from './ledger.js';

@@ -76,7 +76,7 @@ export function splitByLiveness<E extends LedgerEntry>(
   const stale: StaleEntry<E>[] = [];
   const verdicts = new Map<string, ReturnType<typeof judgeOwner>>();
   for (const entry of entries) {
-    const id = `${entry.owner.host}\0${entry.owner.pid}\0${entry.owner.heartbeatAt}\0${entry.owner.kept === true}`;
+    const id = `${entry.owner.host}\0${entry.owner.pid}\0${entry.owner.heartbeatAt}\0${entry.owner.kept === true}\0${entry.owner.warmUntil ?? ''}`;
     let verdict = verdicts.get(id);
     if (!verdict) {
       verdict = judgeOwner(entry.owner, leaseMs, now);
@@ -110,6 +110,20 @@ export function keepRunEntries(entries: readonly LedgerEntry[], runId: string): 
     }
   }
   return kept;
+}
+
+/**
+ * Gives every entry of `runId` to `owner` (a copy each: the warm run's watchdog, or the run that
+ * takes a warm run over); returns how many.
+ */
+export function handOverRunEntries(entries: readonly LedgerEntry[], runId: string, owner: Owner): number {
+  let count = 0;
+  for (const entry of entries) {
+    if (entry.runId !== runId) continue;
+    entry.owner = { ...owner, runId };
+    count++;
+  }
+  return count;
 }
 
 /** Refreshes the heartbeat of every entry of `runId`; returns how many were touched. */

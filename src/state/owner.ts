@@ -23,6 +23,12 @@ export interface Owner {
    * and heartbeat, until `e2e-lanes down` removes it.
    */
   kept?: boolean;
+  /**
+   * Set on the entries of a warm run (option `reuse`): the owner is the run's watchdog process, and
+   * the entries count as alive until this moment (ISO 8601) while that process lives, whatever the
+   * heartbeat. The next run of the same config takes them over; the watchdog stops them then.
+   */
+  warmUntil?: string;
 }
 
 /** Whether two records name the same owner: the same process on the same host, recorded at the same moment. */
@@ -143,6 +149,9 @@ export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
  */
 export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): OwnerVerdict {
   if (owner.kept) return { alive: true };
+  if (owner.warmUntil !== undefined && !(now < Date.parse(owner.warmUntil))) {
+    return { alive: false, reason: `warm lane idle until ${owner.warmUntil} (option reuse.idleMs)` };
+  }
   if (owner.host === currentHost()) {
     if (!isPidAlive(owner.pid)) return { alive: false, reason: `owner pid ${owner.pid} is gone` };
     if (owner.pidStart !== undefined) {
@@ -152,6 +161,8 @@ export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): Own
       }
     }
   }
+  // A warm run's watchdog does not beat: its pid and its deadline decide.
+  if (owner.warmUntil !== undefined) return { alive: true };
   const age = now - Date.parse(owner.heartbeatAt);
   if (!(age <= leaseMs)) {
     return { alive: false, reason: `heartbeat is ${Math.round(age / 1000)} s old (lease ${Math.round(leaseMs / 1000)} s)` };
@@ -170,6 +181,7 @@ export function isOwner(value: unknown): value is Owner {
     typeof o.createdAt === 'string' &&
     typeof o.heartbeatAt === 'string' &&
     (o.pidStart === undefined || typeof o.pidStart === 'number') &&
-    (o.kept === undefined || typeof o.kept === 'boolean')
+    (o.kept === undefined || typeof o.kept === 'boolean') &&
+    (o.warmUntil === undefined || typeof o.warmUntil === 'string')
   );
 }

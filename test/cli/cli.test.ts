@@ -204,7 +204,7 @@ test('up holds a lane until Ctrl-C, and down removes a run', { timeout: 120_000 
   const owner = newOwner('orphan-run', dead);
   await new PortAllocator({ stateDir, runId: 'orphan-run', range: [34400, 34499] }).allocatePortsForProject('x', { owner });
   await laneLedger(stateDir).update((doc) => {
-    doc.entries.push({ runId: 'orphan-run', project: 'x', owner, status: 'up', ports: {}, servers: [{ name: 'api', pid: server, logFile: '/dev/null' }], logDir: stateDir, kept: true });
+    doc.entries.push({ runId: 'orphan-run', project: 'x', owner: { ...owner, kept: true }, status: 'up', ports: {}, servers: [{ name: 'api', pid: server, logFile: '/dev/null' }], logDir: stateDir });
   });
   const down = await cli(['down', '--run', 'orphan-run', '--config', CONFIG, '--state-dir', stateDir]);
   assert.equal(down.code, 0, down.stderr);
