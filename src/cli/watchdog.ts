@@ -32,9 +32,12 @@ async function main(): Promise<number> {
   const started = Date.now();
   let seen = false;
   for (;;) {
-    const mine = (await ledger.read()).entries.filter((entry) => entry.runId === settings.runId && entry.owner.pid === process.pid);
+    const run = (await ledger.read()).entries.filter((entry) => entry.runId === settings.runId);
+    const mine = run.filter((entry) => entry.owner.pid === process.pid);
     if (mine.length === 0) {
-      if (seen) {
+      // Still the run's own (it hands them over right after starting this process), or not any more.
+      const handing = !seen && run.length > 0 && run.every((entry) => entry.owner.pid === settings.fromPid);
+      if (!handing) {
         log(`the lanes of run ${settings.runId} were taken over or torn down: exiting`);
         return 0;
       }

@@ -539,7 +539,7 @@ export class LaneManager {
     // Lanes taken over warm for projects this run did not select are recorded but not up here.
     if (!(await this.#ledger.read()).entries.some((entry) => entry.runId === this.runId)) return undefined;
     const database = this.options.database === false ? false : JSON.parse(JSON.stringify(this.options.database ?? {}));
-    const pid = spawnWatchdog({ stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs, database, ...(this.options.portRange ? { portRange: this.options.portRange } : {}) });
+    const pid = spawnWatchdog({ stateDir: this.stateDir, runId: this.runId, fromPid: resolveOwnerPid(), leaseMs: this.#leaseMs, database, ...(this.options.portRange ? { portRange: this.options.portRange } : {}) });
     const owner = warmOwner(this.runId, pid, this.#reuse.idleMs);
     // Warm servers outlive this process.
     this.#groups.clear();

@@ -157,6 +157,8 @@ export function warmOwner(runId: string, watchdogPid: number, idleMs: number, no
 export interface WatchdogSettings {
   stateDir: string;
   runId: string;
+  /** The run's process, which hands the lanes over to the watchdog once it runs. */
+  fromPid: number;
   leaseMs: number;
   /** The lanes' database options (what `down` needs to reach the server; no functions). */
   database: LanesOptions['database'];
