@@ -332,12 +332,13 @@ export class DatabaseAllocator {
     return allocation;
   }
 
-  /** The database recorded for `project` in this run (none is created), or undefined. */
-  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string } | undefined> {
+  /** The database recorded for `project` in this run (none is created) and whether it exists, or undefined. */
+  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string; exists: boolean } | undefined> {
     const key = this.#key(project, options.worker);
     const entry = (await this.file.read()).entries.find((candidate) => sameLane(candidate, key));
     if (!entry) return undefined;
-    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#postgres()).adminUrl, entry.databaseName) };
+    const exists = await this.#withAdmin(async (client) => (await findDatabase(client, entry.databaseName)) !== undefined);
+    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#postgres()).adminUrl, entry.databaseName), exists };
   }
 
   /**

@@ -284,8 +284,10 @@ export class LaneManager {
     if (key.worker !== undefined) lane.worker = key.worker;
     if (this.databases && entry.databaseName) {
       lane.databaseName = entry.databaseName;
-      lane.databaseUrl = (await this.databases.allocation(key.project, key.worker !== undefined ? { worker: key.worker } : {}))?.databaseUrl;
-      if (!reason && !lane.databaseUrl) reason = `its database ${entry.databaseName} is not recorded any more`;
+      const recorded = await this.databases.allocation(key.project, key.worker !== undefined ? { worker: key.worker } : {});
+      lane.databaseUrl = recorded?.databaseUrl;
+      if (!reason && !recorded) reason = `its database ${entry.databaseName} is not recorded any more`;
+      else if (!reason && !recorded!.exists) reason = `its database ${entry.databaseName} is gone`;
     }
     let servers: StartedServers | undefined;
     if (!reason) {
