@@ -2,7 +2,7 @@
  * `npm run bench`: proves the speed claims of e2e-lanes against the naive way, measured side by
  * side in one run (medians of repetitions, ratios, PASS/MISS per target; a MISS never fails).
  *
- *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets] [--reps N] [--write-docs]
+ *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets,migration] [--reps N] [--write-docs]
  *
  * One file per part under scripts/bench/; docs/performance.md is written by --write-docs only.
  */
@@ -17,6 +17,7 @@ import { commandLine, DOCS_FILE, machineFacts, renderDocs, writeDocs } from './b
 import { runSuite } from './bench/suite.ts';
 import { runTeardown } from './bench/teardown.ts';
 import { runResets } from './bench/resets.ts';
+import { runMigration } from './bench/migration.ts';
 
 const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   databases: runDatabases,
@@ -25,6 +26,7 @@ const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   suite: runSuite,
   teardown: runTeardown,
   resets: runResets,
+  migration: runMigration,
 };
 
 const USAGE = `Usage: npm run bench -- [options]
