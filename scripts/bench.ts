@@ -2,7 +2,7 @@
  * `npm run bench`: proves the speed claims of e2e-lanes against the naive way, measured side by
  * side in one run (medians of repetitions, ratios, PASS/MISS per target; a MISS never fails).
  *
- *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets,migration] [--reps N] [--write-docs]
+ *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets,migration,reuse] [--reps N] [--write-docs]
  *
  * One file per part under scripts/bench/; docs/performance.md is written by --write-docs only.
  */
@@ -18,6 +18,7 @@ import { runSuite } from './bench/suite.ts';
 import { runTeardown } from './bench/teardown.ts';
 import { runResets } from './bench/resets.ts';
 import { runMigration } from './bench/migration.ts';
+import { runReuse } from './bench/reuse.ts';
 
 const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   databases: runDatabases,
@@ -27,6 +28,7 @@ const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   teardown: runTeardown,
   resets: runResets,
   migration: runMigration,
+  reuse: runReuse,
 };
 
 const USAGE = `Usage: npm run bench -- [options]

@@ -53,5 +53,8 @@ const server = createServer((req, res) => {
 });
 
 shutdownOnSignals(server, SERVICE, async () => {});
+// DEMO_FRONTEND_START_MS: wait this long before listening, as a framework's dev server compiles
+// first (the bench uses it to show a real app's boot; `next dev` takes seconds).
+await new Promise((resolve) => setTimeout(resolve, Number(process.env.DEMO_FRONTEND_START_MS ?? 0)));
 const boundPort = await listen(server, port, SERVICE);
 console.log(`${SERVICE}: listening on http://127.0.0.1:${boundPort} (pid ${process.pid}), proxying /api to the backend`);

@@ -36,6 +36,8 @@ export interface SuiteRun {
   workers?: number;
   /** When Playwright printed `Running N tests`, since start. */
   testsStartAtMs?: number;
+  /** When the list reporter printed the first test's result (`✓  1 [project] › …`), since start. */
+  firstResultAtMs?: number;
   teardownMs?: number;
   /** `built` or `cached`. */
   template?: string;
@@ -108,6 +110,7 @@ export async function runPlaywright(dir: string, args: string[], env: Record<str
     if ((match = /\[e2e-lanes\] ready in (\d+) ms/.exec(line))) run.setupMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] lanes of run \S+ torn down in (\d+) ms/.exec(line))) run.teardownMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] .*\btemplate \S+ (built|cached)/.exec(line))) run.template = match[1]!;
+    if (run.firstResultAtMs === undefined && /^\s*[✓✘]\s+\d+\s/.test(line)) run.firstResultAtMs = atMs;
     if (run.testsStartAtMs === undefined && (match = /^Running \d+ tests? using (\d+) workers?/.exec(line.trim()))) {
       run.testsStartAtMs = atMs;
       run.workers = Number(match[1]);
