@@ -53,7 +53,7 @@ test('every user-facing environment variable the code reads is documented', asyn
     stdout: execFileSync('grep', ['-rhoE', "E2E_LANES_[A-Z_]+", join(root, 'src')], { encoding: 'utf8' }),
   }));
   // Set and read by e2e-lanes itself between its own processes.
-  const internal = new Set(['E2E_LANES_CONTROL_URL', 'E2E_LANES_CONTROL_TOKEN', 'E2E_LANES_REBUILT_TEMPLATES', 'E2E_LANES_ISOLATION']);
+  const internal = new Set(['E2E_LANES_CONTROL_URL', 'E2E_LANES_CONTROL_TOKEN', 'E2E_LANES_REBUILT_TEMPLATES', 'E2E_LANES_ISOLATION', 'E2E_LANES_WATCHDOG']);
   const names = [...new Set(stdout.split('\n').filter(Boolean))].filter((name) => !internal.has(name) && !name.endsWith('_'));
   assert.deepEqual(names.filter((name) => !doc.includes(name)), []);
 });

@@ -10,6 +10,7 @@ import { chromium } from '@playwright/test';
 import getPort from 'get-port';
 import { laneLedger } from '../../src/lanes/lane-ledger.js';
 import { SYSTEM_CHROMIUM_ARGS, systemChromium } from '../../src/playwright/browser.js';
+import { isInteractiveSession } from '../../src/playwright/global-setup.js';
 import { REPO_ROOT, serverProcesses, suite } from '../faults/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -68,4 +69,13 @@ test('UI mode: lanes boot once for the session, every "Run all" starts from the 
   assert.notEqual(ui.exitCode ?? ui.signalCode, null, 'the UI process exits when closed');
   assert.deepEqual((await laneLedger(stateDir).read()).entries, [], `closing the UI tears the lanes down:\n${output}`);
   assert.deepEqual(serverProcesses({ stateDir }), []);
+});
+
+test('UI mode and the test server of the VS Code extension count as sessions of many runs; plain runs do not', () => {
+  for (const argv of [['test', '--ui'], ['test', '--ui-host=127.0.0.1', '--ui-port=9323'], ['test-server', '-c', 'playwright.config.ts']]) {
+    assert.equal(isInteractiveSession(['node', 'cli.js', ...argv]), true, argv.join(' '));
+  }
+  for (const argv of [['test'], ['test', 'e2e/ui.spec.ts'], ['test', '--project', 'ui-host']]) {
+    assert.equal(isInteractiveSession(['node', 'cli.js', ...argv]), false, argv.join(' '));
+  }
 });
