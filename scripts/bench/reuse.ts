@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { stateOf } from '../../src/cli/context.ts';
-import { tearDownRuns } from '../../src/cli/down.ts';
+import { tearDownRuns } from '../../src/lanes/run.ts';
 import type { BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, table, type PartResult } from './measure.ts';
 import { ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';

@@ -11,7 +11,7 @@ import { laneLedger } from '../lanes/lane-ledger.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { WATCHDOG_ENV, type WatchdogSettings } from '../lanes/warm.js';
 import { stateOf } from './context.js';
-import { tearDownRuns } from './down.js';
+import { tearDownRuns } from '../lanes/run.js';
 
 /** How often the ledger is read (a small JSON file) to see whether the lanes were taken over. */
 const POLL_MS = 2_000;

@@ -4,7 +4,7 @@ import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { PortAllocator, type PortAllocation } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { attachServers, isProcessAlive, killProcessGroup, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
+import { attachServers, isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
 import {
   describeLane,
   handOverRunEntries,
@@ -28,6 +28,7 @@ import { laneLogDir, pruneLogDirs } from './log-dir.js';
 import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, outlivesRun, validateLanesOptions, type LanesOptions } from './options.js';
 import { isServerOfRun, killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
+import { stopRecordedServers } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
 import { claimWarmRun, fingerprintChange, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
@@ -323,9 +324,7 @@ export class LaneManager {
 
   /** Tears down a warm lane that is not taken over: its servers (by their marks), database and ports. */
   async #discard(key: LaneKey, entry: LaneEntry): Promise<void> {
-    for (const server of entry.servers) {
-      if (isServerOfRun(server.pid, this.runId)) await killProcessGroup(server.pid, { timeout: 3_000 }).catch((error: unknown) => debug('stopping %s failed: %O', server.name, error));
-    }
+    await stopRecordedServers(entry.servers, this.runId);
     await this.#forget(key);
   }
 
@@ -505,7 +504,7 @@ export class LaneManager {
     // Lanes of a warm run taken over but not used by this run: their servers are not this process's children.
     for (const entry of (await this.#ledger.read().catch(() => ({ entries: [] as LaneEntry[] }))).entries) {
       if (entry.runId !== this.runId || this.#lanes.has(laneId(entry))) continue;
-      for (const server of entry.servers) if (isServerOfRun(server.pid, this.runId)) collect(await settle(killProcessGroup(server.pid, { timeout: 3_000 })));
+      collect(await settle(stopRecordedServers(entry.servers, this.runId)));
     }
     this.#lanes.clear();
     // Servers are stopped "with everything they spawned": also what left their process groups.

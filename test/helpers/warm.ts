@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { stateOf } from '../../src/cli/context.js';
-import { tearDownRuns } from '../../src/cli/down.js';
+import { tearDownRuns } from '../../src/lanes/run.js';
 import { laneLedger, type LaneEntry } from '../../src/lanes/lane-ledger.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { RUN_ID_ENV } from '../../src/state/index.js';

@@ -170,7 +170,7 @@ test('`down` stops warm lanes now, and their watchdog', { timeout: 120_000 }, as
   const first = await warmRun(setup, ['shop']);
   const [entry] = await laneEntries(stateDir);
   const { stateOf } = await import('../../src/cli/context.js');
-  const { tearDownRuns } = await import('../../src/cli/down.js');
+  const { tearDownRuns } = await import('../../src/lanes/run.js');
   const report = await tearDownRuns(await stateOf(warmOptions(setup), {}), { runs: [first.runId] }, warmOptions(setup));
   assert.deepEqual(report.runs, [first.runId]);
   await until('the watchdog is gone', () => !isPidAlive(first.watchdogPid), 5_000);

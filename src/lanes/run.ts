@@ -1,17 +1,43 @@
-import { killProcessGroup } from '../servers/index.js';
-import { isServerOfRun, killRunStragglers, processEnv } from '../lanes/orphans.js';
-import type { LaneEntry } from '../lanes/lane-ledger.js';
-import { WATCHDOG_ENV } from '../lanes/warm.js';
-import type { LanesOptions } from '../lanes/options.js';
-import { releaseEmbeddedRuns } from '../postgres/index.js';
+/**
+ * The end of a run, from its records: what `e2e-lanes down`, a warm run's watchdog and a run that
+ * does not take a warm lane over do to lanes whose servers are not their own children.
+ */
+import type { DatabaseAllocator } from '../databases/index.js';
 import { debugLogger } from '../log.js';
+import type { PortAllocator } from '../ports/index.js';
+import { releaseEmbeddedRuns } from '../postgres/index.js';
+import { killProcessGroup } from '../servers/index.js';
+import type { LedgerDocument, StateFile } from '../state/index.js';
+import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
+import type { LanesOptions } from './options.js';
+import { isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
+import { WATCHDOG_ENV } from './warm.js';
 
-const debug = debugLogger('cli');
-import type { CliState } from './context.js';
+const debug = debugLogger('lanes');
 
-type State = CliState;
+/** The stores of a state folder that a run's records live in. */
+export interface RunStores {
+  stateDir: string;
+  lanes: StateFile<LedgerDocument<LaneEntry>>;
+  ports: PortAllocator;
+  databases?: DatabaseAllocator | undefined;
+}
 
-/** What `down` removed. */
+/**
+ * Stops the recorded servers of a run that still carry its marks (a recycled pid is left alone),
+ * each with its whole process group; resolves the pids stopped.
+ */
+export async function stopRecordedServers(servers: readonly LaneServerRecord[], runId: string): Promise<number[]> {
+  const stopped: number[] = [];
+  for (const server of servers) {
+    if (!isServerOfRun(server.pid, runId)) continue;
+    await killProcessGroup(server.pid, { timeout: 3_000 }).catch((error: unknown) => debug('stopping %s (pid %d) failed: %O', server.name, server.pid, error));
+    stopped.push(server.pid);
+  }
+  return stopped;
+}
+
+/** What {@link tearDownRuns} removed. */
 export interface DownReport {
   runs: string[];
   killedPids: number[];
@@ -21,9 +47,10 @@ export interface DownReport {
 
 /**
  * Tears down the lanes of the given runs (or of every run with `all`), whether their owner is
- * alive, dead or kept: servers, databases, ports, and the lanes' records.
+ * alive, dead, kept or warm: servers, databases, ports, the lanes' records, the hold on the
+ * embedded server, and warm runs' watchdogs. `e2e-lanes down` and a warm run's watchdog use it.
  */
-export async function tearDownRuns(state: State, which: { runs?: string[]; all?: boolean; ownerPid?: number }, options: LanesOptions = {}): Promise<DownReport> {
+export async function tearDownRuns(state: RunStores, which: { runs?: string[]; all?: boolean; ownerPid?: number }, options: LanesOptions = {}): Promise<DownReport> {
   const known = new Set<string>();
   for (const entry of (await state.lanes.read()).entries) known.add(entry.runId);
   for (const entry of (await state.ports.file.read()).entries) known.add(entry.runId);
@@ -41,11 +68,7 @@ export async function tearDownRuns(state: State, which: { runs?: string[]; all?:
     if (!lanes) continue;
     report.runs.push(runId);
     stopWatchdogs(lanes, which.ownerPid);
-    for (const server of lanes.flatMap((lane) => lane.servers)) {
-      if (!isServerOfRun(server.pid, runId)) continue;
-      await killProcessGroup(server.pid, { timeout: 3_000 });
-      report.killedPids.push(server.pid);
-    }
+    report.killedPids.push(...(await stopRecordedServers(lanes.flatMap((lane) => lane.servers), runId)));
     // Processes of the run that left their server's process group (they carry its marks).
     report.killedPids.push(...(await killRunStragglers(runId, { timeout: 3_000 })));
     if (state.databases) report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
