@@ -25,7 +25,7 @@ import {
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
-import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, outlivesRun, validateLanesOptions, type LanesOptions } from './options.js';
+import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { isServerOfRun, killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { stopRecordedServers } from './run.js';
@@ -135,6 +135,10 @@ export class LaneManager {
   /** Set when teardown begins: no lane boots after that. */
   #closing = false;
   readonly #reuse: ResolvedReuse;
+  /** `keep` as resolved once (option, else `E2E_LANES_KEEP`). */
+  readonly #keepMode: ReturnType<typeof keepMode>;
+  /** Whether servers must be able to outlive this process (kept or warm lanes). */
+  readonly #outlives: boolean;
   /** Which config this run is of (warm lanes serve only runs of the same config). */
   readonly #configKey: string;
   /** The warm run taken over, until `adoptWarmLanes()` has judged its lanes. */
@@ -159,6 +163,8 @@ export class LaneManager {
     validateLanesOptions(options);
     this.options = options;
     this.#reuse = resolveReuse(options);
+    this.#keepMode = keepMode(options);
+    this.#outlives = this.#keepMode !== 'never' || this.#reuse.enabled;
     this.#configKey = run.configFile ?? '';
     this.#claimed = run.claimed;
     this.#resetEachRound = run.resetEachRound ?? false;
@@ -458,7 +464,7 @@ export class LaneManager {
    * `reuse` (unless `warm: false`), they stay up warm for the next run.
    */
   async teardown(options: { keep?: boolean; warm?: boolean } = {}): Promise<void> {
-    const mode = options.keep === undefined ? keepMode(this.options) : options.keep ? 'always' : 'never';
+    const mode = options.keep === undefined ? this.#keepMode : options.keep ? 'always' : 'never';
     this.#closing = true;
     // A run whose Postgres or template never got ready has no database to drop (and asking an
     // unreachable server again would only add its connect timeout to the failure).
@@ -591,7 +597,7 @@ export class LaneManager {
             debug: this.options.debug ?? process.env.E2E_LANES_DEBUG === '1',
             secrets: secret ? [secret] : [],
             // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
-            output: outlivesRun(this.options) ? 'file' : 'pipe',
+            output: this.#outlives ? 'file' : 'pipe',
             ...(this.options.host ? { host: this.options.host } : {}),
           });
         } catch (error) {
@@ -654,7 +660,7 @@ export class LaneManager {
    * kept lanes. Databases and ports stay recorded; the next run or `gc` reaps them (dead owner).
    */
   #watchGroup(server: StartedServer): void {
-    if (outlivesRun(this.options)) return;
+    if (this.#outlives) return;
     if (this.#groups.size === 0) process.on('exit', this.#killGroupsOnExit);
     this.#groups.add(server.pid);
     void server.exited.then(() => {
@@ -675,7 +681,7 @@ export class LaneManager {
    * this run and its owner (set here, not inherited, since the run id may come from an option).
    */
   #definitions(): ServerDefinition[] {
-    const keep = outlivesRun(this.options);
+    const keep = this.#outlives;
     const owner = String(resolveOwnerPid());
     return (this.options.servers ?? []).map((server) => ({
       ...server,

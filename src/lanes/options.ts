@@ -143,11 +143,6 @@ export function keepLanes(options: LanesOptions): boolean {
   return keepMode(options) !== 'never';
 }
 
-/** True when the lanes' servers must be able to outlive the runner: lanes kept or kept warm. */
-export function outlivesRun(options: LanesOptions): boolean {
-  return keepLanes(options) || resolveReuse(options).enabled;
-}
-
 /** Which lanes stay up after the run: all, those in which a test failed, or none. */
 export function keepMode(options: LanesOptions): 'always' | 'on-failure' | 'never' {
   const keep = options.keep ?? (process.env.E2E_LANES_KEEP === '1' ? true : process.env.E2E_LANES_KEEP === 'on-failure' ? 'on-failure' : false);
