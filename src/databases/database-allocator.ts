@@ -40,7 +40,7 @@ import {
   withLaneLock,
   writeRow,
   type RegistryRow,
-} from './registry.js';
+} from './owner-table.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';

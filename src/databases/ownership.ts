@@ -9,7 +9,7 @@ import { withDatabase } from '../postgres/index.js';
 import { redactUrl } from '../redact.js';
 import { currentHost, describeLane, formatShard, resolveShard, type LaneKey, type StaleEntry } from '../state/index.js';
 import type { DatabaseEntry } from './entries.js';
-import { judgeRow, type RegistryRow } from './registry.js';
+import { judgeRow, type RegistryRow } from './owner-table.js';
 
 const debug = debugLogger('databases');
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DatabaseEntry } from '../../src/databases/index.js';
 import { claimFor, planRemoval, releasing, type RemovalPick } from '../../src/databases/ownership.js';
-import type { RegistryRow } from '../../src/databases/registry.js';
+import type { RegistryRow } from '../../src/databases/owner-table.js';
 import { isLanesError } from '../../src/errors.js';
 import { currentHost } from '../../src/state/index.js';
 

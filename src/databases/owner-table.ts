@@ -1,6 +1,7 @@
 /**
- * The registry of lane databases kept in the PostgreSQL server itself, for servers shared by
- * several machines (CI shards): one row per lane database with its owner (host, pid, run, shard)
+ * The owner table of lane databases (`e2e_lanes.lane_databases`, "the registry" in options and
+ * docs), kept in the PostgreSQL server itself for servers shared by several machines (CI shards):
+ * one row per lane database with its owner (host, pid, run, shard)
  * and a lease that the owner renews. Any machine can judge any row: leases decide for other
  * hosts (their pids cannot be checked), the pid check still applies on the row's own host. All
  * times are the server's clock, so machines with skewed clocks agree. Rows of one database are
