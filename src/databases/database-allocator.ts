@@ -177,11 +177,11 @@ export class DatabaseAllocator {
    * removed): a copy belongs to its template. Resolves the names dropped (with `dryRun`, would drop).
    */
   async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
-    return this.#withAdmin(async (client, version) => {
+    return this.#withAdmin(async (client) => {
       const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
       if (options.dryRun) return (await listPoolCopies(client, this.prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
       // Old lane databases a swap moved away and a dead process never dropped go too.
-      return [...(await dropStaleCopies(client, this.prefix, templates, version)), ...(await dropDiscarded(client, this.prefix, version))];
+      return [...(await dropStaleCopies(client, this.prefix, templates)), ...(await dropDiscarded(client, this.prefix))];
     });
   }
 
@@ -222,7 +222,7 @@ export class DatabaseAllocator {
         this.#fillAgain = false;
         // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
         const discarded = this.#discarded.splice(0);
-        if (discarded.length > 0) await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded));
+        if (discarded.length > 0) await this.#withAdmin((client) => dropDiscarded(client, this.prefix, discarded));
         if (this.#poolTarget === 0) continue;
         await this.#withAdmin((client, version) =>
           fillPool(client, {
@@ -445,7 +445,7 @@ export class DatabaseAllocator {
     const dryRun = options.dryRun === true;
     const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
     const reaped = await underLedger(async (doc) =>
-      this.#withAdmin(async (client, version) => {
+      this.#withAdmin(async (client) => {
         const known = new Set(doc.entries.map((entry) => entry.databaseName));
         if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
         const found: ReapedDatabase[] = [];
@@ -458,7 +458,7 @@ export class DatabaseAllocator {
           if (!gone) continue;
           const drop = async (): Promise<void> => {
             if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
-            if (!dryRun) await dropDatabase(client, row.name, version);
+            if (!dryRun) await dropDatabase(client, row.name);
             found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
           };
           try {
@@ -468,7 +468,7 @@ export class DatabaseAllocator {
             failures.push(`${row.name}: ${messageOf(error)}`);
           }
         }
-        for (const build of await dropAbandonedBuilds(client, this.prefix, version, { dryRun })) {
+        for (const build of await dropAbandonedBuilds(client, this.prefix, { dryRun })) {
           found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
         }
         return found;
@@ -493,7 +493,7 @@ export class DatabaseAllocator {
     await this.#truncates.close();
     const discarded = this.#discarded.splice(0);
     if (discarded.length > 0 && this.#server) {
-      await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
+      await this.#withAdmin((client) => dropDiscarded(client, this.prefix, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
     }
     const server = this.#server;
     this.#server = undefined;
@@ -723,11 +723,11 @@ export class DatabaseAllocator {
       const ledger = doc.entries.filter((entry) => this.#hasPrefix(entry));
       if (!leases && pick.ledger(ledger).length === 0) return [];
       const server = await this.#postgres();
-      const gone = await this.#withAdmin(async (client, version) => {
+      const gone = await this.#withAdmin(async (client) => {
         const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
         const done: { target: RemovalTarget; dropped: boolean }[] = [];
         for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
-          const dropped = await this.#removeOne(client, version, target, pick, lock, leases, failures);
+          const dropped = await this.#removeOne(client, target, pick, lock, leases, failures);
           if (dropped !== undefined) done.push({ target, dropped });
         }
         return done;
@@ -748,7 +748,6 @@ export class DatabaseAllocator {
   /** Drops one database and forgets its records; resolves whether it was dropped, or undefined when it was kept. */
   async #removeOne(
     client: Client,
-    version: number,
     target: RemovalTarget,
     pick: RemovalPick,
     lock: { wait: boolean },
@@ -762,7 +761,7 @@ export class DatabaseAllocator {
         return false;
       }
       try {
-        const existed = await dropDatabase(client, target.databaseName, version);
+        const existed = await dropDatabase(client, target.databaseName);
         debug('dropped %s of %s', target.databaseName, describeLane(target.entry));
         return existed;
       } catch (error) {

@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import pRetry, { AbortError } from 'p-retry';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
 import { currentHost, pidStartTime } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, isInUse, terminateSessions, type DatabaseRow } from './admin.js';
+import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, terminateSessions, type DatabaseRow } from './admin.js';
 import { displayPath } from './command.js';
 import { formatSeconds, progressIntervalMs } from './deadline.js';
 import { advisoryLockHolders, describeHolder, type LockHolder } from './lock-wait.js';
@@ -130,7 +129,7 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
     const key = lockKey(name);
     await waitForTemplateLock(client, name, key, options.templateWaitTimeoutMs ?? DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS);
     try {
-      const built = await buildUnderLock(client, name, hash, serverVersion, options);
+      const built = await buildUnderLock(client, name, hash, options);
       const info: TemplateInfo = { name, hash, built, durationMs: performance.now() - started };
       if (built) progress(`template ${name} built in ${(info.durationMs / 1000).toFixed(1)} s`);
       else debug('template %s reused', name);
@@ -166,7 +165,6 @@ export async function dropOldTemplates(
   if (!Number.isInteger(keep) || keep < 0) throw new LanesError('INVALID_OPTION', `Invalid keep ${JSON.stringify(keep)}.`, { hint: 'Pass a whole number ≥ 0.' });
   const client = await connectClient(adminUrl, timeout(options));
   try {
-    const serverVersion = await serverVersionNum(client);
     const exclude = new Set(options.exclude ?? []);
     const dropped: string[] = [];
     for (const { listing } of (await templatesOn(client, prefix)).slice(keep)) {
@@ -175,7 +173,7 @@ export async function dropOldTemplates(
       const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
       if (!locked.rows[0]?.ok) continue; // being (re)built right now
       try {
-        await dropDatabase(client, listing.name, serverVersion);
+        await dropDatabase(client, listing.name);
         dropped.push(listing.name);
       } finally {
         await client.query('SELECT pg_advisory_unlock($1::int8)', [key]);
@@ -234,24 +232,24 @@ export function builderApplicationName(runId: string | undefined, pid = process.
   return Buffer.from(name).subarray(0, 63).toString('utf8').replace(/\uFFFD+$/, '');
 }
 
-async function buildUnderLock(client: Client, name: string, hash: string, serverVersion: number, options: EnsureTemplateOptions): Promise<boolean> {
-  await dropAbandonedBuilds(client, options.prefix, serverVersion).catch((error: unknown) => debug('could not look for abandoned builds: %s', messageOf(error)));
+async function buildUnderLock(client: Client, name: string, hash: string, options: EnsureTemplateOptions): Promise<boolean> {
+  await dropAbandonedBuilds(client, options.prefix).catch((error: unknown) => debug('could not look for abandoned builds: %s', messageOf(error)));
   let existing = await findDatabase(client, name);
   if (existing && options.rebuild && !rebuiltInThisRun(name)) {
     debug('rebuild requested: dropping %s', name);
-    await dropDatabase(client, name, serverVersion);
+    await dropDatabase(client, name);
     existing = undefined;
   }
   if (existing && isSealed(existing)) return false;
   if (existing) {
     warn(`template ${name} exists but is not sealed as a template; rebuilding it.`);
-    await dropDatabase(client, name, serverVersion);
+    await dropDatabase(client, name);
   }
   // Only the holder of the lock builds: a leftover build database is an orphan of a crashed builder.
   for (const orphan of await databasesStartingWith(client, `${name}_build_`)) {
     if (!/^[0-9a-f]{8}$/.test(orphan.name.slice(name.length + 7))) continue; // not a name this toolkit gives
     debug('dropping orphan build database %s', orphan.name);
-    await dropDatabase(client, orphan.name, serverVersion);
+    await dropDatabase(client, orphan.name);
   }
 
   const build = buildDatabaseName(name, randomBytes(4).toString('hex'));
@@ -282,7 +280,7 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
   } catch (error) {
     // A seed given up on may still hold connections to the build database: end them, then drop it.
     await terminateSessions(client, build).catch(() => undefined);
-    await dropDatabase(client, build, serverVersion).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
+    await dropDatabase(client, build).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
     if (isLanesError(error)) throw error;
     throw new LanesError('TEMPLATE_BUILD_FAILED', `Building template ${name} failed: ${messageOf(error)}`, {
       hint: 'Run with DEBUG=e2e-lanes:* for details.',
@@ -300,19 +298,8 @@ async function seal(client: Client, build: string, name: string, hash: string): 
   const builtAt = new Date().toISOString();
   await writeMark(client, build, { toolkit: MARK_TOOLKIT, kind: 'template', created: builtAt, hash, builtAt, toolkitVersion: toolkitVersion() });
   await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE true`);
-  await pRetry(
-    async () => {
-      // A seed that left a pool open must not block the rename.
-      await terminateSessions(client, build);
-      try {
-        await client.query(`ALTER DATABASE ${id} RENAME TO ${escapeIdentifier(name)}`);
-      } catch (error) {
-        if (isInUse(error)) throw error;
-        throw new AbortError(error as Error);
-      }
-    },
-    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
-  );
+  // A seed that left a pool open must not block the rename.
+  await retryEndingSessions(client, `ALTER DATABASE ${id} RENAME TO ${escapeIdentifier(name)}`, build, { endFirst: true });
 }
 
 /** The mark of a build database: the process building it (the holder of the template's lock). */
@@ -333,7 +320,6 @@ function buildMark(runId: string | undefined): DatabaseMark {
 export async function dropAbandonedBuilds(
   client: Client,
   prefix: string,
-  serverVersion: number,
   options: { dryRun?: boolean } = {},
 ): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
   const dropped: { name: string; template: string; mark: DatabaseMark }[] = [];
@@ -350,7 +336,7 @@ export async function dropAbandonedBuilds(
       if (!(await findDatabase(client, row.name))) continue;
       if (!options.dryRun) {
         await terminateSessions(client, row.name);
-        await dropDatabase(client, row.name, serverVersion);
+        await dropDatabase(client, row.name);
       }
       debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
       dropped.push({ name: row.name, template, mark });
