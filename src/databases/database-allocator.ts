@@ -20,9 +20,8 @@ import {
   type LedgerDocument,
 } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
-import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
+import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../postgres/index.js';
 import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
-import { AdminPool } from './admin-pool.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { laneDatabaseName, templateHashOf } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
@@ -45,6 +44,7 @@ import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './templa
 import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
+import { PostgresSession } from './session.js';
 import { TruncateResets } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
@@ -78,11 +78,10 @@ export class DatabaseAllocator {
   readonly options: ResolvedDatabaseAllocatorOptions;
   readonly file: StateFile<LedgerDocument<DatabaseEntry>>;
   readonly #shard: string | undefined;
-  #server: Promise<PostgresHandle> | undefined;
+  readonly #session: PostgresSession;
   #registryDenied = false;
   #prepared: Promise<TemplateInfo> | undefined;
   #registry: Promise<LeaseKeeper | undefined> | undefined;
-  #admin: AdminPool | undefined;
   /** Ready copies of the template to keep (see option `pool`). */
   #poolTarget: number;
   /** The background fill of the ready copies, while one runs. */
@@ -93,11 +92,11 @@ export class DatabaseAllocator {
   readonly #discarded: string[] = [];
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
-  /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
-  #coordinationUrl: string | undefined;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
+    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs } = this.options;
+    this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#poolTarget = this.options.pool ?? 1;
     this.file = new StateFile(join(this.options.stateDir, DATABASES_FILE), databasesSpec);
     this.#shard = currentShard();
@@ -158,13 +157,13 @@ export class DatabaseAllocator {
     }
     const strategy = options.strategy ?? this.options.reset;
     const started = performance.now();
-    const url = withDatabase((await this.#postgres()).adminUrl, databaseName);
+    const url = withDatabase((await this.#session.server()).adminUrl, databaseName);
     if (strategy === 'truncate') {
       await this.#truncates.reset(url, { connectTimeoutMs: this.options.connectTimeoutMs, lockTimeoutMs: this.options.resetLockTimeoutMs });
       return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
     }
     await this.#truncates.forget(url);
-    const swapped = await this.#withAdmin((client, version) =>
+    const swapped = await this.#session.withAdmin((client, version) =>
       swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
     );
     if (swapped.discarded) this.#discarded.push(swapped.discarded);
@@ -177,7 +176,7 @@ export class DatabaseAllocator {
    * removed): a copy belongs to its template. Resolves the names dropped (with `dryRun`, would drop).
    */
   async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
-    return this.#withAdmin(async (client) => {
+    return this.#session.withAdmin(async (client) => {
       const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
       if (options.dryRun) return (await listPoolCopies(client, this.prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
       // Old lane databases a swap moved away and a dead process never dropped go too.
@@ -187,7 +186,7 @@ export class DatabaseAllocator {
 
   /** Names of the ready copies of the given template hashes (of every template when none are given). */
   async readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
-    return this.#withAdmin(async (client) =>
+    return this.#session.withAdmin(async (client) =>
       (await listPoolCopies(client, this.prefix)).filter(({ hash }) => hashes === undefined || hashes.includes(hash)).map(({ name }) => name),
     );
   }
@@ -196,7 +195,7 @@ export class DatabaseAllocator {
   async readyCopyCount(): Promise<number> {
     const template = await this.#prepared?.catch(() => undefined);
     if (!template) return 0;
-    return (await this.#withAdmin((client) => readyCopies(client, this.prefix, template.hash))).length;
+    return (await this.#session.withAdmin((client) => readyCopies(client, this.prefix, template.hash))).length;
   }
 
   /** Waits for the background fill of the ready copies, if one runs (for tests and benchmarks). */
@@ -222,9 +221,9 @@ export class DatabaseAllocator {
         this.#fillAgain = false;
         // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
         const discarded = this.#discarded.splice(0);
-        if (discarded.length > 0) await this.#withAdmin((client) => dropDiscarded(client, this.prefix, discarded));
+        if (discarded.length > 0) await this.#session.withAdmin((client) => dropDiscarded(client, this.prefix, discarded));
         if (this.#poolTarget === 0) continue;
-        await this.#withAdmin((client, version) =>
+        await this.#session.withAdmin((client, version) =>
           fillPool(client, {
             prefix: this.prefix,
             template,
@@ -249,19 +248,19 @@ export class DatabaseAllocator {
    * for connections only, never for messages. @internal
    */
   async lockingUrl(): Promise<string> {
-    const server = await this.#postgres();
+    await this.#session.server();
     await this.#leases();
-    return this.#coordinationUrl ?? server.adminUrl;
+    return this.#session.maintenanceUrl();
   }
 
   /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */
   async describePostgres(): Promise<string> {
-    return (await this.#postgres()).description;
+    return (await this.#session.server()).description;
   }
 
   /** The server's admin URL (it holds the password: never log it). Joins the server if needed. */
   async adminUrl(): Promise<string> {
-    return (await this.#postgres()).adminUrl;
+    return (await this.#session.server()).adminUrl;
   }
 
   /**
@@ -285,7 +284,7 @@ export class DatabaseAllocator {
   async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
     const key = this.#key(project, options.worker);
     const template = await this.prepare();
-    const server = await this.#postgres();
+    const server = await this.#session.server();
     const leases = await this.#leases();
     const databaseName = laneDatabaseName(this.prefix, key);
     let entry: DatabaseEntry;
@@ -295,7 +294,7 @@ export class DatabaseAllocator {
       const recorded = await this.file.update((doc) => this.#record(doc, key, databaseName, template.name, server.adminUrl));
       entry = recorded.entry;
       try {
-        await this.#withAdmin(async (client, version) => {
+        await this.#session.withAdmin(async (client, version) => {
           const create = (): Promise<void> => this.#create(client, version, recorded.entry, template.name, server.adminUrl);
           if (!leases) return create();
           await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
@@ -354,17 +353,14 @@ export class DatabaseAllocator {
       return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
     });
     // The server's marks say so too, so that no reaper judging by marks alone drops them.
-    if (kept.length > 0 && this.#server) {
-      await this.#withAdmin(async (client) => {
+    if (kept.length > 0 && this.#session.joined) {
+      await this.#session.withAdmin(async (client) => {
         for (const entry of kept) await writeMark(client, entry.databaseName, laneMark(entry, true)).catch((error: unknown) => debug('could not mark %s as kept: %s', entry.databaseName, messageOf(error)));
       }).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
     }
     stopKeepingAlive(this.file, runId);
-    const server = this.#server;
-    this.#server = undefined;
     this.#prepared = undefined;
-    await this.#closeAdmin();
-    if (server) await (await server.catch(() => undefined))?.keep();
+    await this.#session.keep();
   }
 
   /**
@@ -394,8 +390,8 @@ export class DatabaseAllocator {
     const local: DatabaseListing[] = withLiveness((await this.file.read()).entries, this.options.leaseMs);
     if (options.scope !== 'server' || this.registryKind() === 'file') return local;
     await this.#leases();
-    const server = await this.#postgres();
-    const rows = await this.#withAdmin((client) => readRows(client, { prefix: this.prefix }));
+    const server = await this.#session.server();
+    const rows = await this.#session.withAdmin((client) => readRows(client, { prefix: this.prefix }));
     const known = new Set(rows.map((row) => row.databaseName));
     const shared = rows.map((row): DatabaseListing => {
       const verdict = judgeRow(row);
@@ -440,12 +436,12 @@ export class DatabaseAllocator {
    */
   async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
     const leases = await this.#leases();
-    const server = await this.#postgres();
+    const server = await this.#session.server();
     const failures: string[] = [];
     const dryRun = options.dryRun === true;
     const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
     const reaped = await underLedger(async (doc) =>
-      this.#withAdmin(async (client) => {
+      this.#session.withAdmin(async (client) => {
         const known = new Set(doc.entries.map((entry) => entry.databaseName));
         if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
         const found: ReapedDatabase[] = [];
@@ -492,15 +488,12 @@ export class DatabaseAllocator {
     await this.#filling;
     await this.#truncates.close();
     const discarded = this.#discarded.splice(0);
-    if (discarded.length > 0 && this.#server) {
-      await this.#withAdmin((client) => dropDiscarded(client, this.prefix, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
+    if (discarded.length > 0 && this.#session.joined) {
+      await this.#session.withAdmin((client) => dropDiscarded(client, this.prefix, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
     }
-    const server = this.#server;
-    this.#server = undefined;
     this.#prepared = undefined;
     if (DatabaseAllocator.#instances.get(this.options.stateDir) === this) DatabaseAllocator.#instances.delete(this.options.stateDir);
-    await this.#closeAdmin();
-    if (server) await (await server.catch(() => undefined))?.release();
+    await this.#session.release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -508,12 +501,12 @@ export class DatabaseAllocator {
   }
 
   async #prepare(): Promise<TemplateInfo> {
-    const server = await this.#postgres();
+    await this.#session.server();
     await this.#leases();
     const expected = this.options.expectedConnections;
-    if (expected !== undefined) await this.#withAdmin((client) => checkConnectionBudget(client, expected));
+    if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
     return ensureTemplate({
-      adminUrl: this.#coordinationUrl ?? server.adminUrl,
+      adminUrl: await this.#session.maintenanceUrl(),
       prefix: this.prefix,
       migrations: this.options.migrations,
       seed: this.options.seed,
@@ -527,30 +520,16 @@ export class DatabaseAllocator {
     });
   }
 
-  #postgres(): Promise<PostgresHandle> {
-    this.#server ??= ensurePostgres({
-      adminUrl: this.options.adminUrl,
-      embedded: this.options.embedded,
-      stateDir: this.options.stateDir,
-      runId: this.runId,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-    }).catch((error: unknown) => {
-      this.#server = undefined;
-      throw error;
-    });
-    return this.#server;
-  }
-
   /** The lease keeper when this allocator uses the server's registry (created on first use), else undefined. */
   #leases(): Promise<LeaseKeeper | undefined> {
     if (this.registryKind() === 'file') return Promise.resolve(undefined);
     this.#registry ??= (async () => {
-      const server = await this.#postgres();
+      const server = await this.#session.server();
       const registryUrl = withDatabase(server.adminUrl, this.options.registryDatabase);
       const where = describeTarget(registryUrl);
       try {
         // Created over the admin URL's database, where nothing else is created; everything else happens in the registry database.
-        await this.#withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
+        await this.#session.withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
         const client = await connectClient(registryUrl, { timeoutMs: this.options.connectTimeoutMs });
         try {
           await ensureRegistry(client, where);
@@ -568,7 +547,7 @@ export class DatabaseAllocator {
         );
         return undefined;
       }
-      this.#coordinationUrl = registryUrl;
+      this.#session.maintainIn(registryUrl);
       const connect = (): Promise<Client> => connectClient(registryUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
       return new LeaseKeeper(connect, this.options.leaseMs);
     })().catch((error: unknown) => {
@@ -576,29 +555,6 @@ export class DatabaseAllocator {
       throw error;
     });
     return this.#registry;
-  }
-
-  /**
-   * Runs `fn` with one of this allocator's maintenance connections, which it has to itself until
-   * `fn` settles (its transactions and advisory locks never mix with another caller's). Connections
-   * are opened on demand (up to a few, for lanes that clone side by side), reused while calls keep
-   * coming, closed after a second unused, and all closed by `close()`.
-   */
-  async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
-    const server = await this.#postgres();
-    const url = this.#coordinationUrl ?? server.adminUrl;
-    let admin = this.#admin;
-    if (admin?.url !== url) {
-      void admin?.close();
-      admin = this.#admin = new AdminPool(url, this.options.connectTimeoutMs);
-    }
-    return admin.use((client) => fn(client, server.version));
-  }
-
-  async #closeAdmin(): Promise<void> {
-    const admin = this.#admin;
-    this.#admin = undefined;
-    await admin?.close();
   }
 
   /**
@@ -668,7 +624,7 @@ export class DatabaseAllocator {
     await this.file.update(async (doc) => {
       const index = doc.entries.findIndex((candidate) => sameLane(candidate, entry) && candidate.databaseName === entry.databaseName && sameOwner(candidate.owner, entry.owner));
       if (index < 0) return;
-      const exists = await this.#withAdmin((client) => findDatabase(client, entry.databaseName)).catch(() => undefined);
+      const exists = await this.#session.withAdmin((client) => findDatabase(client, entry.databaseName)).catch(() => undefined);
       if (exists) return;
       doc.entries.splice(index, 1);
     });
@@ -722,8 +678,8 @@ export class DatabaseAllocator {
     const removed = await this.file.update(async (doc) => {
       const ledger = doc.entries.filter((entry) => this.#hasPrefix(entry));
       if (!leases && pick.ledger(ledger).length === 0) return [];
-      const server = await this.#postgres();
-      const gone = await this.#withAdmin(async (client) => {
+      const server = await this.#session.server();
+      const gone = await this.#session.withAdmin(async (client) => {
         const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
         const done: { target: RemovalTarget; dropped: boolean }[] = [];
         for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
@@ -756,7 +712,7 @@ export class DatabaseAllocator {
   ): Promise<boolean | undefined> {
     const drop = async (): Promise<boolean | undefined> => {
       if (!this.#created(target.entry)) {
-        const where = target.row ? `the lane registry of ${describeTarget((await this.#postgres()).adminUrl)}` : this.file.path;
+        const where = target.row ? `the lane registry of ${describeTarget((await this.#session.server()).adminUrl)}` : this.file.path;
         warn(`not dropping database ${JSON.stringify(target.databaseName)} recorded for ${describeLane(target.entry)} in ${where}: this allocator never creates a database of that name. The entry was removed.`);
         return false;
       }
