@@ -1,31 +1,16 @@
-import { join } from 'node:path';
 import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { redactUrl } from '../redact.js';
-import {
-  currentHost,
-  describeLane,
-  keepAlive,
-  newOwner,
-  sameLane,
-  sameOwner,
-  splitByLiveness,
-  stopKeepingAlive,
-  StateFile,
-  validateProjectName,
-  withLiveness,
-  keepRunEntries,
-  type LaneKey,
-  type LedgerDocument,
-} from '../state/index.js';
+import { currentHost, describeLane, newOwner, sameLane, splitByLiveness, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
 import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../postgres/index.js';
 import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import { DatabaseLedger } from './database-ledger.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import { laneDatabaseName, templateHashOf } from './names.js';
+import { isLaneDatabaseOf, laneDatabaseName, laneKey, templateHashOf } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
-import { DATABASES_FILE, databasesSpec, type DatabaseReset, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
+import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase } from './entries.js';
 import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
 import {
   checkRegistryPrivileges,
@@ -41,7 +26,7 @@ import {
   type RegistryRow,
 } from './owner-table.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
-import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
+import { laneMark, markLanes, markOwnerGone, markToEntry, MARK_TOOLKIT, parseMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
 import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
 import { PostgresSession } from './session.js';
@@ -76,7 +61,7 @@ export class DatabaseAllocator {
   }
 
   readonly options: ResolvedDatabaseAllocatorOptions;
-  readonly file: StateFile<LedgerDocument<DatabaseEntry>>;
+  readonly #ledger: DatabaseLedger;
   readonly #shard: string | undefined;
   readonly #session: PostgresSession;
   #registryDenied = false;
@@ -98,8 +83,13 @@ export class DatabaseAllocator {
     const { adminUrl, embedded, stateDir, runId, connectTimeoutMs } = this.options;
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#poolTarget = this.options.pool ?? 1;
-    this.file = new StateFile(join(this.options.stateDir, DATABASES_FILE), databasesSpec);
     this.#shard = currentShard();
+    this.#ledger = new DatabaseLedger({ stateDir, prefix: this.options.prefix, leaseMs: this.options.leaseMs, shard: this.#shard });
+  }
+
+  /** The state file `allocated-databases.json`. */
+  get file(): StateFile<LedgerDocument<DatabaseEntry>> {
+    return this.#ledger.file;
   }
 
   get runId(): string {
@@ -146,10 +136,10 @@ export class DatabaseAllocator {
    *   `DATABASE_RESET_FAILED` naming the step that failed.
    */
   async resetDatabaseForProject(project: string, options: DatabaseLaneOptions & { strategy?: ResetStrategy } = {}): Promise<DatabaseReset> {
-    const key = this.#key(project, options.worker);
+    const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     const databaseName = laneDatabaseName(this.prefix, key);
-    const known = (await this.file.read()).entries.find((entry) => sameLane(entry, key) && entry.databaseName === databaseName);
+    const known = await this.#ledger.find(key, databaseName);
     if (!known) {
       throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} has no database to reset in run ${this.runId}.`, {
         hint: 'A lane database is reset only after its lane booted (the `lane` fixture does that first).',
@@ -282,7 +272,7 @@ export class DatabaseAllocator {
    *   machine holds this lane: two machines use the same run id), and whatever `prepare()` throws.
    */
   async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
-    const key = this.#key(project, options.worker);
+    const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     const server = await this.#session.server();
     const leases = await this.#leases();
@@ -291,7 +281,7 @@ export class DatabaseAllocator {
     for (let attempt = 1; ; attempt++) {
       // The entry is recorded first, under the ledger lock, so that a crash during the clone still
       // leaves an entry for the reaper; the clone runs outside the lock, so lanes clone side by side.
-      const recorded = await this.file.update((doc) => this.#record(doc, key, databaseName, template.name, server.adminUrl));
+      const recorded = await this.#ledger.record(key, databaseName, template.name, server.adminUrl);
       entry = recorded.entry;
       try {
         await this.#session.withAdmin(async (client, version) => {
@@ -300,13 +290,15 @@ export class DatabaseAllocator {
           await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
         });
       } catch (error) {
-        if (recorded.added) await this.#unrecord(entry).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
+        if (recorded.added) {
+          const exists = (): Promise<boolean> => this.#session.withAdmin(async (client) => (await findDatabase(client, databaseName)) !== undefined).catch(() => false);
+          await this.#ledger.unrecord(entry, exists).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
+        }
         throw error;
       }
       // The database exists now. Unless a release removed the entry meanwhile (and maybe dropped the
       // database before it was created), the allocation stands; else it starts over.
-      const kept = await this.file.update((doc) => doc.entries.some((candidate) => sameLane(candidate, key) && candidate.databaseName === databaseName));
-      if (kept) break;
+      if (await this.#ledger.holds(key, databaseName)) break;
       if (attempt >= ALLOCATE_ATTEMPTS) {
         throw new LanesError('DATABASE_CREATE_FAILED', `Database ${databaseName} of ${describeLane(key)} was released ${attempt} times while it was being created.`, {
           hint: 'Something releases this lane (e.g. `npx e2e-lanes down` or a teardown) while it boots: let the run finish first.',
@@ -315,7 +307,7 @@ export class DatabaseAllocator {
       }
       debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
     }
-    keepAlive(this.file as never, key.runId, this.options.leaseMs);
+    this.#ledger.keepAlive(key.runId);
     leases?.hold(databaseName);
     const allocation: DatabaseAllocation = {
       project: entry.project,
@@ -348,17 +340,12 @@ export class DatabaseAllocator {
    * `releaseRun` (`e2e-lanes down`). On a shared server's registry the lease still expires.
    */
   async keepRun(runId: string = this.runId): Promise<void> {
-    const kept = await this.file.update((doc) => {
-      keepRunEntries(doc.entries, runId);
-      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
-    });
+    const kept = await this.#ledger.keepRun(runId);
     // The server's marks say so too, so that no reaper judging by marks alone drops them.
     if (kept.length > 0 && this.#session.joined) {
-      await this.#session.withAdmin(async (client) => {
-        for (const entry of kept) await writeMark(client, entry.databaseName, laneMark(entry, true)).catch((error: unknown) => debug('could not mark %s as kept: %s', entry.databaseName, messageOf(error)));
-      }).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
+      await this.#session.withAdmin((client) => markLanes(client, kept, { kept: true })).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
     }
-    stopKeepingAlive(this.file, runId);
+    this.#ledger.stopKeepingAlive(runId);
     this.#prepared = undefined;
     await this.#session.keep();
   }
@@ -372,7 +359,7 @@ export class DatabaseAllocator {
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
     await this.#truncates.close();
     const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
-    stopKeepingAlive(this.file, runId);
+    this.#ledger.stopKeepingAlive(runId);
     return removed.map(({ entry }) => entry);
   }
 
@@ -387,7 +374,7 @@ export class DatabaseAllocator {
 
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
-    const local: DatabaseListing[] = withLiveness((await this.file.read()).entries, this.options.leaseMs);
+    const local = await this.#ledger.list();
     if (options.scope !== 'server' || this.registryKind() === 'file') return local;
     await this.#leases();
     const server = await this.#session.server();
@@ -439,17 +426,16 @@ export class DatabaseAllocator {
     const server = await this.#session.server();
     const failures: string[] = [];
     const dryRun = options.dryRun === true;
-    const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
-    const reaped = await underLedger(async (doc) =>
+    const reaped = await this.#ledger.inspect(async (entries) =>
       this.#session.withAdmin(async (client) => {
-        const known = new Set(doc.entries.map((entry) => entry.databaseName));
+        const known = new Set(entries.map((entry) => entry.databaseName));
         if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
         const found: ReapedDatabase[] = [];
         for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
           const mark = parseMark(row.comment);
           if (mark?.kind !== 'lane' || known.has(row.name)) continue;
           const entry = markToEntry(row.name, mark, server.adminUrl);
-          if (!entry || !this.#created(entry)) continue;
+          if (!entry || !isLaneDatabaseOf(this.prefix, entry)) continue;
           const gone = markOwnerGone(mark);
           if (!gone) continue;
           const drop = async (): Promise<void> => {
@@ -469,7 +455,7 @@ export class DatabaseAllocator {
         }
         return found;
       }),
-    );
+    { readOnly: dryRun });
     if (failures.length > 0) {
       throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
         hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
@@ -558,39 +544,6 @@ export class DatabaseAllocator {
   }
 
   /**
-   * Under the ledger lock: the entry of a lane, recorded (`added`) if missing, with this process as
-   * its owner when the previous one died. The database may not exist yet.
-   */
-  #record(doc: LedgerDocument<DatabaseEntry>, key: LaneKey, databaseName: string, template: string, adminUrl: string): { entry: DatabaseEntry; added: boolean } {
-    let mine = doc.entries.find((candidate) => sameLane(candidate, key) && this.#hasPrefix(candidate));
-    if (mine && mine.databaseName !== databaseName) {
-      warn(`ledger ${this.file.path} recorded database ${JSON.stringify(mine.databaseName)} for ${describeLane(key)}, which this allocator never creates; the entry was dropped (the database was not).`);
-      doc.entries = doc.entries.filter((candidate) => candidate !== mine);
-      mine = undefined;
-    }
-    let added = false;
-    if (!mine) {
-      mine = {
-        ...key,
-        owner: newOwner(key.runId),
-        databaseName,
-        databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-        template,
-        ...(this.#shard !== undefined ? { shard: this.#shard } : {}),
-      };
-      doc.entries.push(mine);
-      added = true;
-    }
-    if (splitByLiveness([mine], this.options.leaseMs).stale.length > 0) {
-      // The run's previous owner died but the run goes on (same run id): this process takes over.
-      debug('taking over %s of %s from pid %d', databaseName, describeLane(key), mine.owner.pid);
-      mine.owner = newOwner(key.runId);
-    }
-    mine.owner.heartbeatAt = new Date().toISOString();
-    return { entry: structuredClone(mine), added };
-  }
-
-  /**
    * Clones the lane's database from the template; a database of that name that exists already (an
    * earlier allocation, or one running at the same moment, which has committed by then) is the one.
    * @throws {LanesError} `DATABASE_CREATE_FAILED`
@@ -613,21 +566,7 @@ export class DatabaseAllocator {
     }
     // The owner goes on the server too (renewed on every allocation, so a takeover shows), for
     // reapers that find no ledger listing the database.
-    await writeMark(client, databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s: %s', databaseName, messageOf(error)));
-  }
-
-  /**
-   * After a failed clone: removes the entry this allocation recorded, unless the database exists
-   * after all (another allocation of the lane created it meanwhile and relies on the entry).
-   */
-  async #unrecord(entry: DatabaseEntry): Promise<void> {
-    await this.file.update(async (doc) => {
-      const index = doc.entries.findIndex((candidate) => sameLane(candidate, entry) && candidate.databaseName === entry.databaseName && sameOwner(candidate.owner, entry.owner));
-      if (index < 0) return;
-      const exists = await this.#session.withAdmin((client) => findDatabase(client, entry.databaseName)).catch(() => undefined);
-      if (exists) return;
-      doc.entries.splice(index, 1);
-    });
+    await markLanes(client, [entry]);
   }
 
   /**
@@ -675,9 +614,8 @@ export class DatabaseAllocator {
   async #remove(pick: RemovalPick, lock: { wait: boolean }): Promise<ReapedDatabase[]> {
     const leases = await this.#leases();
     const failures: string[] = [];
-    const removed = await this.file.update(async (doc) => {
-      const ledger = doc.entries.filter((entry) => this.#hasPrefix(entry));
-      if (!leases && pick.ledger(ledger).length === 0) return [];
+    const removed = await this.#ledger.remove(async (ledger) => {
+      if (!leases && pick.ledger(ledger).length === 0) return { forget: [], value: [] };
       const server = await this.#session.server();
       const gone = await this.#session.withAdmin(async (client) => {
         const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
@@ -688,9 +626,10 @@ export class DatabaseAllocator {
         }
         return done;
       });
-      const forget = new Set(gone.flatMap(({ target }) => target.ledger));
-      doc.entries = doc.entries.filter((entry) => !forget.has(entry));
-      return gone.map(({ target, dropped }) => ({ entry: structuredClone(target.entry), reason: target.reason, dropped }));
+      return {
+        forget: gone.flatMap(({ target }) => target.ledger),
+        value: gone.map(({ target, dropped }) => ({ entry: structuredClone(target.entry), reason: target.reason, dropped })),
+      };
     });
     if (failures.length > 0) {
       throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s): ${failures.join('; ')}`, {
@@ -711,8 +650,8 @@ export class DatabaseAllocator {
     failures: string[],
   ): Promise<boolean | undefined> {
     const drop = async (): Promise<boolean | undefined> => {
-      if (!this.#created(target.entry)) {
-        const where = target.row ? `the lane registry of ${describeTarget((await this.#session.server()).adminUrl)}` : this.file.path;
+      if (!isLaneDatabaseOf(this.prefix, target.entry)) {
+        const where = target.row ? `the lane registry of ${describeTarget((await this.#session.server()).adminUrl)}` : this.#ledger.path;
         warn(`not dropping database ${JSON.stringify(target.databaseName)} recorded for ${describeLane(target.entry)} in ${where}: this allocator never creates a database of that name. The entry was removed.`);
         return false;
       }
@@ -742,29 +681,6 @@ export class DatabaseAllocator {
     return outcome.locked ? outcome.value : undefined;
   }
 
-  /** The entry belongs to this allocator's prefix (entries of other prefixes are left alone). */
-  #hasPrefix(entry: DatabaseEntry): boolean {
-    return entry.databaseName.startsWith(`${this.prefix}_`);
-  }
-
-  /** The recorded name is exactly the one this allocator derives for the entry's lane. */
-  #created(entry: DatabaseEntry): boolean {
-    const key: LaneKey = { runId: entry.runId, project: entry.project };
-    if (entry.worker !== undefined) key.worker = entry.worker;
-    return entry.databaseName === laneDatabaseName(this.prefix, key);
-  }
-
-  #key(project: string, worker: number | undefined): LaneKey {
-    const key: LaneKey = { runId: this.runId, project: validateProjectName(project) };
-    if (worker !== undefined) {
-      if (!Number.isSafeInteger(worker) || worker < 0) {
-        throw new LanesError('INVALID_OPTION', `Invalid worker index ${JSON.stringify(worker)}.`, { hint: 'Use the worker parallelIndex, a whole number ≥ 0.' });
-      }
-      key.worker = worker;
-    }
-    return key;
-  }
-
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
     const fingerprint = (o: ResolvedDatabaseAllocatorOptions): string =>
       JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry, o.registryDatabase]);
@@ -776,31 +692,6 @@ export class DatabaseAllocator {
       );
     }
   }
-}
-
-/** The mark of a lane database: its lane and owner. */
-function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): DatabaseMark {
-  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
-  if (entry.worker !== undefined) mark.worker = entry.worker;
-  if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
-  if (kept) mark.kept = true;
-  return mark;
-}
-
-/** A lane mark in the shape of a ledger entry, or undefined when it lacks the lane or owner. */
-function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry | undefined {
-  if (typeof mark.runId !== 'string' || typeof mark.project !== 'string' || typeof mark.host !== 'string' || typeof mark.pid !== 'number') return undefined;
-  const entry: DatabaseEntry = {
-    runId: mark.runId,
-    project: mark.project,
-    owner: { runId: mark.runId, pid: mark.pid, host: mark.host, createdAt: mark.created, heartbeatAt: mark.created },
-    databaseName,
-    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-    template: '',
-  };
-  if (typeof mark.worker === 'number') entry.worker = mark.worker;
-  if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
-  return entry;
 }
 
 /** An abandoned build database in the shape of a ledger entry (project: the template it was building). */
