@@ -2,29 +2,17 @@ import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { redactUrl } from '../redact.js';
-import { currentHost, describeLane, newOwner, sameLane, splitByLiveness, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
+import { describeLane, sameLane, splitByLiveness, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
-import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../postgres/index.js';
+import { describeTarget, withDatabase } from '../postgres/index.js';
 import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import { DatabaseLedger } from './database-ledger.js';
-import { LeaseKeeper } from './lease-keeper.js';
+import { openLaneRecords, requestedKind, type LaneRecords } from './lane-records.js';
 import { isLaneDatabaseOf, laneDatabaseName, laneKey, templateHashOf } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
 import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase } from './entries.js';
-import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import {
-  checkRegistryPrivileges,
-  deleteRow,
-  ensureRegistry,
-  ensureRegistryDatabase,
-  findRow,
-  judgeRow,
-  registryFailed,
-  selectRows,
-  withLaneLock,
-  writeRow,
-  type RegistryRow,
-} from './owner-table.js';
+import { currentShard, planRemoval, releasing, rowToEntry, type RemovalPick, type RemovalTarget } from './ownership.js';
+import { judgeRow } from './owner-table.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
 import { laneMark, markLanes, markOwnerGone, markToEntry, MARK_TOOLKIT, parseMark, type DatabaseMark } from './marks.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
@@ -64,9 +52,10 @@ export class DatabaseAllocator {
   readonly #ledger: DatabaseLedger;
   readonly #shard: string | undefined;
   readonly #session: PostgresSession;
-  #registryDenied = false;
   #prepared: Promise<TemplateInfo> | undefined;
-  #registry: Promise<LeaseKeeper | undefined> | undefined;
+  /** Where lanes are recorded, chosen on first use (the owner table may turn out to be denied). */
+  #records: Promise<LaneRecords> | undefined;
+  #chosen: LaneRecords | undefined;
   /** Ready copies of the template to keep (see option `pool`). */
   #poolTarget: number;
   /** The background fill of the ready copies, while one runs. */
@@ -239,7 +228,7 @@ export class DatabaseAllocator {
    */
   async lockingUrl(): Promise<string> {
     await this.#session.server();
-    await this.#leases();
+    await this.#lanes();
     return this.#session.maintenanceUrl();
   }
 
@@ -260,9 +249,7 @@ export class DatabaseAllocator {
    * embedded server.
    */
   registryKind(): 'postgres' | 'file' {
-    if (this.#registryDenied) return 'file';
-    const mode = this.options.registry;
-    return mode === 'postgres' || (mode === 'auto' && resolveAdminUrl(this.options.adminUrl) !== undefined) ? 'postgres' : 'file';
+    return this.#chosen?.kind ?? requestedKind(this.options);
   }
 
   /**
@@ -275,7 +262,7 @@ export class DatabaseAllocator {
     const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     const server = await this.#session.server();
-    const leases = await this.#leases();
+    const records = await this.#lanes();
     const databaseName = laneDatabaseName(this.prefix, key);
     let entry: DatabaseEntry;
     for (let attempt = 1; ; attempt++) {
@@ -284,11 +271,9 @@ export class DatabaseAllocator {
       const recorded = await this.#ledger.record(key, databaseName, template.name, server.adminUrl);
       entry = recorded.entry;
       try {
-        await this.#session.withAdmin(async (client, version) => {
-          const create = (): Promise<void> => this.#create(client, version, recorded.entry, template.name, server.adminUrl);
-          if (!leases) return create();
-          await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
-        });
+        await this.#session.withAdmin((client, version) =>
+          records.claim(client, { key, databaseName, template: template.name }, () => this.#create(client, version, recorded.entry, template.name, server.adminUrl)),
+        );
       } catch (error) {
         if (recorded.added) {
           const exists = (): Promise<boolean> => this.#session.withAdmin(async (client) => (await findDatabase(client, databaseName)) !== undefined).catch(() => false);
@@ -308,7 +293,7 @@ export class DatabaseAllocator {
       debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
     }
     this.#ledger.keepAlive(key.runId);
-    leases?.hold(databaseName);
+    records.hold(databaseName);
     const allocation: DatabaseAllocation = {
       project: entry.project,
       runId: entry.runId,
@@ -375,10 +360,10 @@ export class DatabaseAllocator {
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
     const local = await this.#ledger.list();
-    if (options.scope !== 'server' || this.registryKind() === 'file') return local;
-    await this.#leases();
+    if (options.scope !== 'server') return local;
+    const rows = await (await this.#lanes()).rows({ prefix: this.prefix });
+    if (rows.length === 0) return local;
     const server = await this.#session.server();
-    const rows = await this.#session.withAdmin((client) => readRows(client, { prefix: this.prefix }));
     const known = new Set(rows.map((row) => row.databaseName));
     const shared = rows.map((row): DatabaseListing => {
       const verdict = judgeRow(row);
@@ -422,14 +407,14 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
    */
   async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
-    const leases = await this.#leases();
+    const records = await this.#lanes();
     const server = await this.#session.server();
     const failures: string[] = [];
     const dryRun = options.dryRun === true;
-    const reaped = await this.#ledger.inspect(async (entries) =>
-      this.#session.withAdmin(async (client) => {
-        const known = new Set(entries.map((entry) => entry.databaseName));
-        if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
+    const reaped = await this.#ledger.inspect(async (entries) => {
+      const known = new Set(entries.map((entry) => entry.databaseName));
+      for (const row of await records.rows({ prefix: this.prefix })) known.add(row.databaseName);
+      return this.#session.withAdmin(async (client) => {
         const found: ReapedDatabase[] = [];
         for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
           const mark = parseMark(row.comment);
@@ -438,14 +423,11 @@ export class DatabaseAllocator {
           if (!entry || !isLaneDatabaseOf(this.prefix, entry)) continue;
           const gone = markOwnerGone(mark);
           if (!gone) continue;
-          const drop = async (): Promise<void> => {
-            if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
-            if (!dryRun) await dropDatabase(client, row.name);
-            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
-          };
           try {
-            if (leases) await withLaneLock(client, row.name, { wait: false }, drop);
-            else await drop();
+            await records.removeUnrecorded(client, row.name, async () => {
+              if (!dryRun) await dropDatabase(client, row.name);
+              found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
+            });
           } catch (error) {
             failures.push(`${row.name}: ${messageOf(error)}`);
           }
@@ -454,8 +436,8 @@ export class DatabaseAllocator {
           found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
         }
         return found;
-      }),
-    { readOnly: dryRun });
+      });
+    }, { readOnly: dryRun });
     if (failures.length > 0) {
       throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
         hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
@@ -488,7 +470,7 @@ export class DatabaseAllocator {
 
   async #prepare(): Promise<TemplateInfo> {
     await this.#session.server();
-    await this.#leases();
+    await this.#lanes();
     const expected = this.options.expectedConnections;
     if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
     return ensureTemplate({
@@ -506,41 +488,16 @@ export class DatabaseAllocator {
     });
   }
 
-  /** The lease keeper when this allocator uses the server's registry (created on first use), else undefined. */
-  #leases(): Promise<LeaseKeeper | undefined> {
-    if (this.registryKind() === 'file') return Promise.resolve(undefined);
-    this.#registry ??= (async () => {
-      const server = await this.#session.server();
-      const registryUrl = withDatabase(server.adminUrl, this.options.registryDatabase);
-      const where = describeTarget(registryUrl);
-      try {
-        // Created over the admin URL's database, where nothing else is created; everything else happens in the registry database.
-        await this.#session.withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
-        const client = await connectClient(registryUrl, { timeoutMs: this.options.connectTimeoutMs });
-        try {
-          await ensureRegistry(client, where);
-          await checkRegistryPrivileges(client, where);
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      } catch (error) {
-        // 'auto' must not fail a run whose role may create databases but not a schema: fall back to state files.
-        if (this.options.registry !== 'auto' || (error as { cause?: { code?: string } }).cause?.code !== '42501') throw error;
-        this.#registryDenied = true;
-        warn(
-          `the role of ${describeTarget(server.adminUrl)} may not create the lane registry (permission denied), so lanes are recorded ` +
-            "on this host only. Grant it CREATE on that database for CI shards to see each other's lanes, or set registry: 'file' to silence this.",
-        );
-        return undefined;
-      }
-      this.#session.maintainIn(registryUrl);
-      const connect = (): Promise<Client> => connectClient(registryUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
-      return new LeaseKeeper(connect, this.options.leaseMs);
-    })().catch((error: unknown) => {
-      this.#registry = undefined;
-      throw error;
-    });
-    return this.#registry;
+  /** Where lanes are recorded: opened once (a failure is tried again by the next call). */
+  #lanes(): Promise<LaneRecords> {
+    this.#records ??= openLaneRecords(this.options, this.#session, this.#ledger, this.#shard).then(
+      (records) => (this.#chosen = records),
+      (error: unknown) => {
+        this.#records = undefined;
+        throw error;
+      },
+    );
+    return this.#records;
   }
 
   /**
@@ -570,58 +527,22 @@ export class DatabaseAllocator {
   }
 
   /**
-   * Under the lane's lock: records this process as the owner in the registry first (so a crash
-   * right after the clone still leaves a record to reap), then creates the database if needed.
-   */
-  async #claim(client: Client, key: LaneKey, databaseName: string, template: string, create: () => Promise<void>): Promise<void> {
-    let row: RegistryRow | undefined;
-    try {
-      row = await findRow(client, databaseName);
-    } catch (error) {
-      throw registryFailed(`read the lane registry for ${databaseName}`, error);
-    }
-    const claim = claimFor(row, key, currentHost(), this.options.stateDir);
-    if (claim === 'take' && row) {
-      const message = `taking over lane database ${databaseName} of ${describeLane(key)}: ${staleReason(row)}`;
-      if (row.host === currentHost()) debug(message);
-      else warn(`${message}. Another machine ran with the same run id before.`);
-    }
-    // A live owner of this run on this host keeps the row; anyone else writes itself in.
-    const mine = newOwner(key.runId);
-    const holder: Pick<RegistryRow, 'host' | 'pid' | 'pidStart' | 'stateDir'> =
-      claim === 'renew' && row
-        ? { host: row.host, pid: row.pid, pidStart: row.pidStart, stateDir: row.stateDir }
-        : { host: mine.host, pid: mine.pid, pidStart: mine.pidStart, stateDir: this.options.stateDir };
-    try {
-      await writeRow(client, { databaseName, prefix: this.prefix, ...key, shard: this.#shard, ...holder, template }, this.options.leaseMs);
-    } catch (error) {
-      throw registryFailed(`record ${databaseName} in the lane registry`, error);
-    }
-    try {
-      await create();
-    } catch (error) {
-      if (claim === 'insert') await deleteRow(client, databaseName).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  /**
    * Drops and forgets the databases `pick` chooses, one after the other: the ledger's entries and,
    * with a registry, its rows (each under the lane's lock, checked again once locked; with
    * `wait: false` a lane someone else is working on is skipped). Databases whose drop fails are
    * kept and reported at the end.
    */
   async #remove(pick: RemovalPick, lock: { wait: boolean }): Promise<ReapedDatabase[]> {
-    const leases = await this.#leases();
+    const records = await this.#lanes();
     const failures: string[] = [];
     const removed = await this.#ledger.remove(async (ledger) => {
-      if (!leases && pick.ledger(ledger).length === 0) return { forget: [], value: [] };
+      const rows = await records.rows({ prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) });
+      if (rows.length === 0 && pick.ledger(ledger).length === 0) return { forget: [], value: [] };
       const server = await this.#session.server();
       const gone = await this.#session.withAdmin(async (client) => {
-        const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
         const done: { target: RemovalTarget; dropped: boolean }[] = [];
         for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
-          const dropped = await this.#removeOne(client, target, pick, lock, leases, failures);
+          const dropped = await this.#removeOne(client, records, target, pick, lock, failures);
           if (dropped !== undefined) done.push({ target, dropped });
         }
         return done;
@@ -643,10 +564,10 @@ export class DatabaseAllocator {
   /** Drops one database and forgets its records; resolves whether it was dropped, or undefined when it was kept. */
   async #removeOne(
     client: Client,
+    records: LaneRecords,
     target: RemovalTarget,
     pick: RemovalPick,
     lock: { wait: boolean },
-    leases: LeaseKeeper | undefined,
     failures: string[],
   ): Promise<boolean | undefined> {
     const drop = async (): Promise<boolean | undefined> => {
@@ -664,21 +585,7 @@ export class DatabaseAllocator {
         return undefined;
       }
     };
-    if (!target.row || !leases) return drop();
-    const outcome = await withLaneLock(client, target.databaseName, lock, async () => {
-      const fresh = await findRow(client, target.databaseName);
-      if (fresh && pick.row(fresh) === undefined) return undefined; // renewed or taken over meanwhile
-      leases.forget([target.databaseName]);
-      const dropped = await drop();
-      if (dropped === undefined) {
-        if (fresh?.host === currentHost()) leases.hold(target.databaseName);
-        return undefined;
-      }
-      if (fresh) await deleteRow(client, target.databaseName);
-      return dropped;
-    });
-    if (!outcome.locked) debug('skipping %s: another process is working on it', target.databaseName);
-    return outcome.locked ? outcome.value : undefined;
+    return records.remove(client, target, pick, lock, drop);
   }
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
@@ -720,13 +627,4 @@ function createFailed(databaseName: string, template: string, adminUrl: string, 
     cause: error,
     details: { databaseName, template, code },
   });
-}
-
-/** The registry rows of a prefix (and run). @throws {LanesError} `REGISTRY_FAILED` */
-async function readRows(client: Client, filter: { prefix: string; runId?: string }): Promise<RegistryRow[]> {
-  try {
-    return await selectRows(client, filter);
-  } catch (error) {
-    throw registryFailed('read the lane registry', error);
-  }
 }
