@@ -14,9 +14,10 @@ import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOpti
 import { currentShard, planRemoval, releasing, rowToEntry, type RemovalPick, type RemovalTarget } from './ownership.js';
 import { judgeRow } from './owner-table.js';
 import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
-import { laneMark, markLanes, markOwnerGone, markToEntry, MARK_TOOLKIT, parseMark, type DatabaseMark } from './marks.js';
-import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
-import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
+import { laneMark, markLanes, markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './marks.js';
+import { takeReadyCopy } from './ready-pool.js';
+import { swapDatabase, type ResetStrategy } from './reset.js';
+import { PoolKeeper } from './pool-keeper.js';
 import { PostgresSession } from './session.js';
 import { TruncateResets } from './truncate-reset.js';
 
@@ -56,14 +57,7 @@ export class DatabaseAllocator {
   /** Where lanes are recorded, chosen on first use (the owner table may turn out to be denied). */
   #records: Promise<LaneRecords> | undefined;
   #chosen: LaneRecords | undefined;
-  /** Ready copies of the template to keep (see option `pool`). */
-  #poolTarget: number;
-  /** The background fill of the ready copies, while one runs. */
-  #filling: Promise<void> | undefined;
-  #fillAgain = false;
-  readonly #fillAbort = new AbortController();
-  /** Old lane databases swaps moved out of the way, to drop in the background. */
-  readonly #discarded: string[] = [];
+  readonly #pool: PoolKeeper;
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
 
@@ -71,9 +65,9 @@ export class DatabaseAllocator {
     this.options = resolveDatabaseAllocatorOptions(options);
     const { adminUrl, embedded, stateDir, runId, connectTimeoutMs } = this.options;
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
-    this.#poolTarget = this.options.pool ?? 1;
     this.#shard = currentShard();
     this.#ledger = new DatabaseLedger({ stateDir, prefix: this.options.prefix, leaseMs: this.options.leaseMs, shard: this.#shard });
+    this.#pool = new PoolKeeper({ session: this.#session, prefix: this.options.prefix, cloneStrategy: this.options.cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
   }
 
   /** The state file `allocated-databases.json`. */
@@ -98,7 +92,7 @@ export class DatabaseAllocator {
   prepare(): Promise<TemplateInfo> {
     this.#prepared ??= this.#prepare().then(
       (template) => {
-        this.#refillPool();
+        this.#pool.refill();
         return template;
       },
       (error: unknown) => {
@@ -114,7 +108,7 @@ export class DatabaseAllocator {
    * when option `pool` is set.
    */
   expectLanes(count: number): void {
-    if (this.options.pool === undefined) this.#poolTarget = Math.max(1, Math.min(4, Math.floor(count)));
+    this.#pool.expectLanes(count);
   }
 
   /**
@@ -145,8 +139,8 @@ export class DatabaseAllocator {
     const swapped = await this.#session.withAdmin((client, version) =>
       swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
     );
-    if (swapped.discarded) this.#discarded.push(swapped.discarded);
-    this.#refillPool();
+    if (swapped.discarded) this.#pool.discard(swapped.discarded);
+    this.#pool.refill();
     return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
   }
 
@@ -154,71 +148,24 @@ export class DatabaseAllocator {
    * Drops the ready copies of templates that are gone (dropped by `gc`, or superseded and
    * removed): a copy belongs to its template. Resolves the names dropped (with `dryRun`, would drop).
    */
-  async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
-    return this.#session.withAdmin(async (client) => {
-      const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
-      if (options.dryRun) return (await listPoolCopies(client, this.prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
-      // Old lane databases a swap moved away and a dead process never dropped go too.
-      return [...(await dropStaleCopies(client, this.prefix, templates)), ...(await dropDiscarded(client, this.prefix))];
-    });
+  dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
+    return this.#pool.dropStale(options);
   }
 
   /** Names of the ready copies of the given template hashes (of every template when none are given). */
-  async readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
-    return this.#session.withAdmin(async (client) =>
-      (await listPoolCopies(client, this.prefix)).filter(({ hash }) => hashes === undefined || hashes.includes(hash)).map(({ name }) => name),
-    );
+  readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
+    return this.#pool.copiesOf(hashes);
   }
 
   /** The ready copies of the current template (0 before `prepare()`). */
   async readyCopyCount(): Promise<number> {
     const template = await this.#prepared?.catch(() => undefined);
-    if (!template) return 0;
-    return (await this.#session.withAdmin((client) => readyCopies(client, this.prefix, template.hash))).length;
+    return template ? this.#pool.countOf(template) : 0;
   }
 
   /** Waits for the background fill of the ready copies, if one runs (for tests and benchmarks). */
-  async poolSettled(): Promise<void> {
-    while (this.#filling) await this.#filling;
-  }
-
-  /**
-   * Tops the ready copies of the template up to the pool size in the background, one clone at a
-   * time on one maintenance connection; never awaited by a lane. A failure is only logged: lanes
-   * then clone on demand.
-   */
-  #refillPool(): void {
-    if ((this.#poolTarget === 0 && this.#discarded.length === 0) || this.#fillAbort.signal.aborted) return;
-    if (this.#filling) {
-      this.#fillAgain = true;
-      return;
-    }
-    this.#filling = (async () => {
-      const template = await this.#prepared;
-      if (!template) return;
-      do {
-        this.#fillAgain = false;
-        // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
-        const discarded = this.#discarded.splice(0);
-        if (discarded.length > 0) await this.#session.withAdmin((client) => dropDiscarded(client, this.prefix, discarded));
-        if (this.#poolTarget === 0) continue;
-        await this.#session.withAdmin((client, version) =>
-          fillPool(client, {
-            prefix: this.prefix,
-            template,
-            target: this.#poolTarget,
-            strategy: this.options.cloneStrategy,
-            serverVersion: version,
-            mark: { toolkit: MARK_TOOLKIT, kind: 'pool', created: new Date().toISOString(), hash: template.hash },
-            signal: this.#fillAbort.signal,
-          }),
-        );
-      } while (this.#fillAgain && !this.#fillAbort.signal.aborted);
-    })()
-      .catch((error: unknown) => debug('filling the ready copies failed: %s', messageOf(error)))
-      .finally(() => {
-        this.#filling = undefined;
-      });
+  poolSettled(): Promise<void> {
+    return this.#pool.settled();
   }
 
   /**
@@ -452,13 +399,8 @@ export class DatabaseAllocator {
    * stay allocated, and their registry leases keep being renewed while this process lives.
    */
   async close(): Promise<void> {
-    this.#fillAbort.abort();
-    await this.#filling;
+    await this.#pool.close();
     await this.#truncates.close();
-    const discarded = this.#discarded.splice(0);
-    if (discarded.length > 0 && this.#session.joined) {
-      await this.#session.withAdmin((client) => dropDiscarded(client, this.prefix, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
-    }
     this.#prepared = undefined;
     if (DatabaseAllocator.#instances.get(this.options.stateDir) === this) DatabaseAllocator.#instances.delete(this.options.stateDir);
     await this.#session.release();
@@ -512,7 +454,7 @@ export class DatabaseAllocator {
       const copy = hash === undefined ? undefined : await takeReadyCopy(client, this.prefix, hash, databaseName);
       if (copy !== undefined) {
         debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
-        this.#refillPool();
+        this.#pool.refill();
       } else {
         await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
         debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
