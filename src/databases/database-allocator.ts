@@ -1,30 +1,26 @@
-import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
-import { debugLogger, warn } from '../log.js';
-import { redactUrl } from '../redact.js';
-import { describeLane, sameLane, splitByLiveness, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
+import { debugLogger } from '../log.js';
+import { withDatabase } from '../postgres/index.js';
+import { describeLane, sameLane, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
-import { describeTarget, withDatabase } from '../postgres/index.js';
-import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import { checkConnectionBudget } from './admin.js';
+import { claimLane } from './claim.js';
 import { DatabaseLedger } from './database-ledger.js';
-import { openLaneRecords, requestedKind, type LaneRecords } from './lane-records.js';
-import { isLaneDatabaseOf, laneDatabaseName, laneKey, templateHashOf } from './names.js';
-import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
 import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase } from './entries.js';
-import { currentShard, planRemoval, releasing, rowToEntry, type RemovalPick, type RemovalTarget } from './ownership.js';
-import { judgeRow } from './owner-table.js';
-import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
-import { laneMark, markLanes, markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './marks.js';
-import { takeReadyCopy } from './ready-pool.js';
-import { swapDatabase, type ResetStrategy } from './reset.js';
+import { openLaneRecords, requestedKind, type LaneRecords } from './lane-records.js';
+import { mergeListings } from './listings.js';
+import { laneMark, markLanes } from './marks.js';
+import { laneDatabaseName, laneKey } from './names.js';
+import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
+import { currentShard, reaping, releasing } from './ownership.js';
 import { PoolKeeper } from './pool-keeper.js';
+import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
+import { swapDatabase, type ResetStrategy } from './reset.js';
 import { PostgresSession } from './session.js';
+import { ensureTemplate, type TemplateInfo } from './template.js';
 import { TruncateResets } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
-
-/** How often an allocation starts over when its entry was released while it cloned. */
-const ALLOCATE_ATTEMPTS = 3;
 
 /**
  * One PostgreSQL database per lane, cloned from a template that is built once per hash of
@@ -34,6 +30,10 @@ const ALLOCATE_ATTEMPTS = 3;
  * a lease kept fresh by this process lets any machine reap the lanes of a dead one.
  * It only ever drops databases recorded in the ledger or registry whose name is exactly the one it
  * derives for the entry's lane under its own prefix.
+ *
+ * A facade: the server and maintenance connections are a {@link PostgresSession}, the state file a
+ * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once, the claim and
+ * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}.
  */
 export class DatabaseAllocator {
   static readonly #instances = new Map<string, DatabaseAllocator>();
@@ -50,24 +50,24 @@ export class DatabaseAllocator {
   }
 
   readonly options: ResolvedDatabaseAllocatorOptions;
-  readonly #ledger: DatabaseLedger;
   readonly #shard: string | undefined;
   readonly #session: PostgresSession;
-  #prepared: Promise<TemplateInfo> | undefined;
+  readonly #ledger: DatabaseLedger;
   /** Where lanes are recorded, chosen on first use (the owner table may turn out to be denied). */
   #records: Promise<LaneRecords> | undefined;
   #chosen: LaneRecords | undefined;
+  #prepared: Promise<TemplateInfo> | undefined;
   readonly #pool: PoolKeeper;
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
-    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs } = this.options;
-    this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
+    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs, prefix, leaseMs } = this.options;
     this.#shard = currentShard();
-    this.#ledger = new DatabaseLedger({ stateDir, prefix: this.options.prefix, leaseMs: this.options.leaseMs, shard: this.#shard });
-    this.#pool = new PoolKeeper({ session: this.#session, prefix: this.options.prefix, cloneStrategy: this.options.cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
+    this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
+    this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
+    this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy: this.options.cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
   }
 
   /** The state file `allocated-databases.json`. */
@@ -208,48 +208,9 @@ export class DatabaseAllocator {
   async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
     const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
-    const server = await this.#session.server();
+    await this.#session.server();
     const records = await this.#lanes();
-    const databaseName = laneDatabaseName(this.prefix, key);
-    let entry: DatabaseEntry;
-    for (let attempt = 1; ; attempt++) {
-      // The entry is recorded first, under the ledger lock, so that a crash during the clone still
-      // leaves an entry for the reaper; the clone runs outside the lock, so lanes clone side by side.
-      const recorded = await this.#ledger.record(key, databaseName, template.name, server.adminUrl);
-      entry = recorded.entry;
-      try {
-        await this.#session.withAdmin((client, version) =>
-          records.claim(client, { key, databaseName, template: template.name }, () => this.#create(client, version, recorded.entry, template.name, server.adminUrl)),
-        );
-      } catch (error) {
-        if (recorded.added) {
-          const exists = (): Promise<boolean> => this.#session.withAdmin(async (client) => (await findDatabase(client, databaseName)) !== undefined).catch(() => false);
-          await this.#ledger.unrecord(entry, exists).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
-        }
-        throw error;
-      }
-      // The database exists now. Unless a release removed the entry meanwhile (and maybe dropped the
-      // database before it was created), the allocation stands; else it starts over.
-      if (await this.#ledger.holds(key, databaseName)) break;
-      if (attempt >= ALLOCATE_ATTEMPTS) {
-        throw new LanesError('DATABASE_CREATE_FAILED', `Database ${databaseName} of ${describeLane(key)} was released ${attempt} times while it was being created.`, {
-          hint: 'Something releases this lane (e.g. `npx e2e-lanes down` or a teardown) while it boots: let the run finish first.',
-          details: { databaseName, template: template.name },
-        });
-      }
-      debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
-    }
-    this.#ledger.keepAlive(key.runId);
-    records.hold(databaseName);
-    const allocation: DatabaseAllocation = {
-      project: entry.project,
-      runId: entry.runId,
-      databaseName: entry.databaseName,
-      databaseUrl: withDatabase(server.adminUrl, entry.databaseName),
-      template,
-    };
-    if (entry.worker !== undefined) allocation.worker = entry.worker;
-    return allocation;
+    return claimLane({ session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill() }, key, template);
   }
 
   /**
@@ -262,7 +223,7 @@ export class DatabaseAllocator {
     await this.#truncates.close();
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
-    const removed = await this.#remove(releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
+    const removed = await removeDatabases(await this.#removal(), releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
     return removed.length > 0;
   }
 
@@ -290,7 +251,7 @@ export class DatabaseAllocator {
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
     await this.#truncates.close();
-    const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
+    const removed = await removeDatabases(await this.#removal(), releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     this.#ledger.stopKeepingAlive(runId);
     return removed.map(({ entry }) => entry);
   }
@@ -300,8 +261,8 @@ export class DatabaseAllocator {
    * marked lane databases no ledger or registry lists whose owner is gone, and abandoned build
    * databases (`dropped` is false in each).
    */
-  listUnrecorded(): Promise<ReapedDatabase[]> {
-    return this.#reapUnrecorded({ dryRun: true });
+  async listUnrecorded(): Promise<ReapedDatabase[]> {
+    return reapUnrecorded(await this.#removal(), { dryRun: true });
   }
 
   /** Every entry with its owner's liveness, without changing anything. */
@@ -309,15 +270,7 @@ export class DatabaseAllocator {
     const local = await this.#ledger.list();
     if (options.scope !== 'server') return local;
     const rows = await (await this.#lanes()).rows({ prefix: this.prefix });
-    if (rows.length === 0) return local;
-    const server = await this.#session.server();
-    const known = new Set(rows.map((row) => row.databaseName));
-    const shared = rows.map((row): DatabaseListing => {
-      const verdict = judgeRow(row);
-      const entry = { ...rowToEntry(row, server.adminUrl), expiresAt: row.expiresAt };
-      return verdict.alive ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: verdict.reason };
-    });
-    return [...shared, ...local.filter((entry) => !known.has(entry.databaseName))];
+    return rows.length === 0 ? local : mergeListings(local, rows, (await this.#session.server()).adminUrl);
   }
 
   /**
@@ -329,69 +282,13 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async reapStale(): Promise<ReapedDatabase[]> {
-    const pick: RemovalPick = {
-      ledger: (entries) => splitByLiveness(entries, this.options.leaseMs).stale,
-      row: (row) => {
-        const verdict = judgeRow(row);
-        return verdict.alive ? undefined : verdict.reason;
-      },
-    };
-    const removed = await this.#remove(pick, { wait: false });
-    removed.push(...(await this.#reapUnrecorded()));
+    const context = await this.#removal();
+    const removed = await removeDatabases(context, reaping(this.options.leaseMs), { wait: false });
+    removed.push(...(await reapUnrecorded(context)));
     for (const { entry, dropped, reason } of removed) {
       debug('reaped %s of %s (%s): %s', entry.databaseName, describeLane(entry), dropped ? 'dropped' : 'not dropped', reason);
     }
     return removed;
-  }
-
-  /**
-   * The server is a source of truth too: drops the databases of this prefix that carry the
-   * toolkit's mark, are listed in neither this ledger nor the registry (a lost or truncated
-   * ledger, another state folder's run that died), and whose marked owner is gone (this host: pid
-   * gone or reused; another host's are judged only by their registry lease, so never here). Also
-   * drops abandoned build databases of templates. Runs under the ledger lock, so an allocation of
-   * this state folder never races it. A database without the mark is never touched.
-   * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
-   */
-  async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
-    const records = await this.#lanes();
-    const server = await this.#session.server();
-    const failures: string[] = [];
-    const dryRun = options.dryRun === true;
-    const reaped = await this.#ledger.inspect(async (entries) => {
-      const known = new Set(entries.map((entry) => entry.databaseName));
-      for (const row of await records.rows({ prefix: this.prefix })) known.add(row.databaseName);
-      return this.#session.withAdmin(async (client) => {
-        const found: ReapedDatabase[] = [];
-        for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
-          const mark = parseMark(row.comment);
-          if (mark?.kind !== 'lane' || known.has(row.name)) continue;
-          const entry = markToEntry(row.name, mark, server.adminUrl);
-          if (!entry || !isLaneDatabaseOf(this.prefix, entry)) continue;
-          const gone = markOwnerGone(mark);
-          if (!gone) continue;
-          try {
-            await records.removeUnrecorded(client, row.name, async () => {
-              if (!dryRun) await dropDatabase(client, row.name);
-              found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
-            });
-          } catch (error) {
-            failures.push(`${row.name}: ${messageOf(error)}`);
-          }
-        }
-        for (const build of await dropAbandonedBuilds(client, this.prefix, { dryRun })) {
-          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
-        }
-        return found;
-      });
-    }, { readOnly: dryRun });
-    if (failures.length > 0) {
-      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
-        hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
-        details: { failures },
-      });
-    }
-    return reaped;
   }
 
   /**
@@ -442,92 +339,8 @@ export class DatabaseAllocator {
     return this.#records;
   }
 
-  /**
-   * Clones the lane's database from the template; a database of that name that exists already (an
-   * earlier allocation, or one running at the same moment, which has committed by then) is the one.
-   * @throws {LanesError} `DATABASE_CREATE_FAILED`
-   */
-  async #create(client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
-    const { databaseName } = entry;
-    try {
-      const hash = templateHashOf(this.prefix, template);
-      const copy = hash === undefined ? undefined : await takeReadyCopy(client, this.prefix, hash, databaseName);
-      if (copy !== undefined) {
-        debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
-        this.#pool.refill();
-      } else {
-        await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
-        debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
-      }
-    } catch (error) {
-      if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
-      debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
-    }
-    // The owner goes on the server too (renewed on every allocation, so a takeover shows), for
-    // reapers that find no ledger listing the database.
-    await markLanes(client, [entry]);
-  }
-
-  /**
-   * Drops and forgets the databases `pick` chooses, one after the other: the ledger's entries and,
-   * with a registry, its rows (each under the lane's lock, checked again once locked; with
-   * `wait: false` a lane someone else is working on is skipped). Databases whose drop fails are
-   * kept and reported at the end.
-   */
-  async #remove(pick: RemovalPick, lock: { wait: boolean }): Promise<ReapedDatabase[]> {
-    const records = await this.#lanes();
-    const failures: string[] = [];
-    const removed = await this.#ledger.remove(async (ledger) => {
-      const rows = await records.rows({ prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) });
-      if (rows.length === 0 && pick.ledger(ledger).length === 0) return { forget: [], value: [] };
-      const server = await this.#session.server();
-      const gone = await this.#session.withAdmin(async (client) => {
-        const done: { target: RemovalTarget; dropped: boolean }[] = [];
-        for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
-          const dropped = await this.#removeOne(client, records, target, pick, lock, failures);
-          if (dropped !== undefined) done.push({ target, dropped });
-        }
-        return done;
-      });
-      return {
-        forget: gone.flatMap(({ target }) => target.ledger),
-        value: gone.map(({ target, dropped }) => ({ entry: structuredClone(target.entry), reason: target.reason, dropped })),
-      };
-    });
-    if (failures.length > 0) {
-      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s): ${failures.join('; ')}`, {
-        hint: 'They stay recorded and are retried by the next release or `npx e2e-lanes gc`. Check that the admin user owns them.',
-        details: { failures },
-      });
-    }
-    return removed;
-  }
-
-  /** Drops one database and forgets its records; resolves whether it was dropped, or undefined when it was kept. */
-  async #removeOne(
-    client: Client,
-    records: LaneRecords,
-    target: RemovalTarget,
-    pick: RemovalPick,
-    lock: { wait: boolean },
-    failures: string[],
-  ): Promise<boolean | undefined> {
-    const drop = async (): Promise<boolean | undefined> => {
-      if (!isLaneDatabaseOf(this.prefix, target.entry)) {
-        const where = target.row ? `the lane registry of ${describeTarget((await this.#session.server()).adminUrl)}` : this.#ledger.path;
-        warn(`not dropping database ${JSON.stringify(target.databaseName)} recorded for ${describeLane(target.entry)} in ${where}: this allocator never creates a database of that name. The entry was removed.`);
-        return false;
-      }
-      try {
-        const existed = await dropDatabase(client, target.databaseName);
-        debug('dropped %s of %s', target.databaseName, describeLane(target.entry));
-        return existed;
-      } catch (error) {
-        failures.push(`${target.databaseName}: ${messageOf(error)}`);
-        return undefined;
-      }
-    };
-    return records.remove(client, target, pick, lock, drop);
+  async #removal(): Promise<RemovalContext> {
+    return { session: this.#session, records: await this.#lanes(), prefix: this.prefix };
   }
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
@@ -541,32 +354,4 @@ export class DatabaseAllocator {
       );
     }
   }
-}
-
-/** An abandoned build database in the shape of a ledger entry (project: the template it was building). */
-function buildToEntry(databaseName: string, template: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry {
-  const runId = mark.runId ?? 'unknown';
-  return {
-    runId,
-    project: `template build ${template}`,
-    owner: { runId, pid: mark.pid ?? 0, host: mark.host ?? 'unknown', createdAt: mark.created, heartbeatAt: mark.created },
-    databaseName,
-    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-    template,
-  };
-}
-
-function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {
-  const code = (error as { code?: unknown } | null)?.code;
-  const hint =
-    code === '55006'
-      ? `Something keeps connecting to template ${template}: servers must use the lane databases, never the template.`
-      : code === '42501'
-        ? 'The admin user needs the CREATEDB privilege (or be a superuser).'
-        : `Check the server at ${describeTarget(adminUrl)} (disk space, max databases), then run again.`;
-  return new LanesError('DATABASE_CREATE_FAILED', `Could not create database ${databaseName} from template ${template} on ${describeTarget(adminUrl)}: ${messageOf(error)}`, {
-    hint,
-    cause: error,
-    details: { databaseName, template, code },
-  });
 }
