@@ -1,6 +1,5 @@
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
-import { withDatabase } from '../postgres/index.js';
 import { describeLane, sameLane, type LaneKey, type LedgerDocument, type StateFile } from '../state/index.js';
 import { instanceFor } from '../state/instances.js';
 import { checkConnectionBudget } from './admin.js';
@@ -8,17 +7,17 @@ import { claimLane } from './claim.js';
 import { DatabaseLedger } from './database-ledger.js';
 import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase } from './entries.js';
 import { openLaneRecords, requestedKind, type LaneRecords } from './lane-records.js';
+import { LaneResets } from './lane-reset.js';
 import { mergeListings } from './listings.js';
-import { laneMark, markLanes } from './marks.js';
+import { markLanes } from './marks.js';
 import { laneDatabaseName, laneKey } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
 import { currentShard, reaping, releasing } from './ownership.js';
 import { PoolKeeper } from './pool-keeper.js';
 import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
-import { swapDatabase, type ResetStrategy } from './reset.js';
+import type { ResetStrategy } from './reset.js';
 import { PostgresSession } from './session.js';
 import { ensureTemplate, type TemplateInfo } from './template.js';
-import { TruncateResets } from './truncate-reset.js';
 
 const debug = debugLogger('databases');
 
@@ -58,8 +57,7 @@ export class DatabaseAllocator {
   #chosen: LaneRecords | undefined;
   #prepared: Promise<TemplateInfo> | undefined;
   readonly #pool: PoolKeeper;
-  /** Connections kept to lane databases for their `truncate` resets. */
-  readonly #truncates = new TruncateResets();
+  readonly #resets: LaneResets;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -67,7 +65,9 @@ export class DatabaseAllocator {
     this.#shard = currentShard();
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
-    this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy: this.options.cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
+    const { cloneStrategy, resetLockTimeoutMs } = this.options;
+    this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
+    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs });
   }
 
   /** The state file `allocated-databases.json`. */
@@ -128,20 +128,7 @@ export class DatabaseAllocator {
         hint: 'A lane database is reset only after its lane booted (the `lane` fixture does that first).',
       });
     }
-    const strategy = options.strategy ?? this.options.reset;
-    const started = performance.now();
-    const url = withDatabase((await this.#session.server()).adminUrl, databaseName);
-    if (strategy === 'truncate') {
-      await this.#truncates.reset(url, { connectTimeoutMs: this.options.connectTimeoutMs, lockTimeoutMs: this.options.resetLockTimeoutMs });
-      return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
-    }
-    await this.#truncates.forget(url);
-    const swapped = await this.#session.withAdmin((client, version) =>
-      swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
-    );
-    if (swapped.discarded) this.#pool.discard(swapped.discarded);
-    this.#pool.refill();
-    return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
+    return this.#resets.reset(known, template, options.strategy ?? this.options.reset);
   }
 
   /**
@@ -220,7 +207,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` (the entry is kept).
    */
   async releaseDatabaseForProject(project: string, options: DatabaseLaneOptions & { runId?: string } = {}): Promise<boolean> {
-    await this.#truncates.close();
+    await this.#resets.close();
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
     const removed = await removeDatabases(await this.#removal(), releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
@@ -250,7 +237,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
-    await this.#truncates.close();
+    await this.#resets.close();
     const removed = await removeDatabases(await this.#removal(), releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     this.#ledger.stopKeepingAlive(runId);
     return removed.map(({ entry }) => entry);
@@ -297,7 +284,7 @@ export class DatabaseAllocator {
    */
   async close(): Promise<void> {
     await this.#pool.close();
-    await this.#truncates.close();
+    await this.#resets.close();
     this.#prepared = undefined;
     if (DatabaseAllocator.#instances.get(this.options.stateDir) === this) DatabaseAllocator.#instances.delete(this.options.stateDir);
     await this.#session.release();
@@ -312,19 +299,9 @@ export class DatabaseAllocator {
     await this.#lanes();
     const expected = this.options.expectedConnections;
     if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
-    return ensureTemplate({
-      adminUrl: await this.#session.maintenanceUrl(),
-      prefix: this.prefix,
-      migrations: this.options.migrations,
-      seed: this.options.seed,
-      hashInputs: this.options.hashInputs,
-      rebuild: this.options.rebuild,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-      runId: this.runId,
-      seedTimeoutMs: this.options.seedTimeoutMs,
-      migrationTimeoutMs: this.options.migrationTimeoutMs,
-      templateWaitTimeoutMs: this.options.templateWaitTimeoutMs,
-    });
+    const { prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs } = this.options;
+    const adminUrl = await this.#session.maintenanceUrl();
+    return ensureTemplate({ adminUrl, prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs });
   }
 
   /** Where lanes are recorded: opened once (a failure is tried again by the next call). */
