@@ -133,6 +133,11 @@ export function slugify(text: string, max: number): string {
   return slug || 'p';
 }
 
+/** A signed 64-bit advisory lock key for `e2e-lanes:<name>`, as text for `::int8`. */
+export function advisoryKey(name: string): string {
+  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:${name}`).slice(0, 16)}`)).toString();
+}
+
 /** SHA-256 of `data` as lowercase hex. */
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');

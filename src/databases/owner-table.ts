@@ -15,7 +15,7 @@ import { currentHost, isPidAlive, pidStartTime, type OwnerVerdict } from '../sta
 import { escapeIdentifier } from 'pg';
 import { isAlreadyThere } from './admin.js';
 import { MARK_TOOLKIT, writeMark } from './marks.js';
-import { sha256Hex } from './names.js';
+import { advisoryKey } from './names.js';
 
 const debug = debugLogger('registry');
 
@@ -253,11 +253,6 @@ export function registryFailed(what: string, error: unknown): LanesError {
       ? `The admin user may not create or use the registry (database ${DEFAULT_REGISTRY_DATABASE} unless option \`registryDatabase\` says otherwise, schema ${REGISTRY_SCHEMA}): grant it (GRANT CREATE ON DATABASE <registry database> TO <user>, or rights on ${REGISTRY_TABLE}), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
       : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (E2E_LANES_REGISTRY=file) when only one machine uses this server.`;
   return new LanesError('REGISTRY_FAILED', `Could not ${what}: ${messageOf(error)}`, { hint, cause: error, details: { code } });
-}
-
-/** A signed 64-bit advisory lock key for `e2e-lanes:<name>`, as text for `::int8`. */
-export function advisoryKey(name: string): string {
-  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:${name}`).slice(0, 16)}`)).toString();
 }
 
 interface RawRow {

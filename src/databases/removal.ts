@@ -19,7 +19,7 @@ import { markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './mark
 import { isLaneDatabaseOf } from './names.js';
 import { planRemoval, type RemovalPick, type RemovalTarget } from './ownership.js';
 import type { PostgresSession } from './session.js';
-import { dropAbandonedBuilds } from './template.js';
+import { dropAbandonedBuilds } from './template-housekeeping.js';
 
 const debug = debugLogger('databases');
 
