@@ -122,7 +122,7 @@ export function isAlreadyThere(error: unknown): boolean {
 }
 
 /** `55006 object_in_use`: "source database … is being accessed by other users" and friends. */
-export function isInUse(error: unknown): boolean {
+function isInUse(error: unknown): boolean {
   return (error as Partial<DatabaseError> | null)?.code === '55006';
 }
 

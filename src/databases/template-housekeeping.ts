@@ -9,7 +9,7 @@ import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { connectClient } from '../postgres/index.js';
 import { currentHost } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, terminateSessions, type DatabaseRow } from './admin.js';
+import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from './admin.js';
 import { markOwnerGone, parseMark, type DatabaseMark } from './marks.js';
 import { advisoryKey, isTemplateName } from './names.js';
 
@@ -72,7 +72,7 @@ export async function dropOldTemplates(
 /**
  * Drops the build databases (`<prefix>_tpl_<hash>_build_<random>`, with the toolkit's mark) whose
  * builder is gone: the template's advisory lock is free (a live builder on any host holds it while
- * it builds) and, for a builder of this host, its pid is gone too. Their sessions are ended first.
+ * it builds) and, for a builder of this host, its pid is gone too (the drop ends their sessions).
  * Resolves the names dropped (with `dryRun`, those it would drop).
  */
 export async function dropAbandonedBuilds(
@@ -92,10 +92,7 @@ export async function dropAbandonedBuilds(
     if (!locked.rows[0]?.ok) continue; // its builder is at work
     try {
       if (!(await findDatabase(client, row.name))) continue;
-      if (!options.dryRun) {
-        await terminateSessions(client, row.name);
-        await dropDatabase(client, row.name);
-      }
+      if (!options.dryRun) await dropDatabase(client, row.name);
       debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
       dropped.push({ name: row.name, template, mark });
     } finally {

@@ -10,7 +10,7 @@ import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
 import { currentHost, pidStartTime } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, terminateSessions, type DatabaseRow } from './admin.js';
+import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, type DatabaseRow } from './admin.js';
 import { formatSeconds, progressIntervalMs } from './deadline.js';
 import { advisoryLockHolders, describeHolder, type LockHolder } from './lock-wait.js';
 import { MARK_TOOLKIT, writeMark, type DatabaseMark } from './marks.js';
@@ -196,8 +196,7 @@ async function buildUnderLock(client: Client, name: string, hash: string, option
     await withClient(buildUrl, (buildClient) => takeSnapshot(buildClient), { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
     await seal(client, build, name, hash);
   } catch (error) {
-    // A seed given up on may still hold connections to the build database: end them, then drop it.
-    await terminateSessions(client, build).catch(() => undefined);
+    // A seed given up on may still hold connections to the build database: the drop ends them.
     await dropDatabase(client, build).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
     if (isLanesError(error)) throw error;
     throw new LanesError('TEMPLATE_BUILD_FAILED', `Building template ${name} failed: ${messageOf(error)}`, {
