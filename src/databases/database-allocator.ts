@@ -31,8 +31,9 @@ const debug = debugLogger('databases');
  * derives for the entry's lane under its own prefix.
  *
  * A facade: the server and maintenance connections are a {@link PostgresSession}, the state file a
- * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once, the claim and
- * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}.
+ * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once; the claim and
+ * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}, the
+ * resets in {@link LaneResets} (docs/how-it-works.md has the map).
  */
 export class DatabaseAllocator {
   static readonly #instances = new Map<string, DatabaseAllocator>();
@@ -61,11 +62,10 @@ export class DatabaseAllocator {
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
-    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs, prefix, leaseMs } = this.options;
+    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs, prefix, leaseMs, cloneStrategy, resetLockTimeoutMs } = this.options;
     this.#shard = currentShard();
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
-    const { cloneStrategy, resetLockTimeoutMs } = this.options;
     this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
     this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs });
   }
