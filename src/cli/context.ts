@@ -35,7 +35,7 @@ export async function loadLanesOptions(configFile: string | undefined): Promise<
   if (!existsSync(file)) {
     throw new LanesError('CONFIG_INVALID', `Config file ${file} does not exist.`, { hint: 'Pass an existing file with --config.' });
   }
-  const [{ importDefault }, { registry }] = await Promise.all([import('../user-module.js'), import('../playwright/registry.js')]);
+  const [{ importDefault }, { configBridge }] = await Promise.all([import('../user-module.js'), import('../playwright/config-bridge.js')]);
   let config: { projects?: Array<{ name?: string }> } | undefined;
   try {
     config = (await importDefault(file)) as typeof config;
@@ -45,7 +45,7 @@ export async function loadLanesOptions(configFile: string | undefined): Promise<
       cause: error,
     });
   }
-  const options = registry().options;
+  const options = configBridge().options;
   if (!options) {
     throw new LanesError('CONFIG_INVALID', `${file} does not use withLanes().`, {
       hint: "Wrap the exported config with `withLanes(config, options)` from 'e2e-lanes/playwright', or pass another file with --config.",

@@ -46,59 +46,49 @@ export async function terminateSessions(client: Client, name: string): Promise<n
 }
 
 /**
- * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. When "source database is being accessed
- * by other users" (55006), the connections to the template are ended and the clone is
- * retried a few times with backoff (bounded, about 3 s in all). The first attempt ends nobody: a
- * sealed template refuses connections, so there is normally no one to end.
+ * Runs `sql`, a statement that PostgreSQL refuses while other sessions use database `name`, and
+ * while it answers "object in use" (55006: "source database … is being accessed by other users"
+ * and friends), ends those sessions and runs it again, a few times with backoff (bounded, about 3 s
+ * in all). Sessions are ended before the first attempt only with `endFirst`.
  */
-export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number): Promise<void> {
-  const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
-  const sql = `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause}`;
-  let busy = false;
+export async function retryEndingSessions(client: Client, sql: string, name: string, options: { endFirst?: boolean } = {}): Promise<void> {
+  let end = options.endFirst === true;
   await pRetry(
     async () => {
-      if (busy) await terminateSessions(client, template);
+      if (end) await terminateSessions(client, name);
       try {
         await client.query(sql);
       } catch (error) {
-        if (isInUse(error)) {
-          busy = true;
-          throw error;
-        }
-        throw new AbortError(error as Error);
+        if (!isInUse(error)) throw new AbortError(error as Error);
+        end = true;
+        throw error;
       }
     },
-    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000, randomize: true, onFailedAttempt: ({ attemptNumber }) => debug('template %s busy (attempt %d)', template, attemptNumber) },
+    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000, randomize: true, onFailedAttempt: ({ attemptNumber }) => debug('%s in use (attempt %d)', name, attemptNumber) },
   );
 }
 
 /**
- * Drops `name` if it exists, even while sessions are connected: `WITH (FORCE)` on PostgreSQL ≥ 13,
- * else connections are forbidden, sessions ended and the drop retried. A template is unsealed
- * first (a template database cannot be dropped). Resolves whether it existed.
+ * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. While the template is in use, its
+ * sessions are ended and the clone retried (see {@link retryEndingSessions}). The first attempt
+ * ends nobody: a sealed template refuses connections, so there is normally no one to end.
  */
-export async function dropDatabase(client: Client, name: string, serverVersion: number): Promise<boolean> {
+export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number): Promise<void> {
+  const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
+  await retryEndingSessions(client, `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause}`, template);
+}
+
+/**
+ * Drops `name` if it exists, even while sessions are connected (`WITH (FORCE)`: servers older than
+ * PostgreSQL 13 are refused by `ensurePostgres`). A template is unsealed first (a template
+ * database cannot be dropped). Resolves whether it existed.
+ */
+export async function dropDatabase(client: Client, name: string): Promise<boolean> {
   const row = await findDatabase(client, name);
   if (!row) return false;
   const id = escapeIdentifier(name);
   if (row.isTemplate) await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE false`);
-  if (serverVersion >= 130000) {
-    await client.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
-    return true;
-  }
-  await client.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS false`);
-  await pRetry(
-    async () => {
-      await terminateSessions(client, name);
-      try {
-        await client.query(`DROP DATABASE IF EXISTS ${id}`);
-      } catch (error) {
-        if (isInUse(error)) throw error;
-        throw new AbortError(error as Error);
-      }
-    },
-    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
-  );
+  await client.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
   return true;
 }
 
@@ -132,7 +122,7 @@ export function isAlreadyThere(error: unknown): boolean {
 }
 
 /** `55006 object_in_use`: "source database … is being accessed by other users" and friends. */
-export function isInUse(error: unknown): boolean {
+function isInUse(error: unknown): boolean {
   return (error as Partial<DatabaseError> | null)?.code === '55006';
 }
 

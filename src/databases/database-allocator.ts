@@ -1,59 +1,26 @@
-import { join } from 'node:path';
-import type { Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
-import { debugLogger, warn } from '../log.js';
-import { redactUrl } from '../redact.js';
-import {
-  currentHost,
-  describeLane,
-  keepAlive,
-  newOwner,
-  sameLane,
-  sameOwner,
-  splitByLiveness,
-  stopKeepingAlive,
-  StateFile,
-  validateProjectName,
-  withLiveness,
-  keepRunEntries,
-  handOverRunEntries,
-  type LaneKey,
-  type Owner,
-  type LedgerDocument,
-} from '../state/index.js';
+import { debugLogger } from '../log.js';
+import { describeLane, sameLane, type LaneKey, type LedgerDocument, type Owner, type StateFile } from '../state/index.js';
+import { withDatabase } from '../postgres/index.js';
 import { instanceFor } from '../state/instances.js';
-import { connectClient, describeTarget, ensurePostgres, resolveAdminUrl, withDatabase, type PostgresHandle } from '../postgres/index.js';
-import { checkConnectionBudget, cloneDatabase, databasesStartingWith, dropDatabase, findDatabase, isAlreadyThere } from './admin.js';
-import { AdminPool } from './admin-pool.js';
-import { LeaseKeeper } from './lease-keeper.js';
-import { laneDatabaseName, templateHashOf } from './names.js';
+import { checkConnectionBudget, findDatabase } from './admin.js';
+import { claimLane } from './claim.js';
+import { DatabaseLedger } from './database-ledger.js';
+import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase } from './entries.js';
+import { openLaneRecords, requestedKind, type LaneRecords } from './lane-records.js';
+import { LaneResets } from './lane-reset.js';
+import { mergeListings } from './listings.js';
+import { markLanes } from './marks.js';
+import { laneDatabaseName, laneKey } from './names.js';
 import { resolveDatabaseAllocatorOptions, type DatabaseAllocatorOptions, type ResolvedDatabaseAllocatorOptions } from './options.js';
-import { DATABASES_FILE, databasesSpec, type DatabaseReset, type DatabaseAllocation, type DatabaseEntry, type DatabaseLaneOptions, type DatabaseListing, type DatabaseListOptions, type ReapedDatabase } from './entries.js';
-import { claimFor, currentShard, planRemoval, releasing, rowToEntry, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import {
-  checkRegistryPrivileges,
-  deleteRow,
-  ensureRegistry,
-  ensureRegistryDatabase,
-  findRow,
-  handOverRow,
-  judgeRow,
-  registryFailed,
-  selectRows,
-  withLaneLock,
-  writeRow,
-  type RegistryRow,
-} from './registry.js';
-import { ensureTemplate, dropAbandonedBuilds, type TemplateInfo } from './template.js';
-import { MARK_TOOLKIT, markOwnerGone, parseMark, writeMark, type DatabaseMark } from './marks.js';
-import { dropStaleCopies, fillPool, listPoolCopies, readyCopies, takeReadyCopy } from './ready-pool.js';
-import { dropDiscarded, swapDatabase, type ResetStrategy } from './reset.js';
-import { TruncateResets } from './truncate-reset.js';
+import { currentShard, reaping, releasing } from './ownership.js';
+import { PoolKeeper } from './pool-keeper.js';
+import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
+import type { ResetStrategy } from './reset.js';
+import { PostgresSession } from './session.js';
+import { ensureTemplate, type TemplateInfo } from './template.js';
 
 const debug = debugLogger('databases');
-
-/** How often an allocation starts over when its entry was released while it cloned. */
-const ALLOCATE_ATTEMPTS = 3;
 
 /**
  * One PostgreSQL database per lane, cloned from a template that is built once per hash of
@@ -63,6 +30,11 @@ const ALLOCATE_ATTEMPTS = 3;
  * a lease kept fresh by this process lets any machine reap the lanes of a dead one.
  * It only ever drops databases recorded in the ledger or registry whose name is exactly the one it
  * derives for the entry's lane under its own prefix.
+ *
+ * A facade: the server and maintenance connections are a {@link PostgresSession}, the state file a
+ * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once; the claim and
+ * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}, the
+ * resets in {@link LaneResets} (docs/how-it-works.md has the map).
  */
 export class DatabaseAllocator {
   static readonly #instances = new Map<string, DatabaseAllocator>();
@@ -79,31 +51,29 @@ export class DatabaseAllocator {
   }
 
   readonly options: ResolvedDatabaseAllocatorOptions;
-  readonly file: StateFile<LedgerDocument<DatabaseEntry>>;
   readonly #shard: string | undefined;
-  #server: Promise<PostgresHandle> | undefined;
-  #registryDenied = false;
+  readonly #session: PostgresSession;
+  readonly #ledger: DatabaseLedger;
+  /** Where lanes are recorded, chosen on first use (the owner table may turn out to be denied). */
+  #records: Promise<LaneRecords> | undefined;
+  #chosen: LaneRecords | undefined;
   #prepared: Promise<TemplateInfo> | undefined;
-  #registry: Promise<LeaseKeeper | undefined> | undefined;
-  #admin: AdminPool | undefined;
-  /** Ready copies of the template to keep (see option `pool`). */
-  #poolTarget: number;
-  /** The background fill of the ready copies, while one runs. */
-  #filling: Promise<void> | undefined;
-  #fillAgain = false;
-  readonly #fillAbort = new AbortController();
-  /** Old lane databases swaps moved out of the way, to drop in the background. */
-  readonly #discarded: string[] = [];
-  /** Connections kept to lane databases for their `truncate` resets. */
-  readonly #truncates = new TruncateResets();
-  /** With the server's registry: the URL of the registry database, where maintenance connections go (its advisory locks are shared by every machine). */
-  #coordinationUrl: string | undefined;
+  readonly #pool: PoolKeeper;
+  readonly #resets: LaneResets;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
-    this.#poolTarget = this.options.pool ?? 1;
-    this.file = new StateFile(join(this.options.stateDir, DATABASES_FILE), databasesSpec);
+    const { adminUrl, embedded, stateDir, runId, connectTimeoutMs, prefix, leaseMs, cloneStrategy, resetLockTimeoutMs } = this.options;
     this.#shard = currentShard();
+    this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
+    this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
+    this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
+    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs });
+  }
+
+  /** The state file `allocated-databases.json`. */
+  get file(): StateFile<LedgerDocument<DatabaseEntry>> {
+    return this.#ledger.file;
   }
 
   get runId(): string {
@@ -123,7 +93,7 @@ export class DatabaseAllocator {
   prepare(): Promise<TemplateInfo> {
     this.#prepared ??= this.#prepare().then(
       (template) => {
-        this.#refillPool();
+        this.#pool.refill();
         return template;
       },
       (error: unknown) => {
@@ -139,7 +109,7 @@ export class DatabaseAllocator {
    * when option `pool` is set.
    */
   expectLanes(count: number): void {
-    if (this.options.pool === undefined) this.#poolTarget = Math.max(1, Math.min(4, Math.floor(count)));
+    this.#pool.expectLanes(count);
   }
 
   /**
@@ -150,100 +120,40 @@ export class DatabaseAllocator {
    *   `DATABASE_RESET_FAILED` naming the step that failed.
    */
   async resetDatabaseForProject(project: string, options: DatabaseLaneOptions & { strategy?: ResetStrategy } = {}): Promise<DatabaseReset> {
-    const key = this.#key(project, options.worker);
+    const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     const databaseName = laneDatabaseName(this.prefix, key);
-    const known = (await this.file.read()).entries.find((entry) => sameLane(entry, key) && entry.databaseName === databaseName);
+    const known = await this.#ledger.find(key, databaseName);
     if (!known) {
       throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} has no database to reset in run ${this.runId}.`, {
         hint: 'A lane database is reset only after its lane booted (the `lane` fixture does that first).',
       });
     }
-    const strategy = options.strategy ?? this.options.reset;
-    const started = performance.now();
-    const url = withDatabase((await this.#postgres()).adminUrl, databaseName);
-    if (strategy === 'truncate') {
-      await this.#truncates.reset(url, { connectTimeoutMs: this.options.connectTimeoutMs, lockTimeoutMs: this.options.resetLockTimeoutMs });
-      return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
-    }
-    await this.#truncates.forget(url);
-    const swapped = await this.#withAdmin((client, version) =>
-      swapDatabase(client, { name: databaseName, prefix: this.prefix, template, strategy: this.options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(known)) }),
-    );
-    if (swapped.discarded) this.#discarded.push(swapped.discarded);
-    this.#refillPool();
-    return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
+    return this.#resets.reset(known, template, options.strategy ?? this.options.reset);
   }
 
   /**
    * Drops the ready copies of templates that are gone (dropped by `gc`, or superseded and
    * removed): a copy belongs to its template. Resolves the names dropped (with `dryRun`, would drop).
    */
-  async dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
-    return this.#withAdmin(async (client, version) => {
-      const templates = new Set((await databasesStartingWith(client, `${this.prefix}_tpl_`)).flatMap((row) => templateHashOf(this.prefix, row.name) ?? []));
-      if (options.dryRun) return (await listPoolCopies(client, this.prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
-      // Old lane databases a swap moved away and a dead process never dropped go too.
-      return [...(await dropStaleCopies(client, this.prefix, templates, version)), ...(await dropDiscarded(client, this.prefix, version))];
-    });
+  dropStaleReadyCopies(options: { dryRun?: boolean } = {}): Promise<string[]> {
+    return this.#pool.dropStale(options);
   }
 
   /** Names of the ready copies of the given template hashes (of every template when none are given). */
-  async readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
-    return this.#withAdmin(async (client) =>
-      (await listPoolCopies(client, this.prefix)).filter(({ hash }) => hashes === undefined || hashes.includes(hash)).map(({ name }) => name),
-    );
+  readyCopiesOf(hashes?: readonly string[]): Promise<string[]> {
+    return this.#pool.copiesOf(hashes);
   }
 
   /** The ready copies of the current template (0 before `prepare()`). */
   async readyCopyCount(): Promise<number> {
     const template = await this.#prepared?.catch(() => undefined);
-    if (!template) return 0;
-    return (await this.#withAdmin((client) => readyCopies(client, this.prefix, template.hash))).length;
+    return template ? this.#pool.countOf(template) : 0;
   }
 
   /** Waits for the background fill of the ready copies, if one runs (for tests and benchmarks). */
-  async poolSettled(): Promise<void> {
-    while (this.#filling) await this.#filling;
-  }
-
-  /**
-   * Tops the ready copies of the template up to the pool size in the background, one clone at a
-   * time on one maintenance connection; never awaited by a lane. A failure is only logged: lanes
-   * then clone on demand.
-   */
-  #refillPool(): void {
-    if ((this.#poolTarget === 0 && this.#discarded.length === 0) || this.#fillAbort.signal.aborted) return;
-    if (this.#filling) {
-      this.#fillAgain = true;
-      return;
-    }
-    this.#filling = (async () => {
-      const template = await this.#prepared;
-      if (!template) return;
-      do {
-        this.#fillAgain = false;
-        // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
-        const discarded = this.#discarded.splice(0);
-        if (discarded.length > 0) await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded));
-        if (this.#poolTarget === 0) continue;
-        await this.#withAdmin((client, version) =>
-          fillPool(client, {
-            prefix: this.prefix,
-            template,
-            target: this.#poolTarget,
-            strategy: this.options.cloneStrategy,
-            serverVersion: version,
-            mark: { toolkit: MARK_TOOLKIT, kind: 'pool', created: new Date().toISOString(), hash: template.hash },
-            signal: this.#fillAbort.signal,
-          }),
-        );
-      } while (this.#fillAgain && !this.#fillAbort.signal.aborted);
-    })()
-      .catch((error: unknown) => debug('filling the ready copies failed: %s', messageOf(error)))
-      .finally(() => {
-        this.#filling = undefined;
-      });
+  poolSettled(): Promise<void> {
+    return this.#pool.settled();
   }
 
   /**
@@ -252,19 +162,19 @@ export class DatabaseAllocator {
    * for connections only, never for messages. @internal
    */
   async lockingUrl(): Promise<string> {
-    const server = await this.#postgres();
-    await this.#leases();
-    return this.#coordinationUrl ?? server.adminUrl;
+    await this.#session.server();
+    await this.#lanes();
+    return this.#session.maintenanceUrl();
   }
 
   /** Which PostgreSQL server the lanes' databases live on, for people (no password); joins it if needed. */
   async describePostgres(): Promise<string> {
-    return (await this.#postgres()).description;
+    return (await this.#session.server()).description;
   }
 
   /** The server's admin URL (it holds the password: never log it). Joins the server if needed. */
   async adminUrl(): Promise<string> {
-    return (await this.#postgres()).adminUrl;
+    return (await this.#session.server()).adminUrl;
   }
 
   /**
@@ -274,9 +184,7 @@ export class DatabaseAllocator {
    * embedded server.
    */
   registryKind(): 'postgres' | 'file' {
-    if (this.#registryDenied) return 'file';
-    const mode = this.options.registry;
-    return mode === 'postgres' || (mode === 'auto' && resolveAdminUrl(this.options.adminUrl) !== undefined) ? 'postgres' : 'file';
+    return this.#chosen?.kind ?? requestedKind(this.options);
   }
 
   /**
@@ -286,59 +194,11 @@ export class DatabaseAllocator {
    *   machine holds this lane: two machines use the same run id), and whatever `prepare()` throws.
    */
   async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
-    const key = this.#key(project, options.worker);
+    const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
-    const server = await this.#postgres();
-    const leases = await this.#leases();
-    const databaseName = laneDatabaseName(this.prefix, key);
-    let entry: DatabaseEntry;
-    for (let attempt = 1; ; attempt++) {
-      // The entry is recorded first, under the ledger lock, so that a crash during the clone still
-      // leaves an entry for the reaper; the clone runs outside the lock, so lanes clone side by side.
-      const recorded = await this.file.update((doc) => this.#record(doc, key, databaseName, template.name, server.adminUrl));
-      entry = recorded.entry;
-      try {
-        await this.#withAdmin(async (client, version) => {
-          const create = (): Promise<void> => this.#create(client, version, recorded.entry, template.name, server.adminUrl);
-          if (!leases) return create();
-          await withLaneLock(client, databaseName, { wait: true }, () => this.#claim(client, key, databaseName, template.name, create));
-        });
-      } catch (error) {
-        if (recorded.added) await this.#unrecord(entry).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
-        throw error;
-      }
-      // The database exists now. Unless a release removed the entry meanwhile (and maybe dropped the
-      // database before it was created), the allocation stands; else it starts over.
-      const kept = await this.file.update((doc) => doc.entries.some((candidate) => sameLane(candidate, key) && candidate.databaseName === databaseName));
-      if (kept) break;
-      if (attempt >= ALLOCATE_ATTEMPTS) {
-        throw new LanesError('DATABASE_CREATE_FAILED', `Database ${databaseName} of ${describeLane(key)} was released ${attempt} times while it was being created.`, {
-          hint: 'Something releases this lane (e.g. `npx e2e-lanes down` or a teardown) while it boots: let the run finish first.',
-          details: { databaseName, template: template.name },
-        });
-      }
-      debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
-    }
-    keepAlive(this.file as never, key.runId, this.options.leaseMs);
-    leases?.hold(databaseName);
-    const allocation: DatabaseAllocation = {
-      project: entry.project,
-      runId: entry.runId,
-      databaseName: entry.databaseName,
-      databaseUrl: withDatabase(server.adminUrl, entry.databaseName),
-      template,
-    };
-    if (entry.worker !== undefined) allocation.worker = entry.worker;
-    return allocation;
-  }
-
-  /** The database recorded for `project` in this run (none is created) and whether it exists, or undefined. */
-  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string; exists: boolean } | undefined> {
-    const key = this.#key(project, options.worker);
-    const entry = (await this.file.read()).entries.find((candidate) => sameLane(candidate, key));
-    if (!entry) return undefined;
-    const exists = await this.#withAdmin(async (client) => (await findDatabase(client, entry.databaseName)) !== undefined);
-    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#postgres()).adminUrl, entry.databaseName), exists };
+    await this.#session.server();
+    const records = await this.#lanes();
+    return claimLane({ session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill() }, key, template);
   }
 
   /**
@@ -348,10 +208,10 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` (the entry is kept).
    */
   async releaseDatabaseForProject(project: string, options: DatabaseLaneOptions & { runId?: string } = {}): Promise<boolean> {
-    await this.#truncates.close();
+    await this.#resets.close();
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
-    const removed = await this.#remove(releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
+    const removed = await removeDatabases(await this.#removal(), releasing(key.runId, this.options.stateDir, (lane) => sameLane(lane, key)), { wait: true });
     return removed.length > 0;
   }
 
@@ -362,50 +222,41 @@ export class DatabaseAllocator {
    */
   async keepRun(runId: string = this.runId, owner?: Owner): Promise<void> {
     if (owner) await this.handOverRun(runId, owner);
-    const kept = owner ? [] : await this.file.update((doc) => {
-      keepRunEntries(doc.entries, runId);
-      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
-    });
+    const kept = owner ? [] : await this.#ledger.keepRun(runId);
     // The server's marks say so too, so that no reaper judging by marks alone drops them.
-    if (kept.length > 0 && this.#server) {
-      await this.#withAdmin(async (client) => {
-        for (const entry of kept) await writeMark(client, entry.databaseName, laneMark(entry, true)).catch((error: unknown) => debug('could not mark %s as kept: %s', entry.databaseName, messageOf(error)));
-      }).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
+    if (kept.length > 0 && this.#session.joined) {
+      await this.#session.withAdmin((client) => markLanes(client, kept, { kept: true })).catch((error: unknown) => debug('could not mark the kept databases: %s', messageOf(error)));
     }
-    stopKeepingAlive(this.file, runId);
-    const server = this.#server;
-    this.#server = undefined;
+    this.#ledger.stopKeepingAlive(runId);
     this.#prepared = undefined;
-    await this.#closeAdmin();
-    if (server) await (await server.catch(() => undefined))?.keep(owner);
+    await this.#session.keep(owner);
   }
 
   /**
-   * Gives the databases of a run to `owner` in the state file, in the server's registry and in
+   * Gives the databases of a run to `owner` in the state file, in the server's owner table and in
    * the databases' marks: a warm run's watchdog (alive until its deadline), or this process taking
    * a warm run over (it renews their heartbeat and leases from then on).
    */
   async handOverRun(runId: string, owner: Owner): Promise<void> {
-    const entries = await this.file.update((doc) => {
-      handOverRunEntries(doc.entries, runId, owner);
-      return doc.entries.filter((entry) => entry.runId === runId && this.#hasPrefix(entry)).map((entry) => structuredClone(entry));
-    });
-    const leases = await this.#leases();
+    const entries = await this.#ledger.handOverRun(runId, owner);
+    const records = await this.#lanes();
     if (entries.length > 0) {
-      await this.#withAdmin(async (client) => {
-        for (const entry of entries) {
-          if (leases) await handOverRow(client, entry.databaseName, owner, this.options.leaseMs);
-          await writeMark(client, entry.databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s for its new owner: %s', entry.databaseName, messageOf(error)));
-        }
+      await this.#session.withAdmin(async (client) => {
+        await records.handOver(client, entries.map((entry) => entry.databaseName), owner);
+        await markLanes(client, entries);
       });
     }
-    if (owner.warmUntil === undefined) {
-      keepAlive(this.file as never, runId, this.options.leaseMs);
-      for (const entry of entries) leases?.hold(entry.databaseName);
-    } else {
-      stopKeepingAlive(this.file, runId);
-      leases?.forget(entries.map((entry) => entry.databaseName));
-    }
+    if (owner.warmUntil === undefined) this.#ledger.keepAlive(runId);
+    else this.#ledger.stopKeepingAlive(runId);
+  }
+
+  /** The database recorded for `project` in this run (none is created) and whether it exists, or undefined. */
+  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string; exists: boolean } | undefined> {
+    const key = laneKey(this.runId, project, options.worker);
+    const entry = (await this.#ledger.file.read()).entries.find((candidate) => sameLane(candidate, key));
+    if (!entry) return undefined;
+    const exists = await this.#session.withAdmin(async (client) => (await findDatabase(client, entry.databaseName)) !== undefined);
+    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#session.server()).adminUrl, entry.databaseName), exists };
   }
 
   /**
@@ -415,9 +266,9 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
-    await this.#truncates.close();
-    const removed = await this.#remove(releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
-    stopKeepingAlive(this.file, runId);
+    await this.#resets.close();
+    const removed = await removeDatabases(await this.#removal(), releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
+    this.#ledger.stopKeepingAlive(runId);
     return removed.map(({ entry }) => entry);
   }
 
@@ -426,24 +277,16 @@ export class DatabaseAllocator {
    * marked lane databases no ledger or registry lists whose owner is gone, and abandoned build
    * databases (`dropped` is false in each).
    */
-  listUnrecorded(): Promise<ReapedDatabase[]> {
-    return this.#reapUnrecorded({ dryRun: true });
+  async listUnrecorded(): Promise<ReapedDatabase[]> {
+    return reapUnrecorded(await this.#removal(), { dryRun: true });
   }
 
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
-    const local: DatabaseListing[] = withLiveness((await this.file.read()).entries, this.options.leaseMs);
-    if (options.scope !== 'server' || this.registryKind() === 'file') return local;
-    await this.#leases();
-    const server = await this.#postgres();
-    const rows = await this.#withAdmin((client) => readRows(client, { prefix: this.prefix }));
-    const known = new Set(rows.map((row) => row.databaseName));
-    const shared = rows.map((row): DatabaseListing => {
-      const verdict = judgeRow(row);
-      const entry = { ...rowToEntry(row, server.adminUrl), expiresAt: row.expiresAt };
-      return verdict.alive ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: verdict.reason };
-    });
-    return [...shared, ...local.filter((entry) => !known.has(entry.databaseName))];
+    const local = await this.#ledger.list();
+    if (options.scope !== 'server') return local;
+    const rows = await (await this.#lanes()).rows({ prefix: this.prefix });
+    return rows.length === 0 ? local : mergeListings(local, rows, (await this.#session.server()).adminUrl);
   }
 
   /**
@@ -455,15 +298,9 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all (failed entries are kept).
    */
   async reapStale(): Promise<ReapedDatabase[]> {
-    const pick: RemovalPick = {
-      ledger: (entries) => splitByLiveness(entries, this.options.leaseMs).stale,
-      row: (row) => {
-        const verdict = judgeRow(row);
-        return verdict.alive ? undefined : verdict.reason;
-      },
-    };
-    const removed = await this.#remove(pick, { wait: false });
-    removed.push(...(await this.#reapUnrecorded()));
+    const context = await this.#removal();
+    const removed = await removeDatabases(context, reaping(this.options.leaseMs), { wait: false });
+    removed.push(...(await reapUnrecorded(context)));
     for (const { entry, dropped, reason } of removed) {
       debug('reaped %s of %s (%s): %s', entry.databaseName, describeLane(entry), dropped ? 'dropped' : 'not dropped', reason);
     }
@@ -471,77 +308,15 @@ export class DatabaseAllocator {
   }
 
   /**
-   * The server is a source of truth too: drops the databases of this prefix that carry the
-   * toolkit's mark, are listed in neither this ledger nor the registry (a lost or truncated
-   * ledger, another state folder's run that died), and whose marked owner is gone (this host: pid
-   * gone or reused; another host's are judged only by their registry lease, so never here). Also
-   * drops abandoned build databases of templates. Runs under the ledger lock, so an allocation of
-   * this state folder never races it. A database without the mark is never touched.
-   * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
-   */
-  async #reapUnrecorded(options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
-    const leases = await this.#leases();
-    const server = await this.#postgres();
-    const failures: string[] = [];
-    const dryRun = options.dryRun === true;
-    const underLedger = <T>(fn: (doc: LedgerDocument<DatabaseEntry>) => Promise<T>): Promise<T> => (dryRun ? this.file.read().then(fn) : this.file.update(fn));
-    const reaped = await underLedger(async (doc) =>
-      this.#withAdmin(async (client, version) => {
-        const known = new Set(doc.entries.map((entry) => entry.databaseName));
-        if (leases) for (const row of await readRows(client, { prefix: this.prefix })) known.add(row.databaseName);
-        const found: ReapedDatabase[] = [];
-        for (const row of await databasesStartingWith(client, `${this.prefix}_`)) {
-          const mark = parseMark(row.comment);
-          if (mark?.kind !== 'lane' || known.has(row.name)) continue;
-          const entry = markToEntry(row.name, mark, server.adminUrl);
-          if (!entry || !this.#created(entry)) continue;
-          const gone = markOwnerGone(mark);
-          if (!gone) continue;
-          const drop = async (): Promise<void> => {
-            if (leases && (await findRow(client, row.name))) return; // registered meanwhile: the registry decides
-            if (!dryRun) await dropDatabase(client, row.name, version);
-            found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
-          };
-          try {
-            if (leases) await withLaneLock(client, row.name, { wait: false }, drop);
-            else await drop();
-          } catch (error) {
-            failures.push(`${row.name}: ${messageOf(error)}`);
-          }
-        }
-        for (const build of await dropAbandonedBuilds(client, this.prefix, version, { dryRun })) {
-          found.push({ entry: buildToEntry(build.name, build.template, build.mark, server.adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
-        }
-        return found;
-      }),
-    );
-    if (failures.length > 0) {
-      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s) of dead owners: ${failures.join('; ')}`, {
-        hint: 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`. Check that the admin user owns them.',
-        details: { failures },
-      });
-    }
-    return reaped;
-  }
-
-  /**
    * Releases this allocator's hold on PostgreSQL (e.g. its reference to the embedded server). Lanes
    * stay allocated, and their registry leases keep being renewed while this process lives.
    */
   async close(): Promise<void> {
-    this.#fillAbort.abort();
-    await this.#filling;
-    await this.#truncates.close();
-    const discarded = this.#discarded.splice(0);
-    if (discarded.length > 0 && this.#server) {
-      await this.#withAdmin((client, version) => dropDiscarded(client, this.prefix, version, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
-    }
-    const server = this.#server;
-    this.#server = undefined;
+    await this.#pool.close();
+    await this.#resets.close();
     this.#prepared = undefined;
     if (DatabaseAllocator.#instances.get(this.options.stateDir) === this) DatabaseAllocator.#instances.delete(this.options.stateDir);
-    await this.#closeAdmin();
-    if (server) await (await server.catch(() => undefined))?.release();
+    await this.#session.release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -549,306 +324,29 @@ export class DatabaseAllocator {
   }
 
   async #prepare(): Promise<TemplateInfo> {
-    const server = await this.#postgres();
-    await this.#leases();
+    await this.#session.server();
+    await this.#lanes();
     const expected = this.options.expectedConnections;
-    if (expected !== undefined) await this.#withAdmin((client) => checkConnectionBudget(client, expected));
-    return ensureTemplate({
-      adminUrl: this.#coordinationUrl ?? server.adminUrl,
-      prefix: this.prefix,
-      migrations: this.options.migrations,
-      seed: this.options.seed,
-      hashInputs: this.options.hashInputs,
-      rebuild: this.options.rebuild,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-      runId: this.runId,
-      seedTimeoutMs: this.options.seedTimeoutMs,
-      migrationTimeoutMs: this.options.migrationTimeoutMs,
-      templateWaitTimeoutMs: this.options.templateWaitTimeoutMs,
-    });
+    if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
+    const { prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs } = this.options;
+    const adminUrl = await this.#session.maintenanceUrl();
+    return ensureTemplate({ adminUrl, prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs });
   }
 
-  #postgres(): Promise<PostgresHandle> {
-    this.#server ??= ensurePostgres({
-      adminUrl: this.options.adminUrl,
-      embedded: this.options.embedded,
-      stateDir: this.options.stateDir,
-      runId: this.runId,
-      connectTimeoutMs: this.options.connectTimeoutMs,
-    }).catch((error: unknown) => {
-      this.#server = undefined;
-      throw error;
-    });
-    return this.#server;
+  /** Where lanes are recorded: opened once (a failure is tried again by the next call). */
+  #lanes(): Promise<LaneRecords> {
+    this.#records ??= openLaneRecords(this.options, this.#session, this.#ledger, this.#shard).then(
+      (records) => (this.#chosen = records),
+      (error: unknown) => {
+        this.#records = undefined;
+        throw error;
+      },
+    );
+    return this.#records;
   }
 
-  /** The lease keeper when this allocator uses the server's registry (created on first use), else undefined. */
-  #leases(): Promise<LeaseKeeper | undefined> {
-    if (this.registryKind() === 'file') return Promise.resolve(undefined);
-    this.#registry ??= (async () => {
-      const server = await this.#postgres();
-      const registryUrl = withDatabase(server.adminUrl, this.options.registryDatabase);
-      const where = describeTarget(registryUrl);
-      try {
-        // Created over the admin URL's database, where nothing else is created; everything else happens in the registry database.
-        await this.#withAdmin((client) => ensureRegistryDatabase(client, this.options.registryDatabase, describeTarget(server.adminUrl)));
-        const client = await connectClient(registryUrl, { timeoutMs: this.options.connectTimeoutMs });
-        try {
-          await ensureRegistry(client, where);
-          await checkRegistryPrivileges(client, where);
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      } catch (error) {
-        // 'auto' must not fail a run whose role may create databases but not a schema: fall back to state files.
-        if (this.options.registry !== 'auto' || (error as { cause?: { code?: string } }).cause?.code !== '42501') throw error;
-        this.#registryDenied = true;
-        warn(
-          `the role of ${describeTarget(server.adminUrl)} may not create the lane registry (permission denied), so lanes are recorded ` +
-            "on this host only. Grant it CREATE on that database for CI shards to see each other's lanes, or set registry: 'file' to silence this.",
-        );
-        return undefined;
-      }
-      this.#coordinationUrl = registryUrl;
-      const connect = (): Promise<Client> => connectClient(registryUrl, { timeoutMs: Math.min(this.options.connectTimeoutMs, this.options.leaseMs / 2) });
-      return new LeaseKeeper(connect, this.options.leaseMs);
-    })().catch((error: unknown) => {
-      this.#registry = undefined;
-      throw error;
-    });
-    return this.#registry;
-  }
-
-  /**
-   * Runs `fn` with one of this allocator's maintenance connections, which it has to itself until
-   * `fn` settles (its transactions and advisory locks never mix with another caller's). Connections
-   * are opened on demand (up to a few, for lanes that clone side by side), reused while calls keep
-   * coming, closed after a second unused, and all closed by `close()`.
-   */
-  async #withAdmin<T>(fn: (client: Client, serverVersion: number) => Promise<T>): Promise<T> {
-    const server = await this.#postgres();
-    const url = this.#coordinationUrl ?? server.adminUrl;
-    let admin = this.#admin;
-    if (admin?.url !== url) {
-      void admin?.close();
-      admin = this.#admin = new AdminPool(url, this.options.connectTimeoutMs);
-    }
-    return admin.use((client) => fn(client, server.version));
-  }
-
-  async #closeAdmin(): Promise<void> {
-    const admin = this.#admin;
-    this.#admin = undefined;
-    await admin?.close();
-  }
-
-  /**
-   * Under the ledger lock: the entry of a lane, recorded (`added`) if missing, with this process as
-   * its owner when the previous one died. The database may not exist yet.
-   */
-  #record(doc: LedgerDocument<DatabaseEntry>, key: LaneKey, databaseName: string, template: string, adminUrl: string): { entry: DatabaseEntry; added: boolean } {
-    let mine = doc.entries.find((candidate) => sameLane(candidate, key) && this.#hasPrefix(candidate));
-    if (mine && mine.databaseName !== databaseName) {
-      warn(`ledger ${this.file.path} recorded database ${JSON.stringify(mine.databaseName)} for ${describeLane(key)}, which this allocator never creates; the entry was dropped (the database was not).`);
-      doc.entries = doc.entries.filter((candidate) => candidate !== mine);
-      mine = undefined;
-    }
-    let added = false;
-    if (!mine) {
-      mine = {
-        ...key,
-        owner: newOwner(key.runId),
-        databaseName,
-        databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-        template,
-        ...(this.#shard !== undefined ? { shard: this.#shard } : {}),
-      };
-      doc.entries.push(mine);
-      added = true;
-    }
-    if (splitByLiveness([mine], this.options.leaseMs).stale.length > 0) {
-      // The run's previous owner died but the run goes on (same run id): this process takes over.
-      debug('taking over %s of %s from pid %d', databaseName, describeLane(key), mine.owner.pid);
-      mine.owner = newOwner(key.runId);
-    }
-    mine.owner.heartbeatAt = new Date().toISOString();
-    return { entry: structuredClone(mine), added };
-  }
-
-  /**
-   * Clones the lane's database from the template; a database of that name that exists already (an
-   * earlier allocation, or one running at the same moment, which has committed by then) is the one.
-   * @throws {LanesError} `DATABASE_CREATE_FAILED`
-   */
-  async #create(client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
-    const { databaseName } = entry;
-    try {
-      const hash = templateHashOf(this.prefix, template);
-      const copy = hash === undefined ? undefined : await takeReadyCopy(client, this.prefix, hash, databaseName);
-      if (copy !== undefined) {
-        debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
-        this.#refillPool();
-      } else {
-        await cloneDatabase(client, databaseName, template, this.options.cloneStrategy, version);
-        debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
-      }
-    } catch (error) {
-      if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
-      debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
-    }
-    // The owner goes on the server too (renewed on every allocation, so a takeover shows), for
-    // reapers that find no ledger listing the database.
-    await writeMark(client, databaseName, laneMark(entry)).catch((error: unknown) => debug('could not mark %s: %s', databaseName, messageOf(error)));
-  }
-
-  /**
-   * After a failed clone: removes the entry this allocation recorded, unless the database exists
-   * after all (another allocation of the lane created it meanwhile and relies on the entry).
-   */
-  async #unrecord(entry: DatabaseEntry): Promise<void> {
-    await this.file.update(async (doc) => {
-      const index = doc.entries.findIndex((candidate) => sameLane(candidate, entry) && candidate.databaseName === entry.databaseName && sameOwner(candidate.owner, entry.owner));
-      if (index < 0) return;
-      const exists = await this.#withAdmin((client) => findDatabase(client, entry.databaseName)).catch(() => undefined);
-      if (exists) return;
-      doc.entries.splice(index, 1);
-    });
-  }
-
-  /**
-   * Under the lane's lock: records this process as the owner in the registry first (so a crash
-   * right after the clone still leaves a record to reap), then creates the database if needed.
-   */
-  async #claim(client: Client, key: LaneKey, databaseName: string, template: string, create: () => Promise<void>): Promise<void> {
-    let row: RegistryRow | undefined;
-    try {
-      row = await findRow(client, databaseName);
-    } catch (error) {
-      throw registryFailed(`read the lane registry for ${databaseName}`, error);
-    }
-    const claim = claimFor(row, key, currentHost(), this.options.stateDir);
-    if (claim === 'take' && row) {
-      const message = `taking over lane database ${databaseName} of ${describeLane(key)}: ${staleReason(row)}`;
-      if (row.host === currentHost()) debug(message);
-      else warn(`${message}. Another machine ran with the same run id before.`);
-    }
-    // A live owner of this run on this host keeps the row; anyone else writes itself in.
-    const mine = newOwner(key.runId);
-    const holder: Pick<RegistryRow, 'host' | 'pid' | 'pidStart' | 'stateDir'> =
-      claim === 'renew' && row
-        ? { host: row.host, pid: row.pid, pidStart: row.pidStart, stateDir: row.stateDir }
-        : { host: mine.host, pid: mine.pid, pidStart: mine.pidStart, stateDir: this.options.stateDir };
-    try {
-      await writeRow(client, { databaseName, prefix: this.prefix, ...key, shard: this.#shard, ...holder, template }, this.options.leaseMs);
-    } catch (error) {
-      throw registryFailed(`record ${databaseName} in the lane registry`, error);
-    }
-    try {
-      await create();
-    } catch (error) {
-      if (claim === 'insert') await deleteRow(client, databaseName).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  /**
-   * Drops and forgets the databases `pick` chooses, one after the other: the ledger's entries and,
-   * with a registry, its rows (each under the lane's lock, checked again once locked; with
-   * `wait: false` a lane someone else is working on is skipped). Databases whose drop fails are
-   * kept and reported at the end.
-   */
-  async #remove(pick: RemovalPick, lock: { wait: boolean }): Promise<ReapedDatabase[]> {
-    const leases = await this.#leases();
-    const failures: string[] = [];
-    const removed = await this.file.update(async (doc) => {
-      const ledger = doc.entries.filter((entry) => this.#hasPrefix(entry));
-      if (!leases && pick.ledger(ledger).length === 0) return [];
-      const server = await this.#postgres();
-      const gone = await this.#withAdmin(async (client, version) => {
-        const rows = leases ? await readRows(client, { prefix: this.prefix, ...(pick.runId !== undefined ? { runId: pick.runId } : {}) }) : [];
-        const done: { target: RemovalTarget; dropped: boolean }[] = [];
-        for (const target of planRemoval(ledger, rows, pick, server.adminUrl)) {
-          const dropped = await this.#removeOne(client, version, target, pick, lock, leases, failures);
-          if (dropped !== undefined) done.push({ target, dropped });
-        }
-        return done;
-      });
-      const forget = new Set(gone.flatMap(({ target }) => target.ledger));
-      doc.entries = doc.entries.filter((entry) => !forget.has(entry));
-      return gone.map(({ target, dropped }) => ({ entry: structuredClone(target.entry), reason: target.reason, dropped }));
-    });
-    if (failures.length > 0) {
-      throw new LanesError('DATABASE_DROP_FAILED', `Could not drop ${failures.length} database(s): ${failures.join('; ')}`, {
-        hint: 'They stay recorded and are retried by the next release or `npx e2e-lanes gc`. Check that the admin user owns them.',
-        details: { failures },
-      });
-    }
-    return removed;
-  }
-
-  /** Drops one database and forgets its records; resolves whether it was dropped, or undefined when it was kept. */
-  async #removeOne(
-    client: Client,
-    version: number,
-    target: RemovalTarget,
-    pick: RemovalPick,
-    lock: { wait: boolean },
-    leases: LeaseKeeper | undefined,
-    failures: string[],
-  ): Promise<boolean | undefined> {
-    const drop = async (): Promise<boolean | undefined> => {
-      if (!this.#created(target.entry)) {
-        const where = target.row ? `the lane registry of ${describeTarget((await this.#postgres()).adminUrl)}` : this.file.path;
-        warn(`not dropping database ${JSON.stringify(target.databaseName)} recorded for ${describeLane(target.entry)} in ${where}: this allocator never creates a database of that name. The entry was removed.`);
-        return false;
-      }
-      try {
-        const existed = await dropDatabase(client, target.databaseName, version);
-        debug('dropped %s of %s', target.databaseName, describeLane(target.entry));
-        return existed;
-      } catch (error) {
-        failures.push(`${target.databaseName}: ${messageOf(error)}`);
-        return undefined;
-      }
-    };
-    if (!target.row || !leases) return drop();
-    const outcome = await withLaneLock(client, target.databaseName, lock, async () => {
-      const fresh = await findRow(client, target.databaseName);
-      if (fresh && pick.row(fresh) === undefined) return undefined; // renewed or taken over meanwhile
-      leases.forget([target.databaseName]);
-      const dropped = await drop();
-      if (dropped === undefined) {
-        if (fresh?.host === currentHost()) leases.hold(target.databaseName);
-        return undefined;
-      }
-      if (fresh) await deleteRow(client, target.databaseName);
-      return dropped;
-    });
-    if (!outcome.locked) debug('skipping %s: another process is working on it', target.databaseName);
-    return outcome.locked ? outcome.value : undefined;
-  }
-
-  /** The entry belongs to this allocator's prefix (entries of other prefixes are left alone). */
-  #hasPrefix(entry: DatabaseEntry): boolean {
-    return entry.databaseName.startsWith(`${this.prefix}_`);
-  }
-
-  /** The recorded name is exactly the one this allocator derives for the entry's lane. */
-  #created(entry: DatabaseEntry): boolean {
-    const key: LaneKey = { runId: entry.runId, project: entry.project };
-    if (entry.worker !== undefined) key.worker = entry.worker;
-    return entry.databaseName === laneDatabaseName(this.prefix, key);
-  }
-
-  #key(project: string, worker: number | undefined): LaneKey {
-    const key: LaneKey = { runId: this.runId, project: validateProjectName(project) };
-    if (worker !== undefined) {
-      if (!Number.isSafeInteger(worker) || worker < 0) {
-        throw new LanesError('INVALID_OPTION', `Invalid worker index ${JSON.stringify(worker)}.`, { hint: 'Use the worker parallelIndex, a whole number ≥ 0.' });
-      }
-      key.worker = worker;
-    }
-    return key;
+  async #removal(): Promise<RemovalContext> {
+    return { session: this.#session, records: await this.#lanes(), prefix: this.prefix };
   }
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
@@ -861,68 +359,5 @@ export class DatabaseAllocator {
         { hint: 'Pass the same options on every call, or use `new DatabaseAllocator(options)` for a separate allocator.' },
       );
     }
-  }
-}
-
-/** The mark of a lane database: its lane and owner. */
-function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): DatabaseMark {
-  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
-  if (entry.worker !== undefined) mark.worker = entry.worker;
-  if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
-  if (kept) mark.kept = true;
-  if (entry.owner.warmUntil !== undefined) mark.warmUntil = entry.owner.warmUntil;
-  return mark;
-}
-
-/** A lane mark in the shape of a ledger entry, or undefined when it lacks the lane or owner. */
-function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry | undefined {
-  if (typeof mark.runId !== 'string' || typeof mark.project !== 'string' || typeof mark.host !== 'string' || typeof mark.pid !== 'number') return undefined;
-  const entry: DatabaseEntry = {
-    runId: mark.runId,
-    project: mark.project,
-    owner: { runId: mark.runId, pid: mark.pid, host: mark.host, createdAt: mark.created, heartbeatAt: mark.created },
-    databaseName,
-    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-    template: '',
-  };
-  if (typeof mark.worker === 'number') entry.worker = mark.worker;
-  if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
-  return entry;
-}
-
-/** An abandoned build database in the shape of a ledger entry (project: the template it was building). */
-function buildToEntry(databaseName: string, template: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry {
-  const runId = mark.runId ?? 'unknown';
-  return {
-    runId,
-    project: `template build ${template}`,
-    owner: { runId, pid: mark.pid ?? 0, host: mark.host ?? 'unknown', createdAt: mark.created, heartbeatAt: mark.created },
-    databaseName,
-    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
-    template,
-  };
-}
-
-function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {
-  const code = (error as { code?: unknown } | null)?.code;
-  const hint =
-    code === '55006'
-      ? `Something keeps connecting to template ${template}: servers must use the lane databases, never the template.`
-      : code === '42501'
-        ? 'The admin user needs the CREATEDB privilege (or be a superuser).'
-        : `Check the server at ${describeTarget(adminUrl)} (disk space, max databases), then run again.`;
-  return new LanesError('DATABASE_CREATE_FAILED', `Could not create database ${databaseName} from template ${template} on ${describeTarget(adminUrl)}: ${messageOf(error)}`, {
-    hint,
-    cause: error,
-    details: { databaseName, template, code },
-  });
-}
-
-/** The registry rows of a prefix (and run). @throws {LanesError} `REGISTRY_FAILED` */
-async function readRows(client: Client, filter: { prefix: string; runId?: string }): Promise<RegistryRow[]> {
-  try {
-    return await selectRows(client, filter);
-  } catch (error) {
-    throw registryFailed('read the lane registry', error);
   }
 }

@@ -10,7 +10,7 @@ export {
   type DatabaseReset,
 } from './entries.js';
 export { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
-export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './registry.js';
+export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './owner-table.js';
 export {
   type DatabaseAllocatorOptions,
   type CommandStep,
@@ -36,16 +36,9 @@ export {
   type MigrateOptions,
 } from './migrations.js';
 export { runSeed, type SeedContext, type SeedFunction, type RunSeedOptions } from './seed.js';
-export {
-  ensureTemplate,
-  computeTemplateHash,
-  listTemplates,
-  dropOldTemplates,
-  type TemplateInfo,
-  type TemplateInputs,
-  type TemplateListing,
-  type EnsureTemplateOptions,
-} from './template.js';
+export { ensureTemplate, type TemplateInfo, type EnsureTemplateOptions } from './template.js';
+export { computeTemplateHash, type TemplateInputs } from './template-hash.js';
+export { listTemplates, dropOldTemplates, type TemplateListing } from './template-housekeeping.js';
 export {
   laneDatabaseName,
   templateDatabaseName,

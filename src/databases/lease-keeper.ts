@@ -8,7 +8,7 @@ import type { Client } from 'pg';
 import { messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { currentHost } from '../state/owner.js';
-import { renewLeases } from './registry.js';
+import { renewLeases } from './owner-table.js';
 
 const debug = debugLogger('registry');
 

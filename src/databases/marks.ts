@@ -6,7 +6,14 @@
  * @internal
  */
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
+import { messageOf } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { withDatabase } from '../postgres/url.js';
+import { redactUrl } from '../redact.js';
 import { currentHost, isPidAlive, pidStartTime } from '../state/owner.js';
+import type { DatabaseEntry } from './entries.js';
+
+const debug = debugLogger('databases');
 
 export const MARK_TOOLKIT = 'e2e-lanes';
 
@@ -52,6 +59,44 @@ export function parseMark(comment: string | null | undefined): DatabaseMark | un
 /** Writes `mark` as the comment of database `name` (the caller must own it). */
 export async function writeMark(client: Client, name: string, mark: DatabaseMark): Promise<void> {
   await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(mark))}`);
+}
+
+/** The mark of a lane database: its lane and owner (`kept` by default as its entry says). */
+export function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true): DatabaseMark {
+  const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
+  if (entry.worker !== undefined) mark.worker = entry.worker;
+  if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
+  if (kept) mark.kept = true;
+  if (entry.owner.warmUntil !== undefined) mark.warmUntil = entry.owner.warmUntil;
+  return mark;
+}
+
+/**
+ * Writes the marks of lane databases from their entries (`kept` to mark them kept whatever their
+ * entries say). A mark that cannot be written is only logged: the entries still hold the truth.
+ */
+export async function markLanes(client: Client, entries: readonly DatabaseEntry[], options: { kept?: boolean } = {}): Promise<void> {
+  for (const entry of entries) {
+    await writeMark(client, entry.databaseName, laneMark(entry, options.kept ?? entry.owner.kept === true)).catch((error: unknown) =>
+      debug('could not mark %s%s: %s', entry.databaseName, options.kept ? ' as kept' : '', messageOf(error)),
+    );
+  }
+}
+
+/** A lane mark in the shape of a ledger entry, or undefined when it lacks the lane or owner. */
+export function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: string): DatabaseEntry | undefined {
+  if (typeof mark.runId !== 'string' || typeof mark.project !== 'string' || typeof mark.host !== 'string' || typeof mark.pid !== 'number') return undefined;
+  const entry: DatabaseEntry = {
+    runId: mark.runId,
+    project: mark.project,
+    owner: { runId: mark.runId, pid: mark.pid, host: mark.host, createdAt: mark.created, heartbeatAt: mark.created },
+    databaseName,
+    databaseUrl: redactUrl(withDatabase(adminUrl, databaseName)),
+    template: '',
+  };
+  if (typeof mark.worker === 'number') entry.worker = mark.worker;
+  if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
+  return entry;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LanesError } from '../errors.js';
 import { withDatabase } from '../postgres/url.js';
+import { validateProjectName, type LaneKey } from '../state/ledger.js';
 
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN − 1): every generated name fits. */
 export const MAX_DATABASE_NAME_BYTES = 63;
@@ -59,6 +60,37 @@ export function laneDatabaseUrl(adminUrl: string, prefix: string, key: DatabaseN
   return withDatabase(adminUrl, laneDatabaseName(prefix, key));
 }
 
+/**
+ * The key of a lane of run `runId`, checked: a valid project name and, for per-worker lanes, a
+ * whole worker index ≥ 0.
+ * @throws {LanesError} `INVALID_PROJECT_NAME`, `INVALID_OPTION`.
+ */
+export function laneKey(runId: string, project: string, worker: number | undefined): LaneKey {
+  const key: LaneKey = { runId, project: validateProjectName(project) };
+  if (worker !== undefined) {
+    if (!Number.isSafeInteger(worker) || worker < 0) {
+      throw new LanesError('INVALID_OPTION', `Invalid worker index ${JSON.stringify(worker)}.`, { hint: 'Use the worker parallelIndex, a whole number ≥ 0.' });
+    }
+    key.worker = worker;
+  }
+  return key;
+}
+
+/** The database name belongs to `prefix` (databases of other prefixes are left alone). */
+export function hasPrefix(prefix: string, databaseName: string): boolean {
+  return databaseName.startsWith(`${prefix}_`);
+}
+
+/**
+ * The name recorded for a lane is exactly the one an allocator of `prefix` derives for it: the
+ * only lane databases it ever drops.
+ */
+export function isLaneDatabaseOf(prefix: string, entry: DatabaseNameKey & { databaseName: string }): boolean {
+  const key: DatabaseNameKey = { runId: entry.runId, project: entry.project };
+  if (entry.worker !== undefined) key.worker = entry.worker;
+  return entry.databaseName === laneDatabaseName(prefix, key);
+}
+
 /** The template of a hash: `<prefix>_tpl_<hash12>`. */
 export function templateDatabaseName(prefix: string, hash: string): string {
   return `${prefix}_tpl_${hash.slice(0, 12)}`;
@@ -99,6 +131,11 @@ export function slugify(text: string, max: number): string {
     .slice(0, max)
     .replace(/_+$/, '');
   return slug || 'p';
+}
+
+/** A signed 64-bit advisory lock key for `e2e-lanes:<name>`, as text for `::int8`. */
+export function advisoryKey(name: string): string {
+  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:${name}`).slice(0, 16)}`)).toString();
 }
 
 /** SHA-256 of `data` as lowercase hex. */

@@ -7,9 +7,9 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { withDatabase } from '../postgres/index.js';
 import { redactUrl } from '../redact.js';
-import { currentHost, describeLane, formatShard, resolveShard, type LaneKey, type StaleEntry } from '../state/index.js';
+import { currentHost, describeLane, formatShard, resolveShard, splitByLiveness, type LaneKey, type StaleEntry } from '../state/index.js';
 import type { DatabaseEntry } from './entries.js';
-import { judgeRow, type RegistryRow } from './registry.js';
+import { judgeRow, type RegistryRow } from './owner-table.js';
 
 const debug = debugLogger('databases');
 
@@ -142,6 +142,20 @@ export function releasing(runId: string, stateDir: string, matches: (lane: LaneK
       if (!verdict.alive) return `released (${verdict.reason})`;
       debug('not releasing %s: pid %d on %s holds it (state folder %s, lease until %s)', row.databaseName, row.pid, row.host, row.stateDir, row.expiresAt);
       return undefined;
+    },
+  };
+}
+
+/**
+ * How a reap chooses: the entries and rows whose owner is gone (dead pid on this host, or an
+ * expired heartbeat or lease), of any run.
+ */
+export function reaping(leaseMs: number): RemovalPick {
+  return {
+    ledger: (entries) => splitByLiveness(entries, leaseMs).stale,
+    row: (row) => {
+      const verdict = judgeRow(row);
+      return verdict.alive ? undefined : verdict.reason;
     },
   };
 }

@@ -115,14 +115,14 @@ export async function listPoolCopies(client: Client, prefix: string): Promise<Ar
  * Drops the ready copies of `prefix` whose template is not among `templateHashes` (gone or
  * superseded), and beyond `keep` copies of a live template. Resolves the names dropped.
  */
-export async function dropStaleCopies(client: Client, prefix: string, templateHashes: ReadonlySet<string>, serverVersion: number, keep = Number.POSITIVE_INFINITY): Promise<string[]> {
+export async function dropStaleCopies(client: Client, prefix: string, templateHashes: ReadonlySet<string>, keep = Number.POSITIVE_INFINITY): Promise<string[]> {
   const dropped: string[] = [];
   const perTemplate = new Map<string, number>();
   for (const { name, hash } of await listPoolCopies(client, prefix)) {
     const count = (perTemplate.get(hash) ?? 0) + 1;
     perTemplate.set(hash, count);
     if (templateHashes.has(hash) && count <= keep) continue;
-    if (await dropDatabase(client, name, serverVersion)) dropped.push(name);
+    if (await dropDatabase(client, name)) dropped.push(name);
   }
   if (dropped.length > 0) debug('dropped %d ready copies: %o', dropped.length, dropped);
   return dropped;

@@ -75,12 +75,12 @@ export async function swapDatabase(
 }
 
 /** Drops the old lane databases of `prefix` waiting to be dropped; resolves their names. */
-export async function dropDiscarded(client: Client, prefix: string, serverVersion: number, names?: readonly string[]): Promise<string[]> {
+export async function dropDiscarded(client: Client, prefix: string, names?: readonly string[]): Promise<string[]> {
   const dropped: string[] = [];
   const start = trashNamePrefix(prefix);
   for (const row of await databasesStartingWith(client, start)) {
     if (!/^[0-9a-f]{8}$/.test(row.name.slice(start.length)) || (names && !names.includes(row.name))) continue;
-    if (await dropDatabase(client, row.name, serverVersion)) dropped.push(row.name);
+    if (await dropDatabase(client, row.name)) dropped.push(row.name);
   }
   return dropped;
 }

@@ -1,4 +1,4 @@
-import { isLanesError, LanesError, messageOf } from '../errors.js';
+import { LanesError, messageOf } from '../errors.js';
 import { withEnvPointedAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';

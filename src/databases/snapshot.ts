@@ -255,7 +255,7 @@ function restoreScript(copies: ReadonlyArray<{ table: TableRow; copy: string; ro
   }
   const inserts = copies
     .filter(({ rows }) => rows > 0)
-    .map(({ table, copy }, index) => {
+    .map(({ table, copy }) => {
       const columns = table.columns.map(escapeIdentifier).join(', ');
       const target = qualified(table.schema, table.name);
       const insert = columns === ''

@@ -1,47 +1,37 @@
+/**
+ * The template of an allocator: built once per hash (see template-hash.ts) under an advisory lock
+ * that other builders wait on, under a temporary name, then sealed and renamed. What happens to
+ * templates afterwards is in template-housekeeping.ts.
+ */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import pRetry, { AbortError } from 'p-retry';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
 import { currentHost, pidStartTime } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, isInUse, terminateSessions, type DatabaseRow } from './admin.js';
-import { displayPath } from './command.js';
+import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, type DatabaseRow } from './admin.js';
 import { formatSeconds, progressIntervalMs } from './deadline.js';
 import { advisoryLockHolders, describeHolder, type LockHolder } from './lock-wait.js';
-import { markOwnerGone, MARK_TOOLKIT, parseMark, writeMark, type DatabaseMark } from './marks.js';
-import { readMigrations, runMigrations } from './migrations.js';
-import { buildDatabaseName, isTemplateName, sha256Hex, templateDatabaseName } from './names.js';
+import { MARK_TOOLKIT, writeMark, type DatabaseMark } from './marks.js';
+import { runMigrations } from './migrations.js';
+import { buildDatabaseName, templateDatabaseName } from './names.js';
 import {
   DEFAULT_MIGRATION_TIMEOUT_MS,
   DEFAULT_SEED_TIMEOUT_MS,
   DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
   TEMPLATE_WAIT_TIMEOUT_ENV,
-  type CommandStep,
 } from './options.js';
 import { runSeed } from './seed.js';
 import { takeSnapshot } from './snapshot.js';
+import { computeTemplateHash, type TemplateInputs } from './template-hash.js';
+import { dropAbandonedBuilds, templateLockKey } from './template-housekeeping.js';
 import { toolkitVersion } from './version.js';
 
 const debug = debugLogger('template');
 
 /** Env var listing the templates already rebuilt in this run, so `rebuild` happens once per run, not once per worker. */
 const REBUILT_ENV = 'E2E_LANES_REBUILT_TEMPLATES';
-
-/** Everything a template's content depends on. */
-export interface TemplateInputs {
-  /** Migrations folder (absolute), command, or false. */
-  migrations: string | CommandStep | false;
-  /** Seed module path (absolute) or command. */
-  seed?: string | CommandStep | undefined;
-  /** More files or folders (absolute) whose content counts. */
-  hashInputs?: readonly string[];
-  /** `server_version_num` of the server: its major version counts. */
-  serverVersion: number;
-}
 
 /** A template ready to be cloned. */
 export interface TemplateInfo {
@@ -80,35 +70,6 @@ export interface EnsureTemplateOptions extends Omit<TemplateInputs, 'serverVersi
 /** How often a waiting process tries the template's lock again. */
 const LOCK_POLL_MS = 250;
 
-/** A template as found on the server. */
-export interface TemplateListing {
-  name: string;
-  hash: string;
-  /** When it was built (from the database comment), if known. */
-  builtAt?: string;
-  /** The e2e-lanes version that built it, if known. */
-  toolkitVersion?: string;
-}
-
-/**
- * The hash of a template: SHA-256 over the sorted migration names and contents (or the command),
- * the seed module's content (or command), the extra hash inputs, the PostgreSQL major version and
- * the e2e-lanes version. Paths are left out, so every checkout of a project agrees.
- */
-export async function computeTemplateHash(inputs: TemplateInputs): Promise<string> {
-  // 2: templates keep a snapshot of their rows (see snapshot.ts).
-  const parts: string[] = ['e2e-lanes template 2', `toolkit ${toolkitVersion()}`, `postgres ${Math.floor(inputs.serverVersion / 10000)}`];
-  const { migrations, seed } = inputs;
-  if (migrations === false) parts.push('migrations none');
-  else if (typeof migrations === 'string') for (const m of await readMigrations(migrations)) parts.push(`migration ${m.name} ${m.checksum}`);
-  else parts.push(`migrations command ${migrations.command}`);
-  if (seed === undefined) parts.push('seed none');
-  else if (typeof seed === 'string') parts.push(`seed module ${sha256Hex(await readInput(seed, 'seed'))}`);
-  else parts.push(`seed command ${seed.command}`);
-  for (const input of inputs.hashInputs ?? []) parts.push(...(await hashInput(input)));
-  return sha256Hex(parts.join('\n')).slice(0, 12);
-}
-
 /**
  * Makes sure the template for these inputs exists, building it if needed. Under a PostgreSQL
  * advisory lock: of several processes wanting the same template, exactly one builds it while the
@@ -127,10 +88,10 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
     const serverVersion = await serverVersionNum(client);
     const hash = await computeTemplateHash({ ...options, serverVersion });
     const name = templateDatabaseName(options.prefix, hash);
-    const key = lockKey(name);
+    const key = templateLockKey(name);
     await waitForTemplateLock(client, name, key, options.templateWaitTimeoutMs ?? DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS);
     try {
-      const built = await buildUnderLock(client, name, hash, serverVersion, options);
+      const built = await buildUnderLock(client, name, hash, options);
       const info: TemplateInfo = { name, hash, built, durationMs: performance.now() - started };
       if (built) progress(`template ${name} built in ${(info.durationMs / 1000).toFixed(1)} s`);
       else debug('template %s reused', name);
@@ -138,51 +99,6 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
     } finally {
       await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
     }
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** Templates of `prefix` on the server at `adminUrl`, newest first. */
-export async function listTemplates(adminUrl: string, prefix: string, options: { connectTimeoutMs?: number } = {}): Promise<TemplateListing[]> {
-  const client = await connectClient(adminUrl, timeout(options));
-  try {
-    return (await templatesOn(client, prefix)).map(({ listing }) => listing);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/**
- * Drops all but the `keep` newest templates of `prefix` (never those named in `exclude`, nor one
- * being built right now). Resolves the names dropped.
- */
-export async function dropOldTemplates(
-  adminUrl: string,
-  prefix: string,
-  keep = 3,
-  options: { exclude?: readonly string[]; connectTimeoutMs?: number } = {},
-): Promise<string[]> {
-  if (!Number.isInteger(keep) || keep < 0) throw new LanesError('INVALID_OPTION', `Invalid keep ${JSON.stringify(keep)}.`, { hint: 'Pass a whole number ≥ 0.' });
-  const client = await connectClient(adminUrl, timeout(options));
-  try {
-    const serverVersion = await serverVersionNum(client);
-    const exclude = new Set(options.exclude ?? []);
-    const dropped: string[] = [];
-    for (const { listing } of (await templatesOn(client, prefix)).slice(keep)) {
-      if (exclude.has(listing.name)) continue;
-      const key = lockKey(listing.name);
-      const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-      if (!locked.rows[0]?.ok) continue; // being (re)built right now
-      try {
-        await dropDatabase(client, listing.name, serverVersion);
-        dropped.push(listing.name);
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1::int8)', [key]);
-      }
-    }
-    if (dropped.length > 0) debug('dropped old templates %o', dropped);
-    return dropped;
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -234,24 +150,24 @@ export function builderApplicationName(runId: string | undefined, pid = process.
   return Buffer.from(name).subarray(0, 63).toString('utf8').replace(/\uFFFD+$/, '');
 }
 
-async function buildUnderLock(client: Client, name: string, hash: string, serverVersion: number, options: EnsureTemplateOptions): Promise<boolean> {
-  await dropAbandonedBuilds(client, options.prefix, serverVersion).catch((error: unknown) => debug('could not look for abandoned builds: %s', messageOf(error)));
+async function buildUnderLock(client: Client, name: string, hash: string, options: EnsureTemplateOptions): Promise<boolean> {
+  await dropAbandonedBuilds(client, options.prefix).catch((error: unknown) => debug('could not look for abandoned builds: %s', messageOf(error)));
   let existing = await findDatabase(client, name);
   if (existing && options.rebuild && !rebuiltInThisRun(name)) {
     debug('rebuild requested: dropping %s', name);
-    await dropDatabase(client, name, serverVersion);
+    await dropDatabase(client, name);
     existing = undefined;
   }
   if (existing && isSealed(existing)) return false;
   if (existing) {
     warn(`template ${name} exists but is not sealed as a template; rebuilding it.`);
-    await dropDatabase(client, name, serverVersion);
+    await dropDatabase(client, name);
   }
   // Only the holder of the lock builds: a leftover build database is an orphan of a crashed builder.
   for (const orphan of await databasesStartingWith(client, `${name}_build_`)) {
     if (!/^[0-9a-f]{8}$/.test(orphan.name.slice(name.length + 7))) continue; // not a name this toolkit gives
     debug('dropping orphan build database %s', orphan.name);
-    await dropDatabase(client, orphan.name, serverVersion);
+    await dropDatabase(client, orphan.name);
   }
 
   const build = buildDatabaseName(name, randomBytes(4).toString('hex'));
@@ -280,9 +196,8 @@ async function buildUnderLock(client: Client, name: string, hash: string, server
     await withClient(buildUrl, (buildClient) => takeSnapshot(buildClient), { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
     await seal(client, build, name, hash);
   } catch (error) {
-    // A seed given up on may still hold connections to the build database: end them, then drop it.
-    await terminateSessions(client, build).catch(() => undefined);
-    await dropDatabase(client, build, serverVersion).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
+    // A seed given up on may still hold connections to the build database: the drop ends them.
+    await dropDatabase(client, build).catch((dropError: unknown) => warn(`could not drop half-built ${build}: ${messageOf(dropError)}`));
     if (isLanesError(error)) throw error;
     throw new LanesError('TEMPLATE_BUILD_FAILED', `Building template ${name} failed: ${messageOf(error)}`, {
       hint: 'Run with DEBUG=e2e-lanes:* for details.',
@@ -300,19 +215,8 @@ async function seal(client: Client, build: string, name: string, hash: string): 
   const builtAt = new Date().toISOString();
   await writeMark(client, build, { toolkit: MARK_TOOLKIT, kind: 'template', created: builtAt, hash, builtAt, toolkitVersion: toolkitVersion() });
   await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE true`);
-  await pRetry(
-    async () => {
-      // A seed that left a pool open must not block the rename.
-      await terminateSessions(client, build);
-      try {
-        await client.query(`ALTER DATABASE ${id} RENAME TO ${escapeIdentifier(name)}`);
-      } catch (error) {
-        if (isInUse(error)) throw error;
-        throw new AbortError(error as Error);
-      }
-    },
-    { retries: 5, factor: 2, minTimeout: 100, maxTimeout: 1_000 },
-  );
+  // A seed that left a pool open must not block the rename.
+  await retryEndingSessions(client, `ALTER DATABASE ${id} RENAME TO ${escapeIdentifier(name)}`, build, { endFirst: true });
 }
 
 /** The mark of a build database: the process building it (the holder of the template's lock). */
@@ -324,63 +228,8 @@ function buildMark(runId: string | undefined): DatabaseMark {
   return mark;
 }
 
-/**
- * Drops the build databases (`<prefix>_tpl_<hash>_build_<random>`, with the toolkit's mark) whose
- * builder is gone: the template's advisory lock is free (a live builder on any host holds it while
- * it builds) and, for a builder of this host, its pid is gone too. Their sessions are ended first.
- * Resolves the names dropped (with `dryRun`, those it would drop).
- */
-export async function dropAbandonedBuilds(
-  client: Client,
-  prefix: string,
-  serverVersion: number,
-  options: { dryRun?: boolean } = {},
-): Promise<{ name: string; template: string; mark: DatabaseMark }[]> {
-  const dropped: { name: string; template: string; mark: DatabaseMark }[] = [];
-  for (const row of await databasesStartingWith(client, `${prefix}_tpl_`)) {
-    const match = /^(.+)_build_[0-9a-f]{8}$/.exec(row.name);
-    const template = match?.[1];
-    const mark = parseMark(row.comment);
-    if (!template || !isTemplateName(prefix, template) || mark?.kind !== 'build') continue;
-    if (mark.host === currentHost() && mark.pid !== undefined && markOwnerGone(mark) === undefined) continue; // its builder lives here
-    const key = lockKey(template);
-    const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-    if (!locked.rows[0]?.ok) continue; // its builder is at work
-    try {
-      if (!(await findDatabase(client, row.name))) continue;
-      if (!options.dryRun) {
-        await terminateSessions(client, row.name);
-        await dropDatabase(client, row.name, serverVersion);
-      }
-      debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
-      dropped.push({ name: row.name, template, mark });
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
-    }
-  }
-  return dropped;
-}
-
-async function templatesOn(client: Client, prefix: string): Promise<{ row: DatabaseRow; listing: TemplateListing }[]> {
-  const rows = (await databasesStartingWith(client, `${prefix}_tpl_`)).filter((row) => isTemplateName(prefix, row.name) && row.isTemplate);
-  const found = rows.map((row) => {
-    const meta = parseComment(row.comment);
-    const listing: TemplateListing = { name: row.name, hash: row.name.slice(prefix.length + 5) };
-    if (typeof meta.builtAt === 'string') listing.builtAt = meta.builtAt;
-    if (typeof meta.toolkitVersion === 'string') listing.toolkitVersion = meta.toolkitVersion;
-    return { row, listing };
-  });
-  // Newest first: by build time when known, else by oid (creation order).
-  return found.sort((a, b) => (b.listing.builtAt ?? '').localeCompare(a.listing.builtAt ?? '') || b.row.oid - a.row.oid);
-}
-
 function isSealed(row: DatabaseRow): boolean {
   return row.isTemplate && !row.allowConnections;
-}
-
-/** A signed 64-bit advisory lock key derived from the template name, as text for `::int8`. */
-function lockKey(name: string): string {
-  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:template:${name}`).slice(0, 16)}`)).toString();
 }
 
 function rebuiltInThisRun(name: string): boolean {
@@ -391,45 +240,6 @@ function markRebuilt(name: string): void {
   const names = new Set((process.env[REBUILT_ENV] ?? '').split(',').filter(Boolean));
   names.add(name);
   process.env[REBUILT_ENV] = [...names].join(',');
-}
-
-function parseComment(comment: string | null): Record<string, unknown> {
-  if (!comment) return {};
-  try {
-    const parsed: unknown = JSON.parse(comment);
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
-}
-
-async function readInput(path: string, option: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw new LanesError('INVALID_OPTION', `${displayPath(path)} (option \`${option}\`) could not be read: ${messageOf(error)}`, {
-      hint: `Fix option \`${option}\`: paths are relative to the current folder.`,
-      cause: error,
-    });
-  }
-}
-
-/** Lines for one hash input: a file's content, or every file of a folder with its relative path. */
-async function hashInput(path: string): Promise<string[]> {
-  let info;
-  try {
-    info = await stat(path);
-  } catch (error) {
-    throw new LanesError('INVALID_OPTION', `Hash input ${displayPath(path)} does not exist.`, { hint: 'Fix option `hashInputs`.', cause: error });
-  }
-  if (!info.isDirectory()) return [`input ${sha256Hex(await readInput(path, 'hashInputs'))}`];
-  const files = (await readdir(path, { recursive: true, withFileTypes: true }))
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name))
-    .sort();
-  const lines = [`input folder ${files.length}`];
-  for (const file of files) lines.push(`input ${relative(path, file).split('\\').join('/')} ${sha256Hex(await readInput(file, 'hashInputs'))}`);
-  return lines;
 }
 
 function timeout(options: { connectTimeoutMs?: number }): { timeoutMs?: number } {

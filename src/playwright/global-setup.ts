@@ -10,7 +10,7 @@ import { RUN_ID_ENV } from '../state/index.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
 import { LanePrefetcher } from './prefetch.js';
-import { registry } from './registry.js';
+import { configBridge as registry } from './config-bridge.js';
 import { showCode } from './show-code.js';
 import { formatLaneDatabases, LANE_DATABASES_ENV } from './worker-lane.js';
 

@@ -1,7 +1,7 @@
 import { progress } from '../log.js';
 import { keepMode } from '../lanes/options.js';
 import { redactUrl } from '../redact.js';
-import { registry } from './registry.js';
+import { configBridge } from './config-bridge.js';
 
 /**
  * The toolkit's global teardown (added by `withLanes`, after the user's own): stops every server of
@@ -10,10 +10,10 @@ import { registry } from './registry.js';
  * to reach and remove them is printed.
  */
 export default async function globalTeardown(): Promise<void> {
-  const active = registry().active;
+  const active = configBridge().active;
   if (!active) return;
-  registry().active = undefined;
-  const mode = keepMode(registry().options ?? {});
+  configBridge().active = undefined;
+  const mode = keepMode(configBridge().options ?? {});
   const started = Date.now();
   await active.dispose();
   const warm = active.manager.warmLanes();

@@ -6,7 +6,7 @@ import { LanesError } from '../errors.js';
 import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
 import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index.js';
 import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
-import { registry } from './registry.js';
+import { configBridge } from './config-bridge.js';
 import { guardRunnerEnv, installWorkerPreload, pointWorkerAtLane } from './worker-lane.js';
 
 // `.ts` when run from source, `.js` when run from the built package.
@@ -30,7 +30,7 @@ export type WithLanesOptions = LanesOptions;
  */
 export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: WithLanesOptions = {}): PlaywrightTestConfig<T, W> {
   validateLanesOptions(options);
-  registry().options = options;
+  configBridge().options = options;
   if (process.env.TEST_WORKER_INDEX === undefined) {
     // First: the runner's own settings may come from the files (the state folder, the run id…).
     loadRunnerSettings(options.envFile);
@@ -38,8 +38,8 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
     claimRunOwnership();
     if (options.isolation) process.env.E2E_LANES_ISOLATION = options.isolation;
     const guarded = guardRunnerEnv(options);
-    registry().appDatabaseUrl ??= guarded.appDatabaseUrl;
-    if (guarded.redirected.length > 0) registry().redirectedEnv = guarded.redirected;
+    configBridge().appDatabaseUrl ??= guarded.appDatabaseUrl;
+    if (guarded.redirected.length > 0) configBridge().redirectedEnv = guarded.redirected;
     installWorkerPreload();
   } else {
     // Before any spec file loads: clients created at import time reach this worker's lane.

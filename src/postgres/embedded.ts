@@ -10,7 +10,7 @@ import { serverVersionNum, withClient } from './connect.js';
 import { resolveLayout } from './layout.js';
 import { resolveEmbeddedOptions, type AcquireEmbeddedPostgresOptions, type ResolvedEmbeddedOptions } from './options.js';
 import { resolveServerUser } from './os-user.js';
-import { openRegistry, type EmbeddedRegistry, type EmbeddedServerRecord, type EmbeddedUser } from './registry.js';
+import { openEmbeddedUsers, type EmbeddedUsersDocument, type EmbeddedServerRecord, type EmbeddedUser } from './embedded-users.js';
 import { forgetDeadServer, watchEmbeddedServer } from './watch.js';
 import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, touchPortEntry } from './server-record.js';
 
@@ -63,10 +63,10 @@ export interface EmbeddedReapResult {
 export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
   const resolved = resolveEmbeddedOptions(options);
   const cluster = await resolveCluster(resolved);
-  const registry = openRegistry(cluster.layout.registryFile, resolved.startTimeoutMs);
+  const usersFile = openEmbeddedUsers(cluster.layout.registryFile, resolved.startTimeoutMs);
   const me: EmbeddedUser = { id: randomUUID(), ...newOwner(resolved.runId) };
 
-  const joined = await registry.update(async (doc) => {
+  const joined = await usersFile.update(async (doc) => {
     let record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
     let started = false;
     let version: ServerFacts | undefined;
@@ -115,7 +115,7 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
 
   const password = (await readPassword(cluster.layout))!;
   debug('%s the embedded server %d on port %d (user %s)', joined.started ? 'started' : 'joined', joined.record.postmasterPid, joined.record.port, me.id);
-  return createHandle(cluster, registry, joined.record, me, resolved.leaseMs, {
+  return createHandle(cluster, usersFile, joined.record, me, resolved.leaseMs, {
     adminUrl: adminUrlOf(password, joined.record.port),
     version: joined.facts.version,
     systemIdentifier: joined.facts.systemIdentifier,
@@ -138,8 +138,8 @@ export async function reapEmbeddedPostgres(options: AcquireEmbeddedPostgresOptio
 export async function releaseEmbeddedRuns(runIds: readonly string[], options: AcquireEmbeddedPostgresOptions = {}): Promise<EmbeddedReapResult> {
   const resolved = resolveEmbeddedOptions(options);
   const cluster = await resolveCluster(resolved);
-  const registry = openRegistry(cluster.layout.registryFile, resolved.startTimeoutMs);
-  return registry.update(async (doc) => {
+  const usersFile = openEmbeddedUsers(cluster.layout.registryFile, resolved.startTimeoutMs);
+  return usersFile.update(async (doc) => {
     const record = doc.servers.find((server) => server.dataDir === cluster.layout.dataDir);
     if (!record) return { reaped: 0, users: 0, stopped: false };
     const before = record.users.length;
@@ -199,7 +199,7 @@ function adminUrlOf(password: string, port: number): string {
 
 function createHandle(
   cluster: Cluster,
-  registry: StateFile<EmbeddedRegistry>,
+  usersFile: StateFile<EmbeddedUsersDocument>,
   record: EmbeddedServerRecord,
   me: EmbeddedUser,
   leaseMs: number,
@@ -210,7 +210,7 @@ function createHandle(
   const unwatch = watchEmbeddedServer({ port: record.port, password: passwordOf(facts.adminUrl)!, postmasterPid: record.postmasterPid, dataDir, logFile: cluster.layout.logFile, systemIdentifier: facts.systemIdentifier });
   const beat = async (): Promise<void> => {
     try {
-      await registry.update((doc) => {
+      await usersFile.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         if (!server) return;
         const user = server.users.find((candidate) => candidate.id === me.id);
@@ -230,7 +230,7 @@ function createHandle(
     releasing ??= (async () => {
       clearInterval(timer);
       unwatch();
-      await registry.update(async (doc) => {
+      await usersFile.update(async (doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         if (!server) return;
         server.users = server.users.filter((user) => user.id !== me.id);
@@ -251,7 +251,7 @@ function createHandle(
     releasing ??= (async () => {
       clearInterval(timer);
       unwatch();
-      await registry.update((doc) => {
+      await usersFile.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         const user = server?.users.find((candidate) => candidate.id === me.id);
         // Handed to a warm run's watchdog (alive while it lives, until its deadline), else kept.

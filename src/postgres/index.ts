@@ -15,4 +15,4 @@ export { acquireEmbeddedPostgres, reapEmbeddedPostgres, releaseEmbeddedRuns, typ
 export { EMBEDDED_DIR_ENV, type EmbeddedPostgresOptions, type AcquireEmbeddedPostgresOptions } from './options.js';
 export { resolveBinaries, type PostgresBinaries } from './binaries.js';
 export { defaultDataDir, REGISTRY_FILE } from './layout.js';
-export type { EmbeddedRegistry, EmbeddedServerRecord, EmbeddedUser, PortLedgerRef } from './registry.js';
+export type { EmbeddedUsersDocument, EmbeddedServerRecord, EmbeddedUser, PortLedgerRef } from './embedded-users.js';

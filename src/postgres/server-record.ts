@@ -17,7 +17,7 @@ import {
   type Cluster,
 } from './cluster.js';
 import { clusterMajor } from './layout.js';
-import type { EmbeddedServerRecord, PortLedgerRef } from './registry.js';
+import type { EmbeddedServerRecord, PortLedgerRef } from './embedded-users.js';
 
 const debug = debugLogger('postgres');
 
@@ -40,7 +40,7 @@ export async function isRecordedServerRunning(record: EmbeddedServerRecord): Pro
 
 /**
  * A record for a server that already runs on the cluster's data dir without being registered
- * (the registry was lost or quarantined), or undefined. Clears a `postmaster.pid` left by a
+ * (the users file was lost or quarantined), or undefined. Clears a `postmaster.pid` left by a
  * killed server so that the next start does not trip over it.
  */
 export async function adoptRunningServer(cluster: Cluster): Promise<EmbeddedServerRecord | undefined> {

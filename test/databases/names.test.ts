@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { laneDatabaseName, templateDatabaseName, validatePrefix } from '../../src/databases/index.js';
+import { hasPrefix, isLaneDatabaseOf, laneKey } from '../../src/databases/names.js';
 import { validateProjectName } from '../../src/state/index.js';
 
 const HOSTILE = [
@@ -83,5 +84,27 @@ describe('project names', () => {
       () => validateProjectName(mixed(513)),
       (error) => isLanesError(error, 'INVALID_PROJECT_NAME') && /of 513 characters \(Unicode code points\) is too long \(at most 512\)/.test(error.message),
     );
+  });
+});
+
+describe('lane keys and the names an allocator owns', () => {
+  it('checks the project and the worker of a lane key', () => {
+    assert.deepEqual(laneKey('r1', 'chromium', undefined), { runId: 'r1', project: 'chromium' });
+    assert.deepEqual(laneKey('r1', 'chromium', 0), { runId: 'r1', project: 'chromium', worker: 0 });
+    for (const worker of [-1, 1.5, Number.NaN, 2 ** 60]) {
+      assert.throws(() => laneKey('r1', 'chromium', worker), (error) => isLanesError(error, 'INVALID_OPTION') && /worker index/.test(error.message), String(worker));
+    }
+    assert.throws(() => laneKey('r1', '', undefined), (error) => isLanesError(error, 'INVALID_PROJECT_NAME'));
+  });
+
+  it('owns exactly the name it derives for a lane, under its own prefix', () => {
+    const lane = { runId: 'r1', project: 'chromium', worker: 2 };
+    const databaseName = laneDatabaseName('e2e', lane);
+    assert.equal(isLaneDatabaseOf('e2e', { ...lane, databaseName }), true);
+    assert.equal(isLaneDatabaseOf('e2e', { runId: 'r1', project: 'chromium', databaseName }), false, 'another worker of the lane');
+    assert.equal(isLaneDatabaseOf('other', { ...lane, databaseName }), false, 'another prefix');
+    assert.equal(isLaneDatabaseOf('e2e', { ...lane, databaseName: 'e2e_postgres' }), false);
+    assert.equal(hasPrefix('e2e', databaseName), true);
+    assert.equal(hasPrefix('e2e', 'e2ex_db'), false);
   });
 });

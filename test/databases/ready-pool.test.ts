@@ -100,8 +100,8 @@ describe('ready copies of a template', () => {
     await fill(2);
     const other = poolDatabaseName(PREFIX, 'aaaaaaaaaaaa');
     await admin.query(`CREATE DATABASE ${other} TEMPLATE ${TEMPLATE.name}`);
-    assert.deepEqual(await dropStaleCopies(admin, PREFIX, new Set([HASH]), version), [other]);
-    assert.equal((await dropStaleCopies(admin, PREFIX, new Set([HASH]), version, 1)).length, 1);
+    assert.deepEqual(await dropStaleCopies(admin, PREFIX, new Set([HASH])), [other]);
+    assert.equal((await dropStaleCopies(admin, PREFIX, new Set([HASH]), 1)).length, 1);
     assert.equal((await readyCopies(admin, PREFIX, HASH)).length, 1);
   });
 });

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { acquireEmbeddedPostgres, describeTarget, reapEmbeddedPostgres, withClient } from '../../src/postgres/index.js';
 import { passwordOf } from '../../src/redact.js';
-import { isGone, postmasterPidOf, privateServer, readRegistry, spawnRun, uidOf, waitFor } from './helpers.js';
+import { isGone, postmasterPidOf, privateServer, readEmbeddedUsers, spawnRun, uidOf, waitFor } from './helpers.js';
 
 interface PortEntry {
   runId: string;
@@ -38,8 +38,8 @@ describe('the embedded server', { concurrency: true }, () => {
     const password = passwordOf(server.adminUrl)!;
     const passwordFile = join(options.dataDir, '..', 'postgres.password');
     assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
-    const registryText = readFileSync(join(options.dataDir, '..', 'embedded-postgres.json'), 'utf8');
-    assert.ok(!registryText.includes(password), 'the registry never holds the password');
+    const usersText = readFileSync(join(options.dataDir, '..', 'embedded-postgres.json'), 'utf8');
+    assert.ok(!usersText.includes(password), 'the users file never holds the password');
 
     const [entry, ...others] = readPorts(options.stateDir, options.dataDir);
     assert.equal(others.length, 0);
@@ -54,7 +54,7 @@ describe('the embedded server', { concurrency: true }, () => {
     assert.equal(a.info.port, b.info.port);
     assert.equal(a.info.postmasterPid, b.info.postmasterPid);
     assert.deepEqual([a.info.started, b.info.started].sort(), [false, true], 'exactly one run started the server');
-    assert.equal(readRegistry(options.dataDir).servers[0]?.users.length, 2);
+    assert.equal(readEmbeddedUsers(options.dataDir).servers[0]?.users.length, 2);
 
     await a.release();
     assert.ok(!isGone(a.info.postmasterPid), 'the server survives the first release');
@@ -62,7 +62,7 @@ describe('the embedded server', { concurrency: true }, () => {
 
     await b.release();
     assert.ok(await waitFor(() => isGone(b.info.postmasterPid)), 'the last release stops the server');
-    assert.deepEqual(readRegistry(options.dataDir).servers, []);
+    assert.deepEqual(readEmbeddedUsers(options.dataDir).servers, []);
     assert.deepEqual(readPorts(options.stateDir, options.dataDir), [], 'the port entry is released');
     assert.equal(postmasterPidOf(options.dataDir), undefined, 'the server shut down cleanly');
   });
@@ -76,7 +76,7 @@ describe('the embedded server', { concurrency: true }, () => {
     const server = options.own(await acquireEmbeddedPostgres({ ...options, runId: 'run-next' }));
     assert.equal(server.started, false);
     assert.equal(server.postmasterPid, dead.info.postmasterPid);
-    const users = readRegistry(options.dataDir).servers[0]?.users ?? [];
+    const users = readEmbeddedUsers(options.dataDir).servers[0]?.users ?? [];
     assert.deepEqual(users.map((user) => user.runId), ['run-next'], 'the killed run was reaped');
 
     await server.release();
@@ -103,7 +103,7 @@ describe('the embedded server', { concurrency: true }, () => {
     assert.ok(!isGone(second.postmasterPid), 'a release for the dead server does not stop the new one');
   });
 
-  it('adopts a running server whose registry was lost, and rebuilds a corrupt registry', async (t) => {
+  it('adopts a running server whose users file was lost, and rebuilds a corrupt users file', async (t) => {
     const options = privateServer(t);
     const first = options.own(await acquireEmbeddedPostgres(options));
     writeFileSync(join(options.dataDir, '..', 'embedded-postgres.json'), '{ not json');
@@ -142,10 +142,10 @@ describe('the embedded server', { concurrency: true }, () => {
   it('keeps the heartbeat of its user and of the port entry fresh while the run lives', async (t) => {
     const options = privateServer(t);
     const server = options.own(await acquireEmbeddedPostgres({ ...options, leaseMs: 1_000 }));
-    const before = readRegistry(options.dataDir).servers[0]!.users[0]!.heartbeatAt;
+    const before = readEmbeddedUsers(options.dataDir).servers[0]!.users[0]!.heartbeatAt;
     const portBefore = readPorts(options.stateDir, options.dataDir)[0]!.owner;
 
-    assert.ok(await waitFor(() => readRegistry(options.dataDir).servers[0]?.users[0]?.heartbeatAt !== before, 3_000), 'the user heartbeat moved');
+    assert.ok(await waitFor(() => readEmbeddedUsers(options.dataDir).servers[0]?.users[0]?.heartbeatAt !== before, 3_000), 'the user heartbeat moved');
     assert.ok(await waitFor(() => JSON.stringify(readPorts(options.stateDir, options.dataDir)[0]?.owner) !== JSON.stringify(portBefore), 3_000), 'the port heartbeat moved');
     await server.release();
   });

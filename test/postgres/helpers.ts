@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { TEST_POSTGRES_ROOT } from '../helpers/postgres.js';
-import { reapEmbeddedPostgres, type AcquireEmbeddedPostgresOptions, type EmbeddedRegistry } from '../../src/postgres/index.js';
+import { reapEmbeddedPostgres, type AcquireEmbeddedPostgresOptions, type EmbeddedUsersDocument } from '../../src/postgres/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/acquire-embedded.ts', import.meta.url));
@@ -33,7 +33,7 @@ export type PrivateServer = AcquireEmbeddedPostgresOptions & {
 };
 
 /**
- * Options for an embedded server private to one test: its own data dir and registry. After
+ * Options for an embedded server private to one test: its own data dir and users file. After
  * the test (even a failed one) owned handles are released, every user left is reaped, the server
  * is stopped and the folder removed.
  */
@@ -64,9 +64,9 @@ export function privateServer(t: TestContext, runId = 'test'): PrivateServer {
   };
 }
 
-/** The registry next to a data dir. */
-export function readRegistry(dataDir: string): EmbeddedRegistry {
-  return JSON.parse(readFileSync(join(dataDir, '..', 'embedded-postgres.json'), 'utf8')) as EmbeddedRegistry;
+/** The users file (`embedded-postgres.json`) next to a data dir. */
+export function readEmbeddedUsers(dataDir: string): EmbeddedUsersDocument {
+  return JSON.parse(readFileSync(join(dataDir, '..', 'embedded-postgres.json'), 'utf8')) as EmbeddedUsersDocument;
 }
 
 /** The pid in `<dataDir>/postmaster.pid`, if any. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
-import { ensureRegistry } from '../../src/databases/registry.js';
+import { ensureRegistry } from '../../src/databases/owner-table.js';
 import { isLanesError } from '../../src/errors.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -321,6 +321,13 @@ describe('a role that may create databases but not the registry', () => {
     assert.equal(auto.registryKind(), 'file');
     assert.ok(warnings.some((message) => /may not create the lane registry/.test(message)), warnings.join('\n'));
     assert.ok(!warnings.join('\n').includes(password));
+    assert.deepEqual((await auto.list({ scope: 'server' })).map((entry) => entry.databaseName), [lane.databaseName], 'the lanes of the state file');
+
+    // Listing every machine's lanes first also settles on the state file.
+    const listing = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-list' });
+    t.after(() => listing.close());
+    assert.deepEqual(await listing.list({ scope: 'server' }), []);
+    assert.equal(listing.registryKind(), 'file');
     await auto.releaseRun();
     assert.deepEqual(await existing([lane.databaseName]), []);
   });

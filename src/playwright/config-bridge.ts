@@ -7,7 +7,7 @@ import type { ControlServer } from './control-server.js';
  * teardown, which Playwright runs in the same process. Kept on `globalThis` because Playwright
  * may load these files through different module loaders.
  */
-interface Registry {
+interface ConfigBridge {
   options?: LanesOptions;
   /** The app's `DATABASE_URL` as the runner first saw it (for the line saying it is not used). */
   appDatabaseUrl?: string;
@@ -16,9 +16,10 @@ interface Registry {
   active?: { manager: LaneManager; control: ControlServer; dispose(): Promise<void> };
 }
 
+/** Its key on `globalThis`, by which scripts/bench/variant.config.ts reaches it too: never change it. */
 const KEY = Symbol.for('e2e-lanes.playwright.registry');
 
-export function registry(): Registry {
-  const holder = globalThis as unknown as Record<symbol, Registry | undefined>;
+export function configBridge(): ConfigBridge {
+  const holder = globalThis as unknown as Record<symbol, ConfigBridge | undefined>;
   return (holder[KEY] ??= {});
 }

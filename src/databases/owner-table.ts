@@ -1,6 +1,7 @@
 /**
- * The registry of lane databases kept in the PostgreSQL server itself, for servers shared by
- * several machines (CI shards): one row per lane database with its owner (host, pid, run, shard)
+ * The owner table of lane databases (`e2e_lanes.lane_databases`, "the registry" in options and
+ * docs), kept in the PostgreSQL server itself for servers shared by several machines (CI shards):
+ * one row per lane database with its owner (host, pid, run, shard)
  * and a lease that the owner renews. Any machine can judge any row: leases decide for other
  * hosts (their pids cannot be checked), the pid check still applies on the row's own host. All
  * times are the server's clock, so machines with skewed clocks agree. Rows of one database are
@@ -14,7 +15,7 @@ import { currentHost, isPidAlive, pidStartTime, type Owner, type OwnerVerdict } 
 import { escapeIdentifier } from 'pg';
 import { isAlreadyThere } from './admin.js';
 import { MARK_TOOLKIT, writeMark } from './marks.js';
-import { sha256Hex } from './names.js';
+import { advisoryKey } from './names.js';
 
 const debug = debugLogger('registry');
 
@@ -265,11 +266,6 @@ export function registryFailed(what: string, error: unknown): LanesError {
       ? `The admin user may not create or use the registry (database ${DEFAULT_REGISTRY_DATABASE} unless option \`registryDatabase\` says otherwise, schema ${REGISTRY_SCHEMA}): grant it (GRANT CREATE ON DATABASE <registry database> TO <user>, or rights on ${REGISTRY_TABLE}), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
       : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (E2E_LANES_REGISTRY=file) when only one machine uses this server.`;
   return new LanesError('REGISTRY_FAILED', `Could not ${what}: ${messageOf(error)}`, { hint, cause: error, details: { code } });
-}
-
-/** A signed 64-bit advisory lock key for `e2e-lanes:<name>`, as text for `::int8`. */
-export function advisoryKey(name: string): string {
-  return BigInt.asIntN(64, BigInt(`0x${sha256Hex(`e2e-lanes:${name}`).slice(0, 16)}`)).toString();
 }
 
 interface RawRow {

@@ -1,3 +1,7 @@
+/**
+ * `embedded-postgres.json`, next to the embedded server's data folders: which servers run and which
+ * runs use each of them (the last user to leave stops the server).
+ */
 import { isOwner, type Owner } from '../state/owner.js';
 import { expectArray, StateFile, type StateDocument, type StateFileSpec } from '../state/state-file.js';
 
@@ -31,8 +35,8 @@ export interface EmbeddedServerRecord {
   users: EmbeddedUser[];
 }
 
-/** The registry document: every embedded server with a data dir in this folder. */
-export interface EmbeddedRegistry extends StateDocument {
+/** The document of `embedded-postgres.json`: every embedded server with a data dir in this folder, and its users. */
+export interface EmbeddedUsersDocument extends StateDocument {
   servers: EmbeddedServerRecord[];
 }
 
@@ -40,7 +44,7 @@ const KIND = 'e2e-lanes/embedded-postgres';
 const VERSION = 1;
 
 /** The spec of `embedded-postgres.json`. */
-export const registrySpec: StateFileSpec<EmbeddedRegistry> = {
+export const embeddedUsersSpec: StateFileSpec<EmbeddedUsersDocument> = {
   kind: KIND,
   version: VERSION,
   empty: () => ({ kind: KIND, version: VERSION, updatedAt: new Date().toISOString(), servers: [] }),
@@ -52,9 +56,9 @@ export const registrySpec: StateFileSpec<EmbeddedRegistry> = {
   }),
 };
 
-/** The registry file at `path`, locked long enough for another process to initialise and start a server. */
-export function openRegistry(path: string, startTimeoutMs: number): StateFile<EmbeddedRegistry> {
-  return new StateFile(path, registrySpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: 'the embedded server\'s option dataDir or E2E_LANES_EMBEDDED_DIR' });
+/** The users file at `path`, locked long enough for another process to initialise and start a server. */
+export function openEmbeddedUsers(path: string, startTimeoutMs: number): StateFile<EmbeddedUsersDocument> {
+  return new StateFile(path, embeddedUsersSpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: 'the embedded server\'s option dataDir or E2E_LANES_EMBEDDED_DIR' });
 }
 
 function parseServer(item: unknown, index: number): EmbeddedServerRecord {

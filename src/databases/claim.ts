@@ -1,0 +1,122 @@
+/**
+ * The claim protocol: how a lane gets its database, the same one every time the same lane asks,
+ * from any process. The entry is recorded first, under the state file's lock, so that a crash
+ * during the clone still leaves an entry for the reaper; the owner is claimed in the owner table
+ * (when used); the clone runs outside the state file's lock, so lanes clone side by side; and
+ * the allocation stands only if no release removed the entry meanwhile. Private to the databases
+ * module.
+ * @internal
+ */
+import type { Client } from 'pg';
+import { LanesError, messageOf } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { describeTarget, withDatabase } from '../postgres/index.js';
+import { describeLane, type LaneKey } from '../state/index.js';
+import { cloneDatabase, findDatabase, isAlreadyThere } from './admin.js';
+import type { DatabaseAllocation, DatabaseEntry } from './entries.js';
+import type { LaneRecords } from './lane-records.js';
+import { markLanes } from './marks.js';
+import { laneDatabaseName, templateHashOf } from './names.js';
+import type { CloneStrategy } from './options.js';
+import { takeReadyCopy } from './ready-pool.js';
+import type { PostgresSession } from './session.js';
+import type { TemplateInfo } from './template.js';
+
+const debug = debugLogger('databases');
+
+/** How often an allocation starts over when its entry was released while it cloned. */
+const ALLOCATE_ATTEMPTS = 3;
+
+/** What the claim protocol works with. */
+export interface ClaimContext {
+  session: PostgresSession;
+  records: LaneRecords;
+  prefix: string;
+  cloneStrategy: CloneStrategy;
+  /** Called when a lane took a ready copy, so the pool is topped up again. */
+  tookReadyCopy(): void;
+}
+
+/**
+ * The database of lane `key`, cloned from `template` (or a ready copy of it renamed) unless it
+ * exists already; its entry's heartbeat and its owner table lease are then kept fresh.
+ * @throws {LanesError} `DATABASE_CREATE_FAILED`, `RUN_ID_CONFLICT`, `REGISTRY_FAILED`.
+ */
+export async function claimLane(context: ClaimContext, key: LaneKey, template: TemplateInfo): Promise<DatabaseAllocation> {
+  const { session, records } = context;
+  const { ledger } = records;
+  const { adminUrl } = await session.server();
+  const databaseName = laneDatabaseName(context.prefix, key);
+  let entry: DatabaseEntry;
+  for (let attempt = 1; ; attempt++) {
+    const recorded = await ledger.record(key, databaseName, template.name, adminUrl);
+    entry = recorded.entry;
+    try {
+      await session.withAdmin((client, version) =>
+        records.claim(client, { key, databaseName, template: template.name }, () => create(context, client, version, recorded.entry, template.name, adminUrl)),
+      );
+    } catch (error) {
+      if (recorded.added) {
+        const exists = (): Promise<boolean> => session.withAdmin(async (client) => (await findDatabase(client, databaseName)) !== undefined).catch(() => false);
+        await ledger.unrecord(entry, exists).catch((cleanup: unknown) => debug('could not forget %s after a failed clone: %s', databaseName, messageOf(cleanup)));
+      }
+      throw error;
+    }
+    // The database exists now. Unless a release removed the entry meanwhile (and maybe dropped the
+    // database before it was created), the allocation stands; else it starts over.
+    if (await ledger.holds(key, databaseName)) break;
+    if (attempt >= ALLOCATE_ATTEMPTS) {
+      throw new LanesError('DATABASE_CREATE_FAILED', `Database ${databaseName} of ${describeLane(key)} was released ${attempt} times while it was being created.`, {
+        hint: 'Something releases this lane (e.g. `npx e2e-lanes down` or a teardown) while it boots: let the run finish first.',
+        details: { databaseName, template: template.name },
+      });
+    }
+    debug('%s of %s was released while it was created; allocating again', databaseName, describeLane(key));
+  }
+  ledger.keepAlive(key.runId);
+  records.hold(databaseName);
+  const allocation: DatabaseAllocation = { project: entry.project, runId: entry.runId, databaseName: entry.databaseName, databaseUrl: withDatabase(adminUrl, entry.databaseName), template };
+  if (entry.worker !== undefined) allocation.worker = entry.worker;
+  return allocation;
+}
+
+/**
+ * Clones the lane's database from the template (or renames a ready copy); a database of that
+ * name that exists already (an earlier allocation, or one running at the same moment, which has
+ * committed by then) is the one. Its mark names the lane's owner (renewed on every allocation, so
+ * a takeover shows), for reapers that find no ledger listing it.
+ * @throws {LanesError} `DATABASE_CREATE_FAILED`
+ */
+async function create(context: ClaimContext, client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
+  const { databaseName } = entry;
+  try {
+    const hash = templateHashOf(context.prefix, template);
+    const copy = hash === undefined ? undefined : await takeReadyCopy(client, context.prefix, hash, databaseName);
+    if (copy !== undefined) {
+      debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
+      context.tookReadyCopy();
+    } else {
+      await cloneDatabase(client, databaseName, template, context.cloneStrategy, version);
+      debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
+    }
+  } catch (error) {
+    if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
+    debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
+  }
+  await markLanes(client, [entry]);
+}
+
+function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const hint =
+    code === '55006'
+      ? `Something keeps connecting to template ${template}: servers must use the lane databases, never the template.`
+      : code === '42501'
+        ? 'The admin user needs the CREATEDB privilege (or be a superuser).'
+        : `Check the server at ${describeTarget(adminUrl)} (disk space, max databases), then run again.`;
+  return new LanesError('DATABASE_CREATE_FAILED', `Could not create database ${databaseName} from template ${template} on ${describeTarget(adminUrl)}: ${messageOf(error)}`, {
+    hint,
+    cause: error,
+    details: { databaseName, template, code },
+  });
+}

@@ -1,0 +1,56 @@
+/**
+ * Puts a lane's database back to exactly its template, under the same name, while the lane's
+ * servers keep running: `truncate` refills its tables in place over a connection kept per lane
+ * (truncate-reset.ts), `swap` puts a fresh copy in its place (reset.ts), whose old database the
+ * pool keeper drops later. Private to the databases module.
+ * @internal
+ */
+import { withDatabase } from '../postgres/index.js';
+import type { DatabaseEntry, DatabaseReset } from './entries.js';
+import { laneMark } from './marks.js';
+import type { CloneStrategy } from './options.js';
+import type { PoolKeeper } from './pool-keeper.js';
+import { swapDatabase, type ResetStrategy } from './reset.js';
+import type { PostgresSession } from './session.js';
+import type { TemplateInfo } from './template.js';
+import { TruncateResets } from './truncate-reset.js';
+
+export class LaneResets {
+  readonly #session: PostgresSession;
+  readonly #pool: PoolKeeper;
+  readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number };
+  /** Connections kept to lane databases for their `truncate` resets. */
+  readonly #truncates = new TruncateResets();
+
+  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number }) {
+    this.#session = session;
+    this.#pool = pool;
+    this.#options = options;
+  }
+
+  /**
+   * Resets the database of the lane `entry` to `template`.
+   * @throws {LanesError} `DATABASE_RESET_FAILED` naming the step that failed.
+   */
+  async reset(entry: DatabaseEntry, template: TemplateInfo, strategy: ResetStrategy): Promise<DatabaseReset> {
+    const { databaseName } = entry;
+    const started = performance.now();
+    const url = withDatabase((await this.#session.server()).adminUrl, databaseName);
+    if (strategy === 'truncate') {
+      await this.#truncates.reset(url, { connectTimeoutMs: this.#options.connectTimeoutMs, lockTimeoutMs: this.#options.resetLockTimeoutMs });
+      return { databaseName, strategy, source: 'truncate', durationMs: performance.now() - started };
+    }
+    await this.#truncates.forget(url);
+    const swapped = await this.#session.withAdmin((client, version) =>
+      swapDatabase(client, { name: databaseName, prefix: this.#options.prefix, template, strategy: this.#options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(entry)) }),
+    );
+    if (swapped.discarded) this.#pool.discard(swapped.discarded);
+    this.#pool.refill();
+    return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
+  }
+
+  /** Closes the connections kept for `truncate` resets (before lane databases are dropped, and at the end). */
+  close(): Promise<void> {
+    return this.#truncates.close();
+  }
+}

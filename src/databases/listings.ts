@@ -1,0 +1,25 @@
+/**
+ * What `list()` shows: the lanes of the state file, and with `scope: 'server'` those of every
+ * machine in the owner table, each with its owner's liveness. Decisions only: no SQL, no files.
+ * Private to the databases module.
+ * @internal
+ */
+import type { DatabaseListing } from './entries.js';
+import { judgeRow, type RegistryRow } from './owner-table.js';
+import { rowToEntry } from './ownership.js';
+
+/** A row of the owner table as a listing, judged by its lease (and, on this host, its pid). */
+export function rowListing(row: RegistryRow, adminUrl: string): DatabaseListing {
+  const verdict = judgeRow(row);
+  const entry = { ...rowToEntry(row, adminUrl), expiresAt: row.expiresAt };
+  return verdict.alive ? { ...entry, alive: true } : { ...entry, alive: false, staleReason: verdict.reason };
+}
+
+/**
+ * The owner table's rows first (they speak for every machine), then the local entries it does not
+ * know (allocated without the owner table).
+ */
+export function mergeListings(local: readonly DatabaseListing[], rows: readonly RegistryRow[], adminUrl: string): DatabaseListing[] {
+  const known = new Set(rows.map((row) => row.databaseName));
+  return [...rows.map((row) => rowListing(row, adminUrl)), ...local.filter((entry) => !known.has(entry.databaseName))];
+}
