@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { isLanesError } from '../errors.js';
+import { formatLanesMessage, isLanesError } from '../errors.js';
 import type { GlobalOptions } from './context.js';
 import { red } from './format.js';
 
@@ -107,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode || 2;
     }
     if (isLanesError(error)) {
-      console.error(red(`e2e-lanes: ${error.code}: ${error.message}`));
+      console.error(red(`e2e-lanes: ${formatLanesMessage(error, { withCode: true })}`));
       return 1;
     }
     console.error(red(`e2e-lanes: ${(error as Error)?.stack ?? String(error)}`));
