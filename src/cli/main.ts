@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { STATE_DIR_ENV } from '../env-vars.js';
 import { formatLanesMessage, isLanesError } from '../errors.js';
 import type { GlobalOptions } from './context.js';
 import { red } from './format.js';
@@ -13,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('e2e-lanes')
     .description('Look at and mend the lanes (ports, databases, servers) of Playwright runs.')
     .option('-c, --config <file>', 'Playwright config that uses withLanes (default: ./playwright.config.ts if present)')
-    .option('--state-dir <dir>', 'state folder (default: E2E_LANES_STATE_DIR or ./test-results)')
+    .option('--state-dir <dir>', `state folder (default: ${STATE_DIR_ENV} or ./test-results)`)
     .showHelpAfterError()
     .exitOverride();
 

@@ -1,8 +1,9 @@
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import type { DatabaseReset } from '../databases/index.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import type { LaneServerStatus } from '../lanes/server-status.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, type LaneRequest } from './control-server.js';
+import type { LaneRequest } from './control-server.js';
 import { showCode } from './show-code.js';
 
 /** Asks the runner for the lane of a project (booting it on first use). */

@@ -10,9 +10,6 @@ import type { LanePrefetcher } from './prefetch.js';
 
 const debug = debugLogger('control');
 
-export const CONTROL_URL_ENV = 'E2E_LANES_CONTROL_URL';
-export const CONTROL_TOKEN_ENV = 'E2E_LANES_CONTROL_TOKEN';
-
 /** The runner's lane service for its workers. */
 export interface ControlServer {
   url: string;

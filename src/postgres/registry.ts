@@ -1,3 +1,4 @@
+import { EMBEDDED_DIR_ENV } from '../env-vars.js';
 import { isOwner, type Owner } from '../state/owner.js';
 import { expectArray, StateFile, type StateDocument, type StateFileSpec } from '../state/state-file.js';
 
@@ -54,7 +55,7 @@ export const registrySpec: StateFileSpec<EmbeddedRegistry> = {
 
 /** The registry file at `path`, locked long enough for another process to initialise and start a server. */
 export function openRegistry(path: string, startTimeoutMs: number): StateFile<EmbeddedRegistry> {
-  return new StateFile(path, registrySpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: 'the embedded server\'s option dataDir or E2E_LANES_EMBEDDED_DIR' });
+  return new StateFile(path, registrySpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: `the embedded server's option dataDir or ${EMBEDDED_DIR_ENV}` });
 }
 
 function parseServer(item: unknown, index: number): EmbeddedServerRecord {

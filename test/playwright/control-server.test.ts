@@ -3,7 +3,8 @@ import { test, type TestContext } from 'node:test';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { isLanesError } from '../../src/errors.js';
 import { reportTest, requestLane } from '../../src/playwright/control-client.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../../src/env-vars.js';
+import { startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
 import { PRIVATE_RUNNER_ENV } from '../../src/servers/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
