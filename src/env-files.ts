@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import dotenv from 'dotenv';
+import { ENV_PREFIX } from './env-vars.js';
 import { LanesError, messageOf } from './errors.js';
 
 /**
@@ -53,7 +54,7 @@ export function loadRunnerSettings(option: EnvFileOption, env: NodeJS.ProcessEnv
   const set: string[] = [];
   for (const file of readEnvFiles(option, cwd, 'envFile')) {
     for (const [name, value] of Object.entries(file.values)) {
-      if (!name.startsWith('E2E_LANES_') || env[name] !== undefined) continue;
+      if (!name.startsWith(ENV_PREFIX) || env[name] !== undefined) continue;
       env[name] = value;
       set.push(name);
     }

@@ -1,4 +1,5 @@
 import createDebug from 'debug';
+import { QUIET_ENV } from './env-vars.js';
 
 /** A namespaced debug logger: enable with `DEBUG=e2e-lanes:*`. */
 export function debugLogger(namespace: string): createDebug.Debugger {
@@ -12,6 +13,6 @@ export function warn(message: string): void {
 
 /** One progress line on stdout, unless `E2E_LANES_QUIET=1`. */
 export function progress(message: string): void {
-  if (process.env.E2E_LANES_QUIET === '1') return;
+  if (process.env[QUIET_ENV] === '1') return;
   console.log(`[e2e-lanes] ${message}`);
 }

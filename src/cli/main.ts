@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { isLanesError } from '../errors.js';
+import { STATE_DIR_ENV } from '../env-vars.js';
+import { formatLanesMessage, isLanesError } from '../errors.js';
 import type { GlobalOptions } from './context.js';
 import { red } from './format.js';
 
@@ -13,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('e2e-lanes')
     .description('Look at and mend the lanes (ports, databases, servers) of Playwright runs.')
     .option('-c, --config <file>', 'Playwright config that uses withLanes (default: ./playwright.config.ts if present)')
-    .option('--state-dir <dir>', 'state folder (default: E2E_LANES_STATE_DIR or ./test-results)')
+    .option('--state-dir <dir>', `state folder (default: ${STATE_DIR_ENV} or ./test-results)`)
     .showHelpAfterError()
     .exitOverride();
 
@@ -107,7 +108,7 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode || 2;
     }
     if (isLanesError(error)) {
-      console.error(red(`e2e-lanes: ${error.code}: ${error.message}`));
+      console.error(red(`e2e-lanes: ${formatLanesMessage(error, { withCode: true })}`));
       return 1;
     }
     console.error(red(`e2e-lanes: ${(error as Error)?.stack ?? String(error)}`));

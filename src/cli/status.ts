@@ -1,5 +1,5 @@
-import { createConnection } from 'node:net';
 import type { DatabaseListing } from '../databases/entries.js';
+import { isListening } from '../ports/probe.js';
 import { isPidAlive, withLiveness } from '../state/index.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
 import { age, dim, green, red, span, table, yellow } from './format.js';
@@ -74,7 +74,7 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
         pid: server.pid,
         ...(server.port !== undefined ? { port: server.port } : {}),
         alive: isPidAlive(server.pid),
-        listening: server.port !== undefined && (await accepts(server.port)),
+        listening: server.port !== undefined && (await isListening(server.port, { connectTimeoutMs: 1_000 })),
       })),
     );
   }
@@ -105,16 +105,3 @@ function describeWarm(warm: { since?: string; until: string }, now = Date.now())
   return `warm${idle}, ${left > 0 ? `stops in ${span(left)}` : 'stopping'}`;
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:port (within 1 s). */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}

@@ -9,7 +9,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { laneLedger } from '../lanes/lane-ledger.js';
 import type { LanesOptions } from '../lanes/options.js';
-import { WATCHDOG_ENV, type WatchdogSettings } from '../lanes/warm.js';
+import { WATCHDOG_ENV } from '../env-vars.js';
+import type { WatchdogSettings } from '../lanes/warm.js';
 import { stateOf } from './context.js';
 import { tearDownRuns } from '../lanes/run.js';
 

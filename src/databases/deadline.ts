@@ -5,10 +5,8 @@
  * @internal
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PROGRESS_INTERVAL_ENV } from '../env-vars.js';
 import { progress } from '../log.js';
-
-/** Env var overriding the interval of progress lines, in ms (for tests). @internal */
-export const PROGRESS_INTERVAL_ENV = 'E2E_LANES_PROGRESS_INTERVAL_MS';
 
 const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 

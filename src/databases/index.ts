@@ -17,12 +17,6 @@ export {
   type CloneStrategy,
   DEFAULT_MIGRATIONS_DIR,
   DEFAULT_CLONE_STRATEGY,
-  REBUILD_ENV,
-  REGISTRY_ENV,
-  REGISTRY_DATABASE_ENV,
-  SEED_TIMEOUT_ENV,
-  MIGRATION_TIMEOUT_ENV,
-  TEMPLATE_WAIT_TIMEOUT_ENV,
 } from './options.js';
 export {
   applyMigrations,

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { MIGRATION_TIMEOUT_ENV, REBUILD_ENV, REGISTRY_DATABASE_ENV, REGISTRY_ENV, RESET_LOCK_TIMEOUT_ENV, SEED_TIMEOUT_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
@@ -196,16 +197,9 @@ export const DEFAULT_REGISTRY_DATABASE = 'e2e_lanes';
 export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
 export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-export const REBUILD_ENV = 'E2E_LANES_REBUILD';
-export const REGISTRY_ENV = 'E2E_LANES_REGISTRY';
-export const REGISTRY_DATABASE_ENV = 'E2E_LANES_REGISTRY_DATABASE';
 export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
 export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
 export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
-export const SEED_TIMEOUT_ENV = 'E2E_LANES_SEED_TIMEOUT_MS';
-export const RESET_LOCK_TIMEOUT_ENV = 'E2E_LANES_RESET_LOCK_TIMEOUT_MS';
-export const MIGRATION_TIMEOUT_ENV = 'E2E_LANES_MIGRATION_TIMEOUT_MS';
-export const TEMPLATE_WAIT_TIMEOUT_ENV = 'E2E_LANES_TEMPLATE_WAIT_TIMEOUT_MS';
 
 /** Resolves every option to its final value, in one place, rejecting bad values at the call. */
 export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
@@ -263,7 +257,7 @@ function resolveRegistryMode(value: unknown): RegistryMode {
   const chosen = value ?? (fromEnv || 'auto');
   if (chosen === 'auto' || chosen === 'postgres' || chosen === 'file') return chosen;
   throw new LanesError('INVALID_OPTION', `Invalid registry ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_ENV})` : ''}.`, {
-    hint: "Option `registry` (or E2E_LANES_REGISTRY) takes 'auto', 'postgres' or 'file'.",
+    hint: `Option \`registry\` (or ${REGISTRY_ENV}) takes 'auto', 'postgres' or 'file'.`,
   });
 }
 
@@ -272,7 +266,7 @@ function resolveRegistryDatabase(value: unknown): string {
   const chosen = value ?? (fromEnv || DEFAULT_REGISTRY_DATABASE);
   if (typeof chosen === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(chosen)) return chosen;
   throw new LanesError('INVALID_OPTION', `Invalid registryDatabase ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_DATABASE_ENV})` : ''}.`, {
-    hint: 'Option `registryDatabase` (or E2E_LANES_REGISTRY_DATABASE) takes a database name of lowercase letters, digits and underscores (at most 63), e.g. the default \'e2e_lanes\'.',
+    hint: `Option \`registryDatabase\` (or ${REGISTRY_DATABASE_ENV}) takes a database name of lowercase letters, digits and underscores (at most 63), e.g. the default 'e2e_lanes'.`,
   });
 }
 

@@ -9,6 +9,7 @@
  * @internal
  */
 import type { Client } from 'pg';
+import { REGISTRY_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { currentHost, isPidAlive, pidStartTime, type Owner, type OwnerVerdict } from '../state/owner.js';
@@ -264,7 +265,7 @@ export function registryFailed(what: string, error: unknown): LanesError {
   const hint =
     code === '42501'
       ? `The admin user may not create or use the registry (database ${DEFAULT_REGISTRY_DATABASE} unless option \`registryDatabase\` says otherwise, schema ${REGISTRY_SCHEMA}): grant it (GRANT CREATE ON DATABASE <registry database> TO <user>, or rights on ${REGISTRY_TABLE}), create the registry once by hand (SQL in docs/ci.md), or use registry: 'file' when only one machine uses this server.`
-      : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (E2E_LANES_REGISTRY=file) when only one machine uses this server.`;
+      : `Check the server and the admin user's rights on ${REGISTRY_TABLE}; or use registry: 'file' (${REGISTRY_ENV}=file) when only one machine uses this server.`;
   return new LanesError('REGISTRY_FAILED', `Could not ${what}: ${messageOf(error)}`, { hint, cause: error, details: { code } });
 }
 

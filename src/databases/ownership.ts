@@ -3,6 +3,7 @@
  * entries and registry rows a release or a reap removes. Decisions only: no SQL, no files.
  * @internal
  */
+import { RUN_ID_ENV, SHARD_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { withDatabase } from '../postgres/index.js';
@@ -36,7 +37,7 @@ export function claimFor(row: RegistryRow | undefined, key: LaneKey, host: strin
     throw new LanesError(
       'RUN_ID_CONFLICT',
       `Database ${row.databaseName} of ${describeLane(key)} is registered to ${describeLane(row)} on ${row.host}: the two lanes' names collide.`,
-      { hint: 'Use another run id (E2E_LANES_RUN_ID) or prefix for this run.', details: { databaseName: row.databaseName } },
+      { hint: `Use another run id (${RUN_ID_ENV}) or prefix for this run.`, details: { databaseName: row.databaseName } },
     );
   }
   if (row.host === host) {
@@ -46,7 +47,7 @@ export function claimFor(row: RegistryRow | undefined, key: LaneKey, host: strin
       'RUN_ID_CONFLICT',
       `Database ${row.databaseName} of ${describeLane(key)} is held by another run on this host with the same run id (pid ${row.pid}, state folder ${row.stateDir}), e.g. two \`playwright test\` at once in one CI job.`,
       {
-        hint: 'Give each of them its own run id (E2E_LANES_RUN_ID) or database prefix (option `prefix`), e.g. one per package of a monorepo.',
+        hint: `Give each of them its own run id (${RUN_ID_ENV}) or database prefix (option \`prefix\`), e.g. one per package of a monorepo.`,
         details: { databaseName: row.databaseName, pid: row.pid, stateDir: row.stateDir },
       },
     );
@@ -57,7 +58,7 @@ export function claimFor(row: RegistryRow | undefined, key: LaneKey, host: strin
     `Database ${row.databaseName} of ${describeLane(key)} is held by host ${JSON.stringify(row.host)} (pid ${row.pid}${row.shard ? `, shard ${row.shard}` : ''}, lease until ${row.expiresAt}): two machines run with the same run id ${JSON.stringify(key.runId)}.`,
     {
       hint:
-        'Give every machine its own run id: pass --shard=<i>/<n> to `playwright test` (or set E2E_LANES_SHARD), or set E2E_LANES_RUN_ID, ' +
+        `Give every machine its own run id: pass --shard=<i>/<n> to \`playwright test\` (or set ${SHARD_ENV}), or set ${RUN_ID_ENV}, ` +
         'e.g. `${{ github.run_id }}-${{ github.run_attempt }}-${{ strategy.job-index }}` in a GitHub Actions matrix.',
       details: { databaseName: row.databaseName, host: row.host, pid: row.pid },
     },

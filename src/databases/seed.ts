@@ -1,11 +1,12 @@
-import { LanesError, messageOf } from '../errors.js';
+import { SEED_TIMEOUT_ENV } from '../env-vars.js';
+import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { withEnvPointedAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';
 import { importDefault } from '../user-module.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, withinDeadline } from './deadline.js';
-import { DEFAULT_SEED_TIMEOUT_MS, SEED_TIMEOUT_ENV, type CommandStep } from './options.js';
+import { DEFAULT_SEED_TIMEOUT_MS, type CommandStep } from './options.js';
 
 /** What a seed module's default export receives. */
 export interface SeedContext {

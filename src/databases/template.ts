@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
+import { REBUILT_TEMPLATES_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
@@ -20,7 +21,6 @@ import {
   DEFAULT_MIGRATION_TIMEOUT_MS,
   DEFAULT_SEED_TIMEOUT_MS,
   DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
-  TEMPLATE_WAIT_TIMEOUT_ENV,
 } from './options.js';
 import { runSeed } from './seed.js';
 import { takeSnapshot } from './snapshot.js';
@@ -30,8 +30,6 @@ import { toolkitVersion } from './version.js';
 
 const debug = debugLogger('template');
 
-/** Env var listing the templates already rebuilt in this run, so `rebuild` happens once per run, not once per worker. */
-const REBUILT_ENV = 'E2E_LANES_REBUILT_TEMPLATES';
 
 /** A template ready to be cloned. */
 export interface TemplateInfo {
@@ -233,13 +231,13 @@ function isSealed(row: DatabaseRow): boolean {
 }
 
 function rebuiltInThisRun(name: string): boolean {
-  return (process.env[REBUILT_ENV] ?? '').split(',').includes(name);
+  return (process.env[REBUILT_TEMPLATES_ENV] ?? '').split(',').includes(name);
 }
 
 function markRebuilt(name: string): void {
-  const names = new Set((process.env[REBUILT_ENV] ?? '').split(',').filter(Boolean));
+  const names = new Set((process.env[REBUILT_TEMPLATES_ENV] ?? '').split(',').filter(Boolean));
   names.add(name);
-  process.env[REBUILT_ENV] = [...names].join(',');
+  process.env[REBUILT_TEMPLATES_ENV] = [...names].join(',');
 }
 
 function timeout(options: { connectTimeoutMs?: number }): { timeoutMs?: number } {

@@ -7,6 +7,7 @@
  * @internal
  */
 import type pg from 'pg';
+import { REBUILD_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { connectClient, describeTarget } from '../postgres/index.js';
@@ -58,7 +59,7 @@ export class TruncateResets {
         if (!(await hasSnapshot(connected))) {
           await connected.end().catch(() => undefined);
           throw new LanesError('DATABASE_RESET_FAILED', `Database ${describeTarget(url)} has no copy of its template's rows, so the 'truncate' reset cannot put them back.`, {
-            hint: "Its template was built by an older version of e2e-lanes: rebuild it (E2E_LANES_REBUILD=1, or `npx e2e-lanes gc --keep-templates 0`), or use database.reset: 'swap'.",
+            hint: `Its template was built by an older version of e2e-lanes: rebuild it (${REBUILD_ENV}=1, or \`npx e2e-lanes gc --keep-templates 0\`), or use database.reset: 'swap'.`,
           });
         }
         return connected;

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEBUG_ENV, KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
 import { DatabaseAllocator, type DatabaseReset, type ResetStrategy, type TemplateInfo } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
@@ -11,12 +12,10 @@ import {
   keepAlive,
   keepRunEntries,
   newOwner,
-  OWNER_PID_ENV,
   resolveLeaseMs,
   resolveOwnerPid,
   resolveRunId,
   resolveStateDir,
-  RUN_ID_ENV,
   sameLane,
   stopKeepingAlive,
   validateProjectName,
@@ -26,7 +25,7 @@ import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
 import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
-import { isServerOfRun, killRunStragglers, killRunStragglersNow, SERVER_MARK_ENV } from './orphans.js';
+import { isServerOfRun, killRunStragglers, killRunStragglersNow } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { stopRecordedServers } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
@@ -594,7 +593,7 @@ export class LaneManager {
         try {
           servers = await startServers(this.#definitions(), ctx, {
             logDir,
-            debug: this.options.debug ?? process.env.E2E_LANES_DEBUG === '1',
+            debug: this.options.debug ?? process.env[DEBUG_ENV] === '1',
             secrets: secret ? [secret] : [],
             // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
             output: this.#outlives ? 'file' : 'pipe',
@@ -689,7 +688,7 @@ export class LaneManager {
         [SERVER_MARK_ENV]: server.name,
         [RUN_ID_ENV]: this.runId,
         [OWNER_PID_ENV]: owner,
-        ...(keep ? { E2E_LANES_KEEP: '1' } : {}),
+        ...(keep ? { [KEEP_ENV]: '1' } : {}),
         ...(typeof server.env === 'function' ? server.env(ctx) : server.env),
       }),
     }));

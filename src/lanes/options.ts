@@ -1,3 +1,4 @@
+import { KEEP_ENV } from '../env-vars.js';
 import { isEnvFileOption } from '../env-files.js';
 import { LanesError } from '../errors.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
@@ -145,7 +146,7 @@ export function keepLanes(options: LanesOptions): boolean {
 
 /** Which lanes stay up after the run: all, those in which a test failed, or none. */
 export function keepMode(options: LanesOptions): 'always' | 'on-failure' | 'never' {
-  const keep = options.keep ?? (process.env.E2E_LANES_KEEP === '1' ? true : process.env.E2E_LANES_KEEP === 'on-failure' ? 'on-failure' : false);
+  const keep = options.keep ?? (process.env[KEEP_ENV] === '1' ? true : process.env[KEEP_ENV] === 'on-failure' ? 'on-failure' : false);
   return keep === 'on-failure' ? 'on-failure' : keep ? 'always' : 'never';
 }
 

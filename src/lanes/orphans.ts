@@ -1,11 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
 import { killProcessGroup } from '../servers/index.js';
 import { isPidAlive } from '../state/index.js';
 import { procStat } from '../state/proc.js';
-
-/** Environment variable that marks a process as a lane server (its value is the server name). */
-export const SERVER_MARK_ENV = 'E2E_LANES_SERVER';
 
 /** The environment of a process (Linux `/proc/<pid>/environ`), or undefined where it cannot be read. */
 export function processEnv(pid: number): Map<string, string> | undefined {
@@ -30,7 +28,7 @@ export function isServerOfRun(pid: number, runId: string): boolean {
   if (!isPidAlive(pid)) return false;
   const env = processEnv(pid);
   if (!env) return true;
-  return env.has(SERVER_MARK_ENV) && env.get('E2E_LANES_RUN_ID') === runId;
+  return env.has(SERVER_MARK_ENV) && env.get(RUN_ID_ENV) === runId;
 }
 
 /** A lane server process whose run's owner is gone. */
@@ -65,10 +63,10 @@ export function findOrphanServers(): OrphanProcess[] {
     if (pid === process.pid) continue;
     const env = processEnv(pid);
     const server = env?.get(SERVER_MARK_ENV);
-    if (!env || !server || env.get('E2E_LANES_KEEP') === '1') continue;
-    const ownerPid = Number(env.get('E2E_LANES_OWNER_PID'));
+    if (!env || !server || env.get(KEEP_ENV) === '1') continue;
+    const ownerPid = Number(env.get(OWNER_PID_ENV));
     if (!Number.isInteger(ownerPid) || ownerPid <= 0 || isPidAlive(ownerPid)) continue;
-    orphans.push({ pid, runId: env.get('E2E_LANES_RUN_ID') ?? '?', server, ownerPid, pgid: processGroupOf(pid) });
+    orphans.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid, pgid: processGroupOf(pid) });
   }
   return orphans;
 }
@@ -93,8 +91,8 @@ export function findRunProcesses(runId: string, ownerPid?: number): OrphanProces
     if (pid === process.pid || !isPidAlive(pid)) continue;
     const env = processEnv(pid);
     const server = env?.get(SERVER_MARK_ENV);
-    if (!env || !server || env.get('E2E_LANES_RUN_ID') !== runId) continue;
-    const owner = Number(env.get('E2E_LANES_OWNER_PID'));
+    if (!env || !server || env.get(RUN_ID_ENV) !== runId) continue;
+    const owner = Number(env.get(OWNER_PID_ENV));
     if (ownerPid !== undefined && owner !== ownerPid) continue;
     found.push({ pid, runId, server, ownerPid: owner, pgid: processGroupOf(pid) });
   }

@@ -11,7 +11,7 @@ import type { LedgerDocument, StateFile } from '../state/index.js';
 import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
 import { isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
-import { WATCHDOG_ENV } from './warm.js';
+import { WATCHDOG_ENV } from '../env-vars.js';
 
 const debug = debugLogger('lanes');
 

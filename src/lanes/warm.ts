@@ -7,11 +7,11 @@ import ci from 'ci-info';
 import { LanesError } from '../errors.js';
 import { PRIVATE_RUNNER_ENV, type ServerDefinition } from '../servers/index.js';
 import { loopbackUrl } from '../servers/options.js';
-import { currentHost, handOverRunEntries, judgeOwner, newOwner, OWNER_PID_ENV, RUN_ID_ENV, type Owner } from '../state/index.js';
+import { OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, WATCHDOG_ENV } from '../env-vars.js';
+import { currentHost, handOverRunEntries, judgeOwner, newOwner, type Owner } from '../state/index.js';
 import { pidStartTime } from '../state/owner.js';
 import { laneLedger, type LaneEntry, type LaneFingerprint } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
-import { SERVER_MARK_ENV } from './orphans.js';
 
 /** Options of `reuse`: how long warm lanes wait for the next run, and whether to keep them warm on CI. */
 export interface ReuseOptions {
@@ -30,8 +30,6 @@ export interface ReuseOptions {
 
 export const DEFAULT_IDLE_MS = 15 * 60_000;
 
-/** The environment variable a watchdog process carries (its settings, JSON); also its mark. */
-export const WATCHDOG_ENV = 'E2E_LANES_WATCHDOG';
 
 /** A claim must leave at least this long before the warm lanes' deadline. */
 const CLAIM_MARGIN_MS = 5_000;

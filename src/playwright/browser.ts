@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { chromium } from '@playwright/test';
+import { CHROMIUM_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 
 /** Where system Chromium builds usually live. */
@@ -35,7 +36,7 @@ export function playwrightChromium(): string | undefined {
 
 /** A Chromium installed on the system (or named by `E2E_LANES_CHROMIUM`), when there is one. */
 export function systemChromium(): string | undefined {
-  const fromEnv = process.env.E2E_LANES_CHROMIUM;
+  const fromEnv = process.env[CHROMIUM_ENV];
   if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
   return SYSTEM_CHROMIUMS.find((path) => existsSync(path));
 }
@@ -43,6 +44,6 @@ export function systemChromium(): string | undefined {
 /** The error for a machine without any Chromium. */
 export function browserNotFound(): LanesError {
   return new LanesError('BROWSER_NOT_FOUND', 'No Chromium found: Playwright\'s own is not installed and no system Chromium was found.', {
-    hint: 'Run `npx playwright install chromium` (or, on Debian/Ubuntu, `apt-get install -y chromium`), or set E2E_LANES_CHROMIUM to a Chromium executable.',
+    hint: `Run \`npx playwright install chromium\` (or, on Debian/Ubuntu, \`apt-get install -y chromium\`), or set ${CHROMIUM_ENV} to a Chromium executable.`,
   });
 }

@@ -1,8 +1,9 @@
-import { LanesError, type LanesErrorCode } from '../errors.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../env-vars.js';
+import { LanesError } from '../errors.js';
 import type { DatabaseReset } from '../databases/index.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import type { LaneServerStatus } from '../lanes/server-status.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, type LaneRequest } from './control-server.js';
+import type { LaneRequest } from './control-server.js';
 import { showCode } from './show-code.js';
 
 /** Asks the runner for the lane of a project (booting it on first use). */
@@ -42,8 +43,7 @@ async function ask<T>(path: string, request: LaneRequest): Promise<T> {
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify(request),
   });
-  const body = (await response.json()) as T & { error?: { code: string; message: string; hint?: string } };
+  const body = (await response.json()) as T & { error?: unknown };
   if (response.ok && !body.error) return body;
-  const error = body.error ?? { code: 'CONFIG_INVALID', message: `lane service answered ${response.status}` };
-  throw showCode(new LanesError(error.code as LanesErrorCode, error.message, error.hint ? { hint: error.hint } : {}));
+  throw showCode(body.error ? LanesError.fromJSON(body.error) : new LanesError('CONFIG_INVALID', `lane service answered ${response.status}`));
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isLanesError, LanesError } from '../errors.js';
+import { isLanesError, LanesError, messageOf, type LanesErrorCode } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/lane-users.js';
 import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset-strategy.js';
@@ -9,9 +9,6 @@ import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
 
 const debug = debugLogger('control');
-
-export const CONTROL_URL_ENV = 'E2E_LANES_CONTROL_URL';
-export const CONTROL_TOKEN_ENV = 'E2E_LANES_CONTROL_TOKEN';
 
 /** The runner's lane service for its workers. */
 export interface ControlServer {
@@ -119,13 +116,16 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
 
 /** A refused request: its HTTP status and the error the worker shows. */
 class Refused extends Error {
+  readonly error: LanesError;
+
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: LanesErrorCode,
     message: string,
-    readonly hint: string,
+    hint: string,
   ) {
     super(message);
+    this.error = new LanesError(code, message, { hint });
   }
 }
 
@@ -196,28 +196,22 @@ async function handle(manager: LaneManager, options: ControlServerOptions, token
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
-  if (req.headers.authorization !== `Bearer ${token}`) return reply(401, { error: { code: 'UNAUTHORIZED', message: 'bad token' } });
+  const fail = (status: number, error: LanesError): void => reply(status, { error: error.toJSON() });
+  if (req.headers.authorization !== `Bearer ${token}`) return fail(401, new LanesError('UNAUTHORIZED', 'bad token'));
   const route = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined;
-  if (!route) return reply(404, { error: { code: 'NOT_FOUND', message: `${req.method} ${req.url}` } });
+  if (!route) return fail(404, new LanesError('NOT_FOUND', `${req.method} ${req.url}`));
   let request: LaneRequest;
   try {
     request = parseRequest(await readBody(req), options);
   } catch (error) {
-    if (!(error instanceof Refused)) return reply(400, { error: { code: 'LANE_REQUEST_INVALID', message: String((error as Error)?.message ?? error) } });
+    if (!(error instanceof Refused)) return fail(400, new LanesError('LANE_REQUEST_INVALID', messageOf(error)));
     debug('refused lane request: %s', error.message);
-    return reply(error.status, { error: { code: error.code, message: error.message, hint: error.hint } });
+    return fail(error.status, error.error);
   }
   try {
     reply(200, await route(manager, request, options.prefetcher));
   } catch (error) {
     debug('lane request failed: %O', error);
-    const lanes = isLanesError(error) ? error : undefined;
-    reply(500, {
-      error: {
-        code: lanes?.code ?? 'INTERNAL',
-        message: lanes ? lanes.message.replace(/\nHint: [\s\S]*$/, '') : String((error as Error)?.message ?? error),
-        hint: lanes?.hint,
-      },
-    });
+    fail(500, isLanesError(error) ? error : new LanesError('INTERNAL', messageOf(error)));
   }
 }

@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
+import { ISOLATION_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import type { ResetStrategy } from '../databases/reset-strategy.js';
 import type { Lane } from '../lanes/lane-manager.js';
@@ -79,7 +80,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
   laneIsolation: [undefined, { scope: 'worker', option: true }],
   lane: [
     async ({ laneIsolation }, use, workerInfo) => {
-      const isolation = laneIsolation ?? (process.env.E2E_LANES_ISOLATION as 'project' | 'worker' | undefined) ?? 'project';
+      const isolation = laneIsolation ?? (process.env[ISOLATION_ENV] as 'project' | 'worker' | undefined) ?? 'project';
       const started = performance.now();
       const lane = await requestLane({
         project: workerInfo.project.name,

@@ -1,18 +1,19 @@
 import type { FullConfig, FullProject } from '@playwright/test';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, LANE_DATABASES_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
 import { keepLanes, type LanesOptions } from '../lanes/options.js';
 import { progress } from '../log.js';
 import { ignoredAppDatabaseUrl } from '../postgres/index.js';
-import { RUN_ID_ENV } from '../state/index.js';
+import { RUN_ID_ENV } from '../env-vars.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from './control-server.js';
+import { startControlServer, type ControlServer } from './control-server.js';
 import { LanePrefetcher } from './prefetch.js';
 import { configBridge as registry } from './config-bridge.js';
 import { showCode } from './show-code.js';
-import { formatLaneDatabases, LANE_DATABASES_ENV } from './worker-lane.js';
+import { formatLaneDatabases } from './worker-lane.js';
 
 /**
  * Signals that end the runner without Playwright's teardown (it handles only SIGINT): a kill or a

@@ -1,6 +1,7 @@
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlaywrightTestConfig } from '@playwright/test';
+import { ISOLATION_ENV, STATE_DIR_ENV } from '../env-vars.js';
 import { loadRunnerSettings } from '../env-files.js';
 import { LanesError } from '../errors.js';
 import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
@@ -36,7 +37,7 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
     loadRunnerSettings(options.envFile);
     resolveRunId();
     claimRunOwnership();
-    if (options.isolation) process.env.E2E_LANES_ISOLATION = options.isolation;
+    if (options.isolation) process.env[ISOLATION_ENV] = options.isolation;
     const guarded = guardRunnerEnv(options);
     configBridge().appDatabaseUrl ??= guarded.appDatabaseUrl;
     if (guarded.redirected.length > 0) configBridge().redirectedEnv = guarded.redirected;
@@ -50,7 +51,7 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
   for (const dir of [outputDir, ...(config.projects ?? []).map((project) => project.outputDir)]) {
     if (dir !== undefined && contains(resolve(dir), stateDir)) {
       throw new LanesError('CONFIG_INVALID', `Playwright's outputDir ${dir} contains the e2e-lanes state folder ${stateDir}; Playwright empties it at the start of every run.`, {
-        hint: "Set outputDir to a subfolder such as 'test-results/output', or move the state with the stateDir option (or E2E_LANES_STATE_DIR).",
+        hint: `Set outputDir to a subfolder such as 'test-results/output', or move the state with the stateDir option (or ${STATE_DIR_ENV}).`,
       });
     }
   }

@@ -1,4 +1,5 @@
 import type { PlaywrightTestConfig } from '@playwright/test';
+import { LANE_DATABASES_ENV } from '../env-vars.js';
 import { laneDatabaseUrl } from '../databases/names.js';
 import { LanesError } from '../errors.js';
 import type { LanesOptions } from '../lanes/options.js';
@@ -16,9 +17,6 @@ import { redactUrl } from '../redact.js';
  * project and parallel slot Playwright gave it. Where that cannot be known, the variables name an
  * address that cannot connect ({@link LANE_NOT_READY_URL}), whatever `.env` or the parent said.
  */
-
-/** Where the run's lane databases live, set by global setup for the workers: JSON of {@link LaneDatabases}. */
-export const LANE_DATABASES_ENV = 'E2E_LANES_LANE_DATABASES';
 
 /** What a worker needs to name its lane's database. */
 export interface LaneDatabases {

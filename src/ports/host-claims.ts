@@ -4,6 +4,7 @@ import { chmod, mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } 
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
+import { HOST_STATE_DIR_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
@@ -34,8 +35,6 @@ export interface PortClaim extends LedgerEntry {
   stateDir: string;
   port: number;
 }
-
-export const HOST_STATE_DIR_ENV = 'E2E_LANES_HOST_STATE_DIR';
 
 /** Where the folder is configured, for hints. */
 const SETTING = `${HOST_STATE_DIR_ENV} (default <tmp>/e2e-lanes)`;

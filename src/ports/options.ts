@@ -1,3 +1,4 @@
+import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 
@@ -53,12 +54,12 @@ export function resolvePortAllocatorOptions(options: PortAllocatorOptions = {}):
 }
 
 function rangeFromEnv(): [number, number] | undefined {
-  const raw = process.env.E2E_LANES_PORT_RANGE;
+  const raw = process.env[PORT_RANGE_ENV];
   if (!raw) return undefined;
   const match = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(raw);
   if (!match) {
-    throw new LanesError('INVALID_OPTION', `Invalid E2E_LANES_PORT_RANGE=${JSON.stringify(raw)}.`, {
-      hint: 'Use the form FIRST-LAST, e.g. E2E_LANES_PORT_RANGE=3100-5500.',
+    throw new LanesError('INVALID_OPTION', `Invalid ${PORT_RANGE_ENV}=${JSON.stringify(raw)}.`, {
+      hint: `Use the form FIRST-LAST, e.g. ${PORT_RANGE_ENV}=3100-5500.`,
     });
   }
   return [Number(match[1]), Number(match[2])];

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import {
@@ -273,7 +274,7 @@ export class PortAllocator {
         `${held.size} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
         `${claimed} claimed by lanes of other state folders on this host, ${busy} in use by other processes.`,
       {
-        hint: 'Widen the range (option `range`, or E2E_LANES_PORT_RANGE=3100-5500), stop the processes using those ports, or run `npx e2e-lanes gc` to reap lanes of dead runs.',
+        hint: `Widen the range (option \`range\`, or ${PORT_RANGE_ENV}=3100-5500), stop the processes using those ports, or run \`npx e2e-lanes gc\` to reap lanes of dead runs.`,
         details: { range: [first, last], held: held.size, claimed, busy },
       },
     );

@@ -1,3 +1,4 @@
+import { ENV_PREFIX } from '../env-vars.js';
 import { passwordOf } from '../redact.js';
 import { targetOf } from './url.js';
 
@@ -62,7 +63,7 @@ export function databaseEnv(url: string, env: NodeJS.ProcessEnv): DatabaseEnv {
  */
 export function otherUrlVariables(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(env)
-    .filter(([name, value]) => name !== APP_URL_ENV && !name.startsWith('E2E_LANES_') && value !== undefined && POSTGRES_URL.test(value))
+    .filter(([name, value]) => name !== APP_URL_ENV && !name.startsWith(ENV_PREFIX) && value !== undefined && POSTGRES_URL.test(value))
     .map(([name]) => name)
     .sort();
 }

@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
-import { DATABASE_URL_ENV } from './url.js';
 
 /** Absolute paths of the PostgreSQL programs the embedded server needs, and their version. */
 export interface PostgresBinaries {

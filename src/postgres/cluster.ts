@@ -3,6 +3,7 @@ import { open, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/p
 import { basename, join } from 'node:path';
 import { execa, type Result } from 'execa';
 import writeFileAtomic from 'write-file-atomic';
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { redactText } from '../redact.js';
@@ -224,7 +225,7 @@ function failed(message: string, cluster: Cluster, cause?: unknown, tail = ''): 
   const { layout, user } = cluster;
   const asUser = user ? ` It runs as the OS user ${JSON.stringify(user.name)}, which must be able to read ${cluster.binaries.binDir} and write ${layout.parentDir}.` : '';
   return new LanesError('EMBEDDED_POSTGRES_FAILED', `${message}${tail ? `\nLast lines of ${layout.logFile}:\n${tail}` : ''}`, {
-    hint: `See ${layout.logFile}.${asUser} If the data directory is damaged, stop every run and delete ${layout.dataDir} (it is a cache), or set E2E_LANES_DATABASE_URL.`,
+    hint: `See ${layout.logFile}.${asUser} If the data directory is damaged, stop every run and delete ${layout.dataDir} (it is a cache), or set ${DATABASE_URL_ENV}.`,
     cause,
     details: { dataDir: layout.dataDir, logFile: layout.logFile },
   });

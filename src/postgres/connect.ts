@@ -1,9 +1,10 @@
 import pg from 'pg';
 import pRetry, { AbortError } from 'p-retry';
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { passwordOf, redactText } from '../redact.js';
-import { DATABASE_URL_ENV, describeTarget, targetOf } from './url.js';
+import { describeTarget, targetOf } from './url.js';
 import { foreignServer, watchedServerAt, type WatchedServer } from './watch.js';
 
 const debug = debugLogger('postgres');

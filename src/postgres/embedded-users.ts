@@ -2,6 +2,7 @@
  * `embedded-postgres.json`, next to the embedded server's data folders: which servers run and which
  * runs use each of them (the last user to leave stops the server).
  */
+import { EMBEDDED_DIR_ENV } from '../env-vars.js';
 import { isOwner, type Owner } from '../state/owner.js';
 import { expectArray, StateFile, type StateDocument, type StateFileSpec } from '../state/state-file.js';
 
@@ -58,7 +59,7 @@ export const embeddedUsersSpec: StateFileSpec<EmbeddedUsersDocument> = {
 
 /** The users file at `path`, locked long enough for another process to initialise and start a server. */
 export function openEmbeddedUsers(path: string, startTimeoutMs: number): StateFile<EmbeddedUsersDocument> {
-  return new StateFile(path, embeddedUsersSpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: 'the embedded server\'s option dataDir or E2E_LANES_EMBEDDED_DIR' });
+  return new StateFile(path, embeddedUsersSpec, { lockTimeoutMs: startTimeoutMs + 30_000, configuredBy: `the embedded server's option dataDir or ${EMBEDDED_DIR_ENV}` });
 }
 
 function parseServer(item: unknown, index: number): EmbeddedServerRecord {

@@ -1,3 +1,4 @@
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { serverVersionNum, withClient } from './connect.js';
@@ -97,7 +98,7 @@ export async function ensurePostgres(options: EnsurePostgresOptions = {}): Promi
 function assertSupported(version: number, where: string): void {
   if (version >= MIN_SERVER_VERSION_NUM) return;
   throw new LanesError('POSTGRES_UNSUPPORTED', `PostgreSQL at ${where} is version ${formatVersion(version)}; e2e-lanes needs 13 or newer.`, {
-    hint: 'Upgrade the server, point E2E_LANES_DATABASE_URL at a newer one, or unset it to use the embedded server.',
+    hint: `Upgrade the server, point ${DATABASE_URL_ENV} at a newer one, or unset it to use the embedded server.`,
     details: { version },
   });
 }

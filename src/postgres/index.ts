@@ -6,13 +6,12 @@ export {
   describeTarget,
   targetOf,
   parsePostgresUrl,
-  DATABASE_URL_ENV,
   APP_DATABASE_URL_ENV,
   ignoredAppDatabaseUrl,
   type PostgresTarget,
 } from './url.js';
 export { acquireEmbeddedPostgres, reapEmbeddedPostgres, releaseEmbeddedRuns, type EmbeddedPostgres, type EmbeddedReapResult } from './embedded.js';
-export { EMBEDDED_DIR_ENV, type EmbeddedPostgresOptions, type AcquireEmbeddedPostgresOptions } from './options.js';
+export { type EmbeddedPostgresOptions, type AcquireEmbeddedPostgresOptions } from './options.js';
 export { resolveBinaries, type PostgresBinaries } from './binaries.js';
 export { defaultDataDir, REGISTRY_FILE } from './layout.js';
 export type { EmbeddedUsersDocument, EmbeddedServerRecord, EmbeddedUser, PortLedgerRef } from './embedded-users.js';

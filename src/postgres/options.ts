@@ -1,8 +1,6 @@
+import { EMBEDDED_DIR_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
-
-/** The env var naming the data directory of the embedded server. */
-export const EMBEDDED_DIR_ENV = 'E2E_LANES_EMBEDDED_DIR';
 
 /** Options of the embedded PostgreSQL server (used when no admin URL is given). */
 export interface EmbeddedPostgresOptions {

@@ -1,5 +1,6 @@
 import { chown } from 'node:fs/promises';
 import { execa } from 'execa';
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 
@@ -36,7 +37,7 @@ export async function resolveServerUser(create: boolean): Promise<ServerUser | u
       'EMBEDDED_POSTGRES_FAILED',
       `PostgreSQL refuses to run as root, and there is no user ${JSON.stringify(SERVER_USER_NAME)} to run the embedded server as.`,
       {
-        hint: `Create it (useradd --system --user-group ${SERVER_USER_NAME}), set the embedded option createPostgresUser: true, run the tests as a non-root user, or set E2E_LANES_DATABASE_URL.`,
+        hint: `Create it (useradd --system --user-group ${SERVER_USER_NAME}), set the embedded option createPostgresUser: true, run the tests as a non-root user, or set ${DATABASE_URL_ENV}.`,
       },
     );
   }
@@ -46,7 +47,7 @@ export async function resolveServerUser(create: boolean): Promise<ServerUser | u
   const user = await lookupUser(SERVER_USER_NAME);
   if (user) return user;
   throw new LanesError('EMBEDDED_POSTGRES_FAILED', `Could not create the user ${JSON.stringify(SERVER_USER_NAME)} to run the embedded server as root: ${created.stderr || created.message}`, {
-    hint: `Create it yourself (useradd --system --user-group ${SERVER_USER_NAME}, or adduser -S ${SERVER_USER_NAME} on Alpine), run as a non-root user, or set E2E_LANES_DATABASE_URL.`,
+    hint: `Create it yourself (useradd --system --user-group ${SERVER_USER_NAME}, or adduser -S ${SERVER_USER_NAME} on Alpine), run as a non-root user, or set ${DATABASE_URL_ENV}.`,
   });
 }
 

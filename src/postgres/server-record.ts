@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EMBEDDED_DIR_ENV } from '../env-vars.js';
 import { LanesError, isLanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { PortAllocator } from '../ports/port-allocator.js';
@@ -144,7 +145,7 @@ async function prepareCluster(cluster: Cluster, timeoutMs: number): Promise<void
     const entries = await readdir(dataDir).catch(() => []);
     if (entries.length > 0) {
       throw new LanesError('EMBEDDED_POSTGRES_FAILED', `${dataDir} exists but is not a PostgreSQL data directory (no PG_VERSION).`, {
-        hint: 'Point the embedded option dataDir (or E2E_LANES_EMBEDDED_DIR) at an empty or missing folder, or delete this one.',
+        hint: `Point the embedded option dataDir (or ${EMBEDDED_DIR_ENV}) at an empty or missing folder, or delete this one.`,
       });
     }
     await rm(dataDir, { recursive: true, force: true });

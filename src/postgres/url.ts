@@ -1,7 +1,5 @@
+import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
-
-/** The env var read first for the admin URL of an existing PostgreSQL server. */
-export const DATABASE_URL_ENV = 'E2E_LANES_DATABASE_URL';
 
 /**
  * The app's own variable. It names the app's database, not a server the toolkit may use: it is

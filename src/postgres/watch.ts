@@ -79,7 +79,7 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
             details: { pid: target.postmasterPid, port: target.port, dataDir: target.dataDir, logFile: target.logFile },
           },
         );
-        warn(death.message.split('\nHint:')[0]!);
+        warn(death.shortMessage);
         controller.abort(death);
         clearInterval(timer);
       })

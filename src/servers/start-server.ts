@@ -3,11 +3,12 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
+import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
+import { findPortInUse } from '../ports/probe.js';
 import { redactText } from '../redact.js';
 import { resolveServer, type ResolvedServer } from './options.js';
 import { OutputSink, TAIL_LINES } from './output.js';
-import { findPortInUse } from './port-check.js';
 import { killProcessGroup } from './process-group.js';
 import { waitUntilHealthy, type ExitInfo, type Readiness } from './readiness.js';
 import type { ServerContext, ServerDefinition, ServerExit, StartedServer, StartServerOptions } from './types.js';
@@ -194,7 +195,7 @@ function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { ki
       'SERVER_PORT_IN_USE',
       redactText(`Port ${server.port} of server "${server.name}" for project "${server.project}" was taken by another process after it was checked: the server exited (${signal ?? `code ${code}`}) and its log shows EADDRINUSE on port ${server.port}.\n${logPart}`, server.secrets),
       {
-        hint: `Another process bound port ${server.port} between the check and the server's own bind; a lane retries with new ports. If it keeps happening, keep other programs out of the port range (\`portRange\`, E2E_LANES_PORT_RANGE).`,
+        hint: `Another process bound port ${server.port} between the check and the server's own bind; a lane retries with new ports. If it keeps happening, keep other programs out of the port range (\`portRange\`, ${PORT_RANGE_ENV}).`,
         details: { ...details, port: server.port, exitCode: code, signal },
       },
     );

@@ -5,10 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import ci from 'ci-info';
+import { SHARD_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
-
-/** The env var that names the shard when `--shard` is not on the command line, e.g. `2/4`. */
-export const SHARD_ENV = 'E2E_LANES_SHARD';
 
 /** The longest run id: database names keep only part of it, the registry and ledgers keep all of it. */
 export const MAX_RUN_ID_LENGTH = 64;

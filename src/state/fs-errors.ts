@@ -2,10 +2,11 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
+import { STATE_DIR_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 
 /** Where the folder at fault is configured, for hints: e.g. `option stateDir or E2E_LANES_STATE_DIR`. */
-export const STATE_DIR_SETTING = 'option stateDir or E2E_LANES_STATE_DIR';
+export const STATE_DIR_SETTING = `option stateDir or ${STATE_DIR_ENV}`;
 
 /** The error codes of file-system failures that a person has to fix (as opposed to bugs). */
 const FIXABLE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'EISDIR', 'ENOTDIR', 'EEXIST', 'ELOOP', 'EMFILE', 'ENFILE', 'EIO']);

@@ -2,8 +2,6 @@ export { StateFile, type StateDocument, type StateFileSpec, type StateFileOption
 export {
   type Owner,
   type OwnerVerdict,
-  RUN_ID_ENV,
-  OWNER_PID_ENV,
   resolveRunId,
   generateRunId,
   validateRunId,
@@ -30,6 +28,6 @@ export {
   type WithLiveness,
   validateProjectName,
 } from './ledger.js';
-export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, SHARD_ENV, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';
+export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';
 export { keepAlive, stopKeepingAlive, beatAll, type Refreshable } from './heartbeat.js';
-export { resolveStateDir, resolveLeaseMs, STATE_DIR_ENV, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';
+export { resolveStateDir, resolveLeaseMs, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';

@@ -1,3 +1,4 @@
+import { HOST_ENV, OWNER_PID_ENV, RUN_ID_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { procStat } from './proc.js';
@@ -36,12 +37,9 @@ export function sameOwner(a: Owner, b: Owner): boolean {
   return a.host === b.host && a.pid === b.pid && a.createdAt === b.createdAt;
 }
 
-export const RUN_ID_ENV = 'E2E_LANES_RUN_ID';
-export const OWNER_PID_ENV = 'E2E_LANES_OWNER_PID';
-
 /** This machine's identity as recorded in owners (overridable for multi-host simulations). */
 export function currentHost(): string {
-  return process.env.E2E_LANES_HOST || hostname();
+  return process.env[HOST_ENV] || hostname();
 }
 
 /**

@@ -1,7 +1,6 @@
+import { LEASE_MS_ENV, STATE_DIR_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { resolve } from 'node:path';
-
-export const STATE_DIR_ENV = 'E2E_LANES_STATE_DIR';
 
 /** The default state folder, relative to the current directory. */
 export const DEFAULT_STATE_DIR = 'test-results';
@@ -15,7 +14,7 @@ export function resolveStateDir(explicit?: string): string {
 export const DEFAULT_LEASE_MS = 120_000;
 
 /** Reads a positive duration in ms from an option or env var, rejecting nonsense with a clear message. */
-export function resolveLeaseMs(explicit: number | undefined, envName = 'E2E_LANES_LEASE_MS'): number {
+export function resolveLeaseMs(explicit: number | undefined, envName = LEASE_MS_ENV): number {
   const raw = explicit ?? (process.env[envName] ? Number(process.env[envName]) : DEFAULT_LEASE_MS);
   if (!Number.isFinite(raw) || raw < 1_000) {
     throw new LanesError('INVALID_OPTION', `Invalid lease ${JSON.stringify(raw)} (option leaseMs or ${envName}).`, { hint: `Set option \`leaseMs\` (or ${envName}) to a number of milliseconds ≥ 1000.` });

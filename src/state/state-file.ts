@@ -145,6 +145,10 @@ export class StateFile<T extends StateDocument> {
       if (isFsError(cause)) throw unwritable(cause, 'create the state folder', dirname(this.path), this.#configuredBy);
       throw cause;
     }
+    // The wait is this loop, not proper-lockfile's \`retries\` option: that option retries every
+    // error, so a folder where the lock cannot be created (EACCES, EROFS, ENOSPC, ENOTDIR) would
+    // wait out the whole timeout instead of failing at once with STATE_UNWRITABLE, and a wait that
+    // ends by its \`maxRetryTime\` can end with an error that is not ELOCKED.
     const deadline = started + this.#lockTimeoutMs;
     let delay = 5;
     for (let attempt = 1; ; attempt++) {

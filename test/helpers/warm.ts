@@ -5,7 +5,7 @@ import { stateOf } from '../../src/cli/context.js';
 import { tearDownRuns } from '../../src/lanes/run.js';
 import { laneLedger, type LaneEntry } from '../../src/lanes/lane-ledger.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { RUN_ID_ENV } from '../../src/state/index.js';
+import { RUN_ID_ENV } from '../../src/env-vars.js';
 import { CONFIG_FILE, warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
 
 const RUN = fileURLToPath(new URL('../fixtures/warm/run.ts', import.meta.url));

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
+import { isLanesError } from '../../src/errors.js';
+import { reportTest, requestLane } from '../../src/playwright/control-client.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../../src/env-vars.js';
+import { startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
 import { PRIVATE_RUNNER_ENV } from '../../src/servers/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -84,4 +87,34 @@ test('reset and test reports are checked like lane requests, and a lane without 
   assert.equal(noDatabase.error?.code, 'INVALID_OPTION');
   assert.match(noDatabase.error!.message, /no database/);
   assert.equal((await postTo(control, '/lanes/test', { project: 'alpha', phase: 'end', user: { pid: process.pid, testId: 't1' } })).status, 200);
+});
+
+test('a worker gets the error of the lane service with its parts: code, short message and hint, the code shown once', async (t) => {
+  const { control } = await service(t);
+  const saved = { url: process.env[CONTROL_URL_ENV], token: process.env[CONTROL_TOKEN_ENV] };
+  t.after(() => {
+    for (const [name, value] of [[CONTROL_URL_ENV, saved.url], [CONTROL_TOKEN_ENV, saved.token]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  process.env[CONTROL_URL_ENV] = control.url;
+  process.env[CONTROL_TOKEN_ENV] = control.token;
+
+  const refused = await requestLane({ project: 'nonexistent-xyz' }).then(() => assert.fail('no lane'), (error: unknown) => error);
+  assert.ok(isLanesError(refused, 'LANE_NOT_FOUND'));
+  assert.match(refused.shortMessage, /^Project "nonexistent-xyz" is not a project of this run/);
+  assert.equal(refused.message, `[LANE_NOT_FOUND] ${refused.shortMessage}\nHint: ${refused.hint}`);
+
+  // An error of the lane manager (HTTP 500), whose hint travels apart from its message.
+  const failed = await reportTest({ project: 'alpha', phase: 'begin', reset: true, user: { pid: process.pid, testId: 't1' } }).then(() => assert.fail('no reset'), (error: unknown) => error);
+  assert.ok(isLanesError(failed, 'INVALID_OPTION'));
+  assert.ok(failed.hint);
+  assert.doesNotMatch(failed.shortMessage, /Hint:/);
+  assert.equal(failed.message, `[INVALID_OPTION] ${failed.shortMessage}\nHint: ${failed.hint}`);
+
+  process.env[CONTROL_TOKEN_ENV] = 'wrong';
+  const unauthorized = await requestLane({ project: 'alpha' }).then(() => assert.fail('no lane'), (error: unknown) => error);
+  assert.ok(isLanesError(unauthorized, 'UNAUTHORIZED'));
+  assert.equal(unauthorized.message, '[UNAUTHORIZED] bad token');
 });

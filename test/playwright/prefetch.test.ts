@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { requestLane } from '../../src/playwright/control-client.js';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, startControlServer } from '../../src/playwright/control-server.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../../src/env-vars.js';
+import { startControlServer } from '../../src/playwright/control-server.js';
 import { LanePrefetcher } from '../../src/playwright/prefetch.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -7,7 +7,8 @@ import { laneDatabaseName } from '../../src/databases/names.js';
 import { isLanesError } from '../../src/errors.js';
 import { LANE_NOT_READY_URL } from '../../src/postgres/app-env.js';
 import { withDatabase } from '../../src/postgres/index.js';
-import { adoptLaneDatabase, formatLaneDatabases, LANE_DATABASES_ENV, pointWorkerAtLane, WORKER_PRELOAD } from '../../src/playwright/worker-lane.js';
+import { LANE_DATABASES_ENV } from '../../src/env-vars.js';
+import { adoptLaneDatabase, formatLaneDatabases, pointWorkerAtLane, WORKER_PRELOAD } from '../../src/playwright/worker-lane.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ADMIN = 'postgres://admin:pw@127.0.0.1:5433/postgres';
