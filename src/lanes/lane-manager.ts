@@ -720,7 +720,7 @@ function rememberedFailure(key: LaneKey, error: unknown, at: Date): Error {
   const when = at.toISOString().slice(11, 19);
   const intro = `The lane of ${describeLane(key)} failed to boot at ${when} UTC and is not booted again in this run; this is the remembered error of that first boot:`;
   if (!isLanesError(error)) return new Error(`${intro}\n${messageOf(error)}`, { cause: error });
-  const message = error.hint === undefined ? error.message : error.message.slice(0, error.message.lastIndexOf('\nHint: '));
+  const message = error.shortMessage;
   return new LanesError(error.code, `${intro}\n${message}`, {
     ...(error.hint !== undefined ? { hint: error.hint } : {}),
     cause: error,
