@@ -36,7 +36,7 @@ test('a config that cannot be loaded is CONFIG_INVALID naming the file and the c
   // A spec file: it loads, but calling test() outside the Playwright runner throws.
   const result = await runInApp(t, app!.dir, BIN, ['status', '--config', 'e2e/seeded.spec.ts']);
   assert.equal(result.code, 1, result.output);
-  assert.match(result.output, /CONFIG_INVALID: Config file \S+\/e2e\/seeded\.spec\.ts could not be loaded: /);
+  assert.match(result.output, /\[CONFIG_INVALID\] Config file \S+\/e2e\/seeded\.spec\.ts could not be loaded: /);
   assert.match(result.output, /Hint: .*--config/);
 });
 
