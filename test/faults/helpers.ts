@@ -294,12 +294,12 @@ export interface Entry {
   project: string;
   worker?: number;
   status?: string;
-  kept?: boolean;
   ports?: Record<string, number>;
   databaseName?: string;
   databaseUrl?: string;
   servers?: Array<{ name: string; pid: number; port?: number; logFile: string }>;
-  owner: { pid: number };
+  /** Who holds it: `kept` marks a run kept after it ended. */
+  owner: { pid: number; kept?: boolean; warmUntil?: string };
 }
 
 export type LedgerName = 'allocated-ports.json' | 'allocated-databases.json' | 'allocated-lanes.json';

@@ -38,7 +38,7 @@ test('keep mode: kept lanes answer after the run ended, and `e2e-lanes down --ru
   assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
 
   const kept = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);
-  assert.deepEqual(kept.map((entry) => [entry.project, entry.status, entry.kept]).sort(), [['alpha', 'up', true], ['beta', 'up', true]]);
+  assert.deepEqual(kept.map((entry) => [entry.project, entry.status, entry.owner.kept]).sort(), [['alpha', 'up', true], ['beta', 'up', true]]);
   // The runner is gone; its servers write to their logs themselves, so a request (logged) does not kill them.
   await new Promise((resolve) => setTimeout(resolve, 500));
   for (const lane of kept) {
@@ -66,7 +66,7 @@ test("keep 'on-failure': only the lane in which a test failed stays up, with its
   assert.doesNotMatch(run.output(), /kept lane of project "beta"/);
   assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
   const lanes = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);
-  assert.deepEqual(lanes.map((entry) => [entry.project, entry.kept]), [['alpha', true]]);
+  assert.deepEqual(lanes.map((entry) => [entry.project, entry.owner.kept]), [['alpha', true]]);
   const alpha = lanes[0]!;
   await new Promise((resolve) => setTimeout(resolve, 300));
   const response = await fetch(`http://127.0.0.1:${alpha.ports!.backend}/db`);
