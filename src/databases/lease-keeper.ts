@@ -7,6 +7,7 @@
 import type { Client } from 'pg';
 import { messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
+import { renewalInterval } from '../state/heartbeat.js';
 import { currentHost } from '../state/owner.js';
 import { renewLeases } from './owner-table.js';
 
@@ -34,7 +35,7 @@ export class LeaseKeeper {
   hold(databaseName: string): void {
     this.#held.add(databaseName);
     if (this.#timer) return;
-    this.#timer = setInterval(() => void this.renew(), Math.max(250, Math.floor(this.#leaseMs / 4)));
+    this.#timer = setInterval(() => void this.renew(), renewalInterval(this.#leaseMs, 250));
     this.#timer.unref();
   }
 

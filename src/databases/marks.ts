@@ -10,7 +10,7 @@ import { messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { withDatabase } from '../postgres/url.js';
 import { redactUrl } from '../redact.js';
-import { currentHost, isPidAlive, pidStartTime } from '../state/owner.js';
+import { currentHost, processGone } from '../state/owner.js';
 import type { DatabaseEntry } from './entries.js';
 
 const debug = debugLogger('databases');
@@ -108,10 +108,5 @@ export function markOwnerGone(mark: DatabaseMark, host = currentHost()): string 
   if (mark.kept) return undefined;
   if (typeof mark.warmUntil === 'string' && !(Date.now() < Date.parse(mark.warmUntil))) return `warm lane idle until ${mark.warmUntil}`;
   if (mark.host !== host || typeof mark.pid !== 'number') return undefined;
-  if (!isPidAlive(mark.pid)) return `owner pid ${mark.pid} on ${mark.host} is gone`;
-  if (mark.pidStart !== undefined) {
-    const start = pidStartTime(mark.pid);
-    if (start !== undefined && start !== mark.pidStart) return `owner pid ${mark.pid} now belongs to another process`;
-  }
-  return undefined;
+  return processGone({ pid: mark.pid, pidStart: mark.pidStart, host: mark.host });
 }

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 import { MIGRATION_TIMEOUT_ENV, REBUILD_ENV, REGISTRY_DATABASE_ENV, REGISTRY_ENV, RESET_LOCK_TIMEOUT_ENV, SEED_TIMEOUT_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
+import { positiveOption } from '../option-checks.js';
 import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
-import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
+import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
 import type { RegistryMode } from './owner-table.js';
@@ -26,7 +27,7 @@ export interface CommandStep {
 /** How a database is cloned from its template (`CREATE DATABASE … STRATEGY`, PostgreSQL ≥ 15). */
 export type CloneStrategy = 'wal_log' | 'file_copy';
 
-export interface DatabaseAllocatorOptions {
+export interface DatabaseAllocatorOptions extends RunScopeOptions {
   /**
    * Admin connection URL of the PostgreSQL server (a user allowed to create databases).
    * Also `E2E_LANES_DATABASE_URL` (never `DATABASE_URL`: it names the app's database).
@@ -52,16 +53,6 @@ export interface DatabaseAllocatorOptions {
    */
   hashInputs?: readonly string[];
   /**
-   * Folder of the state files (`allocated-databases.json`). Also `E2E_LANES_STATE_DIR`.
-   * @default './test-results'
-   */
-  stateDir?: string;
-  /**
-   * The run the databases belong to. Also `E2E_LANES_RUN_ID`.
-   * @default generated once per process and exported to `E2E_LANES_RUN_ID`
-   */
-  runId?: string;
-  /**
    * Prefix of every database created (and the only ones ever dropped): a lowercase letter, then
    * up to 15 lowercase letters or digits.
    * @default 'e2e'
@@ -79,11 +70,6 @@ export interface DatabaseAllocatorOptions {
    * @default false
    */
   rebuild?: boolean;
-  /**
-   * A lane whose owner has not refreshed its heartbeat for this long is reaped. Also `E2E_LANES_LEASE_MS`.
-   * @default 120_000
-   */
-  leaseMs?: number;
   /**
    * Deadline for connecting to PostgreSQL, retries included.
    * @default 10_000
@@ -310,12 +296,7 @@ function resolveCloneStrategy(value: unknown): CloneStrategy {
   throw new LanesError('INVALID_OPTION', `Invalid cloneStrategy ${JSON.stringify(value)}.`, { hint: "Option `cloneStrategy` takes 'wal_log' or 'file_copy'." });
 }
 
-function positive(option: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new LanesError('INVALID_OPTION', `Invalid ${option} ${JSON.stringify(value)}.`, { hint: `Option \`${option}\` takes a positive number.` });
-  }
-  return value;
-}
+const positive = (option: string, value: number): number => positiveOption(option, value);
 
 function isTruthyEnv(value: string | undefined): boolean {
   return value !== undefined && /^(1|true|yes)$/i.test(value.trim());

@@ -12,7 +12,7 @@ import type { Client } from 'pg';
 import { REGISTRY_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
-import { currentHost, isPidAlive, pidStartTime, type Owner, type OwnerVerdict } from '../state/owner.js';
+import { currentHost, processGone, type Owner, type OwnerVerdict } from '../state/owner.js';
 import { escapeIdentifier } from 'pg';
 import { isAlreadyThere } from './admin.js';
 import { MARK_TOOLKIT, writeMark } from './marks.js';
@@ -249,11 +249,8 @@ export async function withLaneLock<T>(client: Client, databaseName: string, opti
  */
 export function judgeRow(row: RegistryRow, host = currentHost()): OwnerVerdict {
   if (row.host === host) {
-    if (!isPidAlive(row.pid)) return { alive: false, reason: `owner pid ${row.pid} on ${row.host} is gone` };
-    if (row.pidStart !== undefined) {
-      const start = pidStartTime(row.pid);
-      if (start !== undefined && start !== row.pidStart) return { alive: false, reason: `owner pid ${row.pid} now belongs to another process` };
-    }
+    const gone = processGone(row);
+    if (gone) return { alive: false, reason: gone };
   }
   if (row.expired) return { alive: false, reason: `lease of ${row.host} (pid ${row.pid}) expired at ${row.expiresAt}` };
   return { alive: true };

@@ -1,6 +1,7 @@
 import { KEEP_ENV } from '../env-vars.js';
 import { isEnvFileOption } from '../env-files.js';
 import { LanesError } from '../errors.js';
+import type { RunScopeOptions } from '../state/index.js';
 import type { DatabaseAllocatorOptions } from '../databases/index.js';
 import type { ServerDefinition } from '../servers/index.js';
 import { checkLaneHost } from '../servers/options.js';
@@ -13,7 +14,7 @@ import { resolveReuse, type ReuseOptions } from './warm.js';
 export type LaneDatabaseOptions = Omit<DatabaseAllocatorOptions, 'stateDir' | 'runId' | 'leaseMs'>;
 
 /** Everything a lane needs: its servers, ports and database. One object for `withLanes` and `e2e-lanes up`. */
-export interface LanesOptions {
+export interface LanesOptions extends Omit<RunScopeOptions, 'runId'> {
   /**
    * The processes every lane runs. Each gets `PORT`, `<NAME>_PORT`, `<NAME>_URL` and `DATABASE_URL`.
    * @default []
@@ -71,16 +72,6 @@ export interface LanesOptions {
    * @default false (the docs show `reuse: !process.env.CI`)
    */
   reuse?: boolean | ReuseOptions;
-  /**
-   * Folder of state files and logs. Also `E2E_LANES_STATE_DIR`.
-   * @default './test-results'
-   */
-  stateDir?: string;
-  /**
-   * Entries whose owner has not refreshed its heartbeat for this long are reaped.
-   * @default 120_000
-   */
-  leaseMs?: number;
   /**
    * Print servers' output to the console, prefixed `[project:server]`. Also `E2E_LANES_DEBUG=1`.
    * @default false

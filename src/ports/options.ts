@@ -1,8 +1,8 @@
 import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
-import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
+import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 
-export interface PortAllocatorOptions {
+export interface PortAllocatorOptions extends RunScopeOptions {
   /**
    * Inclusive range of ports handed out. Also settable with `E2E_LANES_PORT_RANGE=3100-5500`.
    * @default [3100, 5500]
@@ -13,22 +13,6 @@ export interface PortAllocatorOptions {
    * @default ['backend', 'frontend']
    */
   names?: readonly string[];
-  /**
-   * Folder of the state files (`allocated-ports.json`). Also `E2E_LANES_STATE_DIR`.
-   * @default './test-results'
-   */
-  stateDir?: string;
-  /**
-   * The run the allocations belong to. Also `E2E_LANES_RUN_ID`.
-   * @default generated once per process and exported to `E2E_LANES_RUN_ID`
-   */
-  runId?: string;
-  /**
-   * An entry whose owner has not refreshed its heartbeat for this long is reaped.
-   * Also `E2E_LANES_LEASE_MS`.
-   * @default 120_000
-   */
-  leaseMs?: number;
 }
 
 export interface ResolvedPortAllocatorOptions {

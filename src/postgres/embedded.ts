@@ -4,6 +4,7 @@ import { passwordOf } from '../redact.js';
 import { debugLogger } from '../log.js';
 import { judgeOwner, newOwner, type Owner } from '../state/owner.js';
 import type { StateFile } from '../state/state-file.js';
+import { renewalInterval } from '../state/heartbeat.js';
 import { resolveBinaries } from './binaries.js';
 import { readPassword, SUPERUSER, type Cluster } from './cluster.js';
 import { serverVersionNum, withClient } from './connect.js';
@@ -222,7 +223,7 @@ function createHandle(
       debug('heartbeat of %s failed: %s', me.id, messageOf(error));
     }
   };
-  const timer = setInterval(() => void beat(), Math.max(1_000, Math.floor(leaseMs / 4)));
+  const timer = setInterval(() => void beat(), renewalInterval(leaseMs));
   timer.unref();
 
   let releasing: Promise<void> | undefined;

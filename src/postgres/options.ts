@@ -1,5 +1,6 @@
 import { EMBEDDED_DIR_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
+import { positiveOption } from '../option-checks.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 
 /** Options of the embedded PostgreSQL server (used when no admin URL is given). */
@@ -92,8 +93,7 @@ export function resolveEmbeddedOptions(options: AcquireEmbeddedPostgresOptions =
 }
 
 function positive(option: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw invalid(option, value, 'a positive number of milliseconds');
-  return value;
+  return positiveOption(option, value, 'a positive number of milliseconds', `embedded Postgres option ${option}`);
 }
 
 function invalid(option: string, value: unknown, expected: string): LanesError {

@@ -23,12 +23,20 @@ let timer: NodeJS.Timeout | undefined;
 let intervalMs = Number.POSITIVE_INFINITY;
 
 /**
+ * How often a lease of `leaseMs` is renewed: four times per lease, so three renewals may fail (a
+ * busy machine, a slow disk) before it runs out; never more often than every `floorMs`.
+ */
+export function renewalInterval(leaseMs: number, floorMs = 1_000): number {
+  return Math.max(floorMs, Math.floor(leaseMs / 4));
+}
+
+/**
  * Keeps the heartbeat of `runId`'s entries in `file` fresh while this process lives, so a long
  * suite is never reaped while it runs. The timer is unref'd: it never keeps a process alive.
  */
 export function keepAlive(file: StateFile<LedgerDocument<LedgerEntry>> | Refreshable, runId: string, leaseMs: number): void {
   beats.set(`${file.path}\0${runId}`, { file, runId });
-  const wanted = Math.max(1_000, Math.floor(leaseMs / 4));
+  const wanted = renewalInterval(leaseMs);
   if (timer && wanted >= intervalMs) return;
   if (timer) clearInterval(timer);
   intervalMs = wanted;

@@ -30,4 +30,4 @@ export {
 } from './ledger.js';
 export { ciRunId, composeRunId, resolveShard, parseShard, formatShard, CI_VENDORS_WITH_RUN_IDS, type Shard, type CiRunIdOptions } from './ci.js';
 export { keepAlive, stopKeepingAlive, beatAll, type Refreshable } from './heartbeat.js';
-export { resolveStateDir, resolveLeaseMs, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS } from './paths.js';
+export { resolveStateDir, resolveLeaseMs, DEFAULT_STATE_DIR, DEFAULT_LEASE_MS, type RunScopeOptions } from './paths.js';

@@ -142,6 +142,21 @@ export function pidStartTime(pid: number): number | undefined {
 export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
 
 /**
+ * Why the process recorded as `pid` (started at `pidStart`) on this host is gone, or undefined
+ * while it lives: its pid is gone, or now belongs to another process (a recycled pid). The one
+ * check behind every owner record: state files' owners, the owner table's rows, databases' marks.
+ */
+export function processGone(record: { pid: number; pidStart?: number | undefined; host?: string }): string | undefined {
+  const where = record.host ? ` on ${record.host}` : '';
+  if (!isPidAlive(record.pid)) return `owner pid ${record.pid}${where} is gone`;
+  if (record.pidStart !== undefined) {
+    const start = pidStartTime(record.pid);
+    if (start !== undefined && start !== record.pidStart) return `owner pid ${record.pid} now belongs to another process`;
+  }
+  return undefined;
+}
+
+/**
  * Decides whether an owner still holds its entries: on this host its pid must be alive (and be
  * the same process, not a recycled pid); on any host its heartbeat must be younger than the lease.
  */
@@ -151,13 +166,8 @@ export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): Own
     return { alive: false, reason: `warm lane idle until ${owner.warmUntil} (option reuse.idleMs)` };
   }
   if (owner.host === currentHost()) {
-    if (!isPidAlive(owner.pid)) return { alive: false, reason: `owner pid ${owner.pid} is gone` };
-    if (owner.pidStart !== undefined) {
-      const start = pidStartTime(owner.pid);
-      if (start !== undefined && start !== owner.pidStart) {
-        return { alive: false, reason: `owner pid ${owner.pid} now belongs to another process` };
-      }
-    }
+    const gone = processGone({ pid: owner.pid, pidStart: owner.pidStart });
+    if (gone) return { alive: false, reason: gone };
   }
   // A warm run's watchdog does not beat: its pid and its deadline decide.
   if (owner.warmUntil !== undefined) return { alive: true };

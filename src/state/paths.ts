@@ -21,3 +21,27 @@ export function resolveLeaseMs(explicit: number | undefined, envName = LEASE_MS_
   }
   return raw;
 }
+
+/**
+ * Where a run's records live and how long a silent owner holds them: the options every allocator,
+ * `LaneManager` and `withLanes` share, checked and defaulted here (`resolveStateDir`,
+ * `resolveRunId`, `resolveLeaseMs`).
+ */
+export interface RunScopeOptions {
+  /**
+   * Folder of the state files (`allocated-*.json`) and the lanes' logs. Also `E2E_LANES_STATE_DIR`.
+   * @default './test-results'
+   */
+  stateDir?: string;
+  /**
+   * The run the allocations belong to. Also `E2E_LANES_RUN_ID`.
+   * @default derived on CI, else generated once per process; exported to `E2E_LANES_RUN_ID`
+   */
+  runId?: string;
+  /**
+   * An entry whose owner has not refreshed its heartbeat for this long is reaped (another host's
+   * entries; on this host a dead owner's pid decides at once). Also `E2E_LANES_LEASE_MS`.
+   * @default 120_000
+   */
+  leaseMs?: number;
+}

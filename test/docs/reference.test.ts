@@ -25,6 +25,7 @@ test('every option of every public options type has a row in docs/configuration.
     ['src/databases/options.ts', 'DatabaseAllocatorOptions'],
     ['src/postgres/options.ts', 'EmbeddedPostgresOptions'],
     ['src/ports/options.ts', 'PortAllocatorOptions'],
+    ['src/state/paths.ts', 'RunScopeOptions'],
   ];
   const missing: string[] = [];
   for (const [file, name] of types) {
