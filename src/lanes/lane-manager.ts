@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEBUG_ENV, KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
-import { DatabaseAllocator, type DatabaseReset, type ResetStrategy, type TemplateInfo } from '../databases/index.js';
+import { DatabaseAllocator, type DatabaseReset, type ResetStrategy } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, progress, warn } from '../log.js';
 import { PortAllocator, type PortAllocation } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { attachServers, isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
+import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
 import {
   describeLane,
   handOverRunEntries,
@@ -25,70 +25,19 @@ import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
 import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
-import { isServerOfRun, killRunStragglers, killRunStragglersNow } from './orphans.js';
-import { reapStaleLanes, type ReapReport } from './reaper.js';
+import { killRunStragglers, killRunStragglersNow } from './orphans.js';
+import { reapStaleLanes } from './reaper.js';
+import { formatPorts, keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
+import { takeOverLane } from './adopt.js';
+import { RoundTracker } from './rounds.js';
 import { stopRecordedServers } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
-import { claimWarmRun, fingerprintChange, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
+import { claimWarmRun, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
 export type { LaneServerStatus } from './server-status.js';
+export type { AdoptionReport, Lane, PrepareReport, WarmReport } from './lane.js';
 
 const debug = debugLogger('lanes');
-
-/** One lane, as tests and fixtures see it. */
-export interface Lane {
-  runId: string;
-  project: string;
-  worker?: number;
-  /** Named ports, e.g. `{ backend: 3100, frontend: 3101 }`. */
-  ports: Record<string, number>;
-  /** URLs of the servers by name, e.g. `{ backend: 'http://127.0.0.1:3100' }`. */
-  urls: Record<string, string>;
-  /** The URL of the base server (Playwright's `baseURL`), if any. */
-  baseURL?: string;
-  /** The lane's own database, when databases are enabled. */
-  databaseName?: string;
-  /** Connection URL of the lane's database (contains the password: do not log it). */
-  databaseUrl?: string;
-  /** Log file of every server, by name. */
-  logFiles: Record<string, string>;
-}
-
-/** What `prepare()` did. */
-export interface PrepareReport {
-  template?: TemplateInfo;
-  /** Which PostgreSQL server the lanes' databases live on (no password); absent without databases. */
-  postgres?: string;
-  reaped: ReapReport;
-}
-
-interface RunningLane {
-  lane: Lane;
-  servers: StartedServers;
-  /** Servers that died on their own while the lane was up, by name. */
-  deaths: Map<string, ServerExit>;
-  /** True once the lane's database was swapped (its servers' sessions ended). */
-  swapped?: boolean;
-}
-
-/** What `adoptWarmLanes()` did with the lanes of the warm run this manager took over. */
-export interface AdoptionReport {
-  /** The warm run taken over (this manager's run id), if any. */
-  runId?: string;
-  /** Lanes taken over, their data put back to the template. */
-  adopted: Lane[];
-  /** Lanes torn down instead, and why (`the backend's command changed`). */
-  replaced: Array<{ project: string; worker?: number; reason: string }>;
-  /** How long the lanes had waited warm, in ms. */
-  idleMs?: number;
-}
-
-/** Where a run's lanes went at teardown when they stay warm: until when, and which lanes. */
-export interface WarmReport {
-  lanes: Lane[];
-  until: string;
-  watchdogPid: number;
-}
 
 /** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
 const PORT_ATTEMPTS = 3;
@@ -144,8 +93,8 @@ export class LaneManager {
   #claimed: ClaimedRun | undefined;
   /** Where the last teardown left the lanes warm. */
   #warm: WarmReport | undefined;
-  /** With `resetEachRound`: the worker processes that used each lane in the current round of runs. */
-  readonly #rounds = new Map<string, Set<number>>();
+  /** With `resetEachRound`: which worker processes use each lane in the current run of the session. */
+  readonly #rounds = new RoundTracker();
   readonly #resetEachRound: boolean;
   /** Lanes booted ahead by `prefetchLane` that nobody has asked for yet. */
   readonly #unclaimed = new Set<string>();
@@ -283,49 +232,18 @@ export class LaneManager {
 
   /** One warm lane taken over (its data reset), or why not (and then it is torn down). */
   async #adopt(key: LaneKey, entry: LaneEntry, template: string | undefined): Promise<RunningLane | string> {
-    const fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: entry.ports });
-    let reason = fingerprintChange(entry.fingerprint, fingerprint) ?? (entry.status !== 'up' ? 'it never finished booting' : undefined);
-    if (!reason && this.databases && template !== entry.template) reason = 'the template changed (migrations or seed)';
-    const lane: Lane = { runId: this.runId, project: key.project, ports: entry.ports, urls: {}, logFiles: {} };
-    if (key.worker !== undefined) lane.worker = key.worker;
-    if (this.databases && entry.databaseName) {
-      lane.databaseName = entry.databaseName;
-      const recorded = await this.databases.allocation(key.project, key.worker !== undefined ? { worker: key.worker } : {});
-      lane.databaseUrl = recorded?.databaseUrl;
-      if (!reason && !recorded) reason = `its database ${entry.databaseName} is not recorded any more`;
-      else if (!reason && !recorded!.exists) reason = `its database ${entry.databaseName} is gone`;
-    }
-    let servers: StartedServers | undefined;
-    if (!reason) {
-      const ctx = { project: key.project, ports: entry.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
-      const attached = await attachServers(this.options.servers ?? [], ctx, entry.servers, {
-        logDir: entry.logDir,
-        ...(this.options.host ? { host: this.options.host } : {}),
-        isOurs: (pid) => isServerOfRun(pid, this.runId),
-      });
-      if (attached.ok) servers = attached.servers;
-      else reason = attached.reason;
-    }
-    if (!reason && this.databases) {
-      try {
-        await this.databases.resetDatabaseForProject(key.project, key.worker !== undefined ? { worker: key.worker } : {});
-      } catch (error) {
-        reason = /does not exist/.test(messageOf(error)) ? `its database ${entry.databaseName} is gone` : `its database could not be reset (${messageOf(error).split('\n')[0]})`;
-      }
-    }
-    if (reason) {
-      warn(`lane ${describeLane(key)} not reused: ${reason}; it boots afresh`);
+    const taken = await takeOverLane({ runId: this.runId, options: this.options, configKey: this.#configKey, databases: this.databases }, key, entry, template);
+    if ('reason' in taken) {
+      warn(`lane ${describeLane(key)} not reused: ${taken.reason}; it boots afresh`);
       await this.#discard(key, entry);
-      return reason;
+      return taken.reason;
     }
-    for (const server of servers!) lane.logFiles[server.name] = server.logFile;
-    const base = baseServerName(this.options);
-    if (base && lane.urls[base]) lane.baseURL = lane.urls[base];
-    const running: RunningLane = { lane, servers: servers!, deaths: new Map() };
-    for (const server of servers!) void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
+    const running: RunningLane = { ...taken, deaths: new Map() };
+    for (const server of taken.servers) void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
     keepAlive(this.#ledger as never, this.runId, this.#leaseMs);
     return running;
   }
+
 
   /** Tears down a warm lane that is not taken over: its servers (by their marks), database and ports. */
   async #discard(key: LaneKey, entry: LaneEntry): Promise<void> {
@@ -339,20 +257,7 @@ export class LaneManager {
    */
   startsRound(project: string, worker: number | undefined, pid: number): boolean {
     if (!this.#resetEachRound || !this.databases) return false;
-    const id = laneId(this.#keyOf(project, worker));
-    const users = this.#rounds.get(id);
-    if (!users) {
-      this.#rounds.set(id, new Set([pid]));
-      return false;
-    }
-    if (users.has(pid)) return false;
-    const earlierAlive = [...users].some((other) => isProcessAlive(other));
-    if (earlierAlive) {
-      users.add(pid);
-      return false;
-    }
-    this.#rounds.set(id, new Set([pid]));
-    return true;
+    return this.#rounds.starts(laneId(this.#keyOf(project, worker)), pid);
   }
 
   /** The lane's boot, started on the first call. */
@@ -710,38 +615,6 @@ export class LaneManager {
       this.#ledger.update((doc) => void (doc.entries = doc.entries.filter((entry) => !sameLane(entry, key)))),
     ]);
   }
-}
-
-/**
- * The error of a later request for a lane whose boot failed: the first boot's error (same code and
- * hint), saying that it is that boot's, remembered, and that the lane is not booted again.
- */
-function rememberedFailure(key: LaneKey, error: unknown, at: Date): Error {
-  const when = at.toISOString().slice(11, 19);
-  const intro = `The lane of ${describeLane(key)} failed to boot at ${when} UTC and is not booted again in this run; this is the remembered error of that first boot:`;
-  if (!isLanesError(error)) return new Error(`${intro}\n${messageOf(error)}`, { cause: error });
-  const message = error.shortMessage;
-  return new LanesError(error.code, `${intro}\n${message}`, {
-    ...(error.hint !== undefined ? { hint: error.hint } : {}),
-    cause: error,
-    details: { ...error.details, remembered: true, failedAt: at.toISOString() },
-  });
-}
-
-function laneId(key: LaneKey): string {
-  return JSON.stringify([key.project, key.worker ?? null]);
-}
-
-/** The key of a {@link laneId}. */
-function keyOfId(runId: string, id: string): LaneKey {
-  const [project, worker] = JSON.parse(id) as [string, number | null];
-  return worker === null ? { runId, project } : { runId, project, worker };
-}
-
-function formatPorts(ports: Record<string, number>): string {
-  return Object.entries(ports)
-    .map(([name, port]) => `${name} ${port}`)
-    .join(', ');
 }
 
 async function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {

@@ -105,9 +105,14 @@ test('a warm port taken by a foreign process: the lane is not taken over, a fres
   const web = entry!.servers.find((server) => server.name === 'web')!;
   process.kill(-web.pid, 'SIGKILL');
   await until('the web server is gone', () => !isPidAlive(web.pid));
-  // Someone else listens on the web server's port now.
+  // Someone else listens on the web server's port now (as soon as the kernel has let go of it).
   const foreign = net.createServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
-  await new Promise<void>((resolve) => foreign.listen(entry!.ports.web, '127.0.0.1', resolve));
+  await until('the foreign process holds the port', () =>
+    new Promise<boolean>((resolve) => {
+      foreign.once('error', () => resolve(false));
+      foreign.listen(entry!.ports.web, '127.0.0.1', () => resolve(true));
+    }),
+  5_000);
   t.after(() => new Promise<void>((resolve) => foreign.close(() => resolve())));
   await bootsAfresh(setup, /its server "web" \(pid \d+\) is gone/, entry!.servers.map((server) => server.pid));
   assert.ok(foreign.listening, 'the foreign listener is untouched');
