@@ -17,28 +17,33 @@ import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, t
 
 const debug = debugLogger('postgres');
 
-/** A reference to the shared embedded server, held by one run until `release()`. */
-export interface EmbeddedPostgres extends AsyncDisposable {
-  /** `postgres://postgres:<password>@127.0.0.1:<port>/postgres`. Holds the password: never log it. */
+/** A run's hold on a PostgreSQL server: where to reach it, and how to let go of it. */
+export interface ServerHold extends AsyncDisposable {
+  /** The admin URL (`postgres://…@127.0.0.1:<port>/postgres`). Holds the password: never log it. */
   readonly adminUrl: string;
+  /** `server_version_num`, e.g. `180004` for 18.4. */
+  readonly version: number;
+  /** Lets go of the server: the embedded one stops when this was its last user. Safe to call twice. */
+  release(): Promise<void>;
+  /**
+   * Keeps the hold after the process exits (lanes kept for debugging): it counts as alive until
+   * `releaseEmbeddedRuns` (`e2e-lanes down`) removes it. With `owner` (a warm run's watchdog), it
+   * counts as alive as long as that owner does. `release()` is a no-op afterwards. Nothing to keep
+   * on a given server.
+   */
+  keep(owner?: Owner): Promise<void>;
+}
+
+/** A reference to the shared embedded server, held by one run until `release()`. */
+export interface EmbeddedPostgres extends ServerHold {
   readonly port: number;
   readonly dataDir: string;
-  /** `server_version_num`, e.g. `180004`. */
-  readonly version: number;
   /** The server's main process. */
   readonly postmasterPid: number;
   /** The server's log file. */
   readonly logFile: string;
   /** True when this call started the server, false when it joined a running one. */
   readonly started: boolean;
-  /** Drops this reference; the last live reference stops the server. Safe to call twice. */
-  release(): Promise<void>;
-  /**
-   * Keeps this reference after the process exits (lanes kept for debugging): it counts as alive
-   * until `releaseEmbeddedRuns` (`e2e-lanes down`) removes it. With `owner` (a warm run's
-   * watchdog), it counts as alive as long as that owner does. `release()` is a no-op afterwards.
-   */
-  keep(owner?: Owner): Promise<void>;
 }
 
 /** What {@link reapEmbeddedPostgres} did. */

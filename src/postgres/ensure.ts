@@ -2,10 +2,9 @@ import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { serverVersionNum, withClient } from './connect.js';
-import { acquireEmbeddedPostgres } from './embedded.js';
+import { acquireEmbeddedPostgres, type ServerHold } from './embedded.js';
 import type { EmbeddedPostgresOptions } from './options.js';
 import { describeTarget, resolveAdminUrlSource, targetOf } from './url.js';
-import type { Owner } from '../state/owner.js';
 
 const debug = debugLogger('postgres');
 
@@ -43,19 +42,11 @@ export interface EnsurePostgresOptions {
 }
 
 /** The PostgreSQL server of a run: a given one or the shared embedded one. */
-export interface PostgresHandle extends AsyncDisposable {
-  /** Admin URL. Holds the password: never log it (use `describeTarget(adminUrl)`). */
-  readonly adminUrl: string;
+export interface PostgresHandle extends ServerHold {
   /** True when this is the shared embedded server. */
   readonly embedded: boolean;
-  /** `server_version_num`, e.g. `150018` for 15.18. */
-  readonly version: number;
   /** Which server this is, for people (never the password), e.g. `PostgreSQL 18.4, embedded, on 127.0.0.1:5433 (started by this run)`. */
   readonly description: string;
-  /** Lets go of the server: stops the embedded server when this was its last user; no-op for a given URL. */
-  release(): Promise<void>;
-  /** Keeps the embedded server for this run after the process exits (kept lanes); no-op for a given URL. */
-  keep(owner?: Owner): Promise<void>;
 }
 
 /**
