@@ -117,10 +117,12 @@ test('gc --dry-run counts the server processes gc then kills: one per process gr
   const stateDir = await tempDir(t);
   const dead = await deadPid();
   // A server whose owner died, with three children in its process group (like sh → npm → node): all carry its marks.
+  // Marked kept, so that the orphan hunt of another suite's run on this host leaves it to this state folder's gc
+  // (which finds it by its record).
   const leader = spawn(process.execPath, ['-e', "for (let i = 0; i < 3; i++) require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); setInterval(() => {}, 1000);"], {
     detached: true,
     stdio: 'ignore',
-    env: { ...process.env, E2E_LANES_SERVER: 'api', E2E_LANES_RUN_ID: 'crashed-family', E2E_LANES_OWNER_PID: String(dead) },
+    env: { ...process.env, E2E_LANES_SERVER: 'api', E2E_LANES_RUN_ID: 'crashed-family', E2E_LANES_OWNER_PID: String(dead), E2E_LANES_KEEP: '1' },
   });
   leader.unref();
   t.after(() => {

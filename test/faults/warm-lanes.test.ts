@@ -12,7 +12,7 @@ import { isPidAlive } from '../../src/state/index.js';
 import { warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
 import { query, useTestDatabases } from '../databases/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
-import { downAfter, hangingRun, laneEntries, newRun, warmRun } from '../helpers/warm.js';
+import { databaseExists, downAfter, hangingRun, laneEntries, newRun, startWarm, until, warmRun } from '../helpers/warm.js';
 
 const db = useTestDatabases('warmfault');
 
@@ -20,17 +20,7 @@ function setupFor(stateDir: string, extra: Partial<WarmSetup> = {}): WarmSetup {
   return { stateDir, adminUrl: db.adminUrl, prefix: db.prefix, ...extra };
 }
 
-async function databaseExists(name: string): Promise<boolean> {
-  return (await query(db.adminUrl, 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length === 1;
-}
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 /** The run after a fault takes nothing over: it boots a fresh lane that works. */
 async function bootsAfresh(setup: WarmSetup, reason: RegExp, oldPids: number[]): Promise<void> {
@@ -50,59 +40,43 @@ async function bootsAfresh(setup: WarmSetup, reason: RegExp, oldPids: number[]):
 }
 
 test('a run SIGKILLed after it took warm lanes over: its lanes are reaped by the next run like any others', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  const first = await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
   const hanging = await hangingRun(t, setup, ['shop']);
   assert.equal(hanging.runId, first.runId);
   assert.equal(hanging.adopted, 1);
   await until('the first watchdog lets go', () => !isPidAlive(first.watchdogPid));
   process.kill(hanging.pid, 'SIGKILL');
   await until('the killed run is gone', () => !isPidAlive(hanging.pid));
-  assert.ok(entry!.servers.every((server) => isPidAlive(server.pid)), 'its servers outlive it (they could be warm)');
+  assert.ok(entry.servers.every((server) => isPidAlive(server.pid)), 'its servers outlive it (they could be warm)');
 
   // The next run (reuse off) reaps them: the owner is dead and no watchdog holds them.
   const next = new LaneManager({ ...warmOptions(setup), reuse: false, runId: 'after-kill' });
   t.after(() => next.teardown());
   const report = await next.prepare();
   assert.equal(report.reaped.lanes.length, 1, 'the lane of the killed run is reaped');
-  await until('its servers are stopped', () => entry!.servers.every((server) => !isPidAlive(server.pid)));
-  assert.equal(await databaseExists(entry!.databaseName!), false, 'its database is dropped');
+  await until('its servers are stopped', () => entry.servers.every((server) => !isPidAlive(server.pid)));
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false, 'its database is dropped');
   assert.deepEqual((await laneEntries(stateDir)).filter((lane) => lane.runId === first.runId), []);
 });
 
 test('a warm server that died while idle: the lane is not taken over, its other server is stopped, a fresh lane boots', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
-  const api = entry!.servers.find((server) => server.name === 'api')!;
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
+  const api = entry.servers.find((server) => server.name === 'api')!;
   process.kill(-api.pid, 'SIGKILL');
   await until('the api is gone', () => !isPidAlive(api.pid));
-  await bootsAfresh(setup, /its server "api" \(pid \d+\) is gone/, entry!.servers.map((server) => server.pid));
-  assert.equal(await databaseExists(entry!.databaseName!), false, 'the old lane database went with it');
+  await bootsAfresh(setup, /its server "api" \(pid \d+\) is gone/, entry.servers.map((server) => server.pid));
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false, 'the old lane database went with it');
 });
 
 test('a warm database dropped by hand: the lane is not taken over and the run boots a fresh one', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
-  await query(db.adminUrl, `DROP DATABASE "${entry!.databaseName}" WITH (FORCE)`);
-  await bootsAfresh(setup, /its database .* is gone|could not be reset/, entry!.servers.map((server) => server.pid));
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
+  await query(db.adminUrl, `DROP DATABASE "${entry.databaseName}" WITH (FORCE)`);
+  await bootsAfresh(setup, /its database .* is gone|could not be reset/, entry.servers.map((server) => server.pid));
 });
 
 test('a warm port taken by a foreign process: the lane is not taken over, a fresh lane boots on other ports, the foreign process lives on', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
-  const web = entry!.servers.find((server) => server.name === 'web')!;
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
+  const web = entry.servers.find((server) => server.name === 'web')!;
   process.kill(-web.pid, 'SIGKILL');
   await until('the web server is gone', () => !isPidAlive(web.pid));
   // Someone else listens on the web server's port now (as soon as the kernel has let go of it).
@@ -110,14 +84,14 @@ test('a warm port taken by a foreign process: the lane is not taken over, a fres
   await until('the foreign process holds the port', () =>
     new Promise<boolean>((resolve) => {
       foreign.once('error', () => resolve(false));
-      foreign.listen(entry!.ports.web, '127.0.0.1', () => resolve(true));
+      foreign.listen(entry.ports.web, '127.0.0.1', () => resolve(true));
     }),
   5_000);
   t.after(() => new Promise<void>((resolve) => foreign.close(() => resolve())));
-  await bootsAfresh(setup, /its server "web" \(pid \d+\) is gone/, entry!.servers.map((server) => server.pid));
+  await bootsAfresh(setup, /its server "web" \(pid \d+\) is gone/, entry.servers.map((server) => server.pid));
   assert.ok(foreign.listening, 'the foreign listener is untouched');
   const ports = (await laneEntries(stateDir)).flatMap((lane) => Object.values(lane.ports));
-  assert.ok(!ports.includes(entry!.ports.web!), 'no lane holds the foreign port');
+  assert.ok(!ports.includes(entry.ports.web!), 'no lane holds the foreign port');
 });
 
 test('the watchdog never kills a process that is not a server of its warm run, whatever the ledger says', { timeout: 120_000 }, async (t) => {

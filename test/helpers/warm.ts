@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { stateOf } from '../../src/cli/context.js';
@@ -7,6 +8,8 @@ import { laneLedger, type LaneEntry } from '../../src/lanes/lane-ledger.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { RUN_ID_ENV } from '../../src/env-vars.js';
 import { CONFIG_FILE, warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
+import { query } from '../databases/helpers.js';
+import { tempDir } from './tmp.js';
 
 const RUN = fileURLToPath(new URL('../fixtures/warm/run.ts', import.meta.url));
 
@@ -69,4 +72,32 @@ export function downAfter(t: TestContext, setup: WarmSetup): void {
 
 export async function laneEntries(stateDir: string): Promise<LaneEntry[]> {
   return (await laneLedger(stateDir).read()).entries;
+}
+
+/** Waits until `check` holds, polling every 100 ms for at most `ms`. */
+export async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+/** Whether database `name` exists on the server of `adminUrl`. */
+export async function databaseExists(adminUrl: string, name: string): Promise<boolean> {
+  return (await query(adminUrl, 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length === 1;
+}
+
+/**
+ * A state folder (removed after the test, with whatever it still holds) and a warm run of project
+ * `shop` left by a run in its own process: its setup, what it printed, and its lane's entry.
+ */
+export async function startWarm(t: TestContext, db: { adminUrl: string; prefix: string }, extra: Partial<WarmSetup> = {}, options: { dirty?: boolean } = {}) {
+  const stateDir = await tempDir(t);
+  const setup: WarmSetup = { stateDir, adminUrl: db.adminUrl, prefix: db.prefix, ...extra };
+  downAfter(t, setup);
+  const first = await warmRun(setup, ['shop'], options);
+  const [entry] = await laneEntries(stateDir);
+  if (!entry) throw new Error('the warm run left no lane');
+  return { stateDir, setup, first, entry };
 }

@@ -15,7 +15,7 @@ import { isPidAlive } from '../../src/state/index.js';
 import { warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
 import { query, useTestDatabases } from '../databases/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
-import { downAfter, laneEntries, newRun, warmRun } from '../helpers/warm.js';
+import { databaseExists, downAfter, laneEntries, newRun, startWarm, until, warmRun } from '../helpers/warm.js';
 
 const db = useTestDatabases('warm');
 
@@ -27,17 +27,7 @@ async function itemCount(url: string): Promise<number> {
   return (await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM "Item"'))[0]!.n;
 }
 
-async function databaseExists(name: string): Promise<boolean> {
-  return (await query(db.adminUrl, 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length === 1;
-}
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 test('reuse is off by default and on CI unless forced, with a line that says so; bad values are INVALID_OPTION', () => {
   assert.equal(resolveReuse({}).enabled, false);
@@ -52,17 +42,13 @@ test('reuse is off by default and on CI unless forced, with a line that says so;
 });
 
 test('a warm run outlives its process, and the next run of the same config takes it over: no server boots, the data is back to the seed', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  const first = await warmRun(setup, ['shop'], { dirty: true });
-  const [entry] = await laneEntries(stateDir);
-  const pids = entry!.servers.map((server) => server.pid);
+  const { stateDir, setup, first, entry } = await startWarm(t, db, {}, { dirty: true });
+  const pids = entry.servers.map((server) => server.pid);
   assert.ok(pids.every(isPidAlive), 'warm servers outlive their run');
-  assert.equal(entry!.owner.pid, first.watchdogPid, 'the watchdog owns the warm lane');
-  assert.ok(entry!.owner.warmUntil && Date.parse(entry!.owner.warmUntil) > Date.now() + 100_000);
+  assert.equal(entry.owner.pid, first.watchdogPid, 'the watchdog owns the warm lane');
+  assert.ok(entry.owner.warmUntil && Date.parse(entry.owner.warmUntil) > Date.now() + 100_000);
   assert.ok(processEnv(first.watchdogPid)?.has(WATCHDOG_ENV), 'the watchdog carries its mark');
-  assert.equal(await databaseExists(entry!.databaseName!), true, 'the warm database stays');
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), true, 'the warm database stays');
   assert.match(formatStatus(await collectStatus(stateFilesOf(warmOptions(setup), {}))), /warm, idle \d+ s, stops in (1|2) min/);
 
   const second = await newRun(setup);
@@ -72,8 +58,8 @@ test('a warm run outlives its process, and the next run of the same config takes
   assert.equal(report.adopted.length, 1);
   assert.deepEqual(report.replaced, []);
   const lane = await second.ensureLane('shop');
-  assert.deepEqual(lane.ports, entry!.ports);
-  assert.equal(lane.databaseName, entry!.databaseName);
+  assert.deepEqual(lane.ports, entry.ports);
+  assert.equal(lane.databaseName, entry.databaseName);
   assert.deepEqual((await laneEntries(stateDir))[0]!.servers.map((server) => server.pid), pids, 'no server was booted again');
   assert.equal(await itemCount(lane.databaseUrl!), 2, 'the data is back to the seed (its two items, not the dirty one)');
   assert.equal((await fetch(`${lane.urls.web}/health`)).status, 200);
@@ -83,7 +69,7 @@ test('a warm run outlives its process, and the next run of the same config takes
   await second.teardown({ warm: false });
   assert.ok(pids.every((pid) => !isPidAlive(pid)), 'a teardown without warm stops the taken-over servers');
   assert.deepEqual(await laneEntries(stateDir), []);
-  assert.equal(await databaseExists(entry!.databaseName!), false);
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false);
 });
 
 test('a lane whose definition changed is not reused: it says why and boots afresh; a run of another config leaves it alone', { timeout: 120_000 }, async (t) => {
@@ -115,19 +101,15 @@ test('a lane whose definition changed is not reused: it says why and boots afres
 });
 
 test('two runs at once: one takes the warm run over, the other boots its own; gc and other runs never reap warm lanes', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  const first = await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
 
   // What the next run and `gc` reap first: nothing of a warm run within its idle time.
   assert.deepEqual((await reapStaleLanes(stateDir, 120_000)).lanes, []);
   const bystander = new LaneManager({ ...warmOptions(setup), reuse: false, runId: 'bystander' });
   await bystander.prepare();
   await bystander.teardown();
-  assert.equal(await databaseExists(entry!.databaseName!), true, 'the warm database survives');
-  assert.ok(entry!.servers.every((server) => isPidAlive(server.pid)));
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), true, 'the warm database survives');
+  assert.ok(entry.servers.every((server) => isPidAlive(server.pid)));
 
   const runs = await Promise.all(
     [0, 1].map(() => {
@@ -149,15 +131,11 @@ test('two runs at once: one takes the warm run over, the other boots its own; gc
 });
 
 test('warm lanes unused for idleMs are torn down by their watchdog, with no run after', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir, { idleMs: 2_000 });
-  downAfter(t, setup);
-  const first = await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
-  const pids = entry!.servers.map((server) => server.pid);
+  const { stateDir, setup, first, entry } = await startWarm(t, db, { idleMs: 2_000 });
+  const pids = entry.servers.map((server) => server.pid);
   await until('the watchdog tears the lanes down and exits', async () => !isPidAlive(first.watchdogPid) && (await laneEntries(stateDir)).length === 0, 30_000);
   assert.ok(pids.every((pid) => !isPidAlive(pid)), 'the servers are stopped');
-  assert.equal(await databaseExists(entry!.databaseName!), false, 'the database is dropped');
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false, 'the database is dropped');
   const ports = JSON.parse(await readFile(join(stateDir, 'allocated-ports.json'), 'utf8')) as { entries: unknown[] };
   assert.deepEqual(ports.entries, [], 'the ports are released');
   const log = await readFile(join(stateDir, 'lanes', first.runId, 'watchdog.log'), 'utf8');
@@ -165,18 +143,14 @@ test('warm lanes unused for idleMs are torn down by their watchdog, with no run 
 });
 
 test('`down` stops warm lanes now, and their watchdog', { timeout: 120_000 }, async (t) => {
-  const stateDir = await tempDir(t);
-  const setup = setupFor(stateDir);
-  downAfter(t, setup);
-  const first = await warmRun(setup, ['shop']);
-  const [entry] = await laneEntries(stateDir);
+  const { stateDir, setup, first, entry } = await startWarm(t, db);
   const { stateOf } = await import('../../src/cli/context.js');
   const { tearDownRuns } = await import('../../src/lanes/run.js');
   const report = await tearDownRuns(await stateOf(warmOptions(setup), {}), { runs: [first.runId] }, warmOptions(setup));
   assert.deepEqual(report.runs, [first.runId]);
   await until('the watchdog is gone', () => !isPidAlive(first.watchdogPid), 5_000);
-  assert.ok(entry!.servers.every((server) => !isPidAlive(server.pid)));
-  assert.equal(await databaseExists(entry!.databaseName!), false);
+  assert.ok(entry.servers.every((server) => !isPidAlive(server.pid)));
+  assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false);
 });
 
 test('UI mode: a new set of worker processes starts a new round of the lane, its data reset first', { timeout: 60_000 }, async (t) => {
