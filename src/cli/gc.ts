@@ -1,8 +1,8 @@
 import { DEFAULT_PREFIX, dropOldTemplates, listTemplates, templateHashOf } from '../databases/index.js';
-import { reapStaleLanes } from '../lanes/reaper.js';
+import { reapDeadDatabases, reapDeadRuns } from '../lanes/run.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { ensurePostgres } from '../postgres/index.js';
-import { splitByLiveness, describeLane } from '../state/index.js';
+import { describeLane } from '../state/index.js';
 import type { CliState } from './context.js';
 
 type State = CliState;
@@ -23,35 +23,21 @@ export interface GcReport {
  * databases, port entries) and drops all but the newest `keepTemplates` templates.
  */
 export async function collectGarbage(state: State, options: LanesOptions, gc: { dryRun: boolean; keepTemplates: number }): Promise<GcReport> {
-  const lanes = await reapStaleLanes(state.stateDir, state.leaseMs, { dryRun: gc.dryRun });
+  // What a run's setup reaps first, then the databases (on a shared server also other machines' whose lease expired).
+  const dead = await reapDeadRuns(state, state.leaseMs, { dryRun: gc.dryRun });
   const report: GcReport = {
-    lanes: lanes.lanes.map(({ entry, reason }) => `${describeLane(entry)}: ${reason}`),
-    killedPids: lanes.killedPids,
+    lanes: dead.lanes.lanes.map(({ entry, reason }) => `${describeLane(entry)}: ${reason}`),
+    killedPids: dead.lanes.killedPids,
     databases: [],
-    ports: [],
+    ports: dead.ports.map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`),
     templates: [],
     readyCopies: [],
   };
-  if (gc.dryRun) {
-    const ports = splitByLiveness((await state.ports.file.read()).entries, state.leaseMs).stale;
-    report.ports = ports.map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`);
-    // On a shared server, the registry also knows other machines' lanes whose lease expired.
+  if (state.databases) {
     try {
-      const databases = (await state.databases?.list({ scope: 'server' })) ?? [];
-      report.databases = databases.filter((entry) => !entry.alive).map((entry) => entry.databaseName);
-      // Databases no ledger or registry lists, judged by the owner marked on them.
-      for (const item of (await state.databases?.listUnrecorded()) ?? []) if (!report.databases.includes(item.entry.databaseName)) report.databases.push(item.entry.databaseName);
+      report.databases = await reapDeadDatabases(state.databases, { dryRun: gc.dryRun });
     } finally {
-      await state.databases?.close();
-    }
-  } else {
-    report.ports = (await state.ports.reapStale()).map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`);
-    if (state.databases) {
-      try {
-        report.databases = (await state.databases.reapStale()).filter((item) => item.dropped).map((item) => item.entry.databaseName);
-      } finally {
-        await state.databases.close();
-      }
+      await state.databases.close();
     }
   }
   if (options.database !== false) {

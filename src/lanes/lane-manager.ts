@@ -26,11 +26,10 @@ import { LaneUsers, type LaneUser } from './lane-users.js';
 import { laneLogDir, pruneLogDirs } from './log-dir.js';
 import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow } from './orphans.js';
-import { reapStaleLanes } from './reaper.js';
 import { formatPorts, keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
 import { takeOverLane } from './adopt.js';
 import { RoundTracker } from './rounds.js';
-import { stopRecordedServers } from './run.js';
+import { reapDeadDatabases, reapDeadRuns, stopRecordedServers } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
 import { claimWarmRun, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
@@ -146,15 +145,14 @@ export class LaneManager {
   /** Reaps what dead runs left behind, then makes sure Postgres and the template are ready. Once per manager. */
   prepare(): Promise<PrepareReport> {
     this.#prepared ??= (async () => {
-      const reaped = await reapStaleLanes(this.stateDir, this.#leaseMs);
+      const { lanes: reaped } = await reapDeadRuns(this, this.#leaseMs);
       // A warm run taken over: its ports and databases become this process's too (its lanes already are).
       if (this.#claimed) await this.ports.handOverRun(this.runId, newOwner(this.runId));
-      await this.ports.reapStale();
       await this.#pruneLogs();
       if (!this.databases) return { reaped };
       const template = await this.databases.prepare();
       if (this.#claimed) await this.databases.handOverRun(this.runId, newOwner(this.runId));
-      await this.databases.reapStale();
+      await reapDeadDatabases(this.databases);
       await this.databases.dropStaleReadyCopies();
       return { reaped, template, postgres: await this.databases.describePostgres() };
     })();
@@ -545,7 +543,7 @@ export class LaneManager {
   async #pruneLogs(): Promise<void> {
     const live = new Set<string>([this.runId]);
     for (const entry of (await this.#ledger.read()).entries) live.add(entry.runId);
-    for (const entry of (await this.ports.file.read()).entries) live.add(entry.runId);
+    for (const runId of await this.ports.runIds()) live.add(runId);
     const removed = await pruneLogDirs(this.stateDir, this.options.keepLogs ?? DEFAULT_KEEP_LOGS, live);
     if (removed.length > 0) debug('deleted the log folders of %d earlier run(s): %o', removed.length, removed);
   }

@@ -4,13 +4,14 @@
  */
 import type { DatabaseAllocator } from '../databases/index.js';
 import { debugLogger } from '../log.js';
-import type { PortAllocator } from '../ports/index.js';
+import type { PortAllocator, PortEntry } from '../ports/index.js';
 import { releaseEmbeddedRuns } from '../postgres/index.js';
 import { killProcessGroup } from '../servers/index.js';
-import type { LedgerDocument, StateFile } from '../state/index.js';
+import type { LedgerDocument, StaleEntry, StateFile } from '../state/index.js';
 import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
 import { isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
+import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { WATCHDOG_ENV } from '../env-vars.js';
 
 const debug = debugLogger('lanes');
@@ -21,6 +22,34 @@ export interface RunStores {
   lanes: StateFile<LedgerDocument<LaneEntry>>;
   ports: PortAllocator;
   databases?: DatabaseAllocator | undefined;
+}
+
+/** What a reap of dead runs removed (or, with `dryRun`, would remove). */
+export interface DeadRunsReport {
+  lanes: ReapReport;
+  ports: StaleEntry<PortEntry>[];
+}
+
+/**
+ * Reaps what runs whose owner is dead (or whose lease expired, or whose warm time is up) left in a
+ * state folder: their servers (recorded ones, and unrecorded orphans) and lanes, then their ports.
+ * What a run's setup and `e2e-lanes gc` do first; with `dryRun`, nothing is changed.
+ */
+export async function reapDeadRuns(stores: Pick<RunStores, 'stateDir' | 'ports'>, leaseMs: number, options: { dryRun?: boolean } = {}): Promise<DeadRunsReport> {
+  const lanes = await reapStaleLanes(stores.stateDir, leaseMs, options);
+  const ports = options.dryRun ? await stores.ports.listStale() : await stores.ports.reapStale();
+  return { lanes, ports };
+}
+
+/**
+ * Drops the lane databases of dead owners (on a shared server, other machines' whose lease
+ * expired; and marked databases no record lists); resolves their names. With `dryRun`, only names them.
+ */
+export async function reapDeadDatabases(databases: DatabaseAllocator, options: { dryRun?: boolean } = {}): Promise<string[]> {
+  if (!options.dryRun) return (await databases.reapStale()).filter((item) => item.dropped).map((item) => item.entry.databaseName);
+  const names = (await databases.list({ scope: 'server' })).filter((entry) => !entry.alive).map((entry) => entry.databaseName);
+  for (const item of await databases.listUnrecorded()) if (!names.includes(item.entry.databaseName)) names.push(item.entry.databaseName);
+  return names;
 }
 
 /**
@@ -53,7 +82,7 @@ export interface DownReport {
 export async function tearDownRuns(state: RunStores, which: { runs?: string[]; all?: boolean; ownerPid?: number }, options: LanesOptions = {}): Promise<DownReport> {
   const known = new Set<string>();
   for (const entry of (await state.lanes.read()).entries) known.add(entry.runId);
-  for (const entry of (await state.ports.file.read()).entries) known.add(entry.runId);
+  for (const runId of await state.ports.runIds()) known.add(runId);
   for (const entry of (await state.databases?.list()) ?? []) known.add(entry.runId);
   const runs = which.all ? [...known] : (which.runs ?? []).filter((run) => known.has(run));
   const report: DownReport = { runs: [], killedPids: [], databases: [], ports: 0 };

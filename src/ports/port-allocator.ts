@@ -176,6 +176,23 @@ export class PortAllocator {
   }
 
   /**
+   * Records `owner` as the holder of the ports of `project` in this run (in the state file): a
+   * process other than the allocating one that outlives it, e.g. the embedded server's postmaster.
+   */
+  async setPortsOwner(project: string, owner: Owner): Promise<void> {
+    await this.file.update((doc) => {
+      for (const entry of doc.entries) if (entry.runId === this.runId && entry.project === project) entry.owner = { ...owner, runId: this.runId };
+    });
+  }
+
+  /** Refreshes the heartbeat of the ports of `project` in this run, for an owner that cannot do it itself. */
+  async touchPortsOf(project: string, now = new Date()): Promise<void> {
+    await this.file.update((doc) => {
+      for (const entry of doc.entries) if (entry.runId === this.runId && entry.project === project) entry.owner.heartbeatAt = now.toISOString();
+    });
+  }
+
+  /**
    * Gives the ports of a run to `owner`: a warm run's watchdog (its deadline, not heartbeats, keeps
    * them), or this process taking a warm run over (it keeps their heartbeat fresh from then on).
    */
@@ -202,6 +219,16 @@ export class PortAllocator {
     stopKeepingAlive(this.#claims, runId);
     await this.#unclaim(released);
     return released;
+  }
+
+  /** The runs that hold ports in this state folder. */
+  async runIds(): Promise<Set<string>> {
+    return new Set((await this.file.read()).entries.map((entry) => entry.runId));
+  }
+
+  /** What `reapStale()` would remove, without changing anything. */
+  async listStale(): Promise<StaleEntry<PortEntry>[]> {
+    return splitByLiveness((await this.file.read()).entries, this.options.leaseMs).stale;
   }
 
   /** Every entry with its owner's liveness, without changing anything. */

@@ -97,11 +97,7 @@ export async function startServer(cluster: Cluster, context: StartContext): Prom
       await sleep(Math.random() * 100 * attempt);
     }
   }
-  await allocator.file.update((doc) => {
-    for (const entry of doc.entries) {
-      if (entry.runId === ledger.runId && entry.project === ledger.project) entry.owner = newOwner(ledger.runId, pid);
-    }
-  });
+  await allocator.setPortsOwner(ledger.project, newOwner(ledger.runId, pid));
   return { ...recordOf(cluster, port, pid), portLedger: ledger };
 }
 
@@ -123,12 +119,7 @@ export async function stopServer(cluster: Cluster, record: EmbeddedServerRecord)
 
 /** Refreshes the heartbeat of the server's port entry (its owner, the postmaster, cannot). */
 export async function touchPortEntry(ledger: PortLedgerRef): Promise<void> {
-  const allocator = new PortAllocator({ stateDir: ledger.stateDir, runId: ledger.runId });
-  await allocator.file.update((doc) => {
-    for (const entry of doc.entries) {
-      if (entry.runId === ledger.runId && entry.project === ledger.project) entry.owner.heartbeatAt = new Date().toISOString();
-    }
-  });
+  await new PortAllocator({ stateDir: ledger.stateDir, runId: ledger.runId }).touchPortsOf(ledger.project);
 }
 
 async function releasePortEntry(ledger: PortLedgerRef): Promise<void> {
