@@ -8,9 +8,7 @@ import { passwordOf } from '../redact.js';
 import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
 import {
   describeLane,
-  handOverRunEntries,
   keepAlive,
-  keepRunEntries,
   newOwner,
   resolveLeaseMs,
   resolveOwnerPid,
@@ -29,7 +27,7 @@ import { killRunStragglers, killRunStragglersNow } from './orphans.js';
 import { formatPorts, keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
 import { takeOverLane } from './adopt.js';
 import { RoundTracker } from './rounds.js';
-import { reapDeadDatabases, reapDeadRuns, stopRecordedServers } from './run.js';
+import { keepRunRecords, reapDeadDatabases, reapDeadRuns, stopRecordedServers, type RunStores } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
 import { claimWarmRun, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
@@ -390,10 +388,7 @@ export class LaneManager {
       this.#groups.clear();
       process.off('exit', this.#killGroupsOnExit);
       // Kept lanes count as alive after this process exits, until `e2e-lanes down` removes them.
-      await this.#ledger.update((doc) => void keepRunEntries(doc.entries, this.runId));
-      stopKeepingAlive(this.#ledger, this.runId);
-      await this.ports.keepRun(this.runId);
-      if (this.databases && prepared) await this.databases.keepRun(this.runId);
+      await keepRunRecords(this.#stores(prepared), this.runId);
       return;
     }
     // With `reuse`: the lanes wait warm for the next run (unless the run never got its database server).
@@ -453,16 +448,14 @@ export class LaneManager {
     // Warm servers outlive this process.
     this.#groups.clear();
     process.off('exit', this.#killGroupsOnExit);
-    const since = new Date().toISOString();
-    await this.#ledger.update((doc) => {
-      handOverRunEntries(doc.entries, this.runId, owner);
-      for (const entry of doc.entries) if (entry.runId === this.runId) entry.warmSince = since;
-    });
-    stopKeepingAlive(this.#ledger, this.runId);
-    await this.ports.handOverRun(this.runId, owner);
-    if (this.databases && prepared) await this.databases.keepRun(this.runId, owner);
+    await keepRunRecords(this.#stores(prepared), this.runId, owner);
     this.#lanes.clear();
     return { lanes, until: owner.warmUntil!, watchdogPid: pid };
+  }
+
+  /** The stores of this run's records (the databases only once their server was reached). */
+  #stores(prepared: boolean): RunStores {
+    return { stateDir: this.stateDir, lanes: this.#ledger, ports: this.ports, ...(this.databases && prepared ? { databases: this.databases } : {}) };
   }
 
   /** Where the last teardown left the lanes warm (option `reuse`), if it did. */

@@ -1,13 +1,14 @@
 /**
- * The end of a run, from its records: what `e2e-lanes down`, a warm run's watchdog and a run that
- * does not take a warm lane over do to lanes whose servers are not their own children.
+ * A run's records across its stores (lanes, ports, databases): reaping dead runs (a run's setup,
+ * `e2e-lanes gc`), keeping a run (kept or warm lanes), and tearing a run down from its records
+ * (`e2e-lanes down`, a warm run's watchdog, lanes a run does not take over).
  */
 import type { DatabaseAllocator } from '../databases/index.js';
 import { debugLogger } from '../log.js';
 import type { PortAllocator, PortEntry } from '../ports/index.js';
 import { releaseEmbeddedRuns } from '../postgres/index.js';
 import { killProcessGroup } from '../servers/index.js';
-import type { LedgerDocument, StaleEntry, StateFile } from '../state/index.js';
+import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
 import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
 import { isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
@@ -50,6 +51,24 @@ export async function reapDeadDatabases(databases: DatabaseAllocator, options: {
   const names = (await databases.list({ scope: 'server' })).filter((entry) => !entry.alive).map((entry) => entry.databaseName);
   for (const item of await databases.listUnrecorded()) if (!names.includes(item.entry.databaseName)) names.push(item.entry.databaseName);
   return names;
+}
+
+/**
+ * Keeps a run's records after its process exits, in every store: kept for debugging (alive until
+ * `e2e-lanes down`), or, with `owner`, handed to a warm run's watchdog (alive until its deadline,
+ * each lane noting since when it waits warm).
+ */
+export async function keepRunRecords(stores: RunStores, runId: string, owner?: Owner): Promise<void> {
+  const since = new Date().toISOString();
+  await stores.lanes.update((doc) => {
+    if (!owner) return void keepRunEntries(doc.entries, runId);
+    handOverRunEntries(doc.entries, runId, owner);
+    for (const entry of doc.entries) if (entry.runId === runId) entry.warmSince = since;
+  });
+  stopKeepingAlive(stores.lanes, runId);
+  if (owner) await stores.ports.handOverRun(runId, owner);
+  else await stores.ports.keepRun(runId);
+  await stores.databases?.keepRun(runId, owner);
 }
 
 /**

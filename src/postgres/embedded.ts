@@ -13,7 +13,7 @@ import { resolveEmbeddedOptions, type AcquireEmbeddedPostgresOptions, type Resol
 import { resolveServerUser } from './os-user.js';
 import { openEmbeddedUsers, type EmbeddedUsersDocument, type EmbeddedServerRecord, type EmbeddedUser } from './embedded-users.js';
 import { forgetDeadServer, watchEmbeddedServer } from './watch.js';
-import { adoptRunningServer, isRecordedServerRunning, startServer, stopServer, touchPortEntry } from './server-record.js';
+import { adoptRunningServer, isRecordedServerRunning, startEmbeddedServer, stopEmbeddedServer, touchPortEntry } from './server-record.js';
 
 const debug = debugLogger('postgres');
 
@@ -82,12 +82,12 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
         version = await probe(cluster, record, resolved).catch(async (error: unknown) => {
           if (record!.users.length > 0) throw unusable(cluster, record!, error);
           debug('the unused server %d does not answer (%s): restarting it', record!.postmasterPid, messageOf(error));
-          await stopServer(cluster, record!);
+          await stopEmbeddedServer(cluster, record!);
           return undefined;
         });
       } else {
         debug('the server %d of %s is gone', record.postmasterPid, record.dataDir);
-        await stopServer(cluster, record);
+        await stopEmbeddedServer(cluster, record);
       }
       if (version === undefined) {
         doc.servers = doc.servers.filter((server) => server !== record);
@@ -105,12 +105,12 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
       }
     }
     if (!record) {
-      record = await startServer(cluster, { stateDir: resolved.stateDir, startTimeoutMs: resolved.startTimeoutMs });
+      record = await startEmbeddedServer(cluster, { stateDir: resolved.stateDir, startTimeoutMs: resolved.startTimeoutMs });
       started = true;
       try {
         version = await probe(cluster, record, resolved);
       } catch (error) {
-        await stopServer(cluster, record);
+        await stopEmbeddedServer(cluster, record);
         throw unusable(cluster, record, error);
       }
     }
@@ -154,7 +154,7 @@ export async function releaseEmbeddedRuns(runIds: readonly string[], options: Ac
     const reaped = reapUsers(record, resolved.leaseMs) + released;
     const running = await isRecordedServerRunning(record);
     if (running && record.users.length > 0) return { reaped, users: record.users.length, stopped: false };
-    await stopServer(cluster, record);
+    await stopEmbeddedServer(cluster, record);
     doc.servers = doc.servers.filter((server) => server !== record);
     return { reaped, users: 0, stopped: running };
   });
@@ -245,7 +245,7 @@ function createHandle(
           debug('released user %s; %d user(s) keep the server %d', me.id, server.users.length, server.postmasterPid);
           return;
         }
-        await stopServer(cluster, server);
+        await stopEmbeddedServer(cluster, server);
         doc.servers = doc.servers.filter((candidate) => candidate !== server);
         debug('released user %s; stopped the server %d', me.id, server.postmasterPid);
       });

@@ -76,7 +76,7 @@ export async function adoptRunningServer(cluster: Cluster): Promise<EmbeddedServ
  * starts the server and hands the port entry over to the postmaster (so it is reaped when the
  * postmaster is gone). Leaves nothing running and no port held when it fails.
  */
-export async function startServer(cluster: Cluster, context: StartContext): Promise<EmbeddedServerRecord> {
+export async function startEmbeddedServer(cluster: Cluster, context: StartContext): Promise<EmbeddedServerRecord> {
   await prepareCluster(cluster, context.startTimeoutMs);
   const ledger: PortLedgerRef = { stateDir: context.stateDir, runId: PORT_LEDGER_RUN_ID, project: cluster.layout.dataDir };
   const allocator = new PortAllocator({ stateDir: ledger.stateDir, runId: ledger.runId });
@@ -102,7 +102,7 @@ export async function startServer(cluster: Cluster, context: StartContext): Prom
 }
 
 /** Stops the server of `record` (fast, then immediate, then SIGKILL) and releases its port entry. */
-export async function stopServer(cluster: Cluster, record: EmbeddedServerRecord): Promise<void> {
+export async function stopEmbeddedServer(cluster: Cluster, record: EmbeddedServerRecord): Promise<void> {
   if (await isRecordedServerRunning(record)) {
     debug('stopping the embedded server %d of %s', record.postmasterPid, record.dataDir);
     const stopped = (await stopCluster(cluster, 'fast', 30_000)) || (await stopCluster(cluster, 'immediate', 10_000));
