@@ -1,11 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEBUG_ENV, KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
 import { DatabaseAllocator, type DatabaseReset, type ResetStrategy } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
-import { debugLogger, progress, warn } from '../log.js';
-import { PortAllocator, type PortAllocation } from '../ports/index.js';
-import { passwordOf } from '../redact.js';
-import { isProcessAlive, startServers, type ServerDefinition, type ServerExit, type StartedServer, type StartedServers } from '../servers/index.js';
+import { debugLogger, warn } from '../log.js';
+import { PortAllocator } from '../ports/index.js';
+import { isProcessAlive, type ServerExit, type StartedServer } from '../servers/index.js';
 import {
   describeLane,
   keepAlive,
@@ -21,23 +19,22 @@ import {
 } from '../state/index.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
 import { LaneUsers, type LaneUser } from './lane-users.js';
-import { laneLogDir, pruneLogDirs } from './log-dir.js';
-import { baseServerName, DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
+import { pruneLogDirs } from './log-dir.js';
+import { DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow } from './orphans.js';
-import { formatPorts, keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
+import { keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
 import { takeOverLane } from './adopt.js';
+import { bootLane } from './boot.js';
 import { RoundTracker } from './rounds.js';
 import { keepRunRecords, reapDeadDatabases, reapDeadRuns, stopRecordedServers, type RunStores } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
-import { claimWarmRun, laneFingerprint, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
+import { claimWarmRun, resolveReuse, spawnWatchdog, warmOwner, type ClaimedRun, type ResolvedReuse } from './warm.js';
 
 export type { LaneServerStatus } from './server-status.js';
 export type { AdoptionReport, Lane, PrepareReport, WarmReport } from './lane.js';
 
 const debug = debugLogger('lanes');
 
-/** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
-const PORT_ATTEMPTS = 3;
 /** How long a status request waits for a dead server's last output to reach its log. */
 const EXIT_WAIT_MS = 2_000;
 
@@ -464,73 +461,35 @@ export class LaneManager {
   }
 
   async #boot(key: LaneKey): Promise<RunningLane> {
-    const started = Date.now();
     await this.prepare();
-    const names = lanePortNames(this.options);
-    const worker = key.worker !== undefined ? { worker: key.worker } : {};
-    let ports = await this.ports.allocatePortsForProject(key.project, { ...worker, names });
-    const logDir = laneLogDir(this.stateDir, key);
-    const entry: LaneEntry = { ...key, owner: newOwner(this.runId), status: 'starting', ports: ports.ports, servers: [], logDir };
-    const lane: Lane = { runId: this.runId, project: key.project, ports: ports.ports, urls: {}, logFiles: {} };
-    if (key.worker !== undefined) lane.worker = key.worker;
-    let servers: StartedServers | undefined;
     try {
-      if (this.databases) {
-        const database = await this.databases.allocateDatabaseForProject(key.project, key.worker !== undefined ? { worker: key.worker } : {});
-        lane.databaseName = entry.databaseName = database.databaseName;
-        lane.databaseUrl = database.databaseUrl;
-        entry.template = database.template.name;
-      }
-      entry.fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: ports.ports });
-      await this.#record(entry);
-      const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
-      for (let attempt = 1; !servers; attempt++) {
-        const ctx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
-        try {
-          servers = await startServers(this.#definitions(), ctx, {
-            logDir,
-            debug: this.options.debug ?? process.env[DEBUG_ENV] === '1',
-            secrets: secret ? [secret] : [],
-            // Kept lanes outlive the runner: their servers write their logs themselves (unredacted).
-            output: this.#outlives ? 'file' : 'pipe',
-            ...(this.options.host ? { host: this.options.host } : {}),
-          });
-        } catch (error) {
-          if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || this.#closing) throw error;
-          // Free when it was handed out, taken since by a process that does not use this state folder.
-          warn(`${error.message.split('\n')[0]} Trying new ports for ${describeLane(key)} (attempt ${attempt + 1} of ${PORT_ATTEMPTS}).`);
-          ports = await this.#reallocatePorts(key, names);
-          lane.ports = entry.ports = ports.ports;
-          entry.fingerprint = laneFingerprint(this.options, this.#configKey, { project: key.project, ports: ports.ports });
-          await this.#record(entry);
-        }
-      }
-      for (const server of servers) lane.logFiles[server.name] = server.logFile;
-      entry.servers = servers.map((server) => ({
-        name: server.name,
-        pid: server.pid,
-        logFile: server.logFile,
-        ...(server.port !== undefined ? { port: server.port } : {}),
-        ...(server.url !== undefined ? { url: server.url } : {}),
-      }));
-      entry.status = 'up';
-      await this.#record(entry);
-      const base = baseServerName(this.options);
-      if (base && lane.urls[base]) lane.baseURL = lane.urls[base];
-      progress(`lane ${describeLane(key)} up in ${Date.now() - started} ms: ${formatPorts(ports.ports)}${lane.databaseName ? `, database ${lane.databaseName}` : ''}`);
-      const running: RunningLane = { lane, servers, deaths: new Map() };
-      for (const server of servers) {
+      const booted = await bootLane(
+        {
+          runId: this.runId,
+          stateDir: this.stateDir,
+          options: this.options,
+          configKey: this.#configKey,
+          ports: this.ports,
+          databases: this.databases,
+          outlives: this.#outlives,
+          record: (entry) => this.#record(entry),
+          closing: () => this.#closing,
+        },
+        key,
+      );
+      const running: RunningLane = { ...booted, deaths: new Map() };
+      for (const server of booted.servers) {
         this.#watchGroup(server);
         void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
       }
       return running;
     } catch (error) {
       debug('boot of %s failed: %O', describeLane(key), error);
-      await servers?.stopAll().catch(() => undefined);
       await this.#forget(key);
       throw error;
     }
   }
+
 
   /** Deletes old runs' log folders (see `keepLogs`); what is left in the ledgers after reaping is alive or kept. */
   async #pruneLogs(): Promise<void> {
@@ -541,12 +500,7 @@ export class LaneManager {
     if (removed.length > 0) debug('deleted the log folders of %d earlier run(s): %o', removed.length, removed);
   }
 
-  /** New ports for a lane whose port was taken by someone else between allocation and start. */
-  async #reallocatePorts(key: LaneKey, names: string[]): Promise<PortAllocation> {
-    const worker = key.worker !== undefined ? { worker: key.worker } : {};
-    await this.ports.releasePortsForProject(key.project, worker);
-    return this.ports.allocatePortsForProject(key.project, { ...worker, names });
-  }
+
 
   /**
    * Makes sure `server`'s process group does not outlive this process: if the process exits while
@@ -571,24 +525,7 @@ export class LaneManager {
     warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}`);
   }
 
-  /**
-   * The server definitions with the marks that let a later run find orphans: the server's name,
-   * this run and its owner (set here, not inherited, since the run id may come from an option).
-   */
-  #definitions(): ServerDefinition[] {
-    const keep = this.#outlives;
-    const owner = String(resolveOwnerPid());
-    return (this.options.servers ?? []).map((server) => ({
-      ...server,
-      env: (ctx) => ({
-        [SERVER_MARK_ENV]: server.name,
-        [RUN_ID_ENV]: this.runId,
-        [OWNER_PID_ENV]: owner,
-        ...(keep ? { [KEEP_ENV]: '1' } : {}),
-        ...(typeof server.env === 'function' ? server.env(ctx) : server.env),
-      }),
-    }));
-  }
+
 
   async #record(entry: LaneEntry): Promise<void> {
     await this.#ledger.update((doc) => {
