@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -119,10 +120,14 @@ export async function stopEmbeddedServer(cluster: Cluster, record: EmbeddedServe
 
 /** Refreshes the heartbeat of the server's port entry (its owner, the postmaster, cannot). */
 export async function touchPortEntry(ledger: PortLedgerRef): Promise<void> {
+  if (!existsSync(ledger.stateDir)) return;
   await new PortAllocator({ stateDir: ledger.stateDir, runId: ledger.runId }).touchPortsOf(ledger.project);
 }
 
 async function releasePortEntry(ledger: PortLedgerRef): Promise<void> {
+  // The state folder of the run that started the server may be gone (a temporary one): its entry
+  // went with it, and writing the release would only create the folder again.
+  if (!existsSync(ledger.stateDir)) return;
   try {
     await new PortAllocator({ stateDir: ledger.stateDir, runId: ledger.runId }).releasePortsForProject(ledger.project, { runId: ledger.runId });
   } catch (error) {

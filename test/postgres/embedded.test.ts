@@ -83,6 +83,18 @@ describe('the embedded server', { concurrency: true }, () => {
     assert.ok(await waitFor(() => isGone(server.postmasterPid)), 'the server is stopped');
   });
 
+  it('a server whose starting run had a temporary state folder, removed since, stops without creating that folder again', async (t) => {
+    const base = privateServer(t);
+    const stateDir = join(dirname(base.dataDir), 'short-lived-state');
+    const options = { ...base, stateDir };
+    const server = await acquireEmbeddedPostgres(options);
+    assert.ok(existsSync(join(stateDir, 'allocated-ports.json')), 'the port is recorded in the run\'s state folder');
+    rmSync(stateDir, { recursive: true, force: true });
+    await server.release();
+    assert.ok(await waitFor(() => isGone(server.postmasterPid)), 'the last user stopped the server');
+    assert.equal(existsSync(stateDir), false, 'the removed state folder stays removed');
+  });
+
   it('restarts after the postmaster was SIGKILLed, despite its stale postmaster.pid', async (t) => {
     const options = privateServer(t);
     const first = options.own(await acquireEmbeddedPostgres(options));
