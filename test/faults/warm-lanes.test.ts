@@ -10,11 +10,15 @@ import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { laneLedger } from '../../src/lanes/lane-ledger.js';
 import { isPidAlive } from '../../src/state/index.js';
 import { warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
+import { expectExit, ledger, runLanesCli, sandbox, serverProcesses, startPlaywright, suite, useSharedPostgres } from './helpers.ts';
 import { query, useTestDatabases } from '../databases/helpers.js';
 import { tempDir } from '../helpers/tmp.js';
 import { databaseExists, downAfter, hangingRun, laneEntries, newRun, startWarm, until, warmRun } from '../helpers/warm.js';
 
 const db = useTestDatabases('warmfault');
+// Ports 7800-7899: this file's block for `playwright test` runs.
+const PORTS = [7800, 7899] as const;
+useSharedPostgres();
 
 function setupFor(stateDir: string, extra: Partial<WarmSetup> = {}): WarmSetup {
   return { stateDir, adminUrl: db.adminUrl, prefix: db.prefix, ...extra };
@@ -118,4 +122,34 @@ test('the watchdog never kills a process that is not a server of its warm run, w
   assert.ok(isPidAlive(stranger.pid!), 'the unmarked process survives');
   // The real api server, no longer named by the ledger, still carries the run's marks: found by them, it is stopped.
   await until('the marked api server is stopped', () => !isPidAlive(api), 5_000);
+});
+
+test('`playwright test` twice with reuse: the second run says it took the warm lanes over, boots no server, its tests (and the workers DATABASE_URL) reach the taken-over lanes on the same server processes, and `down` stops them', { timeout: 180_000 }, async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  t.after(() => runLanesCli(box, ['down', '--all']).then(() => undefined));
+  const env = { FAULTS_REUSE: '1' };
+  const first = startPlaywright(box, { config: suite('basic'), env });
+  expectExit(await first.exit, 0, first.output());
+  assert.match(first.output(), /reuse: no warm lane to take over, 2 to boot/);
+  assert.match(first.output(), /2 lane\(s\) of run \S+ kept warm for the next run/);
+  const warm = ledger(box.stateDir, 'allocated-lanes.json');
+  assert.equal(warm.length, 2);
+  const pids = warm.flatMap((entry) => entry.servers!.map((server) => server.pid)).sort();
+  assert.ok(pids.every(isPidAlive), 'the warm servers outlive the run');
+
+  const second = startPlaywright(box, { config: suite('basic'), env });
+  expectExit(await second.exit, 0, second.output());
+  assert.match(second.output(), new RegExp(`reuse: 2 warm lane\\(s\\) of run ${first.runId} taken over \\(idle \\d+ s, data reset\\), 0 to boot`));
+  assert.doesNotMatch(second.output(), /\[e2e-lanes\] lane project .* up in/, 'no lane booted');
+  // api.spec checks that each test's backend serves the lane's own database (its name, its one seeded row).
+  const report = await second.report();
+  assert.equal(report.stats.expected, 2, second.output());
+  const again = ledger(box.stateDir, 'allocated-lanes.json');
+  assert.deepEqual(again.flatMap((entry) => entry.servers!.map((server) => server.pid)).sort(), pids, 'the same server processes');
+  assert.ok(again.every((entry) => entry.runId === first.runId));
+
+  const down = await runLanesCli(box, ['down', '--all']);
+  expectExit(down, 0, down.output);
+  await until('the warm servers are stopped', () => pids.every((pid) => !isPidAlive(pid)), 10_000);
+  assert.deepEqual(serverProcesses({ runIds: [first.runId] }), []);
 });
