@@ -13,7 +13,7 @@ import { PortAllocator } from '../../src/index.ts';
 import type { BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, percentile, table, timed, type PartResult } from './measure.ts';
 import { migrateReset, oldWayEnv, type OldWaySettings } from './migration-old.ts';
-import { ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
+import { allRunsPassed, ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
 
 const LANES_PORT_RANGE = '44000-44499';
 const OLD_PORT_RANGE: [number, number] = [44500, 44999];
@@ -53,8 +53,7 @@ export async function runMigration(ctx: BenchContext): Promise<PartResult> {
   const cpu = (mode: Mode): number => median(runs[mode].flatMap((run) => (run.cpuMs === undefined ? [] : [run.cpuMs])));
   const oldWall = median(walls('old'));
   const ratio = oldWall / median(walls('lanes'));
-  const expected = runs.lanes[0]?.passed ?? 0;
-  const allPassed = expected > 0 && [...runs.lanes, ...runs.old].every((run) => run.failed === 0 && run.flaky === 0 && run.passed === expected);
+  const { expected, allPassed } = allRunsPassed([...runs.lanes, ...runs.old]);
   const modes: Mode[] = ['old', 'lanes'];
   const rows = modes.map((mode) => [
     LABELS[mode],

@@ -63,6 +63,15 @@ function childrenCpuMs(): number | undefined {
 /** USER_HZ: 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_S = 100;
 
+/**
+ * Whether every run passed the same tests as the first (none failed or flaky), and how many: the
+ * condition of every comparison of whole runs.
+ */
+export function allRunsPassed(runs: readonly SuiteRun[]): { expected: number; allPassed: boolean } {
+  const expected = runs[0]?.passed ?? 0;
+  return { expected, allPassed: expected > 0 && runs.every((run) => run.failed === 0 && run.flaky === 0 && run.passed === expected) };
+}
+
 /** The run under way, so that an interrupted bench can stop it (Playwright then tears its lanes down). */
 let current: ResultPromise | undefined;
 

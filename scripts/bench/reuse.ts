@@ -10,7 +10,7 @@ import { stateOf } from '../../src/cli/context.ts';
 import { tearDownRuns } from '../../src/lanes/run.ts';
 import type { BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, table, type PartResult } from './measure.ts';
-import { ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
+import { allRunsPassed, ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
 
 const PORT_RANGE = '45000-45499';
 const SELECTION = ['e2e/lane.spec.ts', '--project', 'alpha'];
@@ -63,8 +63,7 @@ export async function runReuse(ctx: BenchContext): Promise<PartResult> {
   const wall = (mode: Mode): number[] => runs[mode].map((run) => run.wallMs);
   const firstRatio = median(first('plain')) / median(first('reuse'));
   const wallRatio = median(wall('plain')) / median(wall('reuse'));
-  const expected = runs.plain[0]?.passed ?? 0;
-  const allPassed = expected > 0 && [...runs.plain, ...runs.reuse].every((run) => run.failed === 0 && run.passed === expected);
+  const { allPassed } = allRunsPassed([...runs.plain, ...runs.reuse]);
   const setup = (mode: Mode): string => fmtMs(median(runs[mode].flatMap((run) => (run.setupMs === undefined ? [] : [run.setupMs]))));
   const boots = runs.plain.flatMap((run) => run.lanes.map((lane) => lane.bootMs));
   const rows = (['plain', 'reuse'] as const).map((mode) => [

@@ -12,7 +12,7 @@ import { applyMigrations, readMigrations } from '../../src/databases/index.ts';
 import { PortAllocator } from '../../src/index.ts';
 import { DEMO, type BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, Samples, table, timed, type PartResult } from './measure.ts';
-import { ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
+import { allRunsPassed, ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';
 import { sharedEnv, SUITE_PROJECTS } from './shared-mode.ts';
 
 const LANES_PORT_RANGE = '42000-42999';
@@ -57,8 +57,7 @@ export async function runSuite(ctx: BenchContext): Promise<PartResult> {
   const cpu = (mode: Mode): number => median(runs[mode].flatMap((run) => (run.cpuMs === undefined ? [] : [run.cpuMs])));
   const sharedWall = median(walls('shared'));
   const ratio = sharedWall / median(walls('lanes'));
-  const expected = runs.lanes[0]?.passed ?? 0;
-  const allPassed = expected > 0 && [...runs.lanes, ...runs.shared].every((run) => run.failed === 0 && run.flaky === 0 && run.passed === expected);
+  const { expected, allPassed } = allRunsPassed([...runs.lanes, ...runs.shared]);
   const rows = modes.map((mode) => [
     LABELS[mode],
     runs[mode].map((run) => run.workers ?? '?').join(', '),
