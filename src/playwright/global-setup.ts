@@ -77,7 +77,9 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     const started = Date.now();
     // The ready copies kept for this run: one per lane it boots, at most 4 (unless `database.pool` says).
     const perWorker = projects.filter((project) => laneIsolation(project, options.isolation) === 'worker').length;
-    manager.databases?.expectLanes(projects.length - perWorker + perWorker * config.workers);
+    // The lanes this run may use: one per project, one per worker of a per-worker project.
+    const expected = projects.length - perWorker + perWorker * config.workers;
+    manager.databases?.expectLanes(expected);
     const report = await manager.prepare();
     if (disposing) return; // interrupted: the teardown already ran
     if (manager.reuse.ignored) progress(manager.reuse.ignored);
@@ -86,7 +88,6 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
       if (disposing) return;
       // Workers name their lane's database from the run id: the warm run's, taken over.
       process.env[RUN_ID_ENV] = manager.runId;
-      const expected = projects.length - perWorker + perWorker * config.workers;
       const toBoot = Math.max(0, expected - adoption.adopted.length);
       progress(
         adoption.adopted.length > 0
