@@ -86,6 +86,14 @@ export interface LanesErrorJSON {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(LANES_ERROR_CODES);
 
+/**
+ * The brand every LanesError carries. `Symbol.for` gives the same symbol to every copy of this
+ * module, so a LanesError made by a copy loaded through another module loader (Playwright loads a
+ * config through its own, a CommonJS app may require the package beside an ESM import) is still
+ * recognised, where `instanceof` would not be.
+ */
+const LANES_ERROR_BRAND = Symbol.for('e2e-lanes.LanesError');
+
 export class LanesError extends Error {
   override readonly name = 'LanesError';
   readonly code: LanesErrorCode;
@@ -94,6 +102,8 @@ export class LanesError extends Error {
   readonly hint: string | undefined;
   readonly details: Record<string, unknown>;
   #codeShown = false;
+  /** @internal */
+  readonly [LANES_ERROR_BRAND] = true;
 
   constructor(code: LanesErrorCode, message: string, options: LanesErrorOptions = {}) {
     super(formatLanesMessage({ code, shortMessage: message, hint: options.hint }), { cause: options.cause });
@@ -144,9 +154,13 @@ export class LanesError extends Error {
   }
 }
 
-/** True when `error` is a {@link LanesError}, optionally with the given code. */
+/**
+ * True when `error` is a {@link LanesError}, optionally with the given code: also one made by
+ * another copy of the toolkit (another module loader), which `instanceof` does not recognise.
+ */
 export function isLanesError(error: unknown, code?: LanesErrorCode): error is LanesError {
-  return error instanceof LanesError && (code === undefined || error.code === code);
+  const branded = error instanceof LanesError || (typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[LANES_ERROR_BRAND] === true);
+  return branded && (code === undefined || (error as LanesError).code === code);
 }
 
 /** The message of any thrown value, for wrapping into a LanesError. */

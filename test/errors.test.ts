@@ -52,3 +52,18 @@ test('fromJSON turns what is not a LanesError into an INTERNAL error that shows 
 test('every code is listed once', () => {
   assert.equal(new Set(LANES_ERROR_CODES).size, LANES_ERROR_CODES.length);
 });
+
+test('isLanesError recognises a LanesError made by a second copy of the module, which instanceof does not', async () => {
+  // A query string makes the module loader evaluate the file again: a second LanesError class, as
+  // when Playwright's loader and Node's each load the toolkit.
+  const copy = (await import(`../src/errors.ts?copy=${Date.now()}`)) as typeof import('../src/errors.js');
+  assert.notStrictEqual(copy.LanesError, LanesError);
+  const foreign = new copy.LanesError('LANE_NOT_FOUND', 'No lane.');
+  assert.equal(foreign instanceof LanesError, false);
+  assert.ok(isLanesError(foreign));
+  assert.ok(isLanesError(foreign, 'LANE_NOT_FOUND'));
+  assert.equal(isLanesError(foreign, 'INTERNAL'), false);
+  assert.ok(copy.isLanesError(new LanesError('INTERNAL', 'x'), 'INTERNAL'));
+  assert.equal(isLanesError(new Error('plain')), false);
+  assert.equal(isLanesError({ code: 'INTERNAL' }), false);
+});
