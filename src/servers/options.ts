@@ -12,7 +12,7 @@ import type { ServerContext, ServerDefinition, StartServerOptions } from './type
 /** The defaults of {@link ServerDefinition}, in one place. */
 export const SERVER_DEFAULTS = {
   health: '/',
-  timeout: 30_000,
+  timeout: 60_000,
   stopSignal: 'SIGTERM',
   stopTimeout: 5_000,
   unhealthyAfterMs: 5_000,

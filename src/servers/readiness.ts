@@ -83,10 +83,13 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
       const left = deadline - Date.now();
       if (left <= 0) break;
       polls++;
-      const answer = await probe(url, Math.min(left, REQUEST_TIMEOUT_MS), abandon);
+      const requestTimeout = Math.min(left, REQUEST_TIMEOUT_MS);
+      const answer = await probe(url, requestTimeout, abandon);
       if (exitInfo || abandon.aborted) break;
       if (answer === undefined) return { kind: 'healthy', polls };
-      lastProblem = answer.problem;
+      // A last request cut short by the deadline says less than the answer before it: keep that one.
+      const cutByDeadline = answer.timedOut === true && requestTimeout < REQUEST_TIMEOUT_MS && polls > 1;
+      if (!cutByDeadline) lastProblem = answer.problem;
       log('GET %s: %s (poll %d)', url, answer.problem, polls);
       if (answer.status !== undefined && answer.status >= 500) {
         failingSince ??= Date.now();
@@ -110,6 +113,8 @@ export async function waitUntilHealthy(options: WaitOptions): Promise<Readiness>
 /** What went wrong with one GET; `status` and the start of `body` when the server answered. */
 interface Problem {
   problem: string;
+  /** No answer came within the request's own timeout. */
+  timedOut?: boolean;
   status?: number;
   body?: string;
 }
@@ -131,7 +136,7 @@ function probeTcp(url: URL, timeout: number, signal: AbortSignal): Promise<Probl
     });
     socket.once('timeout', () => {
       socket.destroy();
-      resolve({ problem: `no connection within ${timeout} ms` });
+      resolve({ problem: `no connection within ${timeout} ms`, timedOut: true });
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve({ problem: error.code ?? error.message }));
   });
@@ -142,7 +147,8 @@ function probeHttp(url: string, timeout: number, signal: AbortSignal): Promise<P
   return new Promise((resolve) => {
     let answered: (() => void) | undefined;
     // agent: false + Connection: close: no pooled keep-alive socket that would delay the server's graceful shutdown.
-    const request = http.get(url, { agent: false, headers: { connection: 'close' }, timeout, signal }, (response) => {
+    // Accept as a browser sends it: some dev servers (Vite 4) answer 404 to a GET without one.
+    const request = http.get(url, { agent: false, headers: { connection: 'close', accept: 'text/html,*/*' }, timeout, signal }, (response) => {
       const status = response.statusCode ?? 0;
       if (status >= 200 && status < 400) {
         response.resume();
@@ -167,7 +173,7 @@ function probeHttp(url: string, timeout: number, signal: AbortSignal): Promise<P
     request.once('timeout', () => {
       request.destroy();
       if (answered) answered();
-      else resolve({ problem: `no answer within ${timeout} ms` });
+      else resolve({ problem: `no answer within ${timeout} ms`, timedOut: true });
     });
     request.once('error', (error: NodeJS.ErrnoException) => {
       if (answered) answered();

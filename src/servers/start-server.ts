@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
@@ -73,15 +74,18 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
     })());
 
   let readiness: Readiness;
+  const boot = booting.enter();
   try {
     readiness = await waitUntilHealthy({ url: server.healthUrl, timeout: server.timeout, unhealthyAfter: server.unhealthyAfterMs, exited, signal: options.signal });
   } catch (error) {
+    boot.leave();
     await stop();
     throw error;
   }
+  const crowd = boot.leave();
   if (readiness.kind !== 'healthy') {
     await stop();
-    throw startFailure(server, readiness, sink.tail(), pid);
+    throw startFailure(server, readiness, sink.tail(), pid, crowd);
   }
   log('%s healthy after %d poll(s)', server.label, readiness.polls);
 
@@ -97,6 +101,34 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
     [Symbol.asyncDispose]: stop,
   };
 }
+
+/**
+ * How many servers of this process are waiting to become healthy, and the most that were at once
+ * while one server waited: a timeout on a crowded machine says so. @internal
+ */
+const booting = (() => {
+  let now = 0;
+  const watchers = new Set<{ most: number }>();
+  return {
+    enter(): { leave(): number } {
+      now++;
+      const mine = { most: now };
+      for (const watcher of watchers) watcher.most = Math.max(watcher.most, now);
+      watchers.add(mine);
+      let left = false;
+      return {
+        leave(): number {
+          if (!left) {
+            left = true;
+            now--;
+            watchers.delete(mine);
+          }
+          return mine.most;
+        },
+      };
+    },
+  };
+})();
 
 /** @internal */
 async function assertPortFree(server: ResolvedServer, port: number): Promise<void> {
@@ -163,7 +195,7 @@ function describeReadiness(target: string | undefined): { what: string; check: s
 }
 
 /** The error for a server that did not become healthy. @internal */
-function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { kind: 'healthy' }>, tail: string[], pid?: number): LanesError {
+function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { kind: 'healthy' }>, tail: string[], pid?: number, crowd = 1): LanesError {
   const who = `Server "${server.name}" for project "${server.project}"`;
   const polled = server.healthUrl === undefined ? '' : ` (waited to ${describeReadiness(server.healthUrl).what})`;
   const logPart = `${tail.length === 0 ? 'Its log is empty.' : `Last ${Math.min(tail.length, TAIL_LINES)} log lines:\n${tail.map((line) => `  | ${line}`).join('\n')}`}\nLog: ${server.logFile}`;
@@ -172,10 +204,16 @@ function startFailure(server: ResolvedServer, readiness: Exclude<Readiness, { ki
   if (readiness.kind === 'timeout') {
     const seconds = server.timeout / 1000;
     const awaited = describeReadiness(server.healthUrl);
-    const message = `${who} did not ${awaited.what} within ${seconds} s (last attempt: ${readiness.lastProblem}; ${readiness.polls} polls).\n${logPart}`;
+    const cores = availableParallelism();
+    const load = `${crowd} server${crowd === 1 ? ' was' : 's were'} starting at once on ${cores} core${cores === 1 ? '' : 's'}`;
+    const message = `${who} did not ${awaited.what} within ${seconds} s (last attempt: ${readiness.lastProblem}; ${readiness.polls} polls; ${load}).\n${logPart}`;
+    const notFound = /^answered HTTP 404\b/.test(readiness.lastProblem)
+      ? `It is up but answers 404 at ${server.healthUrl}: set \`health\` of "${server.name}" to a path it serves with 2xx/3xx, or \`health: 'tcp'\` for a server with no such GET route. `
+      : '';
+    const slow = crowd > cores ? `fewer servers booting at once (fewer \`workers\`, or \`reuse\` locally) or a higher \`timeout\` of "${server.name}"` : `a higher \`timeout\` of "${server.name}"`;
     return new LanesError('SERVER_START_TIMEOUT', redactText(message, server.secrets), {
-      hint: `${awaited.check}; if it is only slow, raise \`timeout\` of "${server.name}".`,
-      details: { ...details, timeout: server.timeout, lastProblem: readiness.lastProblem },
+      hint: `${notFound}${awaited.check}; if it is only slow, ${slow} helps.`,
+      details: { ...details, timeout: server.timeout, lastProblem: readiness.lastProblem, startingAtOnce: crowd, cores },
     });
   }
 

@@ -58,7 +58,7 @@ export interface ServerDefinition {
   health?: string | false | { file: string };
   /**
    * Milliseconds the server has to become healthy.
-   * @default 30_000
+   * @default 60_000 (as Playwright's `webServer`)
    */
   timeout?: number;
   /**

@@ -32,3 +32,13 @@ test('a server that never turns healthy times out with its last answer', async (
   assert.ok(readiness.polls >= 4, `${readiness.polls} polls in 600 ms`);
   assert.equal((readiness as { lastProblem: string }).lastProblem, 'answered HTTP 503');
 });
+
+test('asks with an Accept header as a browser does, so a dev server that 404s a bare GET (Vite 4) is seen as up', async (t) => {
+  // Vite 4.5 answers a GET without Accept with 404 and one that accepts HTML with the page.
+  const server = http.createServer((req, res) => res.writeHead(/text\/html|\*\/\*/.test(req.headers.accept ?? '') ? 200 : 404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const readiness = await waitUntilHealthy({ url, timeout: 2_000, exited: new Promise(() => undefined) });
+  assert.deepEqual(readiness, { kind: 'healthy', polls: 1 });
+});
