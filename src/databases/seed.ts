@@ -1,12 +1,21 @@
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { SEED_TIMEOUT_ENV } from '../env-vars.js';
-import { isLanesError, LanesError, messageOf } from '../errors.js';
-import { withEnvPointedAt } from '../postgres/app-env.js';
+import { LanesError } from '../errors.js';
+import { debugLogger } from '../log.js';
+import { pointEnvAt } from '../postgres/app-env.js';
 import { passwordOf, redactText } from '../redact.js';
 import { describeTarget } from '../postgres/index.js';
-import { importDefault } from '../user-module.js';
 import { displayPath, runDatabaseCommand } from './command.js';
-import { formatSeconds, withinDeadline } from './deadline.js';
+import { formatSeconds, reportProgress } from './deadline.js';
 import { DEFAULT_SEED_TIMEOUT_MS, type CommandStep } from './options.js';
+import type { SeedChildReport } from './seed-child.js';
+
+const debug = debugLogger('seed');
+
+/** Lines of a failed seed's output quoted in its error. */
+const OUTPUT_LINES = 30;
 
 /** What a seed module's default export receives. */
 export interface SeedContext {
@@ -34,9 +43,9 @@ export interface RunSeedOptions {
 /**
  * Puts the baseline data into `databaseUrl`: calls the default export of the module at `step`
  * (TS or JS, in an ES module or CommonJS package) with `{ databaseUrl }` and `DATABASE_URL` pointing at
- * it, or runs `{ command }` with `DATABASE_URL` set. The module must close its connections before
- * it resolves. A seed still running after `timeoutMs` is given up on (a module's connections are
- * left to the caller to end).
+ * it, or runs `{ command }` with `DATABASE_URL` set. A module runs in a Node process of its own
+ * (its failures cannot reach the caller's process), which exits once the default export resolves,
+ * whatever it left open. A seed still running after `timeoutMs` is killed.
  * @throws {LanesError} `SEED_FAILED` with the cause; `SEED_TIMEOUT` past the deadline.
  */
 export async function runSeed(step: string | CommandStep, databaseUrl: string, options: RunSeedOptions = {}): Promise<void> {
@@ -59,47 +68,93 @@ export async function runSeed(step: string | CommandStep, databaseUrl: string, o
     }
     return;
   }
-  try {
-    // A seed module may create its client when imported, from DATABASE_URL: it gets the template's.
-    const outcome = await withEnvPointedAt(databaseUrl, async () => {
-      const seed = await loadSeed(step);
-      return withinDeadline(Promise.resolve().then(() => seed({ databaseUrl })), timeoutMs, label);
-    });
-    if (!outcome.done) {
-      throw new LanesError('SEED_TIMEOUT', `Seed ${displayPath(step)} had not resolved after ${formatSeconds(timeoutMs)} on ${describeTarget(databaseUrl)}; it was given up on.`, {
-        hint: `If it is merely slow, raise option \`seedTimeoutMs\` (or ${SEED_TIMEOUT_ENV}); if it hangs, check that its default export awaits every query and closes its connections (a Prisma client needs \`$disconnect()\`).`,
-        details: { step: 'seed', module: step, timeoutMs },
-      });
-    }
-  } catch (error) {
-    if (error instanceof LanesError) throw error;
-    const password = passwordOf(databaseUrl);
-    throw new LanesError('SEED_FAILED', `Seed ${displayPath(step)} failed on ${describeTarget(databaseUrl)}: ${redactText(messageOf(error), password ? [password] : [])}`, {
-      hint: `Fix ${displayPath(step)}; it runs once per template against a freshly migrated database.`,
-      cause: error,
-      details: { module: step },
-    });
-  }
+  await runSeedModule(step, databaseUrl, timeoutMs, label);
 }
 
-/** The seed function of the module at `path`: TS or JS, in an ES module or CommonJS package. */
-async function loadSeed(path: string): Promise<SeedFunction> {
-  let seed: unknown;
-  try {
-    seed = await importDefault(path);
-  } catch (error) {
-    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} could not be loaded: ${messageOf(error)}`, {
+/**
+ * Runs the seed module at `path` in a process of its own (see seed-child.ts), killed at the
+ * deadline: a seed can neither take the runner down (an `'error'` event nobody listens to, a late
+ * rejection) nor keep it waiting.
+ */
+async function runSeedModule(path: string, databaseUrl: string, timeoutMs: number, label: string): Promise<void> {
+  const password = passwordOf(databaseUrl);
+  const redact = (text: string): string => redactText(text, password ? [password] : []);
+  // A seed module may create its client when imported, from DATABASE_URL or PG*: they name the database being built.
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  pointEnvAt(databaseUrl, env);
+  const { file, args } = seedProcess(path);
+  const stop = reportProgress(label);
+  const started = performance.now();
+  const subprocess = execa(file, args, {
+    cwd: process.cwd(),
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    all: true,
+    ipc: true,
+    serialization: 'json',
+    reject: false,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  const pid = subprocess.pid ?? '?';
+  const result = await subprocess.finally(stop);
+  debug('seed %s ran in pid %s for %d ms', path, pid, Math.round(performance.now() - started));
+  const output = redact(lastLines(String(result.all ?? ''), OUTPUT_LINES));
+  const shownOutput = output.trim() === '' ? ' It printed nothing.' : ` Its last output:\n${output}`;
+  const report = result.ipcOutput.at(-1) as SeedChildReport | undefined;
+  if (result.timedOut) {
+    throw new LanesError('SEED_TIMEOUT', `Seed ${displayPath(path)} had not resolved after ${formatSeconds(timeoutMs)} on ${describeTarget(databaseUrl)}; its process (pid ${pid}) was killed.${shownOutput}`, {
+      hint: `If it is merely slow, raise option \`seedTimeoutMs\` (or ${SEED_TIMEOUT_ENV}); if it hangs, check that its default export awaits every query and closes its connections (a Prisma client needs \`$disconnect()\`).`,
+      details: { step: 'seed', module: path, timeoutMs },
+    });
+  }
+  if (report?.outcome === 'done') return;
+  if (report?.outcome === 'unloadable') {
+    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} could not be loaded: ${redact(report.message)}`, {
       hint: 'Check option `seed` (a path relative to the current folder) and the imports of that module; .ts, .mts, .cts, .js, .mjs and .cjs seeds load in ES module and CommonJS packages alike.',
-      cause: error,
+      cause: childError(report, redact),
       details: { module: path },
     });
   }
-  if (typeof seed !== 'function') {
-    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} has no default export function.`, {
+  if (report?.outcome === 'not-a-function') {
+    throw new LanesError('SEED_FAILED', `Seed module ${displayPath(path)} has no default export function (its default export is ${report.type === 'undefined' ? 'missing' : `a ${report.type}`}).`, {
       hint: 'Write `export default async function seed({ databaseUrl }) { … }` (or `module.exports = async ({ databaseUrl }) => { … }`), or use { command } for a script.',
       details: { module: path },
     });
   }
-  return seed as SeedFunction;
+  const hint = `Fix ${displayPath(path)}; it runs once per template against a freshly migrated database, in a process of its own.`;
+  if (report?.outcome === 'failed') {
+    throw new LanesError('SEED_FAILED', `Seed ${displayPath(path)} failed on ${describeTarget(databaseUrl)}: ${redact(report.message)}`, {
+      hint,
+      cause: childError(report, redact),
+      details: { module: path },
+    });
+  }
+  // No report: the process died before the seed resolved (an uncaught error, process.exit, a signal).
+  const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode ?? '?'}`;
+  throw new LanesError('SEED_FAILED', `Seed ${displayPath(path)} failed on ${describeTarget(databaseUrl)}: its process (pid ${pid}) ${how} before its default export resolved.${shownOutput}`, {
+    hint: `${hint} An uncaught error there (an \`'error'\` event of a client without a listener, an unhandled rejection) ends the seed's process.`,
+    details: { module: path, exitCode: result.exitCode, signal: result.signal },
+  });
 }
 
+/** The command that runs seed-child: its compiled form, or its source through tsx when this module runs from source. */
+function seedProcess(path: string): { file: string; args: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const script = join(dirname(here), fromSource ? 'seed-child.ts' : 'seed-child.js');
+  const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
+  return { file: process.execPath, args: [...loader, script, resolve(path)] };
+}
+
+/** The error a seed's process reported, as the cause of the LanesError (message and stack redacted). */
+function childError(report: { message: string; stack?: string }, redact: (text: string) => string): Error {
+  const error = new Error(redact(report.message));
+  if (report.stack) error.stack = redact(report.stack);
+  return error;
+}
+
+function lastLines(text: string, count: number): string {
+  return text.replace(/\s+$/, '').split(/\r?\n/).slice(-count).join('\n');
+}
