@@ -13,6 +13,9 @@ import { tsImport } from 'tsx/esm/api';
  * for this file and its imports only, so the loaders of the host process (Playwright's, or none)
  * are left as they are. A CommonJS file is required, an ES module imported: the same split Node
  * makes from the extension and the nearest package.json.
+ *
+ * Loading a module runs its code in the calling process: seeds are loaded here only inside their own
+ * process (databases/seed-child.ts); the CLI loads the Playwright config in its own, as Playwright does.
  * @param path Absolute, or relative to the current folder.
  */
 export async function importDefault(path: string): Promise<unknown> {
