@@ -11,6 +11,8 @@ type State = CliState;
 export interface GcReport {
   lanes: string[];
   killedPids: number[];
+  /** Each killed process with what it was and why (its owner is provably gone, or its lease expired). */
+  killed: string[];
   databases: string[];
   ports: string[];
   templates: string[];
@@ -28,6 +30,7 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
   const report: GcReport = {
     lanes: dead.lanes.lanes.map(({ entry, reason }) => `${describeLane(entry)}: ${reason}`),
     killedPids: dead.lanes.killedPids,
+    killed: dead.lanes.killed.map(({ why }) => why),
     databases: [],
     ports: dead.ports.map(({ entry }) => `${Object.values(entry.ports).join(',')} of ${describeLane(entry)}`),
     templates: [],

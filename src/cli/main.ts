@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       const report = await collectGarbage(state, options, { dryRun: Boolean(opts.dryRun), keepTemplates: opts.keepTemplates });
       const verb = opts.dryRun ? 'would remove' : 'removed';
       console.log(`${verb} ${report.lanes.length} lane(s), ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports.length} port entr(ies), ${report.templates.length} template(s), ${report.readyCopies.length} ready cop(ies)`);
-      for (const line of [...report.lanes, ...report.databases.map((name) => `database ${name}`), ...report.ports.map((ports) => `ports ${ports}`), ...report.templates.map((name) => `template ${name}`), ...report.readyCopies.map((name) => `ready copy ${name}`)]) {
+      for (const line of [...report.lanes, ...report.killed.map((why) => `${opts.dryRun ? 'would kill' : 'killed'} ${why}`), ...report.databases.map((name) => `database ${name}`), ...report.ports.map((ports) => `ports ${ports}`), ...report.templates.map((name) => `template ${name}`), ...report.readyCopies.map((name) => `ready copy ${name}`)]) {
         console.log(`  ${line}`);
       }
     });

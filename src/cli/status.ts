@@ -1,6 +1,6 @@
 import type { DatabaseListing } from '../databases/entries.js';
 import { isListening } from '../ports/probe.js';
-import { isPidAlive, withLiveness } from '../state/index.js';
+import { isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
 import { age, dim, green, red, span, table, yellow } from './format.js';
 import type { stateFilesOf } from './context.js';
@@ -65,7 +65,8 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
   for (const entry of ports) row(entry, entry.alive, entry.staleReason).ports = entry.ports;
   for (const entry of databases) row(entry, entry.alive, entry.staleReason).databaseName = entry.databaseName;
   for (const entry of lanes.entries) {
-    const target = row(entry, isPidAlive(entry.owner.pid));
+    const verdict = judgeOwner(entry.owner, state.leaseMs);
+    const target = row(entry, verdict.alive, verdict.alive ? undefined : verdict.reason);
     target.kept = entry.owner.kept === true;
     if (entry.owner.warmUntil !== undefined) target.warm = { until: entry.owner.warmUntil, ...(entry.warmSince ? { since: entry.warmSince } : {}) };
     target.servers = await Promise.all(

@@ -32,6 +32,9 @@ export interface DatabaseMark {
   host?: string;
   pid?: number;
   pidStart?: number;
+  /** The PID namespace and boot of the owner: its pid is judged only where they match (see judgeProcess). */
+  pidNs?: number;
+  bootId?: string;
   /** When it was created (ISO 8601). */
   created: string;
   /** Kept for debugging after its run ended (`E2E_LANES_KEEP=1`): never reaped by its mark. */
@@ -66,6 +69,8 @@ export function laneMark(entry: DatabaseEntry, kept = entry.owner.kept === true)
   const mark: DatabaseMark = { toolkit: MARK_TOOLKIT, kind: 'lane', runId: entry.runId, project: entry.project, host: entry.owner.host, pid: entry.owner.pid, created: entry.owner.createdAt };
   if (entry.worker !== undefined) mark.worker = entry.worker;
   if (entry.owner.pidStart !== undefined) mark.pidStart = entry.owner.pidStart;
+  if (entry.owner.pidNs !== undefined) mark.pidNs = entry.owner.pidNs;
+  if (entry.owner.bootId !== undefined) mark.bootId = entry.owner.bootId;
   if (kept) mark.kept = true;
   if (entry.owner.warmUntil !== undefined) mark.warmUntil = entry.owner.warmUntil;
   return mark;
@@ -96,17 +101,19 @@ export function markToEntry(databaseName: string, mark: DatabaseMark, adminUrl: 
   };
   if (typeof mark.worker === 'number') entry.worker = mark.worker;
   if (typeof mark.pidStart === 'number') entry.owner.pidStart = mark.pidStart;
+  if (typeof mark.pidNs === 'number') entry.owner.pidNs = mark.pidNs;
+  if (typeof mark.bootId === 'string') entry.owner.bootId = mark.bootId;
   return entry;
 }
 
 /**
  * Why the owner named by a mark is gone, or undefined when it may be alive: only a mark of this
- * host can be judged (its pid is gone, or now belongs to another process); another host's owner is
+ * host, boot and PID namespace can be judged (its pid is gone, or now belongs to another process); another host's owner is
  * judged by its registry lease, never by its mark. A kept database is never gone.
  */
 export function markOwnerGone(mark: DatabaseMark, host = currentHost()): string | undefined {
   if (mark.kept) return undefined;
   if (typeof mark.warmUntil === 'string' && !(Date.now() < Date.parse(mark.warmUntil))) return `warm lane idle until ${mark.warmUntil}`;
   if (mark.host !== host || typeof mark.pid !== 'number') return undefined;
-  return processGone({ pid: mark.pid, pidStart: mark.pidStart, host: mark.host });
+  return processGone({ pid: mark.pid, pidStart: mark.pidStart, pidNs: mark.pidNs, bootId: mark.bootId, host: mark.host });
 }

@@ -34,7 +34,7 @@ export const REGISTRY_SCHEMA = 'e2e_lanes';
 export const REGISTRY_TABLE = `${REGISTRY_SCHEMA}.lane_databases`;
 
 /** The format of the registry, kept in the table's comment: a table with another comment is brought up to date. */
-const REGISTRY_COMMENT = 'e2e-lanes: lane databases and their owners (format 2)';
+const REGISTRY_COMMENT = 'e2e-lanes: lane databases and their owners (format 3)';
 
 /**
  * The SQL that creates the registry, or brings an older one up to date (run idempotently under an
@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS ${REGISTRY_TABLE} (
   expires_at timestamptz NOT NULL
 );
 ALTER TABLE ${REGISTRY_TABLE} ADD COLUMN IF NOT EXISTS state_dir text;
+ALTER TABLE ${REGISTRY_TABLE} ADD COLUMN IF NOT EXISTS pid_ns bigint;
+ALTER TABLE ${REGISTRY_TABLE} ADD COLUMN IF NOT EXISTS boot_id text;
 CREATE INDEX IF NOT EXISTS lane_databases_prefix_run ON ${REGISTRY_TABLE} (prefix, run_id);
 COMMENT ON TABLE ${REGISTRY_TABLE} IS '${REGISTRY_COMMENT}';`;
 
@@ -74,6 +76,9 @@ export interface RegistryRow {
   host: string;
   pid: number;
   pidStart?: number;
+  /** The owner's PID namespace and boot: its pid is judged only where they match (see judgeProcess). */
+  pidNs?: number;
+  bootId?: string;
   /** The owner's state folder (on its host): processes of one run share it, two runs do not. */
   stateDir?: string;
   /** The template it was cloned from. */
@@ -89,7 +94,7 @@ export interface RegistryRow {
 /** What an owner writes when it claims a lane database. */
 export type RegistryClaim = Omit<RegistryRow, 'createdAt' | 'heartbeatAt' | 'expiresAt' | 'expired'>;
 
-const COLUMNS = `database_name, prefix, run_id, project, worker, shard, host, pid, pid_start::text AS pid_start, state_dir, template,
+const COLUMNS = `database_name, prefix, run_id, project, worker, shard, host, pid, pid_start::text AS pid_start, pid_ns::text AS pid_ns, boot_id, state_dir, template,
   created_at, heartbeat_at, expires_at, expires_at < now() AS expired`;
 
 /** `now() + leaseMs` on the server. */
@@ -171,9 +176,10 @@ export async function findRow(client: Client, databaseName: string): Promise<Reg
 /** Records `claim` as the owner of its database with a fresh lease (inserting, or taking the row over). */
 export async function writeRow(client: Client, claim: RegistryClaim, leaseMs: number): Promise<void> {
   await client.query(
-    `INSERT INTO ${REGISTRY_TABLE} (database_name, prefix, run_id, project, worker, shard, host, pid, pid_start, state_dir, template, expires_at)
-     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ${LEASE})
+    `INSERT INTO ${REGISTRY_TABLE} (database_name, prefix, run_id, project, worker, shard, host, pid, pid_start, state_dir, template, pid_ns, boot_id, expires_at)
+     VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${LEASE})
      ON CONFLICT (database_name) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, pid_start = EXCLUDED.pid_start,
+       pid_ns = EXCLUDED.pid_ns, boot_id = EXCLUDED.boot_id,
        state_dir = EXCLUDED.state_dir, shard = EXCLUDED.shard, heartbeat_at = now(), expires_at = EXCLUDED.expires_at`,
     [
       leaseMs,
@@ -188,6 +194,8 @@ export async function writeRow(client: Client, claim: RegistryClaim, leaseMs: nu
       claim.pidStart ?? null,
       claim.stateDir ?? null,
       claim.template,
+      claim.pidNs ?? null,
+      claim.bootId ?? null,
     ],
   );
 }
@@ -198,10 +206,10 @@ export async function writeRow(client: Client, claim: RegistryClaim, leaseMs: nu
  */
 export async function handOverRow(client: Client, databaseName: string, owner: Owner, leaseMs: number): Promise<void> {
   await client.query(
-    `UPDATE ${REGISTRY_TABLE} SET host = $2, pid = $3, pid_start = $4, heartbeat_at = now(),
+    `UPDATE ${REGISTRY_TABLE} SET host = $2, pid = $3, pid_start = $4, pid_ns = $7, boot_id = $8, heartbeat_at = now(),
        expires_at = CASE WHEN $5::timestamptz IS NULL THEN ${LEASE} ELSE $5::timestamptz END
      WHERE database_name = $6`,
-    [leaseMs, owner.host, owner.pid, owner.pidStart ?? null, owner.warmUntil ?? null, databaseName],
+    [leaseMs, owner.host, owner.pid, owner.pidStart ?? null, owner.warmUntil ?? null, databaseName, owner.pidNs ?? null, owner.bootId ?? null],
   );
 }
 
@@ -244,12 +252,12 @@ export async function withLaneLock<T>(client: Client, databaseName: string, opti
 }
 
 /**
- * Whether the owner of a row still holds it: on the row's own host its pid must be alive (and the
- * same process); on any host its lease must not have expired.
+ * Whether the owner of a row still holds it: where its pid can be judged (the row's own host, boot
+ * and PID namespace) it must be alive (and the same process); anywhere its lease must not have expired.
  */
 export function judgeRow(row: RegistryRow, host = currentHost()): OwnerVerdict {
   if (row.host === host) {
-    const gone = processGone(row);
+    const gone = processGone(row, host);
     if (gone) return { alive: false, reason: gone };
   }
   if (row.expired) return { alive: false, reason: `lease of ${row.host} (pid ${row.pid}) expired at ${row.expiresAt}` };
@@ -276,6 +284,8 @@ interface RawRow {
   host: string;
   pid: number;
   pid_start: string | null;
+  pid_ns: string | null;
+  boot_id: string | null;
   state_dir: string | null;
   template: string;
   created_at: Date;
@@ -301,6 +311,8 @@ function toRow(raw: RawRow): RegistryRow {
   if (raw.worker !== null) row.worker = raw.worker;
   if (raw.shard !== null) row.shard = raw.shard;
   if (raw.pid_start !== null) row.pidStart = Number(raw.pid_start);
+  if (raw.pid_ns !== null) row.pidNs = Number(raw.pid_ns);
+  if (raw.boot_id !== null) row.bootId = raw.boot_id;
   if (raw.state_dir !== null) row.stateDir = raw.state_dir;
   return row;
 }

@@ -124,6 +124,8 @@ export function rowToEntry(row: RegistryRow, adminUrl: string): DatabaseEntry {
   if (row.worker !== undefined) entry.worker = row.worker;
   if (row.shard !== undefined) entry.shard = row.shard;
   if (row.pidStart !== undefined) entry.owner.pidStart = row.pidStart;
+  if (row.pidNs !== undefined) entry.owner.pidNs = row.pidNs;
+  if (row.bootId !== undefined) entry.owner.bootId = row.bootId;
   return entry;
 }
 

@@ -111,10 +111,10 @@ export class TableRecords implements LaneRecords {
     }
     // A live owner of this run on this host keeps the row; anyone else writes itself in.
     const mine = newOwner(key.runId);
-    const holder: Pick<RegistryRow, 'host' | 'pid' | 'pidStart' | 'stateDir'> =
+    const holder: Pick<RegistryRow, 'host' | 'pid' | 'pidStart' | 'pidNs' | 'bootId' | 'stateDir'> =
       claim === 'renew' && row
-        ? { host: row.host, pid: row.pid, pidStart: row.pidStart, stateDir: row.stateDir }
-        : { host: mine.host, pid: mine.pid, pidStart: mine.pidStart, stateDir: this.#stateDir };
+        ? { host: row.host, pid: row.pid, pidStart: row.pidStart, pidNs: row.pidNs, bootId: row.bootId, stateDir: row.stateDir }
+        : { host: mine.host, pid: mine.pid, pidStart: mine.pidStart, pidNs: mine.pidNs, bootId: mine.bootId, stateDir: this.#stateDir };
     try {
       await writeRow(client, { databaseName, prefix: this.#prefix, ...key, shard: this.#shard, ...holder, template }, this.#leaseMs);
     } catch (error) {

@@ -4,7 +4,8 @@
  * a run that dies midway leaves everything for the reaper. A port taken between allocation and
  * start by a process outside the state folder is retried with new ports.
  */
-import { DEBUG_ENV, KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
+import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
+import { formatIdentityMark, identityOf } from '../state/identity.js';
 import type { DatabaseAllocator } from '../databases/index.js';
 import { isLanesError } from '../errors.js';
 import { progress, warn } from '../log.js';
@@ -116,13 +117,16 @@ async function reallocatePorts(allocator: PortAllocator, key: LaneKey, names: st
  * the keep mark of lanes that outlive the run.
  */
 function markedDefinitions(ctx: BootContext): ServerDefinition[] {
-  const owner = String(resolveOwnerPid());
+  const ownerPid = resolveOwnerPid();
+  const owner = String(ownerPid);
+  const identity = formatIdentityMark(identityOf(ownerPid));
   return (ctx.options.servers ?? []).map((server) => ({
     ...server,
     env: (serverCtx) => ({
       [SERVER_MARK_ENV]: server.name,
       [RUN_ID_ENV]: ctx.runId,
       [OWNER_PID_ENV]: owner,
+      [OWNER_IDENTITY_ENV]: identity,
       ...(ctx.outlives ? { [KEEP_ENV]: '1' } : {}),
       ...(typeof server.env === 'function' ? server.env(serverCtx) : server.env),
     }),

@@ -1,8 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KEEP_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
+import { KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
 import { killProcessGroup } from '../servers/index.js';
 import { isPidAlive } from '../state/index.js';
+import { parseIdentityMark, pidNamespaceOf, type ProcessRecord } from '../state/identity.js';
+import { judgeProcess } from '../state/owner.js';
 import { procStat } from '../state/proc.js';
 
 /** The environment of a process (Linux `/proc/<pid>/environ`), or undefined where it cannot be read. */
@@ -39,6 +41,24 @@ export interface OrphanProcess {
   ownerPid: number;
   /** Its process group, to kill with it. */
   pgid: number;
+  /** Why it counts as an orphan (its owner is provably gone). */
+  reason?: string;
+}
+
+/**
+ * The owner a server process's marks name: its pid with the identity recorded with it. A mark
+ * without an identity (an older version) takes the PID namespace of the process itself, so a
+ * process of another namespace is never judged by a pid of that namespace.
+ */
+export function markedOwner(pid: number, env: Map<string, string>): ProcessRecord | undefined {
+  const ownerPid = Number(env.get(OWNER_PID_ENV));
+  if (!Number.isInteger(ownerPid) || ownerPid <= 0) return undefined;
+  const identity = parseIdentityMark(env.get(OWNER_IDENTITY_ENV));
+  if (identity.pidNs === undefined) {
+    const ns = pidNamespaceOf(pid);
+    if (ns !== undefined) identity.pidNs = ns;
+  }
+  return { pid: ownerPid, ...identity };
 }
 
 /** The process group of a process (Linux `/proc/<pid>/stat` field 5), or the pid itself elsewhere. */
@@ -48,8 +68,11 @@ export function processGroupOf(pid: number): number {
 }
 
 /**
- * Lane server processes on this host whose owner process is dead (Linux only; empty elsewhere).
- * This catches servers that a killed run started but never got to record.
+ * Lane server processes on this host whose owner process is provably dead (Linux only; empty
+ * elsewhere): the owner named by their marks is judged by {@link judgeProcess}, so a server whose
+ * owner lives in another PID namespace or boot (it cannot be judged here) is never one. Kept
+ * servers (`E2E_LANES_KEEP=1`) are left alone. This catches servers that a killed run started
+ * but never got to record.
  */
 export function findOrphanServers(): OrphanProcess[] {
   let pids: number[];
@@ -64,9 +87,11 @@ export function findOrphanServers(): OrphanProcess[] {
     const env = processEnv(pid);
     const server = env?.get(SERVER_MARK_ENV);
     if (!env || !server || env.get(KEEP_ENV) === '1') continue;
-    const ownerPid = Number(env.get(OWNER_PID_ENV));
-    if (!Number.isInteger(ownerPid) || ownerPid <= 0 || isPidAlive(ownerPid)) continue;
-    orphans.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid, pgid: processGroupOf(pid) });
+    const owner = markedOwner(pid, env);
+    if (!owner) continue;
+    const verdict = judgeProcess(owner);
+    if (verdict.state !== 'gone') continue;
+    orphans.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid: owner.pid, pgid: processGroupOf(pid), reason: verdict.reason });
   }
   return orphans;
 }

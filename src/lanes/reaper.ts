@@ -1,8 +1,9 @@
 import { debugLogger } from '../log.js';
 import { killProcessGroup } from '../servers/index.js';
-import { describeLane, splitByLiveness } from '../state/index.js';
+import { currentHost, describeLane, splitByLiveness } from '../state/index.js';
+import { pidNotJudgeable } from '../state/identity.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
-import { findOrphanServers, isServerOfRun } from './orphans.js';
+import { findOrphanServers, findRunProcesses, isServerOfRun } from './orphans.js';
 
 const debug = debugLogger('reaper');
 
@@ -12,6 +13,8 @@ export interface ReapReport {
   lanes: Array<{ entry: LaneEntry; reason: string }>;
   /** Server processes that were killed (recorded ones and unrecorded orphans), one per process group. */
   killedPids: number[];
+  /** The same, each with what it was and why it was killed (for `gc`'s output). */
+  killed: Array<{ pid: number; why: string }>;
 }
 
 /**
@@ -21,7 +24,7 @@ export interface ReapReport {
  */
 export async function reapStaleLanes(stateDir: string, leaseMs: number, options: { dryRun?: boolean } = {}): Promise<ReapReport> {
   const file = laneLedger(stateDir);
-  const report: ReapReport = { lanes: [], killedPids: [] };
+  const report: ReapReport = { lanes: [], killedPids: [], killed: [] };
   const pick = (entries: LaneEntry[]): Array<{ entry: LaneEntry; reason: string }> =>
     splitByLiveness(entries, leaseMs).stale;
 
@@ -37,19 +40,20 @@ export async function reapStaleLanes(stateDir: string, leaseMs: number, options:
   const plan: Array<{ pgid: number; pid: number; why: string }> = [];
   for (const { entry, reason } of stale) {
     debug('reaping %s: %s', describeLane(entry), reason);
-    for (const server of entry.servers) {
-      if (!isServerOfRun(server.pid, entry.runId) || groups.has(server.pid)) continue;
-      groups.add(server.pid);
+    for (const server of recordedServers(entry)) {
+      if (groups.has(server.pgid)) continue;
+      groups.add(server.pgid);
       report.killedPids.push(server.pid);
-      plan.push({ pgid: server.pid, pid: server.pid, why: `server ${server.name} of ${describeLane(entry)}` });
+      plan.push({ ...server, why: `server ${server.name} (pid ${server.pid}) of ${describeLane(entry)}: ${reason}` });
     }
   }
   for (const orphan of findOrphanServers()) {
     if (groups.has(orphan.pgid) || report.killedPids.includes(orphan.pid)) continue;
     groups.add(orphan.pgid);
     report.killedPids.push(orphan.pid);
-    plan.push({ pgid: orphan.pgid, pid: orphan.pid, why: `orphan server ${orphan.server} (pid ${orphan.pid}, run ${orphan.runId}, owner ${orphan.ownerPid} gone)` });
+    plan.push({ pgid: orphan.pgid, pid: orphan.pid, why: `unrecorded server ${orphan.server} (pid ${orphan.pid}) of run ${orphan.runId}: ${orphan.reason ?? `owner pid ${orphan.ownerPid} is gone`}` });
   }
+  report.killed = plan.map(({ pid, why }) => ({ pid, why }));
   if (options.dryRun) return report;
   for (const { pgid, pid, why } of plan) {
     debug('killing %s', why);
@@ -64,4 +68,19 @@ export async function reapStaleLanes(stateDir: string, leaseMs: number, options:
     });
   }
   return report;
+}
+
+/**
+ * The live servers of a stale lane, each with its process group. Recorded pids are numbers of the
+ * owner's PID namespace: used where the owner's pid can be judged here (this host, boot and
+ * namespace), and only while they still carry the run's marks. Elsewhere the lane's servers are
+ * found by their marks (the group leaders that carry the run id). @internal
+ */
+function recordedServers(entry: LaneEntry): Array<{ pid: number; pgid: number; name: string }> {
+  if (entry.owner.host === currentHost() && pidNotJudgeable(entry.owner) === undefined) {
+    return entry.servers.filter((server) => isServerOfRun(server.pid, entry.runId)).map((server) => ({ pid: server.pid, pgid: server.pid, name: server.name }));
+  }
+  return findRunProcesses(entry.runId)
+    .filter((found) => found.pgid === found.pid)
+    .map((found) => ({ pid: found.pid, pgid: found.pgid, name: found.server }));
 }

@@ -7,9 +7,9 @@ import ci from 'ci-info';
 import { LanesError } from '../errors.js';
 import { PRIVATE_RUNNER_ENV, type ServerDefinition } from '../servers/index.js';
 import { loopbackUrl } from '../servers/options.js';
-import { OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, WATCHDOG_ENV } from '../env-vars.js';
+import { OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, WATCHDOG_ENV } from '../env-vars.js';
 import { currentHost, handOverRunEntries, judgeOwner, newOwner, type Owner } from '../state/index.js';
-import { pidStartTime } from '../state/owner.js';
+import { identityOf } from '../state/identity.js';
 import { laneLedger, type LaneEntry, type LaneFingerprint } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
 
@@ -146,9 +146,7 @@ export async function claimWarmRun(stateDir: string, configKey: string, leaseMs:
 /** The owner of a warm run's entries: its watchdog, until `idleMs` from now. */
 export function warmOwner(runId: string, watchdogPid: number, idleMs: number, now = new Date()): Owner {
   const owner: Owner = { runId, pid: watchdogPid, host: currentHost(), createdAt: now.toISOString(), heartbeatAt: now.toISOString(), warmUntil: new Date(now.getTime() + idleMs).toISOString() };
-  const start = pidStartTime(watchdogPid);
-  if (start !== undefined) owner.pidStart = start;
-  return owner;
+  return Object.assign(owner, identityOf(watchdogPid));
 }
 
 /** What a watchdog process is told (JSON in {@link WATCHDOG_ENV}). */
@@ -179,7 +177,7 @@ export function spawnWatchdog(settings: WatchdogSettings): number {
   const log = openSync(join(logDir, 'watchdog.log'), 'a');
   const env: NodeJS.ProcessEnv = { ...process.env, [WATCHDOG_ENV]: JSON.stringify(settings) };
   // Not a server of the run, and none of the runner's secrets.
-  for (const name of [...PRIVATE_RUNNER_ENV, RUN_ID_ENV, OWNER_PID_ENV, SERVER_MARK_ENV, 'NODE_OPTIONS']) delete env[name];
+  for (const name of [...PRIVATE_RUNNER_ENV, RUN_ID_ENV, OWNER_PID_ENV, OWNER_IDENTITY_ENV, SERVER_MARK_ENV, 'NODE_OPTIONS']) delete env[name];
   try {
     const child = spawn(process.execPath, [...loader, script], { detached: true, stdio: ['ignore', log, log], env, cwd: process.cwd() });
     if (child.pid === undefined) throw new Error(`the watchdog process could not be started (${process.execPath} ${script})`);

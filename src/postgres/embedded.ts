@@ -261,7 +261,7 @@ function createHandle(
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         const user = server?.users.find((candidate) => candidate.id === me.id);
         // Handed to a warm run's watchdog (alive while it lives, until its deadline), else kept.
-        if (user && owner) Object.assign(user, { pid: owner.pid, host: owner.host, heartbeatAt: owner.heartbeatAt, ...(owner.pidStart !== undefined ? { pidStart: owner.pidStart } : {}), ...(owner.warmUntil !== undefined ? { warmUntil: owner.warmUntil } : {}) });
+        if (user && owner) Object.assign(user, { pid: owner.pid, host: owner.host, heartbeatAt: owner.heartbeatAt, ...(owner.pidStart !== undefined ? { pidStart: owner.pidStart } : {}), ...(owner.pidNs !== undefined ? { pidNs: owner.pidNs } : {}), ...(owner.bootId !== undefined ? { bootId: owner.bootId } : {}), ...(owner.warmUntil !== undefined ? { warmUntil: owner.warmUntil } : {}) });
         else if (user) user.kept = true;
       });
     })();

@@ -2,6 +2,7 @@ import { HOST_ENV, OWNER_PID_ENV, RUN_ID_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { procStat } from './proc.js';
+import { identityOf, pidNotJudgeable, type ProcessRecord, type ProcessVerdict } from './identity.js';
 import { hostname } from 'node:os';
 import { ciRunId } from './ci.js';
 
@@ -15,6 +16,10 @@ export interface Owner {
   host: string;
   /** Kernel start time of `pid` (Linux), to tell a recycled pid from the real owner. */
   pidStart?: number;
+  /** The PID namespace `pid` is a number of (inode of `/proc/self/ns/pid` of the recorder, Linux). */
+  pidNs?: number;
+  /** The boot the owner ran in (`/proc/sys/kernel/random/boot_id`, Linux). */
+  bootId?: string;
   /** When the entry was created (ISO 8601). */
   createdAt: string;
   /** Last time a live process of the run refreshed the entry (ISO 8601). */
@@ -113,9 +118,7 @@ export function newOwner(runId: string, pid = resolveOwnerPid(), now = new Date(
     createdAt: now.toISOString(),
     heartbeatAt: now.toISOString(),
   };
-  const start = pidStartTime(pid);
-  if (start !== undefined) owner.pidStart = start;
-  return owner;
+  return Object.assign(owner, identityOf(pid));
 }
 
 /**
@@ -142,33 +145,45 @@ export function pidStartTime(pid: number): number | undefined {
 export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
 
 /**
- * Why the process recorded as `pid` (started at `pidStart`) on this host is gone, or undefined
- * while it lives: its pid is gone, or now belongs to another process (a recycled pid). The one
- * check behind every owner record: state files' owners, the owner table's rows, databases' marks.
+ * The one judge of a recorded process (state files' owners, the owner table's rows, databases'
+ * marks, the environment marks of server processes): by its pid only when the record is of this
+ * host, this boot and this PID namespace; then it is alive, or gone (its pid is gone, or now
+ * belongs to another process). Otherwise it cannot be judged here: a lease decides, never the pid.
  */
-export function processGone(record: { pid: number; pidStart?: number | undefined; host?: string }): string | undefined {
+export function judgeProcess(record: ProcessRecord, here = currentHost()): ProcessVerdict {
+  if (record.host !== undefined && record.host !== here) return { state: 'unknown', reason: `owner pid ${record.pid} is on host ${record.host}` };
+  const elsewhere = pidNotJudgeable(record);
+  if (elsewhere) return { state: 'unknown', reason: `owner pid ${record.pid} is ${elsewhere}` };
   const where = record.host ? ` on ${record.host}` : '';
-  if (!isPidAlive(record.pid)) return `owner pid ${record.pid}${where} is gone`;
+  if (!isPidAlive(record.pid)) return { state: 'gone', reason: `owner pid ${record.pid}${where} is gone` };
   if (record.pidStart !== undefined) {
     const start = pidStartTime(record.pid);
-    if (start !== undefined && start !== record.pidStart) return `owner pid ${record.pid} now belongs to another process`;
+    if (start !== undefined && start !== record.pidStart) return { state: 'gone', reason: `owner pid ${record.pid} now belongs to another process` };
   }
-  return undefined;
+  return { state: 'alive' };
 }
 
 /**
- * Decides whether an owner still holds its entries: on this host its pid must be alive (and be
- * the same process, not a recycled pid); on any host its heartbeat must be younger than the lease.
+ * Why the process of `record` is provably gone, or undefined while it lives or cannot be judged
+ * here (see {@link judgeProcess}): then only a lease may decide.
+ */
+export function processGone(record: ProcessRecord, here = currentHost()): string | undefined {
+  const verdict = judgeProcess(record, here);
+  return verdict.state === 'gone' ? verdict.reason : undefined;
+}
+
+/**
+ * Decides whether an owner still holds its entries: where its pid can be judged (this host, boot and
+ * PID namespace) it must be alive (and be the same process, not a recycled pid); anywhere its
+ * heartbeat must be younger than the lease.
  */
 export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): OwnerVerdict {
   if (owner.kept) return { alive: true };
   if (owner.warmUntil !== undefined && !(now < Date.parse(owner.warmUntil))) {
     return { alive: false, reason: `warm lane idle until ${owner.warmUntil} (option reuse.idleMs)` };
   }
-  if (owner.host === currentHost()) {
-    const gone = processGone({ pid: owner.pid, pidStart: owner.pidStart });
-    if (gone) return { alive: false, reason: gone };
-  }
+  const gone = processGone(owner);
+  if (gone) return { alive: false, reason: gone };
   // A warm run's watchdog does not beat: its pid and its deadline decide.
   if (owner.warmUntil !== undefined) return { alive: true };
   const age = now - Date.parse(owner.heartbeatAt);
@@ -189,6 +204,8 @@ export function isOwner(value: unknown): value is Owner {
     typeof o.createdAt === 'string' &&
     typeof o.heartbeatAt === 'string' &&
     (o.pidStart === undefined || typeof o.pidStart === 'number') &&
+    (o.pidNs === undefined || typeof o.pidNs === 'number') &&
+    (o.bootId === undefined || typeof o.bootId === 'string') &&
     (o.kept === undefined || typeof o.kept === 'boolean') &&
     (o.warmUntil === undefined || typeof o.warmUntil === 'string')
   );
