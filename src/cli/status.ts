@@ -14,6 +14,8 @@ export interface LaneStatus {
   worker?: number;
   ports: Record<string, number>;
   databaseName?: string;
+  /** The role the lane's processes connect as (its own with lane roles, else the admin's), from its recorded URL. */
+  role?: string;
   servers: Array<{ name: string; pid: number; port?: number; alive: boolean; listening: boolean }>;
   ownerPid: number;
   ownerHost: string;
@@ -63,7 +65,12 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
     return found;
   };
   for (const entry of ports) row(entry, entry.alive, entry.staleReason).ports = entry.ports;
-  for (const entry of databases) row(entry, entry.alive, entry.staleReason).databaseName = entry.databaseName;
+  for (const entry of databases) {
+    const target = row(entry, entry.alive, entry.staleReason);
+    target.databaseName = entry.databaseName;
+    const role = roleOf(entry.databaseUrl);
+    if (role) target.role = role;
+  }
   for (const entry of lanes.entries) {
     const verdict = judgeOwner(entry.owner, state.leaseMs);
     const target = row(entry, verdict.alive, verdict.alive ? undefined : verdict.reason);
@@ -86,17 +93,27 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
 export function formatStatus(rows: LaneStatus[]): string {
   if (rows.length === 0) return 'No lanes.';
   return table(
-    ['RUN', 'PROJECT', 'PORTS', 'DATABASE', 'SERVERS', 'OWNER', 'AGE'],
+    ['RUN', 'PROJECT', 'PORTS', 'DATABASE', 'ROLE', 'SERVERS', 'OWNER', 'AGE'],
     rows.map((row) => [
       row.runId,
       row.worker === undefined ? row.project : `${row.project} #${row.worker}`,
       Object.entries(row.ports).map(([name, port]) => `${name}:${port}`).join(' ') || dim('-'),
       row.databaseName ?? dim('-'),
+      row.role ?? dim('-'),
       row.servers.map((server) => `${server.name}:${server.pid} ${server.listening ? green('healthy') : server.alive ? yellow('not listening') : red('dead')}`).join(', ') || dim('-'),
       `${row.ownerPid}@${row.ownerHost} ${row.kept ? yellow('kept') : row.warm && row.ownerAlive ? yellow(describeWarm(row.warm)) : row.ownerAlive ? green('alive') : red(`dead${row.staleReason ? ` (${row.staleReason})` : ''}`)}`,
       age(row.createdAt),
     ]),
   );
+}
+
+/** The user of a recorded (redacted) database URL, or undefined. */
+function roleOf(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).username) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `warm, idle 2m, stops in 13m` (or `stopping` once the deadline passed). */

@@ -15,10 +15,11 @@ import { describeLane, type LaneKey } from '../state/index.js';
 import { cloneDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import type { DatabaseAllocation, DatabaseEntry } from './entries.js';
 import type { LaneRecords } from './lane-records.js';
-import { markLanes } from './marks.js';
+import { laneMark, markLanes } from './marks.js';
 import { laneDatabaseName, templateHashOf } from './names.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy } from './ready-pool.js';
+import { ensureLaneRole, laneAccessSql, laneRoleName, laneRolePassword, laneRoleUrl } from './roles.js';
 import type { PostgresSession } from './session.js';
 import type { TemplateInfo } from './template.js';
 
@@ -35,6 +36,8 @@ export interface ClaimContext {
   cloneStrategy: CloneStrategy;
   /** Called when a lane took a ready copy, so the pool is topped up again. */
   tookReadyCopy(): void;
+  /** Lane roles (option `laneRoles`): the server's URL without credentials and the run's key; none: lanes use the admin URL. */
+  roles?: { baseUrl: string; key: string } | undefined;
 }
 
 /**
@@ -49,7 +52,8 @@ export async function claimLane(context: ClaimContext, key: LaneKey, template: T
   const databaseName = laneDatabaseName(context.prefix, key);
   let entry: DatabaseEntry;
   for (let attempt = 1; ; attempt++) {
-    const recorded = await ledger.record(key, databaseName, template.name, adminUrl);
+    // The recorded URL (password redacted) names the role the lane connects as.
+    const recorded = await ledger.record(key, databaseName, template.name, context.roles ? laneRoleUrl(context.roles.baseUrl, context.roles.key, databaseName) : adminUrl);
     entry = recorded.entry;
     try {
       await session.withAdmin((client, version) =>
@@ -75,7 +79,8 @@ export async function claimLane(context: ClaimContext, key: LaneKey, template: T
   }
   ledger.keepAlive(key.runId);
   records.hold(databaseName);
-  const allocation: DatabaseAllocation = { project: entry.project, runId: entry.runId, databaseName: entry.databaseName, databaseUrl: withDatabase(adminUrl, entry.databaseName), template };
+  const databaseUrl = context.roles ? laneRoleUrl(context.roles.baseUrl, context.roles.key, entry.databaseName) : withDatabase(adminUrl, entry.databaseName);
+  const allocation: DatabaseAllocation = { project: entry.project, runId: entry.runId, databaseName: entry.databaseName, databaseUrl, template };
   if (entry.worker !== undefined) allocation.worker = entry.worker;
   return allocation;
 }
@@ -89,6 +94,7 @@ export async function claimLane(context: ClaimContext, key: LaneKey, template: T
  */
 async function create(context: ClaimContext, client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
   const { databaseName } = entry;
+  const roles = context.roles;
   try {
     const hash = templateHashOf(context.prefix, template);
     const copy = hash === undefined ? undefined : await takeReadyCopy(client, context.prefix, hash, databaseName);
@@ -103,7 +109,28 @@ async function create(context: ClaimContext, client: Client, version: number, en
     if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
     debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
   }
+  if (roles) await openToLaneRole(client, entry, template, roles.key);
   await markLanes(client, [entry]);
+}
+
+/**
+ * Creates the lane's role and grants it its database. A release racing the claim may drop both
+ * meanwhile: a dropped role is created again, a dropped database left to the claim's own check
+ * (which starts over).
+ */
+async function openToLaneRole(client: Client, entry: DatabaseEntry, template: string, key: string): Promise<void> {
+  const { databaseName } = entry;
+  for (let attempt = 1; ; attempt++) {
+    await ensureLaneRole(client, databaseName, laneRolePassword(key, laneRoleName(databaseName)), template, laneMark(entry));
+    try {
+      await client.query(laneAccessSql(databaseName));
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === '3D000') return; // the database was dropped by a release meanwhile
+      if (code !== '42704' || attempt >= 3) throw error; // 42704: the role was
+    }
+  }
 }
 
 function createFailed(databaseName: string, template: string, adminUrl: string, error: unknown): LanesError {

@@ -1,5 +1,5 @@
 import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
+import { debugLogger, progress } from '../log.js';
 import { describeLane, sameLane, type LaneKey, type LedgerDocument, type Owner, type StateFile } from '../state/index.js';
 import { withDatabase } from '../postgres/index.js';
 import { instanceFor } from '../state/instances.js';
@@ -17,6 +17,7 @@ import { currentShard, reaping, releasing } from './ownership.js';
 import { PoolKeeper } from './pool-keeper.js';
 import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
 import type { ResetStrategy } from './reset.js';
+import { checkCanCreateRoles, laneRoleKey, laneRoleName, laneRoleUrl, serverBaseUrl } from './roles.js';
 import { PostgresSession } from './session.js';
 import { ensureTemplate, type TemplateInfo } from './template.js';
 
@@ -60,6 +61,9 @@ export class DatabaseAllocator {
   #prepared: Promise<TemplateInfo> | undefined;
   readonly #pool: PoolKeeper;
   readonly #resets: LaneResets;
+  /** Lane roles: how lane URLs are named (the same server for the allocator's life). */
+  #roleAccess: Promise<{ baseUrl: string; key: string }> | undefined;
+  #saidNoRoles = false;
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -68,7 +72,7 @@ export class DatabaseAllocator {
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
     this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
-    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs });
+    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs, laneRoles: this.options.laneRoles });
   }
 
   /** The state file `allocated-databases.json`. */
@@ -198,7 +202,11 @@ export class DatabaseAllocator {
     const template = await this.prepare();
     await this.#session.server();
     const records = await this.#lanes();
-    return claimLane({ session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill() }, key, template);
+    return claimLane(
+      { session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill(), roles: await this.#laneRoles() },
+      key,
+      template,
+    );
   }
 
   /**
@@ -256,7 +264,31 @@ export class DatabaseAllocator {
     const entry = (await this.#ledger.file.read()).entries.find((candidate) => sameLane(candidate, key));
     if (!entry) return undefined;
     const exists = await this.#session.withAdmin(async (client) => (await findDatabase(client, entry.databaseName)) !== undefined);
-    return { databaseName: entry.databaseName, databaseUrl: withDatabase((await this.#session.server()).adminUrl, entry.databaseName), exists };
+    return { databaseName: entry.databaseName, databaseUrl: await this.laneDatabaseUrl(entry.databaseName), exists };
+  }
+
+  /**
+   * The URL a lane's processes connect with to lane database `databaseName` of this run: its lane
+   * role's (option `laneRoles`), else the admin's. It holds a password: never log it.
+   */
+  async laneDatabaseUrl(databaseName: string): Promise<string> {
+    const roles = await this.#laneRoles();
+    return roles ? laneRoleUrl(roles.baseUrl, roles.key, databaseName) : withDatabase((await this.#session.server()).adminUrl, databaseName);
+  }
+
+  /**
+   * What a worker needs to name its lane's URL before it knows its lane: the server's URL and the
+   * run's lane role key (option `laneRoles`: no admin credentials), else the admin URL. It holds a
+   * secret: for the run's workers only, never for messages.
+   */
+  async laneAccess(): Promise<{ baseUrl: string; roleKey?: string }> {
+    const roles = await this.#laneRoles();
+    return roles ? { baseUrl: roles.baseUrl, roleKey: roles.key } : { baseUrl: (await this.#session.server()).adminUrl };
+  }
+
+  /** The role a lane database of this allocator is reached with: its lane role, or the admin's (undefined when unknown). */
+  laneRoleOf(databaseName: string): string | undefined {
+    return this.options.laneRoles ? laneRoleName(databaseName) : undefined;
   }
 
   /**
@@ -324,13 +356,32 @@ export class DatabaseAllocator {
   }
 
   async #prepare(): Promise<TemplateInfo> {
-    await this.#session.server();
+    const server = await this.#session.server();
     await this.#lanes();
+    if (this.options.laneRoles) await this.#session.withAdmin((client) => checkCanCreateRoles(client, server.description));
+    else if (!this.#saidNoRoles) {
+      this.#saidNoRoles = true;
+      progress('database.laneRoles: false: every lane connects as the admin role (its DATABASE_URL can reach every database of the server)');
+    }
     const expected = this.options.expectedConnections;
     if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
     const { prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs } = this.options;
     const adminUrl = await this.#session.maintenanceUrl();
-    return ensureTemplate({ adminUrl, prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs });
+    const laneRoles = this.options.laneRoles;
+    return ensureTemplate({ adminUrl, prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs, laneRoles });
+  }
+
+  /** The server's URL without credentials and this run's lane role key; undefined without lane roles. */
+  #laneRoles(): Promise<{ baseUrl: string; key: string } | undefined> {
+    if (!this.options.laneRoles) return Promise.resolve(undefined);
+    this.#roleAccess ??= this.#session.server().then(
+      ({ adminUrl }) => ({ baseUrl: serverBaseUrl(adminUrl), key: laneRoleKey(adminUrl, this.runId) }),
+      (error: unknown) => {
+        this.#roleAccess = undefined;
+        throw error;
+      },
+    );
+    return this.#roleAccess;
   }
 
   /** Where lanes are recorded: opened once (a failure is tried again by the next call). */
@@ -351,7 +402,7 @@ export class DatabaseAllocator {
 
   #assertCompatible(resolved: ResolvedDatabaseAllocatorOptions): void {
     const fingerprint = (o: ResolvedDatabaseAllocatorOptions): string =>
-      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry, o.registryDatabase]);
+      JSON.stringify([o.runId, o.prefix, o.adminUrl, o.migrations, o.seed, o.hashInputs, o.cloneStrategy, o.registry, o.registryDatabase, o.laneRoles]);
     if (fingerprint(resolved) !== fingerprint(this.options)) {
       throw new LanesError(
         'INVALID_OPTION',

@@ -11,6 +11,7 @@ import { laneMark } from './marks.js';
 import type { CloneStrategy } from './options.js';
 import type { PoolKeeper } from './pool-keeper.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
+import { laneAccessSql } from './roles.js';
 import type { PostgresSession } from './session.js';
 import type { TemplateInfo } from './template.js';
 import { TruncateResets } from './truncate-reset.js';
@@ -18,11 +19,11 @@ import { TruncateResets } from './truncate-reset.js';
 export class LaneResets {
   readonly #session: PostgresSession;
   readonly #pool: PoolKeeper;
-  readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number };
+  readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; laneRoles: boolean };
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
 
-  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number }) {
+  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; laneRoles: boolean }) {
     this.#session = session;
     this.#pool = pool;
     this.#options = options;
@@ -42,7 +43,7 @@ export class LaneResets {
     }
     await this.#truncates.forget(url);
     const swapped = await this.#session.withAdmin((client, version) =>
-      swapDatabase(client, { name: databaseName, prefix: this.#options.prefix, template, strategy: this.#options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(entry)) }),
+      swapDatabase(client, { name: databaseName, prefix: this.#options.prefix, template, strategy: this.#options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(entry)), ...(this.#options.laneRoles ? { access: laneAccessSql(databaseName) } : {}) }),
     );
     if (swapped.discarded) this.#pool.discard(swapped.discarded);
     this.#pool.refill();

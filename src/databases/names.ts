@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { LanesError } from '../errors.js';
-import { withDatabase } from '../postgres/url.js';
 import { validateProjectName, type LaneKey } from '../state/ledger.js';
 
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN − 1): every generated name fits. */
@@ -49,15 +48,6 @@ export function laneDatabaseName(prefix: string, key: DatabaseNameKey): string {
     return `${prefix}_${hash}${worker}`.slice(0, MAX_DATABASE_NAME_BYTES);
   }
   return name;
-}
-
-/**
- * The connection URL of a lane's database on the server of `adminUrl`. Known before the lane boots
- * (the name depends on the key alone), so a worker can point its clients at it before its spec
- * files load.
- */
-export function laneDatabaseUrl(adminUrl: string, prefix: string, key: DatabaseNameKey): string {
-  return withDatabase(adminUrl, laneDatabaseName(prefix, key));
 }
 
 /**

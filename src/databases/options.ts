@@ -146,6 +146,16 @@ export interface DatabaseAllocatorOptions extends RunScopeOptions {
    * @default 1_800_000 (30 minutes)
    */
   templateWaitTimeoutMs?: number;
+  /**
+   * A role per lane: every lane's servers, workers and spawned processes connect as a login role of
+   * that lane alone (random password; not superuser, no CREATEDB, CREATEROLE or BYPASSRLS) that can do
+   * everything in its own database, DDL included, and cannot connect to, read or write any other
+   * database of the server. Needs an admin role with CREATEROLE (or superuser): setup fails with
+   * `LANE_ROLES_UNAVAILABLE` otherwise. `false`: lanes connect as the admin role, as before (setup
+   * says so in one line).
+   * @default true
+   */
+  laneRoles?: boolean;
 }
 
 export interface ResolvedDatabaseAllocatorOptions {
@@ -171,6 +181,7 @@ export interface ResolvedDatabaseAllocatorOptions {
   seedTimeoutMs: number;
   migrationTimeoutMs: number;
   templateWaitTimeoutMs: number;
+  laneRoles: boolean;
 }
 
 /**
@@ -212,6 +223,7 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
     migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),
     templateWaitTimeoutMs: durationOption('templateWaitTimeoutMs', TEMPLATE_WAIT_TIMEOUT_ENV, options.templateWaitTimeoutMs, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS),
+    laneRoles: resolveLaneRoles(options.laneRoles),
   };
 }
 
@@ -219,6 +231,12 @@ function resolveResetStrategy(value: unknown): ResetStrategy {
   if (value === undefined) return 'swap';
   if ((RESET_STRATEGIES as readonly unknown[]).includes(value)) return value as ResetStrategy;
   throw new LanesError('INVALID_OPTION', `Invalid database reset ${JSON.stringify(value)}.`, { hint: "Option `database.reset` takes 'swap' or 'truncate'." });
+}
+
+function resolveLaneRoles(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value === 'boolean') return value;
+  throw new LanesError('INVALID_OPTION', `Invalid database laneRoles ${JSON.stringify(value)}.`, { hint: 'Option `database.laneRoles` takes true (the default: a role per lane) or false (lanes connect as the admin role).' });
 }
 
 function resolvePool(value: unknown): number {

@@ -8,10 +8,10 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
+import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
 import { debugLogger } from '../log.js';
 import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
-import { writeMark, type DatabaseMark } from './marks.js';
+import type { DatabaseMark } from './marks.js';
 import type { CloneStrategy } from './options.js';
 
 const debug = debugLogger('databases');
@@ -56,12 +56,13 @@ export async function readyCopies(client: Client, prefix: string, hash: string):
 /**
  * Renames a ready copy of the template to `name` and resolves which copy it was; undefined when
  * there is none left (then the caller clones). A copy another process renamed first is skipped.
- * `name` must not exist.
+ * `name` must not exist. `then`: statements run in the same transaction as the rename (e.g. the
+ * grant to a lane role), so the copy shows under its new name with them done.
  */
-export async function takeReadyCopy(client: Client, prefix: string, hash: string, name: string): Promise<string | undefined> {
+export async function takeReadyCopy(client: Client, prefix: string, hash: string, name: string, then?: string): Promise<string | undefined> {
   for (const copy of await readyCopies(client, prefix, hash)) {
     try {
-      await client.query(`ALTER DATABASE ${escapeIdentifier(copy)} RENAME TO ${escapeIdentifier(name)}`);
+      await client.query(`ALTER DATABASE ${escapeIdentifier(copy)} RENAME TO ${escapeIdentifier(name)}${then ? `;\n${then}` : ''}`);
       debug('took ready copy %s as %s', copy, name);
       return copy;
     } catch (error) {
@@ -93,7 +94,8 @@ export async function fillPool(
     await cloneDatabase(client, name, options.template.name, options.strategy, options.serverVersion);
     made.push(name);
     try {
-      await writeMark(client, name, options.mark);
+      // Nobody connects to a ready copy: closed to PUBLIC, its lane role gets it when it is renamed in.
+      await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(options.mark))};\nREVOKE ALL ON DATABASE ${escapeIdentifier(name)} FROM PUBLIC`);
     } catch (error) {
       // Taken (renamed) by a lane already: it is that lane's database now.
       if ((error as Partial<DatabaseError>).code !== '3D000') throw error;

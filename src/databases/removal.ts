@@ -18,6 +18,7 @@ import type { LaneRecords } from './lane-records.js';
 import { markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './marks.js';
 import { isLaneDatabaseOf } from './names.js';
 import { planRemoval, type RemovalPick, type RemovalTarget } from './ownership.js';
+import { dropToolkitRole, laneRoleName, reapRoles } from './roles.js';
 import type { PostgresSession } from './session.js';
 import { dropAbandonedBuilds } from './template-housekeeping.js';
 
@@ -51,6 +52,7 @@ export async function removeDatabases({ session, records, prefix }: RemovalConte
       try {
         const existed = await dropDatabase(client, target.databaseName);
         debug('dropped %s of %s', target.databaseName, describeLane(target.entry));
+        await dropLaneRole(client, target.databaseName);
         return existed;
       } catch (error) {
         failures.push(`${target.databaseName}: ${messageOf(error)}`);
@@ -102,12 +104,21 @@ export async function reapUnrecorded({ session, records, prefix }: RemovalContex
           if (!gone) continue;
           try {
             await records.removeUnrecorded(client, row.name, async () => {
-              if (!dryRun) await dropDatabase(client, row.name);
+              if (!dryRun) {
+                await dropDatabase(client, row.name);
+                await dropLaneRole(client, row.name);
+              }
               found.push({ entry, reason: `no ledger lists it and ${gone}`, dropped: !dryRun });
             });
           } catch (error) {
             failures.push(`${row.name}: ${messageOf(error)}`);
           }
+        }
+        for (const role of await reapRoles(client, prefix, { dryRun }).catch((error: unknown) => {
+          debug('could not look for roles left behind: %s', messageOf(error));
+          return [];
+        })) {
+          debug('%s role %s: %s', role.dropped ? 'dropped' : 'would drop', role.role, role.reason);
         }
         for (const build of await dropAbandonedBuilds(client, prefix, { dryRun })) {
           found.push({ entry: buildToEntry(build.name, build.template, build.mark, adminUrl), reason: `abandoned build of template ${build.template}: its builder is gone`, dropped: !dryRun, kind: 'build' });
@@ -119,6 +130,14 @@ export async function reapUnrecorded({ session, records, prefix }: RemovalContex
   );
   if (failures.length > 0) throw dropFailed(`Could not drop ${failures.length} database(s) of dead owners`, failures, 'They keep their mark and are retried by the next run or `npx e2e-lanes gc`.');
   return reaped;
+}
+
+/**
+ * Drops the lane role of a dropped lane database (when the toolkit made one). A role that cannot be
+ * dropped now is left to the reaper (it keeps its mark).
+ */
+async function dropLaneRole(client: Client, databaseName: string): Promise<void> {
+  await dropToolkitRole(client, laneRoleName(databaseName)).catch((error: unknown) => warn(`could not drop role ${laneRoleName(databaseName)} of database ${databaseName}: ${messageOf(error)}; the next run or \`npx e2e-lanes gc\` tries again.`));
 }
 
 /** An abandoned build database in the shape of a ledger entry (project: the template it was building). */

@@ -45,7 +45,7 @@ export function trashNamePrefix(prefix: string): string {
  */
 export async function swapDatabase(
   client: Client,
-  options: { name: string; prefix: string; template: PoolTemplate; strategy: CloneStrategy; serverVersion: number; comment?: string },
+  options: { name: string; prefix: string; template: PoolTemplate; strategy: CloneStrategy; serverVersion: number; comment?: string; access?: string },
 ): Promise<SwapResult> {
   const started = performance.now();
   const trash = `${trashNamePrefix(options.prefix)}${randomBytes(4).toString('hex')}`;
@@ -62,12 +62,17 @@ export async function swapDatabase(
   }
   let source: SwapResult['source'] = 'pool';
   try {
-    const taken = await takeReadyCopy(client, options.prefix, options.template.hash, options.name);
+    // The mark and the lane role's access in the same round trip (and transaction) as the rename.
+    const statements = [
+      ...(options.comment !== undefined ? [`COMMENT ON DATABASE ${escapeIdentifier(options.name)} IS ${client.escapeLiteral(options.comment)}`] : []),
+      ...(options.access !== undefined ? [options.access] : []),
+    ].join(';\n');
+    const taken = await takeReadyCopy(client, options.prefix, options.template.hash, options.name, statements || undefined);
     if (taken === undefined) {
       source = 'clone';
       await cloneDatabase(client, options.name, options.template.name, options.strategy, options.serverVersion);
+      if (statements) await client.query(statements);
     }
-    if (options.comment !== undefined) await client.query(`COMMENT ON DATABASE ${escapeIdentifier(options.name)} IS ${client.escapeLiteral(options.comment)}`);
   } catch (error) {
     throw resetFailed(options.name, `it was moved away, but putting a fresh copy of ${options.template.name} in its place failed (the lane has no database until its next reset): ${messageOf(error)}`, error);
   }

@@ -21,6 +21,8 @@ export interface TemplateInputs {
   seed?: string | CommandStep | undefined;
   /** More files or folders (absolute) whose content counts. */
   hashInputs?: readonly string[];
+  /** Objects owned by the template's owner role, for lane roles (see roles.ts). @default false */
+  laneRoles?: boolean;
   /** `server_version_num` of the server: its major version counts. */
   serverVersion: number;
 }
@@ -33,6 +35,8 @@ export interface TemplateInputs {
 export async function computeTemplateHash(inputs: TemplateInputs): Promise<string> {
   // 2: templates keep a snapshot of their rows (see snapshot.ts).
   const parts: string[] = ['e2e-lanes template 2', `toolkit ${toolkitVersion()}`, `postgres ${Math.floor(inputs.serverVersion / 10000)}`];
+  // Who owns the objects: a template built for lane roles differs from one built without.
+  if (inputs.laneRoles) parts.push('owner role 1');
   const { migrations, seed } = inputs;
   if (migrations === false) parts.push('migrations none');
   else if (typeof migrations === 'string') for (const m of await readMigrations(migrations)) parts.push(`migration ${m.name} ${m.checksum}`);

@@ -22,6 +22,7 @@ import {
   DEFAULT_SEED_TIMEOUT_MS,
   DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
 } from './options.js';
+import { ensureTemplateOwner, finishBuildForOwner, prepareBuildForOwner, revokePublicSql } from './roles.js';
 import { runSeed } from './seed.js';
 import { takeSnapshot } from './snapshot.js';
 import { computeTemplateHash, type TemplateInputs } from './template-hash.js';
@@ -180,6 +181,10 @@ async function buildUnderLock(client: Client, name: string, hash: string, option
   try {
     await writeMark(client, build, buildMark(options.runId));
     const buildUrl = withDatabase(options.adminUrl, build);
+    const connect = { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
+    // Lane roles: what the migrations and the seed create is the template owner role's (see roles.ts).
+    const owner = options.laneRoles ? await ensureTemplateOwner(client, name, hash) : undefined;
+    if (owner) await withClient(buildUrl, (buildClient) => prepareBuildForOwner(client, buildClient, build, owner), connect);
     if (options.migrations !== false) {
       await runMigrations(options.migrations, buildUrl, {
         connectTimeoutMs: options.connectTimeoutMs,
@@ -191,7 +196,8 @@ async function buildUnderLock(client: Client, name: string, hash: string, option
       await runSeed(options.seed, buildUrl, { timeoutMs: options.seedTimeoutMs ?? DEFAULT_SEED_TIMEOUT_MS, label: `seeding template ${name}` });
     }
     // The rows the `truncate` reset puts back, kept in the template (so in every lane) in a schema of the toolkit's own.
-    await withClient(buildUrl, (buildClient) => takeSnapshot(buildClient), { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
+    await withClient(buildUrl, (buildClient) => takeSnapshot(buildClient), connect);
+    if (owner) await finishBuildForOwner(client, build, owner);
     await seal(client, build, name, hash);
   } catch (error) {
     // A seed given up on may still hold connections to the build database: the drop ends them.
@@ -209,7 +215,7 @@ async function buildUnderLock(client: Client, name: string, hash: string, option
 /** Closes the build database to connections, marks it a template, and renames it to its final name. */
 async function seal(client: Client, build: string, name: string, hash: string): Promise<void> {
   const id = escapeIdentifier(build);
-  await client.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS false`);
+  await client.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS false;\n${revokePublicSql(build)}`);
   const builtAt = new Date().toISOString();
   await writeMark(client, build, { toolkit: MARK_TOOLKIT, kind: 'template', created: builtAt, hash, builtAt, toolkitVersion: toolkitVersion() });
   await client.query(`ALTER DATABASE ${id} WITH IS_TEMPLATE true`);

@@ -103,7 +103,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (report.postgres) progress(`${report.postgres}${template}`);
     if (manager.databases) {
       // Before any worker starts: workers name their lane's database from this (see worker-lane.ts).
-      process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ adminUrl: await manager.databases.adminUrl(), prefix: manager.databases.prefix, runId: manager.runId });
+      process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ ...(await manager.databases.laneAccess()), prefix: manager.databases.prefix, runId: manager.runId });
       for (const line of appEnvNotices(options)) progress(line);
     }
     const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);

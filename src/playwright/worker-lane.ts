@@ -1,6 +1,6 @@
 import type { PlaywrightTestConfig } from '@playwright/test';
 import { LANE_DATABASES_ENV } from '../env-vars.js';
-import { laneDatabaseUrl } from '../databases/names.js';
+import { laneDatabaseUrl } from '../databases/roles.js';
 import { LanesError } from '../errors.js';
 import type { LanesOptions } from '../lanes/options.js';
 import { LANE_NOT_READY_URL, isLaneNotReadyUrl, otherUrlVariables, pointEnvAt } from '../postgres/app-env.js';
@@ -20,8 +20,10 @@ import { redactUrl } from '../redact.js';
 
 /** What a worker needs to name its lane's database. */
 export interface LaneDatabases {
-  /** Admin URL of the server (holds the password). */
-  adminUrl: string;
+  /** The server's URL: without credentials with lane roles, else the admin URL (holds the password). */
+  baseUrl: string;
+  /** The run's lane role key (lane roles): lane URLs carry their role's password, derived from it. */
+  roleKey?: string;
   prefix: string;
   runId: string;
 }
@@ -85,7 +87,7 @@ function readLaneDatabases(): LaneDatabases | undefined {
   if (!raw) return undefined;
   try {
     const parsed = JSON.parse(raw) as Partial<LaneDatabases>;
-    if (typeof parsed.adminUrl === 'string' && typeof parsed.prefix === 'string' && typeof parsed.runId === 'string') return parsed as LaneDatabases;
+    if (typeof parsed.baseUrl === 'string' && typeof parsed.prefix === 'string' && typeof parsed.runId === 'string' && (parsed.roleKey === undefined || typeof parsed.roleKey === 'string')) return parsed as LaneDatabases;
   } catch {
     // fall through: not ours to trust
   }
@@ -134,7 +136,7 @@ export function pointWorkerAtLane(config: PlaywrightTestConfig<unknown, unknown>
     const topUse = config.use as ProjectLike['use'];
     const isolation = project.use?.laneIsolation ?? topUse?.laneIsolation ?? options.isolation ?? 'project';
     const key = { runId: databases.runId, project: project.name, ...(isolation === 'worker' ? { worker: identity.parallelIndex } : {}) };
-    url = laneDatabaseUrl(databases.adminUrl, databases.prefix, key);
+    url = laneDatabaseUrl(databases, databases.prefix, key);
   }
   pointEnvAt(url);
   const held = state();

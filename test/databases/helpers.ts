@@ -26,6 +26,7 @@ export function useTestDatabases(name: string): { readonly adminUrl: string; rea
     if (!server) return;
     try {
       await dropDatabasesStartingWith(server.adminUrl, `${prefix}_`);
+      await dropRolesStartingWith(server.adminUrl, `${prefix}_`);
       const registry = withDatabase(server.adminUrl, DEFAULT_REGISTRY_DATABASE);
       await query(registry, `DELETE FROM ${REGISTRY_TABLE} WHERE prefix = $1`, [prefix]).catch(() => undefined); // no registry yet: nothing to do
     } finally {
@@ -65,6 +66,12 @@ export async function dropDatabasesStartingWith(adminUrl: string, start: string)
     await query(adminUrl, `ALTER DATABASE ${id} WITH IS_TEMPLATE false`);
     await query(adminUrl, `DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
   }
+}
+
+/** Drops every role starting with `start` (lane roles and template owners), once their databases are gone. */
+export async function dropRolesStartingWith(adminUrl: string, start: string): Promise<void> {
+  const rows = await query<{ rolname: string }>(adminUrl, 'SELECT rolname FROM pg_roles WHERE left(rolname, $2) = $1 ORDER BY oid DESC', [start, start.length]);
+  for (const { rolname } of rows) await query(adminUrl, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(rolname)}`);
 }
 
 /** A copy of a fixture folder in `dir`, to edit freely. */

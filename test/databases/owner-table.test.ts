@@ -309,13 +309,23 @@ describe('a role that may create databases but not the registry', () => {
     url.password = password;
     const limitedUrl = url.toString();
 
-    const strict = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'postgres', registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-strict' });
+    // A role without CREATEROLE cannot give lanes roles of their own: setup says so and names the opt-out.
+    const roleless = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'file', stateDir: await tempDir(t), runId: 'limited-roles' });
+    t.after(() => roleless.close());
+    await assert.rejects(roleless.allocateDatabaseForProject('p'), (error) => {
+      assert.ok(isLanesError(error, 'LANE_ROLES_UNAVAILABLE'), String(error));
+      assert.match(error.message, new RegExp(`admin role ${role} .* may not create roles`));
+      assert.match(error.hint ?? '', /database\.laneRoles: false/);
+      return true;
+    });
+
+    const strict = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registry: 'postgres', registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-strict', laneRoles: false });
     t.after(() => strict.close());
     await assert.rejects(strict.allocateDatabaseForProject('p'), (error) => isLanesError(error, 'REGISTRY_FAILED'));
 
     const warnings: string[] = [];
     t.mock.method(console, 'warn', (message: string) => warnings.push(message));
-    const auto = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-auto' });
+    const auto = new DatabaseAllocator({ adminUrl: limitedUrl, prefix: server.prefix, ...basic, registryDatabase: limitedRegistry, stateDir: await tempDir(t), runId: 'limited-auto', laneRoles: false });
     t.after(() => auto.close());
     const lane = await auto.allocateDatabaseForProject('p');
     assert.equal(auto.registryKind(), 'file');

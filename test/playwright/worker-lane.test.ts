@@ -21,7 +21,7 @@ let saved: Map<string, string | undefined>;
 beforeEach(() => {
   saved = new Map(NAMES.map((name) => [name, process.env[name]]));
   process.env.DATABASE_URL = 'postgres://dev:devpw@127.0.0.1:5432/myapp_dev';
-  process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ adminUrl: ADMIN, prefix: 'e2e', runId: 'run-1234abcd' });
+  process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ baseUrl: ADMIN, prefix: 'e2e', runId: 'run-1234abcd' });
   delete holder[IDENTITY];
   delete holder[STATE];
 });

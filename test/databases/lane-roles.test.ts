@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import pg from 'pg';
+import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocation } from '../../src/databases/index.js';
+import { laneRoleName, templateOwnerName } from '../../src/databases/roles.js';
+import { withDatabase } from '../../src/postgres/index.js';
+import { tempDir } from '../helpers/tmp.js';
+import { FIXTURES, query, useTestDatabases } from './helpers.js';
+
+const db = useTestDatabases('roles');
+const BASIC = join(FIXTURES, 'basic');
+
+/** A client on `url`, or the error connecting gave. */
+async function connect(url: string): Promise<pg.Client | Error> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    return client;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    return error as Error;
+  }
+}
+
+/** What `sql` gave on `client`: 'ok' or the error's SQLSTATE. */
+async function attempt(client: pg.Client, sql: string): Promise<string> {
+  try {
+    await client.query(sql);
+    return 'ok';
+  } catch (error) {
+    return (error as pg.DatabaseError).code ?? 'error';
+  }
+}
+
+/**
+ * Everything a lane's `DATABASE_URL` may do beyond its own database, as a list of breaches (empty
+ * when the lane is confined): it probes its role, its own data (read, write, DDL), every other
+ * database named in `others` (refused, or reading and writing nothing), and `CREATE DATABASE`.
+ */
+async function breaches(lane: DatabaseAllocation, others: Array<{ name: string; table?: string }>): Promise<string[]> {
+  const found: string[] = [];
+  const own = await connect(lane.databaseUrl);
+  if (own instanceof Error) throw own;
+  try {
+    const { rows } = await own.query<{ user: string; superuser: boolean; createdb: boolean; createrole: boolean; bypassrls: boolean }>(
+      'SELECT current_user AS user, rolsuper AS superuser, rolcreatedb AS createdb, rolcreaterole AS createrole, rolbypassrls AS bypassrls FROM pg_roles WHERE rolname = current_user',
+    );
+    const role = rows[0]!;
+    if (role.user !== laneRoleName(lane.databaseName)) found.push(`connects as ${role.user}, not its lane role`);
+    for (const attribute of ['superuser', 'createdb', 'createrole', 'bypassrls'] as const) if (role[attribute]) found.push(`is ${attribute}`);
+    // Its own data: everything an app does, DDL included.
+    const items = await own.query<{ name: string }>('SELECT name FROM "Item" ORDER BY id');
+    assert.deepEqual(items.rows.map((row) => row.name), ['alpha', 'beta']);
+    for (const sql of [
+      `INSERT INTO "Item" (name) VALUES ('own row')`,
+      `UPDATE "Item" SET note = 'x' WHERE name = 'alpha'`,
+      'ALTER TABLE "Item" ADD COLUMN extra int',
+      'CREATE INDEX item_extra ON "Item" (extra)',
+      'CREATE TABLE own_table (id int)',
+      'CREATE SCHEMA own_schema',
+      'CREATE TEMPORARY TABLE own_temp (id int)',
+      'ALTER TABLE "Item" DROP COLUMN extra',
+    ]) {
+      assert.equal(await attempt(own, sql), 'ok', `in its own database: ${sql}`);
+    }
+    if ((await attempt(own, `CREATE DATABASE ${pg.escapeIdentifier(`${lane.databaseName}_x`)}`)) === 'ok') {
+      found.push('created a database');
+      await query(withDatabase(lane.databaseUrl, 'postgres'), `DROP DATABASE ${pg.escapeIdentifier(`${lane.databaseName}_x`)}`);
+    }
+  } finally {
+    await own.end();
+  }
+  for (const other of others) {
+    const client = await connect(withDatabase(lane.databaseUrl, other.name));
+    if (client instanceof Error) continue; // refused: confined
+    try {
+      if (other.table && (await attempt(client, `SELECT * FROM ${other.table}`)) === 'ok') found.push(`read ${other.table} in ${other.name}`);
+      if (other.table && (await attempt(client, `INSERT INTO ${other.table} DEFAULT VALUES`)) === 'ok') found.push(`wrote ${other.table} in ${other.name}`);
+      if ((await attempt(client, 'CREATE TABLE intruder (id int)')) === 'ok') found.push(`created a table in ${other.name}`);
+    } finally {
+      await client.end();
+    }
+  }
+  return found;
+}
+
+/** Two lanes of one allocator, their probes, then everything released. */
+async function probeTwoLanes(t: { after(fn: () => Promise<void>): void }, laneRoles: boolean, stateDir: string): Promise<{ a: string[]; b: string[]; lanes: DatabaseAllocation[] }> {
+  const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir, prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: 'postgres', pool: 1, laneRoles });
+  t.after(() => allocator.releaseRun().then(() => allocator.close()));
+  const template = await allocator.prepare();
+  const a = await allocator.allocateDatabaseForProject('alpha');
+  const b = await allocator.allocateDatabaseForProject('beta');
+  await allocator.poolSettled();
+  const [copy] = await allocator.readyCopiesOf([template.hash]);
+  // A developer's own database on the same server, with a table and a row.
+  const developer = `${db.prefix}_dev`;
+  await query(db.adminUrl, `CREATE DATABASE ${developer}`).catch(() => undefined);
+  await query(withDatabase(db.adminUrl, developer), 'CREATE TABLE IF NOT EXISTS secret (id serial PRIMARY KEY); INSERT INTO secret DEFAULT VALUES');
+  const others = (lane: DatabaseAllocation): Array<{ name: string; table?: string }> => [
+    { name: (lane === a ? b : a).databaseName, table: '"Item"' },
+    { name: template.name, table: '"Item"' },
+    ...(copy ? [{ name: copy, table: '"Item"' }] : []),
+    { name: developer, table: 'secret' },
+    { name: 'postgres' },
+    { name: DEFAULT_REGISTRY_DATABASE, table: REGISTRY_TABLE },
+  ];
+  return { a: await breaches(a, others(a)), b: await breaches(b, others(b)), lanes: [a, b] };
+}
+
+describe('a role per lane', () => {
+  it("confines each lane's DATABASE_URL to its own database: own role, not privileged, full rights there, nothing elsewhere", async (t) => {
+    const { a, b, lanes } = await probeTwoLanes(t, true, await tempDir(t));
+    assert.deepEqual(a, []);
+    assert.deepEqual(b, []);
+    for (const lane of lanes) assert.equal(new URL(lane.databaseUrl).username, laneRoleName(lane.databaseName));
+  });
+
+  it('with laneRoles: false, lanes connect as the admin role as before and reach every database', async (t) => {
+    const { a, lanes } = await probeTwoLanes(t, false, await tempDir(t));
+    assert.ok(a.some((breach) => breach.startsWith('connects as')), a.join('; '));
+    assert.ok(a.some((breach) => breach.startsWith('read "Item" in')), a.join('; '));
+    assert.ok(a.includes('created a database'), a.join('; '));
+    assert.equal(new URL(lanes[0]!.databaseUrl).username, new URL(db.adminUrl).username);
+  });
+
+  it('a swap and a truncate reset keep the lane role its database, and releasing the lane drops its role', async (t) => {
+    const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir: await tempDir(t), prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: 'file', pool: 1 });
+    t.after(() => allocator.close());
+    const template = await allocator.prepare();
+    const lane = await allocator.allocateDatabaseForProject('gamma');
+    const role = laneRoleName(lane.databaseName);
+    const rows = async (): Promise<string[]> => (await query<{ name: string }>(lane.databaseUrl, 'SELECT name FROM "Item" ORDER BY id')).map((row) => row.name);
+    await query(lane.databaseUrl, `INSERT INTO "Item" (name) VALUES ('written')`);
+    for (const strategy of ['swap', 'truncate', 'swap'] as const) {
+      await allocator.poolSettled();
+      await allocator.resetDatabaseForProject('gamma', { strategy });
+      assert.deepEqual(await rows(), ['alpha', 'beta'], `after a ${strategy} reset`);
+      await query(lane.databaseUrl, `INSERT INTO "Item" (name) VALUES ('written'); ALTER TABLE "Item" ADD COLUMN IF NOT EXISTS extra int`);
+    }
+    const owners = await query<{ owner: string }>(db.adminUrl, `SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [lane.databaseName]);
+    assert.notEqual(owners[0]?.owner, role, 'the admin owns the lane database');
+    const connectable = await query<{ name: string }>(db.adminUrl, `SELECT datname AS name FROM pg_database WHERE has_database_privilege($1, oid, 'CONNECT') AND left(datname, $3) = $2`, [
+      templateOwnerName(template.name),
+      `${db.prefix}_`,
+      db.prefix.length + 1,
+    ]);
+    // (Databases that PUBLIC may connect to, such as a developer's, every role may connect to.)
+    assert.deepEqual(connectable.filter(({ name }) => !name.endsWith('_dev')), [], 'the template owner role may connect to no database of the toolkit');
+    await allocator.releaseRun();
+    const left = await query(db.adminUrl, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    assert.equal(left.length, 0, 'the lane role is dropped with its lane');
+  });
+});
