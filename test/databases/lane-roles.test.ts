@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocation } from '../../src/databases/index.js';
-import { laneRoleName, templateOwnerName } from '../../src/databases/roles.js';
+import { laneDatabaseName } from '../../src/databases/names.js';
+import { laneDatabaseUrl, laneRoleName, templateOwnerName } from '../../src/databases/roles.js';
+import { LaneManager } from '../../src/lanes/lane-manager.js';
+import { currentHost } from '../../src/state/owner.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { tempDir } from '../helpers/tmp.js';
 import { FIXTURES, query, useTestDatabases } from './helpers.js';
@@ -151,5 +155,50 @@ describe('a role per lane', () => {
     await allocator.releaseRun();
     const left = await query(db.adminUrl, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     assert.equal(left.length, 0, 'the lane role is dropped with its lane');
+  });
+
+  it('reaps a marked lane role whose database is gone and whose owner died, and never a role without the mark', async (t) => {
+    const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir: await tempDir(t), prefix: db.prefix, migrations: false, registry: 'file', pool: 0 });
+    t.after(() => allocator.close());
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout);
+    const orphan = laneDatabaseName(db.prefix, { runId: 'run-dead', project: 'orphan' });
+    const foreign = laneDatabaseName(db.prefix, { runId: 'run-dead', project: 'foreign' });
+    const living = laneDatabaseName(db.prefix, { runId: 'run-alive', project: 'living' });
+    const mark = (runId: string, project: string, pid: number): string =>
+      JSON.stringify({ toolkit: 'e2e-lanes', kind: 'lane', runId, project, host: currentHost(), pid, created: new Date().toISOString() });
+    await query(db.adminUrl, `CREATE ROLE ${orphan}; COMMENT ON ROLE ${orphan} IS ${pg.escapeLiteral(mark('run-dead', 'orphan', deadPid))}`);
+    await query(db.adminUrl, `CREATE ROLE ${foreign}`); // the same name, but not the toolkit's
+    await query(db.adminUrl, `CREATE ROLE ${living}; COMMENT ON ROLE ${living} IS ${pg.escapeLiteral(mark('run-alive', 'living', process.pid))}`);
+    await allocator.reapStale();
+    const left = (await query<{ name: string }>(db.adminUrl, 'SELECT rolname AS name FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname', [[orphan, foreign, living]])).map((row) => row.name);
+    assert.deepEqual(left, [foreign, living].sort());
+  });
+
+  it("gives a lane's servers and its workers the lane role's URL, never the admin's", { timeout: 120_000 }, async (t) => {
+    const server = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+    const manager = new LaneManager({
+      runId: `roles-${Math.random().toString(36).slice(2, 8)}`,
+      stateDir: await tempDir(t),
+      portRange: [35_200, 35_299],
+      servers: [{ name: 'api', command: [process.execPath, server], health: '/health' }],
+      database: { adminUrl: db.adminUrl, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), prefix: db.prefix, registry: 'file' },
+    });
+    t.after(() => manager.teardown({ keep: false }));
+    await manager.prepare();
+    const [a, b] = await Promise.all([manager.ensureLane('alpha'), manager.ensureLane('beta')]);
+    const access = await manager.databases!.laneAccess();
+    assert.equal(access.baseUrl.includes(new URL(db.adminUrl).password), false, 'workers get no admin password');
+    for (const [lane, other] of [[a, b], [b, a]] as const) {
+      const env = (await (await fetch(`${lane.urls.api}/env`)).json()) as Record<string, string>;
+      assert.equal(env.DATABASE_URL, lane.databaseUrl);
+      assert.equal(env.PGUSER, laneRoleName(lane.databaseName!));
+      assert.equal(env.PGPASSWORD, new URL(lane.databaseUrl!).password);
+      assert.equal(Object.values(env).some((value) => value.includes(new URL(db.adminUrl).password)), false, "the admin's password reaches no server");
+      // A worker names the same URL before its spec files load.
+      assert.equal(laneDatabaseUrl(access, db.prefix, { runId: manager.runId, project: lane.project }), lane.databaseUrl);
+      const allocation = { project: lane.project, runId: manager.runId, databaseName: lane.databaseName!, databaseUrl: env.DATABASE_URL!, template: undefined as never };
+      assert.deepEqual(await breaches(allocation, [{ name: other.databaseName!, table: '"Item"' }, { name: 'postgres' }]), []);
+    }
   });
 });
