@@ -18,7 +18,7 @@ import {
   type LaneKey,
 } from '../state/index.js';
 import { laneLedger, type LaneEntry } from './lane-ledger.js';
-import { LaneUsers, type LaneUser } from './lane-users.js';
+import { LaneUsers, type BeginOptions, type LaneUser } from './lane-users.js';
 import { pruneLogDirs } from './log-dir.js';
 import { DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options.js';
 import { killRunStragglers, killRunStragglersNow } from './orphans.js';
@@ -299,9 +299,19 @@ export class LaneManager {
     );
   }
 
-  /** Records that a test of a worker uses the lane (so that no other test resets its data meanwhile). */
-  beginTest(project: string, worker: number | undefined, user: LaneUser): void {
-    this.#users.begin(laneId(this.#keyOf(project, worker)), user);
+  /**
+   * Records that a test of a worker uses the lane, once it may (see LaneUsers): with `exclusive`
+   * (a test that resets the lane) when no other test uses it, else when no test holds it alone and
+   * no reset runs. No other test resets the lane's data while it is recorded.
+   */
+  beginTest(project: string, worker: number | undefined, user: LaneUser, options: BeginOptions = {}): Promise<void> {
+    const key = this.#keyOf(project, worker);
+    return this.#users.begin(laneId(key), describeLane(key), user, options);
+  }
+
+  /** Lets other tests share the lane with `user` again (after the reset of a new UI-mode round). */
+  shareLane(project: string, worker: number | undefined, user: LaneUser): void {
+    this.#users.share(laneId(this.#keyOf(project, worker)), user);
   }
 
   /** Records that the test is done with the lane, and whether it failed (for `keep: 'on-failure'`). */
@@ -333,11 +343,12 @@ export class LaneManager {
     const databases = this.databases;
     const running = await this.#lanes.get(id)?.catch(() => undefined);
     if (!running) throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} is not up: its data cannot be reset.`, { hint: 'Ask for the lane (the `lane` fixture) first.' });
-    this.#users.assertAlone(id, describeLane(key), options.user);
+    // The check that no other test uses the lane and the claim that keeps them out: one step.
+    const claim = this.#users.claimReset(id, describeLane(key), options.user);
     const previous = this.#resets.get(id) ?? Promise.resolve();
     const reset = previous.catch(() => undefined).then(() => databases.resetDatabaseForProject(key.project, { ...(key.worker !== undefined ? { worker: key.worker } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) }));
     this.#resets.set(id, reset);
-    const result = await reset;
+    const result = await reset.finally(() => claim.release());
     if (result.strategy === 'swap') running.swapped = true;
     debug('reset %s (%s from %s) in %d ms', describeLane(key), result.strategy, result.source, Math.round(result.durationMs));
     return result;
