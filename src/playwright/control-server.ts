@@ -1,12 +1,14 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isLanesError, LanesError, messageOf, type LanesErrorCode } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/lane-users.js';
+import type { DatabaseReset } from '../databases/index.js';
 import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset-strategy.js';
 import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
+import { projectNamesById, scopeOfWorkerToken } from './worker-tokens.js';
 
 const debug = debugLogger('control');
 
@@ -41,7 +43,16 @@ export interface ControlServerOptions {
   workers: number;
   /** Boots lanes ahead of need. */
   prefetcher?: LanePrefetcher | undefined;
+  /**
+   * Names of every project of the config, in order: the ids Playwright gives its workers are made
+   * from them (see projectNamesById).
+   * @default projects
+   */
+  configProjects?: readonly string[];
 }
+
+/** Who asks: the runner itself (the service's own token), or one worker (its token, see worker-tokens.ts). */
+type Caller = { kind: 'runner' } | { kind: 'worker'; project: string | undefined; parallelIndex: number };
 
 /** A request body larger than this is refused: a lane request is a few dozen bytes. */
 const MAX_BODY_BYTES = 16_384;
@@ -49,16 +60,19 @@ const MAX_BODY_BYTES = 16_384;
 /**
  * A tiny HTTP service on 127.0.0.1 inside the Playwright runner: workers ask it for their lane, so
  * the lane's servers belong to the long-lived runner (not to a worker that may restart) and every
- * worker of a project gets the same lane. Requests need the run's random token (which lane servers
- * never get, see PRIVATE_RUNNER_ENV), and only lanes of the run's projects and workers are served,
- * so the service boots at most `projects × (workers + 1)` lanes.
+ * worker of a project gets the same lane. Only lanes of the run's projects and workers are served,
+ * so the service boots at most `projects × (workers + 1)` lanes. Every request needs a token: a
+ * worker's own (worker-tokens.ts), which opens only the lanes of that worker's project (and only
+ * its own slot's per-worker lane), or the service's `token`, which stays in the runner's memory
+ * (never in an environment). Lane servers get neither (see PRIVATE_RUNNER_ENV).
  */
 export async function startControlServer(manager: LaneManager, options: ControlServerOptions): Promise<ControlServer> {
   if (!Array.isArray(options?.projects) || !Number.isInteger(options.workers) || options.workers < 1) {
     throw new LanesError('INVALID_OPTION', `startControlServer: \`projects\` must be an array of project names and \`workers\` a whole number ≥ 1, got ${JSON.stringify({ projects: options?.projects, workers: options?.workers })}.`);
   }
   const token = randomBytes(24).toString('hex');
-  const server = createServer((req, res) => void handle(manager, options, token, req, res));
+  const byId = projectNamesById(options.configProjects ?? options.projects);
+  const server = createServer((req, res) => void handle(manager, options, (header) => callerOf(header, token, byId), req, res));
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -83,7 +97,7 @@ export async function startControlServer(manager: LaneManager, options: ControlS
  * `POST /lanes/reset`: its data put back to the template; `POST /lanes/test`: a test begins (after a
  * reset, with `reset`) or ends using the lane.
  */
-const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, prefetcher: LanePrefetcher | undefined) => Promise<unknown>>([
+const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, prefetcher: LanePrefetcher | undefined, signal: AbortSignal) => Promise<unknown>>([
   [
     '/lanes',
     async (manager, request, prefetcher) => {
@@ -99,7 +113,7 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
   ],
   [
     '/lanes/test',
-    async (manager, request) => {
+    async (manager, request, _prefetcher, signal) => {
       const user = request.user!;
       if (request.phase === 'end') {
         manager.endTest(request.project, request.worker, user, request.failed === true);
@@ -107,8 +121,18 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
       }
       // In UI mode a new run of the session starts from the template, like a new `playwright test`.
       const round = !request.reset && manager.startsRound(request.project, request.worker, user.pid);
-      const reset = request.reset || round ? await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user }) : undefined;
-      manager.beginTest(request.project, request.worker, user);
+      const resets = request.reset === true || round;
+      // The test enters the lane first (alone on it when it resets), then resets: no other test
+      // enters or resets between the check and the claim, and none is running when the reset ends sessions.
+      await manager.beginTest(request.project, request.worker, user, { exclusive: resets, signal });
+      let reset: DatabaseReset | undefined;
+      try {
+        if (resets) reset = await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user });
+      } catch (error) {
+        manager.endTest(request.project, request.worker, user);
+        throw error;
+      }
+      if (round) manager.shareLane(request.project, request.worker, user);
       return reset ? { reset } : {};
     },
   ],
@@ -192,24 +216,58 @@ function parseRequest(text: string, options: ControlServerOptions): LaneRequest 
   return request;
 }
 
-async function handle(manager: LaneManager, options: ControlServerOptions, token: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** The caller a request's `authorization` header names, or undefined for no known token. */
+function callerOf(header: string | undefined, runnerToken: string, byId: ReadonlyMap<string, string>): Caller | 'pending' | undefined {
+  const token = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : undefined;
+  if (!token) return undefined;
+  if (safeEqual(token, runnerToken)) return { kind: 'runner' };
+  const scope = scopeOfWorkerToken(token);
+  if (scope === undefined || scope === 'pending') return scope;
+  return { kind: 'worker', project: byId.get(scope.projectId), parallelIndex: scope.parallelIndex };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** Refuses a worker's request for a lane its token does not open. */
+function assertOpens(caller: Caller, request: LaneRequest): void {
+  if (caller.kind === 'runner') return;
+  const own = caller.project !== undefined && request.project === caller.project && (request.worker === undefined || request.worker === caller.parallelIndex);
+  if (own) return;
+  const asked = `project ${JSON.stringify(request.project)}${request.worker !== undefined ? ` (worker ${request.worker})` : ''}`;
+  const opens = caller.project === undefined ? 'no lane' : `the lanes of project ${JSON.stringify(caller.project)} (its per-worker lane: worker ${caller.parallelIndex}) only`;
+  throw new Refused(403, 'UNAUTHORIZED', `This worker's token opens ${opens}; it asked for the lane of ${asked}.`, "Each worker's token opens its own project's lanes: ask through the `lane` fixture of the test's own project.");
+}
+
+async function handle(manager: LaneManager, options: ControlServerOptions, identify: (header: string | undefined) => Caller | 'pending' | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const reply = (status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
   const fail = (status: number, error: LanesError): void => reply(status, { error: error.toJSON() });
-  if (req.headers.authorization !== `Bearer ${token}`) return fail(401, new LanesError('UNAUTHORIZED', 'bad token'));
+  const caller = identify(req.headers.authorization);
+  if (caller === undefined) return fail(401, new LanesError('UNAUTHORIZED', 'bad token'));
+  if (caller === 'pending') return fail(401, new LanesError('UNAUTHORIZED', 'The token of a worker that Playwright has not told its project yet.'));
   const route = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined;
   if (!route) return fail(404, new LanesError('NOT_FOUND', `${req.method} ${req.url}`));
   let request: LaneRequest;
   try {
     request = parseRequest(await readBody(req), options);
+    assertOpens(caller, request);
   } catch (error) {
     if (!(error instanceof Refused)) return fail(400, new LanesError('LANE_REQUEST_INVALID', messageOf(error)));
     debug('refused lane request: %s', error.message);
     return fail(error.status, error.error);
   }
+  // A worker that goes away (killed, timed out) stops waiting for its lane.
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
   try {
-    reply(200, await route(manager, request, options.prefetcher));
+    reply(200, await route(manager, request, options.prefetcher, gone.signal));
   } catch (error) {
     debug('lane request failed: %O', error);
     fail(500, isLanesError(error) ? error : new LanesError('INTERNAL', messageOf(error)));

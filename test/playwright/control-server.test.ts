@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { isLanesError } from '../../src/errors.js';
@@ -6,6 +10,7 @@ import { reportTest, requestLane } from '../../src/playwright/control-client.js'
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV } from '../../src/env-vars.js';
 import { startControlServer, type ControlServer } from '../../src/playwright/control-server.js';
 import { PRIVATE_RUNNER_ENV } from '../../src/servers/index.js';
+import { installWorkerTokens } from '../../src/playwright/worker-tokens.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SERVER = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
@@ -118,3 +123,63 @@ test('a worker gets the error of the lane service with its parts: code, short me
   assert.ok(isLanesError(unauthorized, 'UNAUTHORIZED'));
   assert.equal(unauthorized.message, '[UNAUTHORIZED] bad token');
 });
+
+/** A stand-in for Playwright's worker entry: on `__init__`, asks the lane service with its own token and reports the answers. */
+const FAKE_WORKER = `
+const ask = async (body) => {
+  const response = await fetch(process.env.E2E_LANES_CONTROL_URL + '/lanes', { method: 'POST', headers: { authorization: 'Bearer ' + process.env.E2E_LANES_CONTROL_TOKEN, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const answer = await response.json();
+  return { status: response.status, code: answer.error?.code, message: answer.error?.message, project: answer.lane?.project };
+};
+process.on('message', async (message) => {
+  if (message?.method !== '__init__') return;
+  const answers = [];
+  for (const body of message.asks) answers.push(await ask(body));
+  process.send({ answers, token: process.env.E2E_LANES_CONTROL_TOKEN });
+  process.disconnect();
+});
+process.send({ ready: true });
+`;
+
+test("each forked worker gets a token of its own that opens only its project's lanes (its own slot's per-worker lane); any other lane is UNAUTHORIZED", { timeout: 60_000 }, async (t) => {
+  const { control } = await service(t);
+  installWorkerTokens();
+  const dir = await tempDir(t);
+  const entry = join(dir, 'node_modules/playwright/lib/worker/workerProcessEntry.js');
+  await mkdir(dirname(entry), { recursive: true });
+  await writeFile(entry, FAKE_WORKER);
+  const worker = async (runnerParams: { projectId: string; parallelIndex: number } | undefined, asks: unknown[]): Promise<{ answers: Array<{ status: number; code?: string; message?: string; project?: string }>; token: string }> => {
+    const child = fork(entry, { env: { ...process.env, E2E_LANES_CONTROL_URL: control.url, E2E_LANES_CONTROL_TOKEN: control.token }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    t.after(() => child.kill('SIGKILL'));
+    await once(child, 'message');
+    // Playwright's first message names the worker's project and slot; `asks` rides along for the stand-in.
+    child.send({ method: '__init__', params: runnerParams ? { processParams: {}, runnerParams } : {}, asks });
+    const [report] = (await once(child, 'message')) as [{ answers: Array<{ status: number; code?: string; project?: string }>; token: string }];
+    return report;
+  };
+
+  const alpha = await worker({ projectId: 'alpha', parallelIndex: 1 }, [{ project: 'alpha' }, { project: 'alpha', worker: 1 }, { project: 'beta' }, { project: 'alpha', worker: 0 }]);
+  assert.notEqual(alpha.token, control.token, "the runner's own token never reaches a worker");
+  assert.deepEqual(alpha.answers.map((answer) => answer.status), [200, 200, 403, 403]);
+  assert.deepEqual(alpha.answers.map((answer) => answer.project ?? answer.code), ['alpha', 'alpha', 'UNAUTHORIZED', 'UNAUTHORIZED']);
+  assert.match(alpha.answers[2]!.message!, /This worker's token opens the lanes of project "alpha" \(its per-worker lane: worker 1\) only; it asked for the lane of project "beta"/);
+
+  // A second worker, of beta: another token; alpha's token, once its worker is gone, opens nothing.
+  const beta = await worker({ projectId: 'beta', parallelIndex: 0 }, [{ project: 'beta' }, { project: 'alpha' }]);
+  assert.notEqual(beta.token, alpha.token);
+  assert.deepEqual(beta.answers.map((answer) => answer.status), [200, 403]);
+  await waitUntil(async () => (await fetch(`${control.url}/lanes`, { method: 'POST', headers: { authorization: `Bearer ${alpha.token}` }, body: '{"project":"alpha"}' })).status === 401);
+
+  // A worker that Playwright has not told its project yet opens nothing.
+  const unbound = await worker(undefined, [{ project: 'alpha' }]);
+  assert.equal(unbound.answers[0]!.status, 401);
+  assert.equal(unbound.answers[0]!.code, 'UNAUTHORIZED');
+});
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
