@@ -2,12 +2,13 @@ import { progress } from '../log.js';
 import { keepMode } from '../lanes/options.js';
 import { redactUrl } from '../redact.js';
 import { configBridge } from './config-bridge.js';
+import { showCode } from './show-code.js';
 
 /**
  * The toolkit's global teardown (added by `withLanes`, after the user's own): stops every server of
  * the run, drops its databases, releases its ports and the Postgres server. With `keep`
  * (`E2E_LANES_KEEP=1`), the lanes stay up (with `'on-failure'` those in which a test failed) and how
- * to reach and remove them is printed.
+ * to reach and remove them is printed. A failure is rethrown with its code in front of its message.
  */
 export default async function globalTeardown(): Promise<void> {
   const active = configBridge().active;
@@ -15,7 +16,12 @@ export default async function globalTeardown(): Promise<void> {
   configBridge().active = undefined;
   const mode = keepMode(configBridge().options ?? {});
   const started = Date.now();
-  await active.dispose();
+  try {
+    await active.dispose();
+  } catch (error) {
+    // Playwright prints the message: the code goes in front of it, as for global setup's errors.
+    throw showCode(error);
+  }
   const warm = active.manager.warmLanes();
   if (warm) {
     const minutes = Math.round((Date.parse(warm.until) - Date.now()) / 60_000);

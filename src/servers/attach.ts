@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { warn } from '../log.js';
+import { logSpaceProblem } from './output.js';
 import { resolveServer } from './options.js';
 import { isProcessAlive, killProcessGroup } from './process-group.js';
 import { waitUntilHealthy } from './readiness.js';
@@ -46,6 +48,9 @@ export async function attachServers(
       return { ok: false, reason: `its server "${def.name}" (pid ${record.pid}) ${problem}` };
     }
     if (server.url !== undefined) ctx.urls[def.name] = server.url;
+    // It writes its log itself: a full device would cut the log short without anyone seeing it.
+    const logProblem = logSpaceProblem(record.logFile);
+    if (logProblem) warn(`${server.label} ${logProblem}.`);
     let stopping: Promise<void> | undefined;
     let stopped = false;
     const stop = (): Promise<void> =>

@@ -1,8 +1,10 @@
-import { closeSync, createWriteStream, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, mkdirSync, openSync, readFileSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import createDebug from 'debug';
+import { formatLanesMessage, type LanesError } from '../errors.js';
+import { warn } from '../log.js';
 import { redactText } from '../redact.js';
 import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
 
@@ -41,6 +43,8 @@ export class OutputSink {
   readonly #tail: string[] = [];
   readonly #flushers: Array<() => void> = [];
   #closed = false;
+  /** Why the log file stopped taking lines, and since when (its later lines are lost). */
+  #writeFailure: { error: LanesError; since: string } | undefined;
 
   constructor(options: OutputSinkOptions) {
     this.#options = options;
@@ -51,7 +55,17 @@ export class OutputSink {
     }
     // Opened above, synchronously, so that a log that cannot be created fails the start with a coded error.
     this.#file = createWriteStream(options.logFile, { fd });
-    this.#file.on('error', (error) => log('%s cannot write %s: %s', options.label, options.logFile, error.message));
+    this.#file.on('error', (error) => this.#failed(error));
+  }
+
+  /**
+   * Why the log file is incomplete, in words, or undefined while it is whole: it could not be
+   * written from some time on (full disk, quota, I/O error). With `output: 'file'` the server
+   * writes it itself, so only a full device is seen (see {@link logSpaceProblem}).
+   */
+  problem(): string | undefined {
+    if (this.#writeFailure) return `${this.#options.logFile} is incomplete: nothing was written to it from ${this.#writeFailure.since} on (${formatLanesMessage(this.#writeFailure.error, { withCode: true }).split('\n')[0]})`;
+    return this.#file ? undefined : logSpaceProblem(this.#options.logFile);
   }
 
   /** The child's stdio: pipes this sink reads, or the log file's descriptor for both streams. */
@@ -90,9 +104,14 @@ export class OutputSink {
     this.#flushers.push(flush);
   }
 
-  /** The last lines of output, redacted, oldest first. */
+  /**
+   * The last lines of output, redacted, oldest first; when the log file is incomplete, a last line
+   * says so (see {@link problem}), so every message that quotes the tail says it too.
+   */
   tail(): string[] {
-    if (this.#file) return [...this.#tail];
+    const problem = this.problem();
+    const note = problem ? [`[e2e-lanes] ${problem}`] : [];
+    if (this.#file) return [...this.#tail, ...note];
     let text: string;
     try {
       text = readFileSync(this.#options.logFile, 'utf8');
@@ -101,7 +120,7 @@ export class OutputSink {
     }
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-TAIL_LINES).map((line) => redactText(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line, this.#options.secrets));
+    return [...lines.slice(-TAIL_LINES).map((line) => redactText(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line, this.#options.secrets)), ...note];
   }
 
   /** Resolves once every line received so far is written to the log file. */
@@ -111,14 +130,32 @@ export class OutputSink {
     await new Promise<void>((resolve) => file.write('', () => resolve()));
   }
 
-  /** Flushes partial lines and closes the log file. Later output is dropped. */
+  /**
+   * Flushes partial lines and closes the log file. Later output is dropped. A log that could not
+   * be written gets a last line that says so, when there is room for it by then.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     for (const flush of this.#flushers) flush();
     this.#closed = true;
     if (this.#fd !== undefined) this.spawned();
     const file = this.#file;
-    if (file) await new Promise<void>((resolve) => file.end(resolve));
+    if (file) await new Promise<void>((resolve) => file.end(() => resolve()));
+    if (this.#writeFailure) {
+      try {
+        appendFileSync(this.#options.logFile, `${new Date().toISOString()} [e2e-lanes] ${this.problem()}\n`);
+      } catch {
+        // still no room: the warning and the error messages said it
+      }
+    }
+  }
+
+  /** The log file stopped taking lines: say so once, with the code, and keep the tail in memory. */
+  #failed(error: Error): void {
+    log('%s cannot write %s: %s', this.#options.label, this.#options.logFile, error.message);
+    if (this.#writeFailure) return;
+    this.#writeFailure = { error: unwritable(error, 'write log file', this.#options.logFile), since: new Date().toISOString() };
+    warn(`${this.#options.label} ${formatLanesMessage(this.#writeFailure.error, { withCode: true })}\nThe server's later output is not in its log (its last ${TAIL_LINES} lines are kept for error messages).`);
   }
 
   #line(raw: string, kind: 'stdout' | 'stderr'): void {
@@ -130,6 +167,20 @@ export class OutputSink {
     this.#tail.push(line);
     if (this.#tail.length > TAIL_LINES) this.#tail.shift();
     if (this.#options.debug) (kind === 'stdout' ? process.stdout : process.stderr).write(`${this.#options.label} ${line}\n`);
+  }
+}
+
+/**
+ * Why a log file that a server writes itself (kept and warm lanes) may be incomplete: the device
+ * that holds it is full. Undefined when there is room, or when it cannot be told.
+ */
+export function logSpaceProblem(logFile: string): string | undefined {
+  try {
+    const stats = statfsSync(path.dirname(logFile));
+    if (stats.bavail > 0) return undefined;
+    return `${logFile} may be incomplete: the device that holds it is full (no space left, ENOSPC), so the server's writes to it fail; free space there (\`df -h ${path.dirname(logFile)}\`)`;
+  } catch {
+    return undefined;
   }
 }
 
