@@ -11,7 +11,7 @@ import { isLanesError } from '../errors.js';
 import { progress, warn } from '../log.js';
 import type { PortAllocation, PortAllocator } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { startServers, type ServerDefinition, type StartedServers } from '../servers/index.js';
+import { SERVER_DEFAULTS, startServers, type ServerDefinition, type StartedServers } from '../servers/index.js';
 import { describeLane, newOwner, resolveOwnerPid, type LaneKey } from '../state/index.js';
 import { formatPorts, type Lane } from './lane.js';
 import type { LaneEntry } from './lane-ledger.js';
@@ -85,10 +85,13 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
       }
     }
     for (const server of servers) lane.logFiles[server.name] = server.logFile;
+    const definitions = new Map((options.servers ?? []).map((def) => [def.name, def]));
     entry.servers = servers.map((server) => ({
       name: server.name,
       pid: server.pid,
       logFile: server.logFile,
+      stopSignal: definitions.get(server.name)?.stopSignal ?? SERVER_DEFAULTS.stopSignal,
+      stopTimeout: definitions.get(server.name)?.stopTimeout ?? SERVER_DEFAULTS.stopTimeout,
       ...(server.port !== undefined ? { port: server.port } : {}),
       ...(server.url !== undefined ? { url: server.url } : {}),
     }));

@@ -9,6 +9,9 @@ export interface LaneServerRecord {
   port?: number;
   url?: string;
   logFile: string;
+  /** How it is stopped (its definition's `stopSignal` and `stopTimeout`), so `down` and the watchdog stop it as the teardown does. */
+  stopSignal?: NodeJS.Signals;
+  stopTimeout?: number;
 }
 
 /** A lane as recorded in `allocated-lanes.json`. */

@@ -7,7 +7,7 @@ import type { DatabaseAllocator } from '../databases/index.js';
 import { debugLogger } from '../log.js';
 import type { PortAllocator, PortEntry } from '../ports/index.js';
 import { releaseEmbeddedRuns } from '../postgres/index.js';
-import { killProcessGroup } from '../servers/index.js';
+import { killProcessGroup, SERVER_DEFAULTS, type ServerDefinition } from '../servers/index.js';
 import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
 import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
@@ -73,16 +73,21 @@ export async function keepRunRecords(stores: RunStores, runId: string, owner?: O
 
 /**
  * Stops the recorded servers of a run that still carry its marks (a recycled pid is left alone),
- * each with its whole process group; resolves the pids stopped.
+ * each with its whole process group, as the run's teardown does: its `stopSignal`, up to its
+ * `stopTimeout` (as recorded, else as `definitions` say), then SIGKILL; all at once, and resolves
+ * only once every group is gone. Resolves the pids stopped.
  */
-export async function stopRecordedServers(servers: readonly LaneServerRecord[], runId: string): Promise<number[]> {
-  const stopped: number[] = [];
-  for (const server of servers) {
-    if (!isServerOfRun(server.pid, runId)) continue;
-    await killProcessGroup(server.pid, { timeout: 3_000 }).catch((error: unknown) => debug('stopping %s (pid %d) failed: %O', server.name, server.pid, error));
-    stopped.push(server.pid);
-  }
-  return stopped;
+export async function stopRecordedServers(servers: readonly LaneServerRecord[], runId: string, definitions: readonly ServerDefinition[] = []): Promise<number[]> {
+  const live = servers.filter((server) => isServerOfRun(server.pid, runId));
+  await Promise.all(
+    live.map((server) => {
+      const def = definitions.find((candidate) => candidate.name === server.name);
+      const signal = server.stopSignal ?? def?.stopSignal ?? SERVER_DEFAULTS.stopSignal;
+      const timeout = server.stopTimeout ?? def?.stopTimeout ?? SERVER_DEFAULTS.stopTimeout;
+      return killProcessGroup(server.pid, { signal, timeout }).catch((error: unknown) => debug('stopping %s (pid %d) failed: %O', server.name, server.pid, error));
+    }),
+  );
+  return live.map((server) => server.pid);
 }
 
 /** What {@link tearDownRuns} removed. */
@@ -116,7 +121,7 @@ export async function tearDownRuns(state: RunStores, which: { runs?: string[]; a
     if (!lanes) continue;
     report.runs.push(runId);
     stopWatchdogs(lanes, which.ownerPid);
-    report.killedPids.push(...(await stopRecordedServers(lanes.flatMap((lane) => lane.servers), runId)));
+    report.killedPids.push(...(await stopRecordedServers(lanes.flatMap((lane) => lane.servers), runId, options.servers)));
     // Processes of the run that left their server's process group (they carry its marks).
     report.killedPids.push(...(await killRunStragglers(runId, { timeout: 3_000 })));
     if (state.databases) report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
