@@ -6,6 +6,8 @@ import pg from 'pg';
 import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocation } from '../../src/databases/index.js';
 import { laneDatabaseName } from '../../src/databases/names.js';
 import { laneDatabaseUrl, laneRoleName, templateOwnerName } from '../../src/databases/roles.js';
+import { stateFilesOf } from '../../src/cli/context.js';
+import { collectStatus, formatStatus } from '../../src/cli/status.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
 import { currentHost } from '../../src/state/owner.js';
 import { withDatabase } from '../../src/postgres/index.js';
@@ -177,13 +179,14 @@ describe('a role per lane', () => {
 
   it("gives a lane's servers and its workers the lane role's URL, never the admin's", { timeout: 120_000 }, async (t) => {
     const server = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
-    const manager = new LaneManager({
+    const options = {
       runId: `roles-${Math.random().toString(36).slice(2, 8)}`,
       stateDir: await tempDir(t),
-      portRange: [35_200, 35_299],
+      portRange: [35_200, 35_299] as [number, number],
       servers: [{ name: 'api', command: [process.execPath, server], health: '/health' }],
-      database: { adminUrl: db.adminUrl, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), prefix: db.prefix, registry: 'file' },
-    });
+      database: { adminUrl: db.adminUrl, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), prefix: db.prefix, registry: 'file' as const },
+    };
+    const manager = new LaneManager(options);
     t.after(() => manager.teardown({ keep: false }));
     await manager.prepare();
     const [a, b] = await Promise.all([manager.ensureLane('alpha'), manager.ensureLane('beta')]);
@@ -200,5 +203,9 @@ describe('a role per lane', () => {
       const allocation = { project: lane.project, runId: manager.runId, databaseName: lane.databaseName!, databaseUrl: env.DATABASE_URL!, template: undefined as never };
       assert.deepEqual(await breaches(allocation, [{ name: other.databaseName!, table: '"Item"' }, { name: 'postgres' }]), []);
     }
+    // `status` shows each lane's role (from the recorded URL, its password redacted).
+    const rows = await collectStatus(stateFilesOf(options, {}));
+    assert.deepEqual(rows.map((row) => [row.databaseName, row.role]).sort(), [a, b].map((lane) => [lane.databaseName, laneRoleName(lane.databaseName!)]).sort());
+    assert.match(formatStatus(rows), /ROLE/);
   });
 });
