@@ -41,6 +41,7 @@ export const LANE_DATABASES_ENV = 'E2E_LANES_LANE_DATABASES';
 export const CONTROL_URL_ENV = 'E2E_LANES_CONTROL_URL';
 export const CONTROL_TOKEN_ENV = 'E2E_LANES_CONTROL_TOKEN';
 export const ISOLATION_ENV = 'E2E_LANES_ISOLATION';
+export const PROJECT_ISOLATION_ENV = 'E2E_LANES_PROJECT_ISOLATION';
 export const REBUILT_TEMPLATES_ENV = 'E2E_LANES_REBUILT_TEMPLATES';
 export const WATCHDOG_ENV = 'E2E_LANES_WATCHDOG';
 export const OWNER_IDENTITY_ENV = 'E2E_LANES_OWNER_IDENTITY';
@@ -95,6 +96,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: CONTROL_URL_ENV, setBy: 'internal', readBy: 'workers (playwright/control-client.ts); never lane servers', meaning: 'URL of the runner\'s lane service.', private: true },
   { name: CONTROL_TOKEN_ENV, setBy: 'internal', readBy: 'workers (playwright/control-client.ts); never lane servers', meaning: 'Token of the runner\'s lane service.', private: true },
   { name: ISOLATION_ENV, setBy: 'internal', readBy: 'the `lane` fixture (playwright/fixtures.ts)', meaning: 'The `isolation` option of withLanes, from the config evaluated in the runner to the workers.' },
+  { name: PROJECT_ISOLATION_ENV, setBy: 'internal', readBy: 'workers, before their spec files load (playwright/worker-lane.ts), and the `lane` fixture', meaning: 'The lanes of each project as global setup resolved them (`project` or `worker`, JSON), e.g. a lane per worker for `laneReset: \'test\'` on several workers.' },
   { name: REBUILT_TEMPLATES_ENV, setBy: 'internal', readBy: 'the template build (databases/template.ts)', meaning: 'Templates this process (and its children) rebuilt already, so `rebuild` rebuilds each once per run.' },
   { name: OWNER_IDENTITY_ENV, setBy: 'internal', readBy: 'the reaper, in lane servers\' environment (lanes/orphans.ts)', meaning: 'The PID namespace, start time and boot of the run\'s owner (`<ns>:<start>:<boot id>`): its pid is judged only where they match.' },
   { name: WATCHDOG_ENV, setBy: 'internal', readBy: 'a warm run\'s watchdog (cli/watchdog.ts); `down` by its mark (lanes/run.ts)', meaning: 'The settings of a warm run\'s watchdog (JSON), and its mark.' },

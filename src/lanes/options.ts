@@ -179,3 +179,35 @@ export function validateLanesOptions(options: LanesOptions): void {
   }
   baseServerName(options);
 }
+
+/** A project as the isolation rule sees it: its name and the lane options of its `use`. */
+export interface IsolationInput {
+  project: string;
+  /** `laneIsolation` of the project's `use` (with the config's `use`), else the `isolation` option. */
+  isolation: 'project' | 'worker' | undefined;
+  /** `laneReset` of the project's `use` (with the config's `use`). */
+  laneReset: unknown;
+  /** How many workers the run has. */
+  workers: number;
+}
+
+/**
+ * The lanes of a project: one per project or one per worker. A lane whose tests reset its data
+ * (`laneReset: 'test'`) is never shared by tests running at once, so such a project on more than
+ * one worker gets a lane per worker unless its isolation was set (`notice` says so), and one set
+ * to `'project'` is refused.
+ * @throws {LanesError} `INVALID_OPTION` for `laneReset: 'test'` with `laneIsolation: 'project'` on more than one worker.
+ */
+export function resolveLaneIsolation(input: IsolationInput): { isolation: 'project' | 'worker'; notice?: string } {
+  const resets = input.laneReset === 'test' && input.workers > 1;
+  if (!resets) return { isolation: input.isolation ?? 'project' };
+  if (input.isolation === 'project') {
+    throw new LanesError(
+      'INVALID_OPTION',
+      `Project ${JSON.stringify(input.project)} has laneReset: 'test' and laneIsolation: 'project' on ${input.workers} workers: its tests would reset one lane's data under each other.`,
+      { hint: `Remove laneIsolation from project ${JSON.stringify(input.project)} (or set it to 'worker'): each worker then gets a lane of its own; or run with workers: 1.` },
+    );
+  }
+  if (input.isolation === 'worker') return { isolation: 'worker' };
+  return { isolation: 'worker', notice: `project ${JSON.stringify(input.project)}: laneReset 'test' on ${input.workers} workers, so one lane per worker (a lane that is reset is never shared; set laneIsolation: 'worker' to say so)` };
+}

@@ -9,7 +9,7 @@ import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
 import { reportTest, requestLane, requestReset, requestServerStatus } from './control-client.js';
 import { showCode } from './show-code.js';
-import { adoptLaneDatabase } from './worker-lane.js';
+import { adoptLaneDatabase, publishedIsolation } from './worker-lane.js';
 import { LANE_NOT_READY_URL, mentionsLaneNotReady } from '../postgres/app-env.js';
 
 /** Fixtures and options e2e-lanes adds to every test. */
@@ -80,7 +80,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
   laneIsolation: [undefined, { scope: 'worker', option: true }],
   lane: [
     async ({ laneIsolation }, use, workerInfo) => {
-      const isolation = laneIsolation ?? (process.env[ISOLATION_ENV] as 'project' | 'worker' | undefined) ?? 'project';
+      const isolation = laneIsolation ?? publishedIsolation(workerInfo.project.name) ?? (process.env[ISOLATION_ENV] as 'project' | 'worker' | undefined) ?? 'project';
       const started = performance.now();
       const lane = await requestLane({
         project: workerInfo.project.name,
