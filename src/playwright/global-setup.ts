@@ -1,11 +1,11 @@
 import type { FullConfig, FullProject } from '@playwright/test';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, LANE_DATABASES_ENV } from '../env-vars.js';
+import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, LANE_DATABASES_ENV, PROJECT_ISOLATION_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
-import { keepLanes, type LanesOptions } from '../lanes/options.js';
-import { progress } from '../log.js';
+import { keepLanes, resolveLaneIsolation, type LanesOptions } from '../lanes/options.js';
+import { progress, warn } from '../log.js';
 import { ignoredAppDatabaseUrl } from '../postgres/index.js';
 import { RUN_ID_ENV } from '../env-vars.js';
 import { browserNotFound, playwrightChromium } from './browser.js';
@@ -14,6 +14,7 @@ import { LanePrefetcher } from './prefetch.js';
 import { configBridge as registry } from './config-bridge.js';
 import { showCode } from './show-code.js';
 import { formatLaneDatabases } from './worker-lane.js';
+import { describeForeignConnections, foreignRunnerConnections } from './runner-clients.js';
 
 /**
  * Signals that end the runner without Playwright's teardown (it handles only SIGINT): a kill or a
@@ -41,12 +42,15 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     );
   }
   const projects = selectedProjects(config);
+  let isolation: Map<string, 'project' | 'worker'>;
   try {
     assertNoWebServer(config, options.allowWebServer ?? false);
     assertBrowsers(projects);
+    isolation = resolveIsolations(config, projects, options.isolation);
   } catch (error) {
     throw showCode(error);
   }
+  const laneIsolation = (project: FullProject): 'project' | 'worker' => isolation.get(project.name) ?? 'project';
 
   let manager: LaneManager;
   try {
@@ -76,7 +80,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   try {
     const started = Date.now();
     // The ready copies kept for this run: one per lane it boots, at most 4 (unless `database.pool` says).
-    const perWorker = projects.filter((project) => laneIsolation(project, options.isolation) === 'worker').length;
+    const perWorker = projects.filter((project) => laneIsolation(project) === 'worker').length;
     // The lanes this run may use: one per project, one per worker of a per-worker project.
     const expected = projects.length - perWorker + perWorker * config.workers;
     manager.databases?.expectLanes(expected);
@@ -105,17 +109,22 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
       // Before any worker starts: workers name their lane's database from this (see worker-lane.ts).
       process.env[LANE_DATABASES_ENV] = formatLaneDatabases({ ...(await manager.databases.laneAccess()), prefix: manager.databases.prefix, runId: manager.runId });
       for (const line of appEnvNotices(options)) progress(line);
+      // Before the user's global setup: a client the config created before withLanes ran is only seen, not redirected.
+      const foreign = await foreignRunnerConnections(await manager.databases.adminUrl(), manager.databases.prefix).catch(() => []);
+      const line = describeForeignConnections(foreign);
+      if (line) warn(line);
     }
-    const perProject = projects.filter((project) => laneIsolation(project, options.isolation) === 'project').map((project) => project.name);
+    const perProject = projects.filter((project) => laneIsolation(project) === 'project').map((project) => project.name);
     const ahead = options.eager ? 0 : (options.prefetch ?? 1);
     const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
-    control = await startControlServer(manager, { projects: projects.map((project) => project.name), workers: config.workers, prefetcher });
+    control = await startControlServer(manager, { projects: projects.map((project) => project.name), configProjects: config.projects.map((project) => project.name), workers: config.workers, prefetcher });
     if (disposing) {
       await control.close();
       return;
     }
+    // The URL only: each worker gets a token of its own when it is forked (worker-tokens.ts).
     process.env[CONTROL_URL_ENV] = control.url;
-    process.env[CONTROL_TOKEN_ENV] = control.token;
+    delete process.env[CONTROL_TOKEN_ENV];
     if (options.eager) await Promise.all(perProject.map((project) => manager.ensureLane(project)));
     prefetcher?.start();
     progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : manager.reuse.enabled ? ', lanes kept warm after the run' : ''})`);
@@ -188,8 +197,29 @@ function assertNoWebServer(config: FullConfig, allowed: boolean): void {
   });
 }
 
-function laneIsolation(project: FullProject, fallback: 'project' | 'worker' | undefined): 'project' | 'worker' {
-  return (project.use as { laneIsolation?: 'project' | 'worker' }).laneIsolation ?? fallback ?? 'project';
+/**
+ * The lanes of every project of the run (see resolveLaneIsolation), published for the workers
+ * before any starts; one line for each project whose lanes became per worker.
+ */
+function resolveIsolations(config: FullConfig, projects: FullProject[], fallback: 'project' | 'worker' | undefined): Map<string, 'project' | 'worker'> {
+  const resolved = new Map<string, 'project' | 'worker'>();
+  for (const project of projects) {
+    const use = project.use as { laneIsolation?: 'project' | 'worker'; laneReset?: unknown };
+    const { isolation, notice } = resolveLaneIsolation({ project: project.name, isolation: use.laneIsolation ?? fallback, laneReset: use.laneReset, workers: projectWorkers(config, project) });
+    resolved.set(project.name, isolation);
+    if (notice) progress(notice);
+  }
+  process.env[PROJECT_ISOLATION_ENV] = JSON.stringify(Object.fromEntries(resolved));
+  return resolved;
+}
+
+/** How many workers may run a project's tests at once: the config's, or fewer with the project's own `workers`. */
+function projectWorkers(config: FullConfig, project: FullProject): number {
+  // A project's own `workers` is only kept on Playwright's internal config.
+  const internal = Object.getOwnPropertySymbols(config).find((symbol) => symbol.description === 'configInternalSymbol');
+  const projects = internal ? (config as unknown as Record<symbol, { projects?: Array<{ project?: FullProject; workers?: number }> }>)[internal]?.projects : undefined;
+  const own = projects?.find((candidate) => candidate.project === project)?.workers;
+  return typeof own === 'number' && own > 0 ? Math.min(own, config.workers) : config.workers;
 }
 
 /** Fails early, with the install command, when a Chromium project has no browser to run. */

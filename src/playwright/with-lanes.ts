@@ -9,6 +9,7 @@ import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index
 import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
 import { configBridge } from './config-bridge.js';
 import { guardRunnerEnv, installWorkerPreload, pointWorkerAtLane } from './worker-lane.js';
+import { installWorkerTokens } from './worker-tokens.js';
 
 // `.ts` when run from source, `.js` when run from the built package.
 const EXT = extname(fileURLToPath(import.meta.url));
@@ -39,9 +40,11 @@ export function withLanes<T, W>(config: PlaywrightTestConfig<T, W>, options: Wit
     claimRunOwnership();
     if (options.isolation) process.env[ISOLATION_ENV] = options.isolation;
     const guarded = guardRunnerEnv(options);
+    if (guarded.adminUrl !== undefined && options.database) configBridge().options = { ...options, database: { ...options.database, adminUrl: guarded.adminUrl } };
     configBridge().appDatabaseUrl ??= guarded.appDatabaseUrl;
     if (guarded.redirected.length > 0) configBridge().redirectedEnv = guarded.redirected;
     installWorkerPreload();
+    installWorkerTokens();
   } else {
     // Before any spec file loads: clients created at import time reach this worker's lane.
     pointWorkerAtLane(config as PlaywrightTestConfig<unknown, unknown>, options);

@@ -1,9 +1,10 @@
 import type { PlaywrightTestConfig } from '@playwright/test';
-import { LANE_DATABASES_ENV } from '../env-vars.js';
+import { DATABASE_URL_ENV, LANE_DATABASES_ENV, PROJECT_ISOLATION_ENV } from '../env-vars.js';
 import { laneDatabaseUrl } from '../databases/roles.js';
 import { LanesError } from '../errors.js';
 import type { LanesOptions } from '../lanes/options.js';
-import { LANE_NOT_READY_URL, isLaneNotReadyUrl, otherUrlVariables, pointEnvAt } from '../postgres/app-env.js';
+import { LANE_NOT_READY_URL, PG_CONNECTION_ENV, completeUrlFromPgEnv, isLaneNotReadyUrl, otherUrlVariables, pointEnvAt } from '../postgres/app-env.js';
+import { isRunnerDatabaseUrl, runnerDatabaseEnv, runnerDatabaseUrl } from './runner-database.js';
 import { redactUrl } from '../redact.js';
 
 /**
@@ -99,6 +100,18 @@ export function formatLaneDatabases(databases: LaneDatabases): string {
   return JSON.stringify(databases);
 }
 
+/** The lanes of each project as global setup resolved them ({@link PROJECT_ISOLATION_ENV}). */
+export function publishedIsolation(project: string): 'project' | 'worker' | undefined {
+  const raw = process.env[PROJECT_ISOLATION_ENV];
+  if (!raw) return undefined;
+  try {
+    const found = (JSON.parse(raw) as Record<string, unknown>)[project];
+    return found === 'project' || found === 'worker' ? found : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 type ProjectLike = { name?: string; use?: { laneIsolation?: 'project' | 'worker' } };
 
 /**
@@ -134,7 +147,7 @@ export function pointWorkerAtLane(config: PlaywrightTestConfig<unknown, unknown>
   let url = LANE_NOT_READY_URL;
   if (identity && databases && project?.name) {
     const topUse = config.use as ProjectLike['use'];
-    const isolation = project.use?.laneIsolation ?? topUse?.laneIsolation ?? options.isolation ?? 'project';
+    const isolation = publishedIsolation(project.name) ?? project.use?.laneIsolation ?? topUse?.laneIsolation ?? options.isolation ?? 'project';
     const key = { runId: databases.runId, project: project.name, ...(isolation === 'worker' ? { worker: identity.parallelIndex } : {}) };
     url = laneDatabaseUrl(databases, databases.prefix, key);
   }
@@ -145,19 +158,29 @@ export function pointWorkerAtLane(config: PlaywrightTestConfig<unknown, unknown>
 }
 
 /**
- * In the runner, at config time: the app's database variables name the not-ready address, so that
- * nothing started from the runner (a leftover `webServer`, a spec loaded to list its tests, a
- * user's global setup) reaches the database a `.env` file or the shell named. Returns the value
- * `DATABASE_URL` had, for the one line that says it is not used.
+ * In the runner, at config time: the app's database variables (`DATABASE_URL`, every variable
+ * holding a PostgreSQL URL, the `PG*` parts) name the runner's endpoint that refuses every client
+ * with a message saying where a lane's URL is (runner-database.ts), so that nothing started from
+ * the runner (a user's global setup or teardown, a spec loaded to list its tests, a leftover
+ * `webServer`) reaches the database a `.env` file or the shell named. The admin URL (the option or
+ * `E2E_LANES_DATABASE_URL`) keeps the `PG*` parts it left out. Returns the value `DATABASE_URL`
+ * had (for the line that says it is not used), the other variables pointed away, and the admin
+ * URL option completed.
  */
-export function guardRunnerEnv(options: LanesOptions): { appDatabaseUrl: string | undefined; redirected: string[] } {
+export function guardRunnerEnv(options: LanesOptions): { appDatabaseUrl: string | undefined; redirected: string[]; adminUrl?: string } {
   const env = process.env;
   const appDatabaseUrl = env.DATABASE_URL;
-  if (options.database === false || isLaneNotReadyUrl(appDatabaseUrl)) return { appDatabaseUrl: undefined, redirected: [] };
-  // Only the URL variables: the PG* parts may be what the admin URL itself relies on (PGPASSWORD).
+  if (options.database === false || isRunnerDatabaseUrl(appDatabaseUrl)) return { appDatabaseUrl: undefined, redirected: [] };
+  const pgEnv = Object.fromEntries(PG_CONNECTION_ENV.filter((name) => env[name] !== undefined).map((name) => [name, env[name]!]));
+  if (env[DATABASE_URL_ENV]) env[DATABASE_URL_ENV] = completeUrlFromPgEnv(env[DATABASE_URL_ENV], pgEnv);
+  const adminUrl = options.database?.adminUrl ? completeUrlFromPgEnv(options.database.adminUrl, pgEnv) : undefined;
+  const url = runnerDatabaseUrl();
   const redirected = otherUrlVariables(env);
-  for (const name of ['DATABASE_URL', ...redirected]) env[name] = LANE_NOT_READY_URL;
-  return { appDatabaseUrl, redirected };
+  for (const name of ['DATABASE_URL', ...redirected]) env[name] = url;
+  const changes = runnerDatabaseEnv(url);
+  for (const name of changes.unset) delete env[name];
+  Object.assign(env, changes.set);
+  return { appDatabaseUrl, redirected, ...(adminUrl !== undefined ? { adminUrl } : {}) };
 }
 
 /**

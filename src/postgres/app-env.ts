@@ -104,3 +104,27 @@ export async function withEnvPointedAt<T>(url: string, fn: () => Promise<T>): Pr
     }
   }
 }
+
+/** The `PG*` variables that name where libpq and node-postgres connect, and as whom. */
+export const PG_CONNECTION_ENV = ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE'] as const;
+
+/**
+ * `url` with the parts it leaves out taken from the `PG*` variables of `env` (user, password,
+ * port, database; the host when the URL has none), as libpq and node-postgres would take them: the
+ * admin URL keeps working once the runner's `PG*` variables point away from every database.
+ */
+export function completeUrlFromPgEnv(url: string, env: Partial<Record<(typeof PG_CONNECTION_ENV)[number], string>>): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url; // reported where the URL is used, with its password redacted
+  }
+  if (!parsed.hostname && !parsed.searchParams.has('host') && env.PGHOST) parsed.searchParams.set('host', env.PGHOST);
+  const hasHost = parsed.hostname !== '';
+  if (hasHost && !parsed.username && env.PGUSER) parsed.username = encodeURIComponent(env.PGUSER);
+  if (hasHost && !parsed.password && env.PGPASSWORD) parsed.password = encodeURIComponent(env.PGPASSWORD);
+  if (hasHost && !parsed.port && !parsed.searchParams.has('port') && env.PGPORT) parsed.port = env.PGPORT;
+  if ((parsed.pathname === '' || parsed.pathname === '/') && env.PGDATABASE) parsed.pathname = `/${encodeURIComponent(env.PGDATABASE)}`;
+  return parsed.toString();
+}

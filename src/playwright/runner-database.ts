@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LANE_NOT_READY_URL } from '../postgres/app-env.js';
+
+/**
+ * The database the runner process is given: none. `withLanes` points `DATABASE_URL`, the `PG*`
+ * variables and every variable holding a PostgreSQL URL of the runner (where the user's
+ * `globalSetup` and `globalTeardown` run) at a tiny endpoint of the runner itself (a Unix socket),
+ * which answers every connection attempt with a PostgreSQL error saying where a lane's URL is. A
+ * client created there fails at once with that message, instead of reaching the developer's
+ * database that a `.env` named. Where the endpoint cannot listen, the not-ready address is used.
+ */
+
+/** The user the runner's URL names: how the endpoint and its URL are recognised. */
+const RUNNER_USER = 'no-database-in-the-runner';
+
+/** What a client in the runner gets (as the server's FATAL message, and its hint). */
+export const RUNNER_DATABASE_MESSAGE =
+  "e2e-lanes: no database in the Playwright runner (config, globalSetup, globalTeardown): DATABASE_URL and PG* point here on purpose. A lane's database URL is lane.databaseUrl of the `lane` fixture (DATABASE_URL in workers and lane servers), or (await manager.ensureLane(project)).databaseUrl of a LaneManager.";
+export const RUNNER_DATABASE_HINT = 'See "Database clients in tests" in docs/databases-in-tests.md.';
+
+const KEY = Symbol.for('e2e-lanes.runner-database');
+
+/** SSLRequest and GSSENCRequest codes: answered 'N' (not supported), then the startup packet follows. */
+const ENCRYPTION_REQUESTS = new Set([80877103, 80877104]);
+const MAX_PACKET_BYTES = 10_000;
+
+/**
+ * The URL the runner's database variables hold: its endpoint's, started on first call (once per
+ * process), or {@link LANE_NOT_READY_URL} when it cannot listen.
+ */
+export function runnerDatabaseUrl(): string {
+  const holder = globalThis as unknown as Record<symbol, string | undefined>;
+  return (holder[KEY] ??= startEndpoint());
+}
+
+/** True when `url` is what the runner's variables were pointed at (this process's or any runner's). */
+export function isRunnerDatabaseUrl(url: string | undefined): boolean {
+  return url !== undefined && (url === LANE_NOT_READY_URL || url.startsWith(`postgresql://${RUNNER_USER}@`));
+}
+
+/**
+ * The runner's database variables, pointing at `url` ({@link runnerDatabaseUrl}): `DATABASE_URL`,
+ * the `PG*` parts (the endpoint's socket folder and port, no password), and the names of the other
+ * variables holding a PostgreSQL URL.
+ */
+export function runnerDatabaseEnv(url: string): { set: Record<string, string>; unset: string[] } {
+  if (url === LANE_NOT_READY_URL) return { set: {}, unset: ['PGPASSWORD'] };
+  const parsed = new URL(url);
+  return {
+    set: { PGHOST: parsed.searchParams.get('host') ?? '', PGPORT: parsed.port || '5432', PGUSER: RUNNER_USER, PGDATABASE: parsed.pathname.slice(1) },
+    unset: ['PGPASSWORD', 'PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE'],
+  };
+}
+
+/**
+ * Listens on a Unix socket in a folder of its own (bound at once, so the URL is known before any
+ * user code runs; libpq and node-postgres reach it through `?host=`, `PGHOST`).
+ */
+function startEndpoint(): string {
+  if (process.platform === 'win32') return LANE_NOT_READY_URL;
+  let dir: string | undefined;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'e2e-lanes-runner-'));
+    const server = createServer(refuse);
+    server.on('error', () => undefined);
+    server.listen(join(dir, '.s.PGSQL.5432'));
+    server.unref();
+    const folder = dir;
+    process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+    return `postgresql://${RUNNER_USER}@localhost:5432/use_the_lane_fixture?host=${encodeURIComponent(dir)}`;
+  } catch {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    return LANE_NOT_READY_URL;
+  }
+}
+
+/** Reads the client's first packets and answers with an ErrorResponse (FATAL, 08004), then closes. */
+function refuse(socket: Socket): void {
+  socket.unref();
+  socket.setTimeout(5_000, () => socket.destroy());
+  socket.on('error', () => undefined);
+  let buffered = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 8) {
+      const length = buffered.readInt32BE(0);
+      if (length < 8 || length > MAX_PACKET_BYTES) return void socket.destroy();
+      if (buffered.length < length) return;
+      const code = buffered.readInt32BE(4);
+      buffered = buffered.subarray(length);
+      if (ENCRYPTION_REQUESTS.has(code)) {
+        socket.write('N');
+        continue;
+      }
+      socket.end(errorResponse());
+      return;
+    }
+  });
+}
+
+function errorResponse(): Buffer {
+  const field = (type: string, value: string): Buffer => Buffer.concat([Buffer.from(type), Buffer.from(value, 'utf8'), Buffer.from([0])]);
+  const body = Buffer.concat([field('S', 'FATAL'), field('V', 'FATAL'), field('C', '08004'), field('M', RUNNER_DATABASE_MESSAGE), field('H', RUNNER_DATABASE_HINT), Buffer.from([0])]);
+  const header = Buffer.alloc(5);
+  header.write('E', 0);
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
