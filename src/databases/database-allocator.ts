@@ -17,7 +17,7 @@ import { currentShard, reaping, releasing } from './ownership.js';
 import { PoolKeeper } from './pool-keeper.js';
 import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
 import type { ResetStrategy } from './reset.js';
-import { checkCanCreateRoles, laneRoleKey, laneRoleName, laneRoleUrl, serverBaseUrl } from './roles.js';
+import { checkCanCreateRoles, laneRoleKey, laneRoleUrl, serverBaseUrl } from './roles.js';
 import { PostgresSession } from './session.js';
 import { ensureTemplate, type TemplateInfo } from './template.js';
 
@@ -284,11 +284,6 @@ export class DatabaseAllocator {
   async laneAccess(): Promise<{ baseUrl: string; roleKey?: string }> {
     const roles = await this.#laneRoles();
     return roles ? { baseUrl: roles.baseUrl, roleKey: roles.key } : { baseUrl: (await this.#session.server()).adminUrl };
-  }
-
-  /** The role a lane database of this allocator is reached with: its lane role, or the admin's (undefined when unknown). */
-  laneRoleOf(databaseName: string): string | undefined {
-    return this.options.laneRoles ? laneRoleName(databaseName) : undefined;
   }
 
   /**
