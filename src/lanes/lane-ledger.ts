@@ -33,8 +33,11 @@ export interface LaneEntry extends LedgerEntry {
 export interface LaneFingerprint {
   /** The Playwright config file (or '' without one): warm lanes serve only runs of the same config. */
   config: string;
-  /** Per server: its command, cwd, env and other options. */
-  servers: Record<string, { command: string; cwd: string; env: string; rest: string }>;
+  /**
+   * Per server: its command, cwd, env and other options; and the environment it was started with,
+   * a keyed digest per variable name (see `serverEnvironment`), never a value.
+   */
+  servers: Record<string, { command: string; cwd: string; env: string; rest: string; environment?: Record<string, string> }>;
   /** The lane's port names. */
   ports: string;
 }

@@ -10,6 +10,7 @@ import { loopbackUrl } from '../servers/options.js';
 import { OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, WATCHDOG_ENV } from '../env-vars.js';
 import { currentHost, handOverRunEntries, judgeOwner, newOwner, type Owner } from '../state/index.js';
 import { identityOf } from '../state/identity.js';
+import { changedVariables, listNames, serverEnvironment } from './environment.js';
 import { laneLedger, type LaneEntry, type LaneFingerprint } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
 
@@ -65,7 +66,8 @@ export function resolveReuse(options: Pick<LanesOptions, 'reuse'>, isCI: boolean
 
 /**
  * What a warm lane must still match to be taken over: the config, the servers' definitions
- * (command, cwd, env, the rest) and port names, each as a short hash.
+ * (command, cwd, env, the rest) and port names, each as a short hash, and the environment each
+ * server is started with, a short digest per variable (see serverEnvironment).
  */
 export function laneFingerprint(options: LanesOptions, configKey: string, ctx: { project: string; ports: Record<string, number> }): LaneFingerprint {
   const servers: LaneFingerprint['servers'] = {};
@@ -76,17 +78,19 @@ export function laneFingerprint(options: LanesOptions, configKey: string, ctx: {
   }
   for (const server of options.servers ?? []) {
     const { command, cwd, env, ...rest } = server;
+    const configured = evaluateEnv(env, { project: ctx.project, ports: ctx.ports, urls: { ...urls }, databaseUrl: 'postgresql://lane-database' });
     servers[server.name] = {
       command: digest(command),
       cwd: digest(resolve(cwd ?? process.cwd())),
-      env: digest(evaluateEnv(env, { project: ctx.project, ports: ctx.ports, urls: { ...urls }, databaseUrl: 'postgresql://lane-database' })),
+      env: digest(configured),
       rest: digest(rest),
+      environment: serverEnvironment(server, { ports: ctx.ports, database: options.database !== false }, configured as Record<string, unknown> | undefined),
     };
   }
   return { config: configKey, servers, ports: digest(Object.keys(ctx.ports).sort()) };
 }
 
-const FIELD_NAMES: Record<keyof LaneFingerprint['servers'][string], string> = { command: 'command', cwd: 'cwd', env: 'env', rest: 'options' };
+const FIELD_NAMES: Record<Exclude<keyof LaneFingerprint['servers'][string], 'environment'>, string> = { command: 'command', cwd: 'cwd', env: 'env', rest: 'options' };
 
 /** Why a warm lane recorded with `recorded` cannot serve a run that wants `current`, or undefined. */
 export function fingerprintChange(recorded: LaneFingerprint | undefined, current: LaneFingerprint): string | undefined {
@@ -102,6 +106,10 @@ export function fingerprintChange(recorded: LaneFingerprint | undefined, current
     for (const field of Object.keys(FIELD_NAMES) as Array<keyof typeof FIELD_NAMES>) {
       if (recorded.servers[name]![field] !== current.servers[name]![field]) return `the ${name}'s ${FIELD_NAMES[field]} changed`;
     }
+    const before = recorded.servers[name]!.environment;
+    if (!before) return `its ${name} was recorded without its environment`;
+    const changed = changedVariables(before, current.servers[name]!.environment ?? {});
+    if (changed.length > 0) return `the ${name}'s environment changed (${listNames(changed)})`;
   }
   return undefined;
 }
