@@ -163,7 +163,7 @@ export class OutputSink {
     const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const line = redactText(text.length > MAX_LINE_CHARS ? `${text.slice(0, MAX_LINE_CHARS)}…` : text, this.#options.secrets);
     // Every line of the log file carries its time, so a test's lines can be told from the others'.
-    this.#file?.write(`${new Date().toISOString()} ${line}\n`);
+    if (!this.#writeFailure) this.#file?.write(`${new Date().toISOString()} ${line}\n`);
     this.#tail.push(line);
     if (this.#tail.length > TAIL_LINES) this.#tail.shift();
     if (this.#options.debug) (kind === 'stdout' ? process.stdout : process.stderr).write(`${this.#options.label} ${line}\n`);
