@@ -14,6 +14,7 @@ import { endSessions } from '../../src/databases/reset.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
 import { wideSchemaSql } from '../../test/fixtures/wide-schema.ts';
 import { DEMO, type BenchContext } from './context.ts';
+import { measureLaneRoles } from './lane-roles.ts';
 import { fmtMs, fmtRatio, median, percentile, range, Samples, table, timed, type PartResult, type TargetResult } from './measure.ts';
 
 const VARIANTS = ['swap', 'truncate', 'drop + clone', 'naive'] as const;
@@ -53,6 +54,8 @@ export async function runResets(ctx: BenchContext): Promise<PartResult> {
   }
   const pool = await measurePool(ctx, reps);
   targets.push({ name: 'lane database from the ready pool (rename), p50', goal: '≤ 5 ms', measured: `${fmtMs(pool.median('rename'))} (a clone: ${fmtMs(pool.median('clone'))})`, pass: pool.median('rename') <= 5 });
+  const roles = await measureLaneRoles(ctx, reps);
+  targets.push(...roles.targets);
 
   const markdown = [
     table(['schema', 'reset', 'p50', 'p90', '÷ drop + clone'], rows),
@@ -71,6 +74,10 @@ export async function runResets(ctx: BenchContext): Promise<PartResult> {
         ['a clone (`CREATE DATABASE … TEMPLATE`)', fmtMs(pool.median('clone')), fmtMs(percentile(pool.get('clone'), 90))],
       ],
     ),
+    '',
+    'A role per lane (`database.laneRoles`, on by default: see [the security model](security.md)), against the feature off:',
+    '',
+    roles.markdown,
   ].join('\n');
   return { id: 'resets', title: '6. Fresh data for every test: resets under running servers', markdown, targets };
 }

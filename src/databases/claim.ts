@@ -19,7 +19,7 @@ import { laneMark, markLanes } from './marks.js';
 import { laneDatabaseName, templateHashOf } from './names.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy } from './ready-pool.js';
-import { ensureLaneRole, laneAccessSql, laneRoleName, laneRolePassword, laneRoleUrl } from './roles.js';
+import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleUrl } from './roles.js';
 import type { PostgresSession } from './session.js';
 import type { TemplateInfo } from './template.js';
 
@@ -114,22 +114,15 @@ async function create(context: ClaimContext, client: Client, version: number, en
 }
 
 /**
- * Creates the lane's role and grants it its database. A release racing the claim may drop both
- * meanwhile: a dropped role is created again, a dropped database left to the claim's own check
- * (which starts over).
+ * Creates the lane's role and grants it its database, in one round trip. A release racing the
+ * claim may have dropped the database meanwhile: left to the claim's own check (which starts over).
  */
 async function openToLaneRole(client: Client, entry: DatabaseEntry, template: string, key: string): Promise<void> {
   const { databaseName } = entry;
-  for (let attempt = 1; ; attempt++) {
-    await ensureLaneRole(client, databaseName, laneRolePassword(key, laneRoleName(databaseName)), template, laneMark(entry));
-    try {
-      await client.query(laneAccessSql(databaseName));
-      return;
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code === '3D000') return; // the database was dropped by a release meanwhile
-      if (code !== '42704' || attempt >= 3) throw error; // 42704: the role was
-    }
+  try {
+    await ensureLaneRole(client, databaseName, laneRolePassword(key, laneRoleName(databaseName)), template, laneMark(entry), { grantDatabase: true });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '3D000') throw error; // 3D000: the database was dropped meanwhile
   }
 }
 

@@ -137,25 +137,36 @@ function notOurs(role: string): LanesError {
   });
 }
 
+/** SQLSTATE of the refusal to touch a role without the toolkit's mark (a class of the toolkit's own). */
+const NOT_OURS_SQLSTATE = 'EL001';
+
 /**
  * Creates the role `role` (or makes an existing role of the toolkit so again): NOSUPERUSER
  * NOCREATEDB NOCREATEROLE NOBYPASSRLS, with `attributes` (LOGIN and its password, or NOLOGIN),
- * marked with `mark`. Statements after it (`then`) run in the same round trip.
+ * marked with `mark`; then the statements of `then`. One round trip, one transaction: the mark is
+ * checked on the server, so a role without it is refused before anything is changed.
  * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
  */
 async function ensureRole(client: Client, role: string, attributes: string, mark: DatabaseMark, then: string[] = []): Promise<void> {
   const id = escapeIdentifier(role);
+  const name = escapeLiteral(role);
+  const create = `DO $e2e_lanes$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${name}) THEN
+    CREATE ROLE ${id};
+    COMMENT ON ROLE ${id} IS ${escapeLiteral(JSON.stringify(mark))};
+  ELSIF coalesce(shobj_description((SELECT oid FROM pg_roles WHERE rolname = ${name}), 'pg_authid'), '') NOT LIKE ${escapeLiteral(`{"toolkit":"${MARK_TOOLKIT}",%`)} THEN
+    RAISE EXCEPTION 'role % has no e2e-lanes mark', ${name} USING ERRCODE = '${NOT_OURS_SQLSTATE}';
+  END IF;
+END $e2e_lanes$`;
+  const statements = [create, `ALTER ROLE ${id} WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT ${attributes}`, ...then];
   for (let attempt = 1; ; attempt++) {
-    const found = await roleMarkOf(client, role);
-    if (found.exists && !found.mark) throw notOurs(role);
-    const statements = found.exists ? [] : [`CREATE ROLE ${id}`, `COMMENT ON ROLE ${id} IS ${escapeLiteral(JSON.stringify(mark))}`];
-    statements.push(`ALTER ROLE ${id} WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT ${attributes}`, ...then);
     try {
       await client.query(statements.join(';\n'));
       return;
     } catch (error) {
-      // Created by another process at the same moment: look again.
       const code = (error as Partial<DatabaseError>).code;
+      if (code === NOT_OURS_SQLSTATE) throw notOurs(role);
+      // Created by another process at the same moment: again (it exists now).
       if (attempt < 3 && (code === '42710' || code === '23505')) continue;
       throw error;
     }
@@ -196,13 +207,15 @@ export async function finishBuildForOwner(client: Client, build: string, owner: 
 
 /**
  * The lane role of `databaseName`, created or brought back to what it must be (LOGIN with its
- * password, a member of the template's owner role), marked with its lane's `mark`.
+ * password, a member of the template's owner role), marked with its lane's `mark`; with
+ * `grantDatabase`, also given its database (see {@link laneAccessSql}), in the same round trip.
  * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
  */
-export async function ensureLaneRole(client: Client, databaseName: string, password: string, template: string, mark: DatabaseMark): Promise<void> {
+export async function ensureLaneRole(client: Client, databaseName: string, password: string, template: string, mark: DatabaseMark, options: { grantDatabase?: boolean } = {}): Promise<void> {
   const role = laneRoleName(databaseName);
   await ensureRole(client, role, `LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`, { ...mark, kind: 'lane' }, [
     `GRANT ${escapeIdentifier(templateOwnerName(template))} TO ${escapeIdentifier(role)}`,
+    ...(options.grantDatabase ? [laneAccessSql(databaseName)] : []),
   ]);
 }
 
