@@ -4,6 +4,9 @@ import type { LanesOptions } from '../lanes/options.js';
 import { ensurePostgres } from '../postgres/index.js';
 import { describeLane } from '../state/index.js';
 import type { CliState } from './context.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type State = CliState;
 
@@ -22,9 +25,28 @@ export interface GcReport {
 
 /**
  * Reaps everything whose owner is dead or whose lease expired (server process groups, lane
- * databases, port entries) and drops all but the newest `keepTemplates` templates.
+ * databases, port entries) and drops all but the newest `keepTemplates` templates. With `dryRun`
+ * it changes nothing and lists what the real run removes: when the embedded server has to be
+ * started to look at its databases, it is started for the look alone, its port recorded in a
+ * throw-away state folder (never in this one, whose stale entries an allocation would reap), and
+ * stopped again unless another run joined it meanwhile.
  */
 export async function collectGarbage(state: State, options: LanesOptions, gc: { dryRun: boolean; keepTemplates: number }): Promise<GcReport> {
+  if (!gc.dryRun || options.database === false) return collect(state, options, gc);
+  const scratch = await mkdtemp(join(tmpdir(), 'e2e-lanes-gc-look-'));
+  try {
+    const look = await holdServer(scratch, options);
+    try {
+      return await collect(state, options, gc);
+    } finally {
+      await look.release();
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function collect(state: State, options: LanesOptions, gc: { dryRun: boolean; keepTemplates: number }): Promise<GcReport> {
   // What a run's setup reaps first, then the databases (on a shared server also other machines' whose lease expired).
   const dead = await reapDeadRuns(state, state.leaseMs, { dryRun: gc.dryRun });
   const report: GcReport = {
@@ -62,12 +84,7 @@ export async function collectGarbage(state: State, options: LanesOptions, gc: { 
 async function oldTemplates(state: State, options: LanesOptions, gc: { dryRun: boolean; keepTemplates: number }): Promise<string[]> {
   const database = options.database || {};
   const prefix = database.prefix ?? 'e2e';
-  const server = await ensurePostgres({
-    stateDir: state.stateDir,
-    runId: 'e2e-lanes-cli',
-    ...(database.adminUrl !== undefined ? { adminUrl: database.adminUrl } : {}),
-    ...(database.embedded !== undefined ? { embedded: database.embedded } : {}),
-  });
+  const server = await holdServer(state.stateDir, options);
   try {
     // Templates that live lanes of this state folder were cloned from stay: their runs may clone more.
     const inUse = ((await state.databases?.list()) ?? []).filter((entry) => entry.alive).map((entry) => entry.template);
@@ -84,4 +101,15 @@ async function oldTemplates(state: State, options: LanesOptions, gc: { dryRun: b
     await state.databases?.close();
     await server.release();
   }
+}
+
+/** A hold on the lanes' PostgreSQL server (the embedded one started, with its port in `stateDir`, when it does not run). */
+function holdServer(stateDir: string, options: LanesOptions): ReturnType<typeof ensurePostgres> {
+  const database = options.database || {};
+  return ensurePostgres({
+    stateDir,
+    runId: 'e2e-lanes-cli',
+    ...(database.adminUrl !== undefined ? { adminUrl: database.adminUrl } : {}),
+    ...(database.embedded !== undefined ? { embedded: database.embedded } : {}),
+  });
 }

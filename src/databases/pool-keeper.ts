@@ -12,7 +12,7 @@ import { MARK_TOOLKIT } from './marks.js';
 import { templateHashOf } from './names.js';
 import type { CloneStrategy } from './options.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
-import { dropDiscarded } from './reset.js';
+import { dropDiscarded, trashNamePrefix } from './reset.js';
 import type { PostgresSession } from './session.js';
 import type { TemplateInfo } from './template.js';
 
@@ -116,7 +116,12 @@ export class PoolKeeper {
   async dropStale(options: { dryRun?: boolean } = {}): Promise<string[]> {
     return this.#session.withAdmin(async (client) => {
       const templates = new Set((await databasesStartingWith(client, `${this.#prefix}_tpl_`)).flatMap((row) => templateHashOf(this.#prefix, row.name) ?? []));
-      if (options.dryRun) return (await listPoolCopies(client, this.#prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name);
+      if (options.dryRun) {
+        // What the real run drops: those copies, and the old lane databases swaps moved away (as dropDiscarded picks them).
+        const trash = trashNamePrefix(this.#prefix);
+        const discarded = (await databasesStartingWith(client, trash)).map((row) => row.name).filter((name) => /^[0-9a-f]{8}$/.test(name.slice(trash.length)));
+        return [...(await listPoolCopies(client, this.#prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name), ...discarded];
+      }
       return [...(await dropStaleCopies(client, this.#prefix, templates)), ...(await dropDiscarded(client, this.#prefix))];
     });
   }
