@@ -173,9 +173,17 @@ describe('a role per lane', () => {
     await query(db.adminUrl, `CREATE ROLE ${orphan}; COMMENT ON ROLE ${orphan} IS ${pg.escapeLiteral(mark('run-dead', 'orphan', deadPid))}`);
     await query(db.adminUrl, `CREATE ROLE ${foreign}`); // the same name, but not the toolkit's
     await query(db.adminUrl, `CREATE ROLE ${living}; COMMENT ON ROLE ${living} IS ${pg.escapeLiteral(mark('run-alive', 'living', process.pid))}`);
+    // Template owners: one whose template is gone, one whose template is there.
+    const goneOwner = templateOwnerName(`${db.prefix}_tpl_aaaaaaaaaaaa`);
+    const liveTemplate = `${db.prefix}_tpl_bbbbbbbbbbbb`;
+    const liveOwner = templateOwnerName(liveTemplate);
+    const ownerMark = pg.escapeLiteral(JSON.stringify({ toolkit: 'e2e-lanes', kind: 'template', created: new Date().toISOString() }));
+    await query(db.adminUrl, `CREATE ROLE ${goneOwner}; COMMENT ON ROLE ${goneOwner} IS ${ownerMark}; CREATE ROLE ${liveOwner}; COMMENT ON ROLE ${liveOwner} IS ${ownerMark}`);
+    await query(db.adminUrl, `CREATE DATABASE ${liveTemplate}`);
     await allocator.reapStale();
-    const left = (await query<{ name: string }>(db.adminUrl, 'SELECT rolname AS name FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname', [[orphan, foreign, living]])).map((row) => row.name);
-    assert.deepEqual(left, [foreign, living].sort());
+    const names = [orphan, foreign, living, goneOwner, liveOwner];
+    const left = (await query<{ name: string }>(db.adminUrl, 'SELECT rolname AS name FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname', [names])).map((row) => row.name);
+    assert.deepEqual(left, [foreign, living, liveOwner].sort());
   });
 
   it("gives a lane's servers and its workers the lane role's URL, never the admin's", { timeout: 120_000 }, async (t) => {
