@@ -20,7 +20,9 @@ import { currentBootId } from '../state/identity.js';
  * - the terminal or login session the run was started from: a new tab, window, pane or SSH login
  *   (`TERM_SESSION_ID`, `SSH_CONNECTION`, `SSH_AUTH_SOCK`, `GPG_TTY`, `DISPLAY`, …);
  * - how the run was launched: npm and npx (`npm_*`, `INIT_CWD`), an editor's terminal (`VSCODE_*`),
- *   systemd (`INVOCATION_ID`, `JOURNAL_STREAM`), Playwright's UI mode and editor extension (`PW_TEST_*`);
+ *   systemd (`INVOCATION_ID`, `JOURNAL_STREAM`);
+ * - Playwright's own settings, which its runner, reporters, UI mode and editor extension read, not the
+ *   app: `PLAYWRIGHT_*` (a report's output file, often new for every run), `PW_*`, `PWDEBUG`;
  * - the toolkit's own (`E2E_LANES_*`): run-scoped marks (run id, owner pid, the lane service's
  *   address and token) and settings whose effects the take-over judges itself (database, ports,
  *   state folder), or that do not reach a server's behaviour (`E2E_LANES_DEBUG`, `E2E_LANES_KEEP`).
@@ -55,10 +57,11 @@ export const RUN_SCOPED_ENV: readonly string[] = [
   'INVOCATION_ID',
   'JOURNAL_STREAM',
   'INIT_CWD',
+  'PWDEBUG',
 ];
 
 /** Prefixes of the variables left out (see {@link RUN_SCOPED_ENV}). */
-export const RUN_SCOPED_ENV_PREFIXES: readonly string[] = [ENV_PREFIX, 'npm_', 'VSCODE_', 'PW_TEST_'];
+export const RUN_SCOPED_ENV_PREFIXES: readonly string[] = [ENV_PREFIX, 'npm_', 'VSCODE_', 'PLAYWRIGHT_', 'PW_'];
 
 /** Variables the lane sets for its database whatever the runner's environment holds (see pointEnvAt). */
 const LANE_DATABASE_ENV = ['DATABASE_URL', 'PGHOST', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGPASSWORD', 'PGHOSTADDR', 'PGSERVICE', 'PGSERVICEFILE'];
