@@ -14,6 +14,7 @@ import { resolveServerUser } from './os-user.js';
 import { openEmbeddedUsers, type EmbeddedUsersDocument, type EmbeddedServerRecord, type EmbeddedUser } from './embedded-users.js';
 import { forgetDeadServer, watchEmbeddedServer } from './watch.js';
 import { adoptRunningServer, isRecordedServerRunning, startEmbeddedServer, stopEmbeddedServer, touchPortEntry } from './server-record.js';
+import { askServer, isUser, openPresence } from './embedded-evidence.js';
 
 const debug = debugLogger('postgres');
 
@@ -121,8 +122,9 @@ export async function acquireEmbeddedPostgres(options: AcquireEmbeddedPostgresOp
 
   const password = (await readPassword(cluster.layout))!;
   debug('%s the embedded server %d on port %d (user %s)', joined.started ? 'started' : 'joined', joined.record.postmasterPid, joined.record.port, me.id);
-  return createHandle(cluster, usersFile, joined.record, me, resolved.leaseMs, {
-    adminUrl: adminUrlOf(password, joined.record.port),
+  const adminUrl = adminUrlOf(password, joined.record.port);
+  return createHandle(cluster, usersFile, joined.record, me, resolved.leaseMs, await openPresence(adminUrl, me), {
+    adminUrl,
     version: joined.facts.version,
     systemIdentifier: joined.facts.systemIdentifier,
     started: joined.started,
@@ -154,6 +156,7 @@ export async function releaseEmbeddedRuns(runIds: readonly string[], options: Ac
     const reaped = reapUsers(record, resolved.leaseMs) + released;
     const running = await isRecordedServerRunning(record);
     if (running && record.users.length > 0) return { reaped, users: record.users.length, stopped: false };
+    if (running && (await othersHold(cluster, record, []))) return { reaped, users: record.users.length, stopped: false };
     await stopEmbeddedServer(cluster, record);
     doc.servers = doc.servers.filter((server) => server !== record);
     return { reaped, users: 0, stopped: running };
@@ -199,6 +202,24 @@ async function probe(cluster: Cluster, record: EmbeddedServerRecord, resolved: R
   );
 }
 
+/**
+ * Whether anyone but the users file's users (and `except`) uses the running server of `record`: a
+ * live run's presence session, or a lane kept or waiting warm (see embedded-evidence.ts). The users
+ * it shows are written back into `record`. A server that cannot be asked is not held.
+ */
+async function othersHold(cluster: Cluster, record: EmbeddedServerRecord, except: readonly string[]): Promise<boolean> {
+  const password = await readPassword(cluster.layout);
+  if (password === undefined) return false;
+  const evidence = await askServer(adminUrlOf(password, record.port), except).catch((error: unknown) => {
+    debug('could not ask the server %d who uses it: %s', record.postmasterPid, messageOf(error));
+    return undefined;
+  });
+  if (!evidence || (evidence.users.length === 0 && evidence.heldLanes.length === 0)) return false;
+  for (const user of evidence.users) if (!record.users.some((known) => isUser(known, user.id) || isUser(user, known.id))) record.users.push(user);
+  debug('the server %d is still used (users file lost or stale): sessions of %o, held lanes %o', record.postmasterPid, evidence.users.map((user) => user.runId), evidence.heldLanes);
+  return true;
+}
+
 function adminUrlOf(password: string, port: number): string {
   return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 }
@@ -209,6 +230,7 @@ function createHandle(
   record: EmbeddedServerRecord,
   me: EmbeddedUser,
   leaseMs: number,
+  closePresence: () => Promise<void>,
   facts: { adminUrl: string; version: number; systemIdentifier: string; started: boolean },
 ): EmbeddedPostgres {
   const { dataDir } = cluster.layout;
@@ -219,7 +241,7 @@ function createHandle(
       await usersFile.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         if (!server) return;
-        const user = server.users.find((candidate) => candidate.id === me.id);
+        const user = server.users.find((candidate) => isUser(candidate, me.id));
         if (user) user.heartbeatAt = new Date().toISOString();
         else server.users.push({ ...me, heartbeatAt: new Date().toISOString() });
       });
@@ -236,12 +258,13 @@ function createHandle(
     releasing ??= (async () => {
       clearInterval(timer);
       unwatch();
+      await closePresence();
       await usersFile.update(async (doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
         if (!server) return;
-        server.users = server.users.filter((user) => user.id !== me.id);
+        server.users = server.users.filter((user) => !isUser(user, me.id));
         reapUsers(server, leaseMs);
-        if (server.users.length > 0) {
+        if (server.users.length > 0 || (await othersHold(cluster, server, [me.id]))) {
           debug('released user %s; %d user(s) keep the server %d', me.id, server.users.length, server.postmasterPid);
           return;
         }
@@ -257,9 +280,10 @@ function createHandle(
     releasing ??= (async () => {
       clearInterval(timer);
       unwatch();
+      await closePresence();
       await usersFile.update((doc) => {
         const server = doc.servers.find((candidate) => candidate.dataDir === dataDir && candidate.postmasterPid === record.postmasterPid);
-        const user = server?.users.find((candidate) => candidate.id === me.id);
+        const user = server?.users.find((candidate) => isUser(candidate, me.id));
         // Handed to a warm run's watchdog (alive while it lives, until its deadline), else kept.
         if (user && owner) Object.assign(user, { pid: owner.pid, host: owner.host, heartbeatAt: owner.heartbeatAt, ...(owner.pidStart !== undefined ? { pidStart: owner.pidStart } : {}), ...(owner.pidNs !== undefined ? { pidNs: owner.pidNs } : {}), ...(owner.bootId !== undefined ? { bootId: owner.bootId } : {}), ...(owner.warmUntil !== undefined ? { warmUntil: owner.warmUntil } : {}) });
         else if (user) user.kept = true;
