@@ -3,11 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { LANES_FILE } from '../../src/lanes/lane-ledger.js';
+import { processEnv } from '../../src/lanes/orphans.js';
 import { isPidAlive } from '../../src/state/index.js';
 import { useTestDatabases } from '../databases/helpers.js';
 import { laneEntries, newRun, startWarm, until } from '../helpers/warm.js';
+import { expectExit, ledger, runLanesCli, sandbox, startPlaywright, suite, useSharedPostgres } from './helpers.ts';
 
 const db = useTestDatabases('warmenv');
+// Ports 8400-8499: this file's block for `playwright test` runs.
+const PORTS = [8400, 8499] as const;
+useSharedPostgres();
 
 /** Sets `values` in this process's environment (inherited by the runs it starts) until the test ends. */
 function setEnv(t: TestContext, values: Record<string, string>): void {
@@ -64,4 +69,25 @@ test('variables that change every run by nature (shell, terminal, launcher, the 
   assert.equal(report.adopted.length, 1);
   await second.ensureLane('shop');
   assert.deepEqual((await laneEntries(setup.stateDir))[0]!.servers.map((server) => server.pid), pids, 'the same servers serve the run');
+});
+
+test('`playwright test` with reuse, A_FLAG=old then A_FLAG=new: the second run boots both lanes afresh, saying which variable changed, and its backends see new', { timeout: 180_000 }, async (t) => {
+  const box = await sandbox(t, { ports: PORTS });
+  t.after(() => runLanesCli(box, ['down', '--all']).then(() => undefined));
+  const first = startPlaywright(box, { config: suite('basic'), env: { FAULTS_REUSE: '1', A_FLAG: 'old' } });
+  expectExit(await first.exit, 0, first.output());
+  const oldPids = ledger(box.stateDir, 'allocated-lanes.json').flatMap((entry) => entry.servers!.map((server) => server.pid));
+  assert.equal(oldPids.length, 2);
+
+  const second = startPlaywright(box, { config: suite('basic'), env: { FAULTS_REUSE: '1', A_FLAG: 'new' } });
+  expectExit(await second.exit, 0, second.output());
+  assert.match(second.output(), /lane project "alpha" of run \S+ not reused: the backend's environment changed \(A_FLAG\); it boots afresh/);
+  assert.match(second.output(), /reuse: no warm lane to take over \(2 not reused\), 2 to boot/);
+  assert.doesNotMatch(second.output(), /A_FLAG=|\bold\b.*\bnew\b/, 'no value is printed');
+  const servers = ledger(box.stateDir, 'allocated-lanes.json').flatMap((entry) => entry.servers!);
+  assert.equal(servers.length, 2);
+  for (const server of servers) {
+    assert.ok(!oldPids.includes(server.pid), 'new server processes');
+    assert.equal(processEnv(server.pid)?.get('A_FLAG'), 'new', `the ${server.name} of the second run sees A_FLAG=new`);
+  }
 });
