@@ -100,6 +100,7 @@ async function runSeedModule(path: string, databaseUrl: string, timeoutMs: numbe
   const pid = subprocess.pid ?? '?';
   const result = await subprocess.finally(stop);
   debug('seed %s ran in pid %s for %d ms', path, pid, Math.round(performance.now() - started));
+  if (debug.enabled) debug('output of seed %s:\n%s', path, redact(String(result.all ?? '')));
   const output = redact(lastLines(String(result.all ?? ''), OUTPUT_LINES));
   const shownOutput = output.trim() === '' ? ' It printed nothing.' : ` Its last output:\n${output}`;
   const report = result.ipcOutput.at(-1) as SeedChildReport | undefined;
