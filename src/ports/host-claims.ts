@@ -1,55 +1,54 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { link, open, readdir, rename, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dirname, join, resolve } from 'node:path';
-import { HOST_STATE_DIR_ENV } from '../env-vars.js';
-import { LanesError } from '../errors.js';
+import lockfile from 'proper-lockfile';
 import { debugLogger } from '../log.js';
-import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
+import { isFsError, unwritable } from '../state/fs-errors.js';
 import { currentHost, judgeOwner, sameLane, type LaneKey, type LedgerEntry, type Owner, type Refreshable } from '../state/index.js';
 import { isOwner } from '../state/owner.js';
+import { HOST_FOLDER_SETTING, hostStateDir, prepareFolder } from './host-folder.js';
+
+export { hostStateDir } from './host-folder.js';
 
 const debug = debugLogger('ports');
 
 /**
- * Host-wide claims: which state folder holds which port. Each state folder has its own
- * `allocated-ports.json`, so two suites with different state folders (two repositories, two
- * worktrees, two users) would otherwise only be kept apart by the bind probe, which races with a
- * server that has not bound its port yet. Every allocator on the host also claims its ports here
- * and skips ports that a live owner of another state folder claimed.
+ * Host-wide claims: which lane holds which port, across every state folder and user of the host.
+ * They are what keeps two allocators from handing out one port: one file per port,
+ * `p<port>.json`, created with `link()` (which fails when the name exists, like `O_EXCL`), so of
+ * any number of processes claiming one port at once exactly one succeeds, without any lock. The
+ * state folder's `allocated-ports.json` then only records what its lanes hold.
  *
- * The folder is shared by every user of the host, like `/tmp`: mode 1777 (world-writable, sticky),
- * one file per claimed port (`p<port>-<random>.json`, never rewritten by anyone but its creator).
- * There is no lock to share: a claim is made by creating its file and then looking at the port's
- * other claims; when a live claim of another state folder is there too, the newcomer withdraws. Of
- * two allocators claiming one port at once, the later one to look always sees the earlier one's file,
- * so at most one keeps it. Both may withdraw: each then waits a random moment and tries again while
- * nobody else claims the port (a few times at most), so that one of them gets it. The sticky bit
- * lets only a claim's creator (or root) remove it: another user's claim whose owner died stays on
- * disk, is ignored, and is removed by its user's next run.
+ * A claim whose owner is dead (or whose lease ran out) holds nothing: the next allocator that wants
+ * its port removes it and claims the port. Removing a claim (taking it over, releasing it) is done
+ * under a lock of that one port (`p<port>.json.lock`), after reading the claim again and checking it
+ * is still the one judged: so a remover never removes a claim made meanwhile by someone else.
+ *
+ * The folder is shared by every user of the host, like `/tmp`: mode 1777 (world-writable, sticky).
+ * The sticky bit lets only a claim's creator (or root) remove it: another user's claim whose owner
+ * died keeps its port until that user's next run reaps it.
  */
 export interface PortClaim extends LedgerEntry {
   /** The state folder whose ledger holds the lane. */
   stateDir: string;
   port: number;
+  /** Random, per claim: tells a claim from a later claim of the same port. */
+  id: string;
 }
 
-/** Where the folder is configured, for hints. */
-const SETTING = `${HOST_STATE_DIR_ENV} (default <tmp>/e2e-lanes)`;
+/**
+ * Why a port could not be claimed: a live claim of this state folder, of another (or something
+ * unreadable), or (when it was tried as unclaimed) a claim made at the same moment by someone else.
+ */
+export type ClaimRefusal = 'this-folder' | 'other-folder' | 'contended';
 
-const CLAIM_NAME = /^p(\d{1,5})-[0-9a-f]{12}\.json$/;
-const SHARED_MODE = 0o1777;
-/** How often one port is tried when another state folder claims it at the same moment. */
-const CLAIM_ATTEMPTS = 4;
+const CLAIM_NAME = /^p(\d{1,5})\.json$/;
 /** A claim is a few hundred bytes (the project name is at most 512 characters); anything bigger is not one. */
 const MAX_CLAIM_BYTES = 16_384;
-
-/** The host-wide folder: `E2E_LANES_HOST_STATE_DIR`, else `<tmp>/e2e-lanes`. */
-export function hostStateDir(): string {
-  return resolve(process.env[HOST_STATE_DIR_ENV] || join(tmpdir(), 'e2e-lanes'));
-}
+/** How often one port is tried when its claim changes under our feet (taken over, released). */
+const CLAIM_ATTEMPTS = 3;
 
 /** A claim as found on disk: its file, its creator, and its owner with the heartbeat its mtime carries. */
 interface FoundClaim {
@@ -72,80 +71,72 @@ export class HostClaims implements Refreshable {
     this.path = path;
   }
 
-  /**
-   * Ports claimed by live owners of other state folders. On the way, removes (where this user may)
-   * claims whose owner is gone, and claims of `stateDir` that its ledger does not hold: the caller
-   * holds that ledger's lock, so nobody is in the middle of recording them.
-   */
-  async foreign(stateDir: string, leaseMs: number, held: readonly (LaneKey & { ports: Record<string, number> })[]): Promise<Set<number>> {
-    const ports = new Set<number>();
-    for (const found of await this.#list()) {
-      const { claim } = found;
-      if (claim.stateDir === stateDir) {
-        const holds = held.some((entry) => sameLane(entry, claim) && Object.values(entry.ports).includes(claim.port));
-        if (!holds) await this.#remove(found, 'not in its ledger');
-        continue;
-      }
-      if (judgeOwner(claim.owner, leaseMs).alive) ports.add(claim.port);
-      else if (ownerIsGone(claim.owner, leaseMs)) await this.#remove(found, 'its owner is gone');
-    }
-    return ports;
+  /** The file of the claim of `port`. */
+  fileOf(port: number): string {
+    return join(this.path, `p${port}.json`);
   }
 
   /**
-   * Claims `port` for a lane of `stateDir`. Resolves the claim's file, or undefined when a live
-   * owner of another state folder claimed the port too (this claim is then withdrawn).
+   * Claims `port` for a lane of `stateDir`: resolves the claim, or who holds the port when a live
+   * claim is there. A dead owner's claim is removed and the port claimed. With `unclaimed` (the port
+   * had no claim file at the caller's last listing) the claim is only tried, never read.
    * @throws {LanesError} `STATE_UNWRITABLE` when the claim cannot be written.
    */
-  async claim(port: number, stateDir: string, key: LaneKey, owner: Owner, leaseMs: number): Promise<string | undefined> {
+  async claim(port: number, stateDir: string, key: LaneKey, owner: Owner, leaseMs: number, options: { unclaimed?: boolean } = {}): Promise<PortClaim | ClaimRefusal> {
     await this.#ensureFolder();
-    const claim: PortClaim = { runId: key.runId, project: key.project, owner: structuredClone(owner), stateDir, port };
+    const file = this.fileOf(port);
+    const claim: PortClaim = { runId: key.runId, project: key.project, owner: structuredClone(owner), stateDir, port, id: randomBytes(6).toString('hex') };
     if (key.worker !== undefined) claim.worker = key.worker;
-    const rivalsOf = async (mine?: string) =>
-      (await this.#list(port)).filter((found) => found.file !== mine && found.claim.stateDir !== stateDir && judgeOwner(found.claim.owner, leaseMs).alive);
-    for (let attempt = 1; ; attempt++) {
-      const file = join(this.path, `p${port}-${randomBytes(6).toString('hex')}.json`);
-      await this.#writeNew(file, claim);
-      const rivals = await rivalsOf(file);
-      if (rivals.length === 0) return file;
-      // Whoever made a rival claim may be withdrawing it just now, as this one does: two allocators
-      // that meet on a port both step back, then try again after random delays, so one of them gets it.
-      await this.withdraw([file]);
-      debug('port %d is claimed at the same time by %s (attempt %d)', port, rivals.map((rival) => rival.claim.stateDir).join(', '), attempt);
-      if (attempt === CLAIM_ATTEMPTS) return undefined;
-      await sleep(5 + Math.random() * 20 * attempt);
-      if ((await rivalsOf()).length > 0) return undefined;
+    // A port without a claim a moment ago: try at once; a claim there now was made just now by someone alive.
+    if (options.unclaimed) return (await this.#create(file, claim)) ? claim : 'contended';
+    for (let attempt = 1; attempt <= CLAIM_ATTEMPTS; attempt++) {
+      // Looking first is cheaper than creating first: most ports an allocator meets are claimed.
+      const found = await readClaim(file);
+      if (found === 'missing') {
+        if (await this.#create(file, claim)) return claim;
+        continue; // claimed between our look and our try: look again
+      }
+      if (found === 'unreadable') return 'other-folder';
+      const verdict = judgeOwner(found.claim.owner, leaseMs);
+      if (verdict.alive) return found.claim.stateDir === stateDir ? 'this-folder' : 'other-folder';
+      debug('port %d: taking over the claim of %s (%s)', port, found.claim.stateDir, verdict.reason);
+      // Another user's claim in the sticky folder cannot be removed by us: the port stays theirs.
+      if ((await this.#removeIf(port, (current) => current.id === found.claim.id && !judgeOwner(current.owner, leaseMs).alive)) === 'refused') return 'other-folder';
     }
+    return 'this-folder';
   }
 
-  /** Removes claims made by this process (e.g. when recording them in the ledger failed). */
-  async withdraw(files: readonly string[]): Promise<void> {
-    for (const file of files) await unlink(file).catch((error: unknown) => debug('could not withdraw %s: %O', file, error));
+  /** Removes claims made by this process that were not recorded (e.g. the ledger could not be written). */
+  async withdraw(claims: readonly PortClaim[]): Promise<void> {
+    for (const claim of claims) await this.#removeIf(claim.port, (current) => current.id === claim.id);
   }
 
-  /** Removes the claims of the given lanes of one state folder. */
-  async drop(stateDir: string, keys: readonly LaneKey[]): Promise<void> {
-    for (const found of await this.#list()) {
-      if (found.claim.stateDir === stateDir && keys.some((key) => sameLane(found.claim, key))) await this.#remove(found, 'released');
+  /** Removes the claims of the given lanes (with their ports) of one state folder. */
+  async drop(stateDir: string, lanes: readonly (LaneKey & { ports: Record<string, number> })[]): Promise<void> {
+    for (const lane of lanes) {
+      for (const port of Object.values(lane.ports)) {
+        await this.#removeIf(port, (current) => current.stateDir === stateDir && sameLane(current, lane)).catch((error: unknown) => {
+          debug('could not drop the claim of port %d: %O', port, error);
+        });
+      }
     }
   }
 
   /** Marks the claims of a run of one state folder as kept (alive until released). */
   async keepRun(stateDir: string, runId: string): Promise<void> {
-    for (const found of await this.#list()) {
-      if (found.claim.stateDir !== stateDir || found.claim.runId !== runId || found.claim.owner.kept) continue;
-      found.claim.owner.kept = true;
-      await this.#writeOver(found.file, found.claim);
-    }
+    await this.#rewriteRun(stateDir, runId, (claim) => {
+      if (claim.owner.kept) return false;
+      claim.owner.kept = true;
+      return true;
+    });
   }
 
   /** Gives the claims of a run of one state folder to `owner` (see PortAllocator.handOverRun). */
   async handOverRun(stateDir: string, runId: string, owner: Owner): Promise<void> {
-    for (const found of await this.#list()) {
-      if (found.claim.stateDir !== stateDir || found.claim.runId !== runId) continue;
-      found.claim.owner = { ...owner, runId };
-      await this.#writeOver(found.file, found.claim);
-    }
+    await this.#rewriteRun(stateDir, runId, (claim) => {
+      claim.owner = { ...owner, runId };
+      return true;
+    });
   }
 
   /** Refreshes the heartbeat (the file's mtime) of every claim of `runId` this user made. */
@@ -164,52 +155,139 @@ export class HostClaims implements Refreshable {
     return touched;
   }
 
-  /** The claims in the folder (of one port, if given); unreadable or foreign files are skipped. */
-  async #list(port?: number): Promise<FoundClaim[]> {
+  /** Removes (where this user may) the claims whose owner is dead or whose lease ran out; returns their ports. */
+  async prune(leaseMs: number): Promise<number[]> {
+    const pruned: number[] = [];
+    for (const found of await this.#list()) {
+      if (judgeOwner(found.claim.owner, leaseMs).alive || !ownerIsGone(found.claim.owner, leaseMs)) continue;
+      const removed = await this.#removeIf(found.claim.port, (current) => current.id === found.claim.id && !judgeOwner(current.owner, leaseMs).alive);
+      if (removed === 'removed') pruned.push(found.claim.port);
+    }
+    return pruned;
+  }
+
+  /**
+   * The ports that have a claim file right now, from one listing of the folder (no file is read):
+   * an allocator tries the ports without one first, and looks into a claim only when it runs short.
+   */
+  async claimedPorts(): Promise<Set<number>> {
     await this.#ensureFolder();
     let names: string[];
     try {
       names = await readdir(this.path);
     } catch (error) {
-      if (isFsError(error)) throw unwritable(error, 'list the host-wide port claims in', this.path, SETTING);
+      if (isFsError(error)) throw unwritable(error, 'list the host-wide port claims in', this.path, HOST_FOLDER_SETTING);
+      throw error;
+    }
+    const ports = new Set<number>();
+    for (const name of names) {
+      const match = CLAIM_NAME.exec(name);
+      if (match) ports.add(Number(match[1]));
+    }
+    return ports;
+  }
+
+  /** Every readable claim in the folder. */
+  async list(): Promise<PortClaim[]> {
+    return (await this.#list()).map((found) => found.claim);
+  }
+
+  /** Creates the claim's file if no file has its name: temp file, then `link()`, so readers never see half a claim. */
+  async #create(file: string, claim: PortClaim): Promise<boolean> {
+    const temp = join(this.path, `.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await writeFile(temp, `${JSON.stringify(claim)}\n`, { flag: 'wx', mode: 0o644 });
+      await link(temp, file);
+      return true;
+    } catch (error) {
+      if (isFsError(error, 'EEXIST')) return false;
+      if (isFsError(error)) throw unwritable(error, 'write port claim', file, HOST_FOLDER_SETTING);
+      throw error;
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Under the lock of `port`, reads its claim again and removes it if `still` holds for it. Resolves
+   * `refused` when this user may not remove it (another user's claim) or the lock stays taken.
+   */
+  async #removeIf(port: number, still: (claim: PortClaim) => boolean): Promise<'removed' | 'kept' | 'refused'> {
+    return this.#underPortLock(port, async (file) => {
+      const found = await readClaim(file);
+      if (typeof found === 'string' || !still(found.claim)) return 'kept';
+      try {
+        await unlink(file);
+        debug('removed claim of port %d by %s', port, found.claim.stateDir);
+        return 'removed';
+      } catch (error) {
+        if (isFsError(error, 'ENOENT')) return 'kept';
+        if (isFsError(error, 'EPERM', 'EACCES')) return 'refused';
+        throw error;
+      }
+    });
+  }
+
+  /** Rewrites, under each port's lock, the claims of a run of one state folder that `change` changes. */
+  async #rewriteRun(stateDir: string, runId: string, change: (claim: PortClaim) => boolean): Promise<void> {
+    for (const listed of await this.#list()) {
+      if (listed.claim.stateDir !== stateDir || listed.claim.runId !== runId) continue;
+      await this.#underPortLock(listed.claim.port, async (file) => {
+        const found = await readClaim(file);
+        if (typeof found === 'string' || found.claim.id !== listed.claim.id || !change(found.claim)) return;
+        const temp = join(this.path, `.${randomBytes(6).toString('hex')}.tmp`);
+        try {
+          await writeFile(temp, `${JSON.stringify(found.claim)}\n`, { flag: 'wx', mode: 0o644 });
+          await rename(temp, file);
+        } catch (error) {
+          await unlink(temp).catch(() => undefined);
+          if (isFsError(error)) throw unwritable(error, 'write port claim', file, HOST_FOLDER_SETTING);
+          throw error;
+        }
+      });
+    }
+  }
+
+  /** Runs `fn` holding the lock of one port's claim (held for a read and an unlink or rename). */
+  async #underPortLock<R>(port: number, fn: (file: string) => Promise<R>): Promise<R | 'refused'> {
+    await this.#ensureFolder();
+    const file = this.fileOf(port);
+    let release: (() => Promise<void>) | undefined;
+    for (let attempt = 1; attempt <= 60 && !release; attempt++) {
+      try {
+        release = await lockfile.lock(file, { realpath: false, stale: 10_000, onCompromised: (error) => debug('lock of port %d compromised: %O', port, error) });
+      } catch (error) {
+        if (isFsError(error, 'EPERM', 'EACCES')) return 'refused';
+        if (isFsError(error)) throw unwritable(error, 'lock port claim', `${file}.lock`, HOST_FOLDER_SETTING);
+        if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+        await sleep(2 + Math.random() * Math.min(50, 2 * attempt));
+      }
+    }
+    if (!release) return 'refused';
+    try {
+      return await fn(file);
+    } finally {
+      await release().catch((error: unknown) => debug('releasing the lock of port %d failed: %O', port, error));
+    }
+  }
+
+  /** The claims in the folder; unreadable or foreign files are skipped. */
+  async #list(): Promise<FoundClaim[]> {
+    await this.#ensureFolder();
+    let names: string[];
+    try {
+      names = await readdir(this.path);
+    } catch (error) {
+      if (isFsError(error)) throw unwritable(error, 'list the host-wide port claims in', this.path, HOST_FOLDER_SETTING);
       throw error;
     }
     const found: FoundClaim[] = [];
     for (const name of names) {
-      const match = CLAIM_NAME.exec(name);
-      if (!match || (port !== undefined && Number(match[1]) !== port)) continue;
+      if (!CLAIM_NAME.test(name)) continue;
       const claim = await readClaim(join(this.path, name));
-      if (claim) found.push(claim);
+      if (typeof claim !== 'string') found.push(claim);
     }
     return found;
-  }
-
-  async #remove(found: FoundClaim, why: string): Promise<void> {
-    try {
-      await unlink(found.file);
-      debug('removed claim of port %d by %s (%s)', found.claim.port, found.claim.stateDir, why);
-    } catch (error) {
-      // Another user's claim in the sticky folder: only its creator (or root) may remove it.
-      if (!isFsError(error, 'ENOENT', 'EPERM', 'EACCES')) throw error;
-    }
-  }
-
-  /** Writes a claim under a name nobody else uses: temp file, then rename, so readers never see half a claim. */
-  async #writeNew(file: string, claim: PortClaim): Promise<void> {
-    const temp = join(dirname(file), `.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      await writeFile(temp, `${JSON.stringify(claim)}\n`, { flag: 'wx', mode: 0o644 });
-      await rename(temp, file);
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      if (isFsError(error)) throw unwritable(error, 'write port claim', file, SETTING);
-      throw error;
-    }
-  }
-
-  /** Replaces one of this user's claims (same name). */
-  async #writeOver(file: string, claim: PortClaim): Promise<void> {
-    await this.#writeNew(file, claim);
   }
 
   /** Creates the folder (mode 1777) or checks that this user may write in it; once per object. */
@@ -222,86 +300,37 @@ export class HostClaims implements Refreshable {
   }
 }
 
-/**
- * Makes `dir` usable by every user of the host: created with mode 1777; an existing folder of this
- * user is brought to 1777 (older versions made it 0755); another user's folder must already let
- * everyone write in it.
- */
-async function prepareFolder(dir: string): Promise<void> {
-  try {
-    await mkdir(dirname(dir), { recursive: true });
-    await mkdir(dir, { mode: SHARED_MODE });
-    await chmod(dir, SHARED_MODE); // mkdir's mode is cut by the umask.
-    return;
-  } catch (error) {
-    if (!isFsError(error, 'EEXIST')) {
-      const cause = mkdirCause(error, dir);
-      if (isFsError(cause)) throw unwritable(cause, 'create the host-wide folder', dir, SETTING);
-      throw cause;
-    }
-  }
-  const stats = await stat(dir).catch((error: unknown) => {
-    throw isFsError(error) ? unwritable(error, 'reach the host-wide folder', dir, SETTING) : error;
-  });
-  if (!stats.isDirectory()) {
-    throw new LanesError('STATE_UNWRITABLE', `The host-wide folder of port claims ${dir} is not a folder.`, {
-      hint: `Remove it, or set ${HOST_STATE_DIR_ENV} to another folder.`,
-      details: { path: dir },
-    });
-  }
-  const uid = process.getuid?.();
-  if (uid === undefined || (uid === 0 && stats.uid !== 0)) return; // root may write anywhere; never change another user's folder
-  const mode = stats.mode & 0o7777;
-  if (stats.uid === uid) {
-    if (mode !== SHARED_MODE) {
-      await chmod(dir, SHARED_MODE).catch((error: unknown) => {
-        throw isFsError(error) ? unwritable(error, 'share (chmod 1777) the host-wide folder', dir, SETTING) : error;
-      });
-    }
-    return;
-  }
-  if ((mode & 0o1002) !== 0o1002) {
-    const why = mode & 0o002 ? 'it is writable by everyone without the sticky bit, so any user could remove the claims of others' : `so uid ${uid} may not write in it (permission denied)`;
-    throw new LanesError(
-      'STATE_UNWRITABLE',
-      `Could not use the host-wide folder of port claims ${dir}: it belongs to uid ${stats.uid} with mode ${mode.toString(8).padStart(4, '0')}, ${why}.`,
-      {
-        hint: `Every user of the host shares this folder, so it must be mode 1777 like /tmp: run \`chmod 1777 ${dir}\` as its owner or root (a run of e2e-lanes by its owner does this by itself), or set ${HOST_STATE_DIR_ENV} to a folder every user may write in.`,
-        details: { path: dir, owner: stats.uid, mode },
-      },
-    );
-  }
-}
-
-/** Reads one claim without following links; undefined when it is gone, a link, or not a claim. */
-async function readClaim(file: string): Promise<FoundClaim | undefined> {
+/** Reads one claim without following links: `missing` when it is gone, `unreadable` when it is a link or not a claim. */
+async function readClaim(file: string): Promise<FoundClaim | 'missing' | 'unreadable'> {
   let handle;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
-    if (!isFsError(error, 'ENOENT', 'ELOOP', 'EACCES')) debug('cannot read claim %s: %O', file, error);
-    return undefined;
+    if (isFsError(error, 'ENOENT')) return 'missing';
+    debug('cannot read claim %s: %O', file, error);
+    return 'unreadable';
   }
   try {
     const stats = await handle.stat();
-    if (!stats.isFile() || stats.size > MAX_CLAIM_BYTES) return undefined;
+    if (!stats.isFile() || stats.size > MAX_CLAIM_BYTES) return 'unreadable';
     const raw = JSON.parse(await handle.readFile('utf8')) as Record<string, unknown>;
     const valid =
       typeof raw.runId === 'string' &&
       typeof raw.project === 'string' &&
       typeof raw.stateDir === 'string' &&
+      typeof raw.id === 'string' &&
       Number.isInteger(raw.port) &&
+      `p${String(raw.port)}.json` === file.slice(file.lastIndexOf('/') + 1) &&
       (raw.worker === undefined || typeof raw.worker === 'number') &&
       isOwner(raw.owner);
-    if (!valid) return undefined;
+    if (!valid) return 'unreadable';
     const claim = raw as unknown as PortClaim;
     // The creator refreshes the claim by touching the file: the later of the two counts.
-    const touched = stats.mtime.toISOString();
-    if (!(Date.parse(claim.owner.heartbeatAt) >= stats.mtimeMs)) claim.owner.heartbeatAt = touched;
+    if (!(Date.parse(claim.owner.heartbeatAt) >= stats.mtimeMs)) claim.owner.heartbeatAt = stats.mtime.toISOString();
     return { file, uid: stats.uid, claim };
   } catch (error) {
     debug('skipping claim %s: %O', file, error);
-    return undefined;
+    return 'unreadable';
   } finally {
     await handle.close();
   }

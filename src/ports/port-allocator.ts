@@ -1,4 +1,6 @@
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -21,9 +23,12 @@ import {
   type Owner,
   type StaleEntry,
 } from '../state/index.js';
+import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
 import { instanceFor } from '../state/instances.js';
 import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, type ResolvedPortAllocatorOptions } from './options.js';
-import { hostClaims, type HostClaims } from './host-claims.js';
+import { hostClaims, type HostClaims, type PortClaim } from './host-claims.js';
+import { recordLane } from './lane-requests.js';
+import { isBrowserRestrictedPort, restrictedPortsIn } from './restricted.js';
 import { isPortFree } from './probe.js';
 
 const debug = debugLogger('ports');
@@ -63,6 +68,10 @@ export interface AllocateOptions {
 }
 
 export const PORTS_FILE = 'allocated-ports.json';
+/** How long an allocation waits for the ledger's lock. */
+const LOCK_TIMEOUT_MS = 30_000;
+/** Rounds of claiming before the lane is recorded under the lock by this process alone. */
+const CLAIM_ROUNDS = 3;
 const PORTS_KIND = 'e2e-lanes/ports';
 
 const portsSpec = ledgerSpec<PortEntry>(PORTS_KIND, (raw) => {
@@ -95,11 +104,15 @@ export class PortAllocator {
 
   readonly options: ResolvedPortAllocatorOptions;
   readonly file: StateFile<LedgerDocument<PortEntry>>;
+  /** The same file, locked with one attempt only: for recording pending requests when the lock is free. */
+  readonly #tryFile: StateFile<LedgerDocument<PortEntry>>;
   readonly #claims: HostClaims;
+  #writable: Promise<void> | undefined;
 
   constructor(options: PortAllocatorOptions = {}) {
     this.options = resolvePortAllocatorOptions(options);
-    this.file = new StateFile(join(this.options.stateDir, PORTS_FILE), portsSpec);
+    this.file = new StateFile(join(this.options.stateDir, PORTS_FILE), portsSpec, { lockTimeoutMs: LOCK_TIMEOUT_MS });
+    this.#tryFile = new StateFile(this.file.path, portsSpec, { lockTimeoutMs: 0 });
     this.#claims = hostClaims();
   }
 
@@ -110,45 +123,105 @@ export class PortAllocator {
   /**
    * The ports of `project` in this run: the same ports every time the same lane asks, from any
    * process; new free ports otherwise.
+   *
+   * The ports are claimed host-wide first, without any shared lock (one file per port, see
+   * {@link HostClaims}), and probed; only then is the state file locked, for one short update that
+   * records the lane. A port a browser refuses is never handed out.
    */
   async allocatePortsForProject(project: string, options: AllocateOptions = {}): Promise<PortAllocation> {
     const key: LaneKey = { runId: options.owner?.runId ?? this.runId, project: validateProjectName(project) };
     if (options.worker !== undefined) key.worker = validateWorker(options.worker);
     const names = options.names ? validateNames(options.names) : this.options.names;
 
-    // Claims made by this call, withdrawn if the ledger cannot record them.
-    const claimed: string[] = [];
-    const entry = await this.file
-      .update(async (doc) => {
-        const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
-        logReaped(stale);
-        doc.entries = live;
-        let mine = live.find((candidate) => sameLane(candidate, key));
-        const missing = names.filter((name) => mine?.ports[name] === undefined);
-        if (missing.length > 0) {
-          const lane = mine ?? { ...key, owner: options.owner ?? newOwner(key.runId), ports: {} };
-          // Lock order: the state folder's ledger, then the host-wide claims (which take no lock).
-          const foreign = await this.#claims.foreign(this.options.stateDir, this.options.leaseMs, live);
-          const picked = await this.#pickFreePorts(missing.length, live, key, foreign, lane.owner, claimed);
-          missing.forEach((name, index) => {
-            lane.ports[name] = picked[index]!;
-          });
-          if (!mine) doc.entries.push(lane);
-          mine = lane;
-          debug('allocated %o to %s', mine.ports, describeLane(key));
-        }
-        mine!.owner.heartbeatAt = new Date().toISOString();
-        return structuredClone(mine!);
-      })
-      .catch(async (error: unknown) => {
-        await this.#claims.withdraw(claimed);
-        throw error;
-      });
+    // Claims made by this call; those the ledger does not record are withdrawn.
+    const claims: PortClaim[] = [];
+    let entry: PortEntry | undefined;
+    await this.#assertLedgerWritable();
+    try {
+      for (let attempt = 1; attempt <= CLAIM_ROUNDS && !entry; attempt++) {
+        // Outside the lock: a snapshot (atomic writes make it consistent) says which ports lanes hold.
+        const snapshot = splitByLiveness((await this.file.read()).entries, this.options.leaseMs).live;
+        const known = snapshot.find((candidate) => sameLane(candidate, key));
+        const owner = known?.owner ?? options.owner ?? newOwner(key.runId);
+        const mine: PortClaim[] = [];
+        const wanted = names.filter((name) => known?.ports[name] === undefined).length;
+        if (wanted > 0) await this.#claimFree(wanted, heldPorts(snapshot), key, owner, mine);
+        claims.push(...mine);
+        const recorded =
+          attempt === CLAIM_ROUNDS
+            ? 'unwritten'
+            : await recordLane(this.file, this.#tryFile, { key, names: [...names], owner, ports: mine.map((claim) => claim.port) }, {
+                leaseMs: this.options.leaseMs,
+                timeoutMs: LOCK_TIMEOUT_MS,
+                onReaped: logReaped,
+              });
+        // The request could not be written (a full disk, say), or claims keep being overtaken: record
+        // under the lock in this process, claiming more there if needed.
+        entry = recorded === 'unwritten' ? await this.#recordLocked(key, names, options, owner, mine, claims) : recorded;
+        if (!entry) debug('ports %o of %s were taken meanwhile; claiming again', mine.map((claim) => claim.port), describeLane(key));
+        await this.#claims.withdraw(mine.filter((claim) => !entry || !Object.values(entry.ports).includes(claim.port)));
+      }
+    } catch (error) {
+      await this.#claims.withdraw(claims).catch((withdrawal: unknown) => debug('could not withdraw claims: %O', withdrawal));
+      throw error;
+    }
     if (!options.owner) {
       keepAlive(this.file as never, key.runId, this.options.leaseMs);
       keepAlive(this.#claims, key.runId, this.options.leaseMs);
     }
-    return toAllocation(entry);
+    return toAllocation(entry!);
+  }
+
+  /**
+   * A state folder this user may not write in fails before any port is claimed, with the ledger's
+   * path in the error (once per allocator).
+   */
+  async #assertLedgerWritable(): Promise<void> {
+    this.#writable ??= (async () => {
+      const folder = dirname(this.file.path);
+      try {
+        await mkdir(folder, { recursive: true });
+        await access(folder, constants.W_OK);
+      } catch (error) {
+        const cause = mkdirCause(error, folder);
+        if (isFsError(cause)) throw unwritable(cause, 'write state file', this.file.path);
+        throw cause;
+      }
+    })().catch((error: unknown) => {
+      this.#writable = undefined;
+      throw error;
+    });
+    return this.#writable;
+  }
+
+  /** Records the lane in one locked update of the ledger, with `claims` (and more claimed there if short). */
+  async #recordLocked(key: LaneKey, names: readonly string[], options: AllocateOptions, owner: Owner, claims: PortClaim[], made: PortClaim[]): Promise<PortEntry> {
+    return this.file.update(async (doc) => {
+      const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
+      logReaped(stale);
+      doc.entries = live;
+      let mine = live.find((candidate) => sameLane(candidate, key));
+      const missing = names.filter((name) => mine?.ports[name] === undefined);
+      if (missing.length > 0) {
+        const lane = mine ?? { ...key, owner: options.owner ?? owner, ports: {} };
+        const taken = heldPorts(live);
+        const usable = claims.filter((claim) => !taken.has(claim.port));
+        if (usable.length < missing.length) {
+          const more: PortClaim[] = [];
+          await this.#claimFree(missing.length - usable.length, new Set([...taken, ...usable.map((claim) => claim.port)]), key, lane.owner, more).finally(() => made.push(...more));
+          claims.push(...more);
+          usable.push(...more);
+        }
+        missing.forEach((name, index) => {
+          lane.ports[name] = usable[index]!.port;
+        });
+        if (!mine) doc.entries.push(lane);
+        mine = lane;
+        debug('allocated %o to %s', mine.ports, describeLane(key));
+      }
+      mine!.owner.heartbeatAt = new Date().toISOString();
+      return structuredClone(mine!);
+    });
   }
 
   /** Releases the ports of `project` in this run. Resolves true if something was released. */
@@ -156,12 +229,12 @@ export class PortAllocator {
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
     const released = await this.file.update((doc) => {
-      const before = doc.entries.length;
+      const gone = doc.entries.filter((entry) => sameLane(entry, key));
       doc.entries = doc.entries.filter((entry) => !sameLane(entry, key));
-      return doc.entries.length < before;
+      return gone;
     });
-    if (released) await this.#unclaim([key]);
-    return released;
+    await this.#unclaim(released);
+    return released.length > 0;
   }
 
   /**
@@ -245,64 +318,106 @@ export class PortAllocator {
       return split.stale;
     });
     await this.#unclaim(stale.map((item) => item.entry));
+    await this.#claims.prune(this.options.leaseMs).catch((error: unknown) => debug('could not prune host claims: %O', error));
     return stale;
   }
 
-  /** Forgets the host-wide claims of released lanes (dead owners' claims are pruned anyway). */
-  async #unclaim(keys: readonly LaneKey[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.#claims.drop(this.options.stateDir, keys).catch((error: unknown) => {
+  /** Forgets the host-wide claims of released lanes (dead owners' claims are taken over anyway). */
+  async #unclaim(lanes: readonly PortEntry[]): Promise<void> {
+    if (lanes.length === 0) return;
+    await this.#claims.drop(this.options.stateDir, lanes).catch((error: unknown) => {
       debug('could not drop host claims: %O', error);
     });
   }
 
-  async #pickFreePorts(
-    count: number,
-    live: readonly PortEntry[],
-    key: LaneKey,
-    foreign: ReadonlySet<number>,
-    owner: Owner,
-    claimed: string[],
-  ): Promise<number[]> {
-    const held = new Map<number, PortEntry>();
-    for (const entry of live) for (const port of Object.values(entry.ports)) held.set(port, entry);
+  /**
+   * Claims `count` free ports of the range, in order, into `into`: skipping ports browsers refuse,
+   * ports lanes of this state folder hold (`held`), ports claimed by live lanes anywhere on the host,
+   * and ports something else listens on (the bind probe, made once the port is claimed).
+   * @throws {LanesError} `PORT_RANGE_EXHAUSTED` when the range has no `count` such ports.
+   */
+  async #claimFree(count: number, held: ReadonlySet<number>, key: LaneKey, owner: Owner, into: PortClaim[]): Promise<void> {
     const [first, last] = this.options.range;
-    const picked: number[] = [];
-    let busy = 0;
-    let claimedElsewhere = 0;
-    for (let port = first; port <= last && picked.length < count; port++) {
-      if (held.has(port)) continue;
-      if (foreign.has(port)) claimedElsewhere++;
-      else if (!(await isPortFree(port))) busy++;
-      else {
-        const file = await this.#claims.claim(port, this.options.stateDir, key, owner, this.options.leaseMs);
-        if (file === undefined) claimedElsewhere++;
-        else {
-          claimed.push(file);
-          picked.push(port);
-        }
+    const tally = { busy: 0, elsewhere: 0, here: 0, restricted: 0 };
+    let picked = 0;
+    const tryPort = async (port: number, unclaimed: boolean): Promise<boolean> => {
+      const claim = await this.#claims.claim(port, this.options.stateDir, key, owner, this.options.leaseMs, { unclaimed });
+      if (claim === 'contended') return false;
+      if (claim === 'other-folder') tally.elsewhere++;
+      else if (claim === 'this-folder') tally.here++;
+      else if (!(await isPortFree(port))) {
+        tally.busy++;
+        await this.#claims.withdraw([claim]);
+      } else {
+        into.push(claim);
+        picked++;
       }
+      return true;
+    };
+    // First the ports without a claim at one listing of the claims, lowest first. Losing a port to
+    // a process claiming it at the same moment means others scan the same ports: jump ahead by a
+    // random stride, growing with each loss, so that concurrent allocators spread over the range
+    // instead of all meeting on every port. The ports lost or jumped over come next, then (if still
+    // short) the claimed ports, whose claims are read: a dead owner's claim is taken over.
+    const claimed = await this.#claims.claimedPorts();
+    const candidates: number[] = [];
+    for (let port = first; port <= last; port++) {
+      if (isBrowserRestrictedPort(port)) tally.restricted++;
+      else if (!held.has(port) && !claimed.has(port)) candidates.push(port);
     }
-    if (picked.length < count) throw this.#exhausted(key, count, held, busy, claimedElsewhere);
-    return picked;
+    const later: number[] = [];
+    let losses = 0;
+    // As many ports at once as are still missing: a lane's ports are claimed side by side.
+    for (let index = 0; index < candidates.length && picked < count; ) {
+      const batch = candidates.slice(index, index + count - picked);
+      index += batch.length;
+      const outcomes = await Promise.all(batch.map((port) => tryPort(port, true)));
+      for (const [at, port] of batch.entries()) {
+        if (outcomes[at]) continue;
+        later.push(port);
+        losses++;
+      }
+      if (outcomes.every(Boolean)) continue;
+      const stride = Math.floor(Math.random() * Math.min(4 * losses, 256));
+      later.push(...candidates.slice(index, index + stride));
+      index += stride;
+    }
+    for (const port of later) {
+      if (picked >= count) break;
+      await tryPort(port, false);
+    }
+    for (let port = first; port <= last && picked < count; port++) {
+      if (!isBrowserRestrictedPort(port) && !held.has(port) && claimed.has(port)) await tryPort(port, false);
+    }
+    if (picked < count) throw await this.#exhausted(key, count, tally);
+    // Lowest port to the first name, whatever order the claims finished in.
+    into.splice(into.length - picked, picked, ...into.slice(into.length - picked).sort((a, b) => a.port - b.port));
   }
 
-  #exhausted(key: LaneKey, count: number, held: Map<number, PortEntry>, busy: number, claimed: number): LanesError {
+  async #exhausted(key: LaneKey, count: number, tally: { busy: number; elsewhere: number; here: number; restricted: number }): Promise<LanesError> {
     const [first, last] = this.options.range;
+    const live = splitByLiveness((await this.file.read()).entries, this.options.leaseMs).live;
     const holders = new Map<string, number>();
-    for (const entry of held.values()) {
+    let held = 0;
+    for (const entry of live) {
+      const inRange = Object.values(entry.ports).filter((port) => port >= first && port <= last).length;
+      if (inRange === 0) continue;
+      held += inRange;
       const label = `${entry.project}${entry.worker === undefined ? '' : `#${entry.worker}`} (run ${entry.runId}, pid ${entry.owner.pid})`;
-      holders.set(label, (holders.get(label) ?? 0) + 1);
+      holders.set(label, (holders.get(label) ?? 0) + inRange);
     }
     const byWhom = [...holders].slice(0, 8).map(([label, n]) => `${n} by ${label}`).join(', ');
+    const restricted = restrictedPortsIn(first, last);
     return new LanesError(
       'PORT_RANGE_EXHAUSTED',
       `No ${count} free port(s) in range ${first}-${last} for ${describeLane(key)}: ` +
-        `${held.size} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
-        `${claimed} claimed by lanes of other state folders on this host, ${busy} in use by other processes.`,
+        `${held} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
+        (tally.here > 0 ? `${tally.here} being allocated by other processes of this state folder, ` : '') +
+        `${tally.elsewhere} claimed by lanes of other state folders on this host, ${tally.busy} in use by other processes` +
+        (restricted.length > 0 ? `, ${restricted.length} refused by browsers (${restricted.join(', ')}).` : '.'),
       {
         hint: `Widen the range (option \`range\`, or ${PORT_RANGE_ENV}=3100-5500), stop the processes using those ports, or run \`npx e2e-lanes gc\` to reap lanes of dead runs.`,
-        details: { range: [first, last], held: held.size, claimed, busy },
+        details: { range: [first, last], held, claimed: tally.elsewhere, busy: tally.busy, restricted: restricted.length },
       },
     );
   }
@@ -329,6 +444,13 @@ function validateWorker(worker: number): number {
     throw new LanesError('INVALID_OPTION', `Invalid worker index ${JSON.stringify(worker)}.`, { hint: 'Use the worker parallelIndex, a whole number ≥ 0.' });
   }
   return worker;
+}
+
+/** Every port the given lanes hold. */
+function heldPorts(entries: readonly PortEntry[]): Set<number> {
+  const held = new Set<number>();
+  for (const entry of entries) for (const port of Object.values(entry.ports)) held.add(port);
+  return held;
 }
 
 function toAllocation(entry: PortEntry): PortAllocation {

@@ -80,8 +80,8 @@ export interface ProbeOptions {
 
 /** A port is free for a lane only if it binds on every loopback address the host has. */
 export async function isPortFree(port: number, options: ProbeOptions = {}): Promise<boolean> {
-  for (const host of options.hosts ?? LOOPBACK_HOSTS) if ((await probeBind(port, host)) === 'taken') return false;
-  return true;
+  const found = await Promise.all((options.hosts ?? LOOPBACK_HOSTS).map((host) => probeBind(port, host)));
+  return !found.includes('taken');
 }
 
 /** Why a port counts as taken, for messages. */

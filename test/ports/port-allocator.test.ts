@@ -248,3 +248,33 @@ test('keeps lanes of two state folders on one host apart before any server binds
   const again = await second.allocatePortsForProject('more');
   assert.deepEqual(Object.values(again.ports).sort(), Object.values(a.ports).sort());
 });
+
+test('never hands out a port browsers refuse: a range holding 4045 skips it', async (t) => {
+  const stateDir = await tempDir(t);
+  const allocator = new PortAllocator({ stateDir, runId: 'r', range: [4044, 4046], names: ['web'] });
+  const handed: number[] = [];
+  for (let lane = 0; lane < 3; lane++) {
+    try {
+      handed.push((await allocator.allocatePortsForProject(`lane-${lane}`)).ports.web!);
+    } catch (error) {
+      assert.ok(isLanesError(error, 'PORT_RANGE_EXHAUSTED'), String(error));
+      assert.match(error.message, /1 refused by browsers \(4045\)/);
+      break;
+    }
+  }
+  assert.ok(!handed.includes(4045), `handed out ${handed.join(', ')}`);
+  assert.ok(handed.length <= 2);
+  await allocator.releaseRun();
+});
+
+test('reports PORT_RANGE_EXHAUSTED for a range of ports browsers refuse only', async (t) => {
+  const stateDir = await tempDir(t);
+  const allocator = new PortAllocator({ stateDir, runId: 'r', range: [6665, 6669] });
+  await assert.rejects(allocator.allocatePortsForProject('web'), (error) => {
+    assert.ok(isLanesError(error, 'PORT_RANGE_EXHAUSTED'), String(error));
+    assert.match(error.message, /range 6665-6669/);
+    assert.match(error.message, /5 refused by browsers \(6665, 6666, 6667, 6668, 6669\)/);
+    return true;
+  });
+  assert.deepEqual(await allocator.list(), []);
+});
