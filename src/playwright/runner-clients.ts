@@ -30,19 +30,22 @@ export interface ForeignConnection {
 export async function foreignRunnerConnections(adminUrl: string, prefix: string): Promise<ForeignConnection[]> {
   if (process.platform !== 'linux') return [];
   const { port } = targetOf(adminUrl);
-  const ports = ownTcpPortsTo(port);
-  if (ports.length === 0) return [];
+  const own = ownTcpConnectionsTo(port);
+  if (own.length === 0) return [];
   const rows = await withClient(adminUrl, async (client) =>
     (
-      await client.query<{ database: string; user: string; applicationName: string; clientPort: number }>(
-        `SELECT datname AS database, usename AS "user", application_name AS "applicationName", client_port AS "clientPort"
+      await client.query<{ database: string; user: string; applicationName: string; clientPort: number; clientAddr: string | null }>(
+        `SELECT datname AS database, usename AS "user", application_name AS "applicationName", client_port AS "clientPort", host(client_addr) AS "clientAddr"
            FROM pg_stat_activity
           WHERE client_port = ANY($1::int[]) AND datname IS NOT NULL AND pid <> pg_backend_pid()`,
-        [ports],
+        [own.map((connection) => connection.port)],
       )
     ).rows,
   );
-  return rows.filter((row) => !row.applicationName.startsWith('e2e-lanes') && !row.database.startsWith(`${prefix}_`));
+  // The same port from another host is someone else's: where the address is known, it must match too.
+  const ours = (row: { clientPort: number; clientAddr: string | null }): boolean =>
+    own.some((connection) => connection.port === row.clientPort && (connection.address === undefined || row.clientAddr === null || connection.address === row.clientAddr.replace(/^::ffff:/, '')));
+  return rows.filter((row) => ours(row) && !row.applicationName.startsWith('e2e-lanes') && !row.database.startsWith(`${prefix}_`));
 }
 
 /** The line global setup prints for them, or undefined. */
@@ -55,8 +58,8 @@ export function describeForeignConnections(found: readonly ForeignConnection[]):
   );
 }
 
-/** Local ports of this process's established TCP connections to `remotePort` (any address). */
-function ownTcpPortsTo(remotePort: number): number[] {
+/** The local end (port, and IPv4 address when it is one) of this process's established TCP connections to `remotePort`. */
+function ownTcpConnectionsTo(remotePort: number): Array<{ port: number; address: string | undefined }> {
   const inodes = new Set<string>();
   try {
     for (const fd of readdirSync('/proc/self/fd')) {
@@ -72,7 +75,7 @@ function ownTcpPortsTo(remotePort: number): number[] {
     debug('cannot list /proc/self/fd: %O', error);
     return [];
   }
-  const ports: number[] = [];
+  const found: Array<{ port: number; address: string | undefined }> = [];
   for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
     let text: string;
     try {
@@ -84,10 +87,18 @@ function ownTcpPortsTo(remotePort: number): number[] {
       const fields = line.trim().split(/\s+/);
       // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
       if (fields.length < 10 || fields[3] !== '01' || !inodes.has(fields[9]!)) continue;
-      const local = Number.parseInt(fields[1]!.split(':')[1]!, 16);
+      const [localAddress, localPort] = fields[1]!.split(':');
       const remote = Number.parseInt(fields[2]!.split(':')[1]!, 16);
-      if (remote === remotePort) ports.push(local);
+      if (remote === remotePort) found.push({ port: Number.parseInt(localPort!, 16), address: ipv4Of(localAddress!) });
     }
   }
-  return ports;
+  return found;
+}
+
+/** An IPv4 address (or IPv4-mapped IPv6 one) of /proc/net/tcp*, as `host(client_addr)` shows it. */
+function ipv4Of(hex: string): string | undefined {
+  const word = hex.length === 8 ? hex : hex.length === 32 && hex.slice(0, 24) === '0000000000000000FFFF0000' ? hex.slice(24) : undefined;
+  if (!word) return undefined;
+  // Stored in host byte order (little-endian on the machines this runs on).
+  return [6, 4, 2, 0].map((at) => Number.parseInt(word.slice(at, at + 2), 16)).join('.');
 }

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LANE_NOT_READY_URL } from '../postgres/app-env.js';
+import { isPidAlive } from '../state/index.js';
 
 /**
  * The database the runner process is given: none. `withLanes` points `DATABASE_URL`, the `PG*`
@@ -61,9 +62,10 @@ export function runnerDatabaseEnv(url: string): { set: Record<string, string>; u
  */
 function startEndpoint(): string {
   if (process.platform === 'win32') return LANE_NOT_READY_URL;
+  reapEndpointFolders();
   let dir: string | undefined;
   try {
-    dir = mkdtempSync(join(tmpdir(), 'e2e-lanes-runner-'));
+    dir = mkdtempSync(join(tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
     const server = createServer(refuse);
     server.on('error', () => undefined);
     server.listen(join(dir, '.s.PGSQL.5432'));
@@ -74,6 +76,28 @@ function startEndpoint(): string {
   } catch {
     if (dir) rmSync(dir, { recursive: true, force: true });
     return LANE_NOT_READY_URL;
+  }
+}
+
+/** Folders of the endpoints: `<tmp>/e2e-lanes-runner-<pid>-<random>`, removed when their runner exits. */
+const FOLDER_PREFIX = 'e2e-lanes-runner-';
+
+/** Removes the folders of runners that died without removing theirs (SIGKILL). */
+function reapEndpointFolders(): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = Number(/^e2e-lanes-runner-(\d+)-/.exec(entry)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0 || isPidAlive(pid)) continue;
+    try {
+      rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+    } catch {
+      // another user's, or gone meanwhile
+    }
   }
 }
 

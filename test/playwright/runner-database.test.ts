@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -69,4 +71,29 @@ test('the admin URL is completed from PG* only where it leaves a part out', () =
   assert.equal(completeUrlFromPgEnv('postgres://u:p@h:1/d', { PGUSER: 'x', PGPASSWORD: 'y', PGPORT: '2', PGDATABASE: 'z' }), 'postgres://u:p@h:1/d');
   assert.equal(completeUrlFromPgEnv('postgres://h', { PGUSER: 'x y', PGDATABASE: 'z' }), 'postgres://x%20y@h/z');
   assert.equal(completeUrlFromPgEnv('not a url', { PGUSER: 'x' }), 'not a url');
+});
+
+test("the endpoint's folder goes with its runner, and one left by a SIGKILLed runner is removed by the next", { timeout: 30_000 }, async (t) => {
+  const script = `import { runnerDatabaseUrl } from ${JSON.stringify(new URL('../../src/playwright/runner-database.ts', import.meta.url).href)};
+    console.log(new URL(runnerDatabaseUrl()).searchParams.get('host'));
+    if (process.argv.includes('--hold')) setInterval(() => {}, 1000);`;
+  const start = (...args: string[]): ChildProcess => spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const folderOf = async (child: ChildProcess): Promise<string> => ((await once(child.stdout!, 'data')) as [Buffer])[0].toString().trim();
+
+  const quiet = start();
+  const quietFolder = await folderOf(quiet);
+  await once(quiet, 'exit');
+  assert.equal(existsSync(quietFolder), false, 'removed when the runner exits');
+
+  const killed = start('--hold');
+  t.after(() => killed.kill('SIGKILL'));
+  const killedFolder = await folderOf(killed);
+  assert.ok(existsSync(killedFolder));
+  killed.kill('SIGKILL');
+  await once(killed, 'exit');
+  assert.ok(existsSync(killedFolder), 'SIGKILL leaves it');
+  const next = start();
+  await folderOf(next);
+  await once(next, 'exit');
+  assert.equal(existsSync(killedFolder), false, 'the next runner removed it');
 });
