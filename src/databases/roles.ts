@@ -141,8 +141,8 @@ function notOurs(role: string): LanesError {
 const NOT_OURS_SQLSTATE = 'EL001';
 
 /**
- * Creates the role `role` (or makes an existing role of the toolkit so again): NOSUPERUSER
- * NOCREATEDB NOCREATEROLE NOBYPASSRLS, with `attributes` (LOGIN and its password, or NOLOGIN),
+ * Creates the role `role` (NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS, the defaults), or
+ * takes an existing role of the toolkit, with `attributes` (LOGIN and its password, or NOLOGIN),
  * marked with `mark`; then the statements of `then`. One round trip, one transaction: the mark is
  * checked on the server, so a role without it is refused before anything is changed.
  * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
@@ -158,7 +158,9 @@ async function ensureRole(client: Client, role: string, attributes: string, mark
     RAISE EXCEPTION 'role % has no e2e-lanes mark', ${name} USING ERRCODE = '${NOT_OURS_SQLSTATE}';
   END IF;
 END $e2e_lanes$`;
-  const statements = [create, `ALTER ROLE ${id} WITH NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT ${attributes}`, ...then];
+  // CREATE ROLE's defaults are NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT;
+  // naming them again would need superuser for some (a CREATEROLE admin may not even say NOBYPASSRLS).
+  const statements = [create, `ALTER ROLE ${id} WITH ${attributes}`, ...then];
   for (let attempt = 1; ; attempt++) {
     try {
       await client.query(statements.join(';\n'));

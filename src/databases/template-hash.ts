@@ -23,6 +23,11 @@ export interface TemplateInputs {
   hashInputs?: readonly string[];
   /** Objects owned by the template's owner role, for lane roles (see roles.ts). @default false */
   laneRoles?: boolean;
+  /**
+   * With lane roles, the admin role building it: its owner role is that admin's to grant (a
+   * non-superuser admin may grant only the roles it created). @default none
+   */
+  adminRole?: string;
   /** `server_version_num` of the server: its major version counts. */
   serverVersion: number;
 }
@@ -36,7 +41,7 @@ export async function computeTemplateHash(inputs: TemplateInputs): Promise<strin
   // 2: templates keep a snapshot of their rows (see snapshot.ts).
   const parts: string[] = ['e2e-lanes template 2', `toolkit ${toolkitVersion()}`, `postgres ${Math.floor(inputs.serverVersion / 10000)}`];
   // Who owns the objects: a template built for lane roles differs from one built without.
-  if (inputs.laneRoles) parts.push('owner role 1');
+  if (inputs.laneRoles) parts.push(`owner role 1 admin ${inputs.adminRole ?? ''}`);
   const { migrations, seed } = inputs;
   if (migrations === false) parts.push('migrations none');
   else if (typeof migrations === 'string') for (const m of await readMigrations(migrations)) parts.push(`migration ${m.name} ${m.checksum}`);

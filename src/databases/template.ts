@@ -44,7 +44,7 @@ export interface TemplateInfo {
   durationMs: number;
 }
 
-export interface EnsureTemplateOptions extends Omit<TemplateInputs, 'serverVersion'> {
+export interface EnsureTemplateOptions extends Omit<TemplateInputs, 'serverVersion' | 'adminRole'> {
   /** Admin URL; the advisory lock is taken in its database, so every caller must use the same one. */
   adminUrl: string;
   /** @default 'e2e' */
@@ -85,7 +85,8 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
   const client = await connectClient(options.adminUrl, { ...timeout(options), applicationName: builderApplicationName(options.runId) });
   try {
     const serverVersion = await serverVersionNum(client);
-    const hash = await computeTemplateHash({ ...options, serverVersion });
+    const adminRole = options.laneRoles ? (await client.query<{ user: string }>('SELECT current_user AS user')).rows[0]?.user : undefined;
+    const hash = await computeTemplateHash({ ...options, serverVersion, ...(adminRole !== undefined ? { adminRole } : {}) });
     const name = templateDatabaseName(options.prefix, hash);
     const key = templateLockKey(name);
     await waitForTemplateLock(client, name, key, options.templateWaitTimeoutMs ?? DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS);

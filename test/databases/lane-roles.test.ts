@@ -93,9 +93,17 @@ async function breaches(lane: DatabaseAllocation, others: Array<{ name: string; 
 }
 
 /** Two lanes of one allocator, their probes, then everything released. */
-async function probeTwoLanes(t: { after(fn: () => Promise<void>): void }, laneRoles: boolean, stateDir: string): Promise<{ a: string[]; b: string[]; lanes: DatabaseAllocation[] }> {
-  const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir, prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: 'postgres', pool: 1, laneRoles });
-  t.after(() => allocator.releaseRun().then(() => allocator.close()));
+async function probeTwoLanes(laneRoles: boolean, stateDir: string, adminUrl = db.adminUrl): Promise<{ a: string[]; b: string[]; lanes: DatabaseAllocation[] }> {
+  const allocator = new DatabaseAllocator({ adminUrl, stateDir, prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: adminUrl === db.adminUrl ? 'postgres' : 'file', pool: 1, laneRoles });
+  try {
+    return await probeLanesOf(allocator);
+  } finally {
+    await allocator.releaseRun();
+    await allocator.close();
+  }
+}
+
+async function probeLanesOf(allocator: DatabaseAllocator): Promise<{ a: string[]; b: string[]; lanes: DatabaseAllocation[] }> {
   const template = await allocator.prepare();
   const a = await allocator.allocateDatabaseForProject('alpha');
   const b = await allocator.allocateDatabaseForProject('beta');
@@ -118,14 +126,34 @@ async function probeTwoLanes(t: { after(fn: () => Promise<void>): void }, laneRo
 
 describe('a role per lane', () => {
   it("confines each lane's DATABASE_URL to its own database: own role, not privileged, full rights there, nothing elsewhere", async (t) => {
-    const { a, b, lanes } = await probeTwoLanes(t, true, await tempDir(t));
+    const { a, b, lanes } = await probeTwoLanes(true, await tempDir(t));
     assert.deepEqual(a, []);
     assert.deepEqual(b, []);
     for (const lane of lanes) assert.equal(new URL(lane.databaseUrl).username, laneRoleName(lane.databaseName));
   });
 
+  it('works the same with an admin role that is not superuser but has CREATEDB and CREATEROLE (a managed server)', async (t) => {
+    const admin = `${db.prefix}_manager`;
+    const password = 'manager-password';
+    await query(db.adminUrl, `CREATE ROLE ${admin} LOGIN CREATEDB CREATEROLE PASSWORD ${pg.escapeLiteral(password)}`);
+    t.after(async () => {
+      // Its databases first (what it created it owns), then what is left of its roles.
+      for (const { name } of await query<{ name: string }>(db.adminUrl, 'SELECT datname AS name FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1)', [admin])) {
+        await query(db.adminUrl, `ALTER DATABASE ${pg.escapeIdentifier(name)} WITH IS_TEMPLATE false`);
+        await query(db.adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      }
+      await query(db.adminUrl, `DROP OWNED BY ${admin}; DROP ROLE IF EXISTS ${admin}`).catch(() => undefined);
+    });
+    const url = new URL(db.adminUrl);
+    url.username = admin;
+    url.password = password;
+    const { a, b } = await probeTwoLanes(true, await tempDir(t), url.toString());
+    assert.deepEqual(a, []);
+    assert.deepEqual(b, []);
+  });
+
   it('with laneRoles: false, lanes connect as the admin role as before and reach every database', async (t) => {
-    const { a, lanes } = await probeTwoLanes(t, false, await tempDir(t));
+    const { a, lanes } = await probeTwoLanes(false, await tempDir(t));
     assert.ok(a.some((breach) => breach.startsWith('connects as')), a.join('; '));
     assert.ok(a.some((breach) => breach.startsWith('read "Item" in')), a.join('; '));
     assert.ok(a.includes('created a database'), a.join('; '));
