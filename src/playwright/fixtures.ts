@@ -18,8 +18,9 @@ export interface LaneTestFixtures {
    * `'test'`: before each test starts, the lane's database is put back to exactly its template
    * (migrations + seed), while the lane's servers keep running; its name and URL do not change.
    * Set it in a project's `use`, or with `test.use({ laneReset: 'test' })` for a file or a group.
-   * A lane shared by tests running at the same time cannot be reset (`LANE_RESET_CONFLICT`): give
-   * such tests a lane per worker.
+   * A lane whose tests reset it is never used by two tests at once: a project with it in its `use`
+   * on more than one worker gets a lane per worker (unless `laneIsolation` says otherwise, which
+   * setup refuses), and tests that still share a lane take turns on it.
    * @default 'never'
    */
   laneReset: 'never' | 'test';
@@ -46,6 +47,7 @@ export interface LaneHandle extends Lane {
   /**
    * Puts the lane's database back to exactly its template now (e.g. after a `beforeAll` that
    * wrote to the lane), while its servers keep running.
+   * No test enters the lane while the reset runs.
    * @throws {LanesError} `LANE_RESET_CONFLICT` while another test uses the lane, `DATABASE_RESET_FAILED`.
    */
   resetDatabase(options?: { strategy?: ResetStrategy }): Promise<void>;
