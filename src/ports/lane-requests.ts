@@ -36,16 +36,18 @@ export interface LaneRequest {
 
 /** The longest a waiter sleeps before looking again when no event woke it. */
 const MAX_NAP_MS = 250;
+/** A bound on the rounds of one wait (each ends with a file event or a nap). */
+const MAX_ROUNDS = 100_000;
 
 /**
  * Records `request` in `ledger` and resolves the lane as recorded, or undefined when its claimed
  * ports could not be used (a lane recorded meanwhile holds one): the caller claims again.
  *
- * The request is written next to the ledger; then this process tries the lock once. If it gets it,
- * it records every pending request (its own and those of processes waiting) in one write. If not,
- * it sleeps until the lock is released or its request is taken (the kernel's file events wake it;
- * a nap of at most 250 ms covers a missed event), and tries again. So under contention one write
- * serves many lanes, and nobody sleeps in back-off while the lock is free.
+ * This process tries the lock once: if it gets it, it records its request and every pending one (of
+ * processes waiting) in one write. If not, it writes its request next to the ledger and sleeps until
+ * the lock is released or its request is taken (the kernel's file events wake it; a nap of at most
+ * 250 ms covers a missed event), and tries again. So under contention one write serves many lanes,
+ * and nobody sleeps in back-off while the lock is free.
  *
  * @param tryLedger the same file with a lock timeout of 0: one attempt, `STATE_LOCK_TIMEOUT` when taken.
  * @returns undefined also when the request could not be written (the caller records it itself).
@@ -57,6 +59,11 @@ export async function recordLane<E extends LaneEntry>(
   options: { leaseMs: number; timeoutMs: number; onReaped: (stale: StaleEntry<E>[]) => void },
 ): Promise<E | undefined | 'unwritten'> {
   const full: LaneRequest = { ...request, id: randomBytes(6).toString('hex'), requester: process.pid };
+  const complete = (lane: E | undefined): E | undefined => (lane && request.names.every((name) => lane.ports[name] !== undefined) ? lane : undefined);
+  // Uncontended, the lock is free: record at once (with whatever requests are waiting).
+  const first = await commitPending(tryLedger, options, full);
+  if (first) return complete(first.lane);
+
   const file = join(dirname(ledger.path), `${requestPrefix(ledger)}${full.id}.json`);
   try {
     await mkdir(dirname(file), { recursive: true });
@@ -70,8 +77,10 @@ export async function recordLane<E extends LaneEntry>(
   const started = Date.now();
   let failure: { error: unknown } | undefined;
   try {
-    for (let round = 1; (await exists(file)) && !(await commitPending(tryLedger, options)); round++) {
-      if (Date.now() - started >= options.timeoutMs) {
+    for (let round = 1; round <= MAX_ROUNDS && (await exists(file)); round++) {
+      const committed = await commitPending(tryLedger, options, undefined, request.key);
+      if (committed) return complete(committed.lane);
+      if (Date.now() - started >= options.timeoutMs || round === MAX_ROUNDS) {
         throw new LanesError('STATE_LOCK_TIMEOUT', `Could not lock state file ${ledger.path} within ${Math.round((Date.now() - started) / 1000)} s (${round} attempts).`, {
           hint: `Another e2e-lanes process holds it, or a crashed one left ${ledger.path}.lock behind (it is taken over automatically after 10 s). Check that the folder is writable.`,
         });
@@ -80,23 +89,29 @@ export async function recordLane<E extends LaneEntry>(
     }
   } catch (error) {
     failure = { error };
+  } finally {
+    // Gone already when a commit (another process's, or this one's) recorded it.
+    const taken = await unlink(file).then(
+      () => false,
+      (error: unknown) => isFsError(error, 'ENOENT'),
+    );
+    if (failure && !taken) throw failure.error;
   }
-  // Gone already when a commit (another process's, or this one's) recorded it.
-  const taken = await unlink(file).then(
-    () => false,
-    (error: unknown) => isFsError(error, 'ENOENT'),
-  );
-  if (failure && !taken) throw failure.error;
-  const lane = (await ledger.read()).entries.find((entry) => sameLane(entry, request.key));
-  return lane && request.names.every((name) => lane.ports[name] !== undefined) ? lane : undefined;
+  return complete((await ledger.read()).entries.find((entry) => sameLane(entry, request.key)));
 }
 
 /**
- * Takes the lock if it is free and records every pending request; resolves false when the lock was
- * taken. Requests are removed only once the ledger holding them is written.
+ * Takes the lock if it is free and records every pending request (and `own`, not written to a
+ * file); resolves false when the lock was taken, else the lane of `own` (or of `key`) as recorded.
+ * Requests are removed only once the ledger holding them is written.
  */
-async function commitPending<E extends LaneEntry>(tryLedger: Ledger<E>, options: { leaseMs: number; onReaped: (stale: StaleEntry<E>[]) => void }): Promise<boolean> {
-  let done: string[];
+async function commitPending<E extends LaneEntry>(
+  tryLedger: Ledger<E>,
+  options: { leaseMs: number; onReaped: (stale: StaleEntry<E>[]) => void },
+  own?: LaneRequest,
+  key: LaneKey | undefined = own?.key,
+): Promise<false | { lane: E | undefined }> {
+  let done: { files: string[]; lane: E | undefined };
   try {
     done = await tryLedger.update(async (doc) => {
       const { live, stale } = splitByLiveness(doc.entries, options.leaseMs);
@@ -104,14 +119,16 @@ async function commitPending<E extends LaneEntry>(tryLedger: Ledger<E>, options:
       doc.entries = live;
       const pending = await pendingRequests(tryLedger);
       for (const { request } of pending) if (request) apply(doc.entries, request);
-      return pending.map((item) => item.file);
+      if (own) apply(doc.entries, own);
+      const lane = key && doc.entries.find((entry) => sameLane(entry, key));
+      return { files: pending.map((item) => item.file), lane: lane && structuredClone(lane) };
     });
   } catch (error) {
     if (isLanesError(error, 'STATE_LOCK_TIMEOUT')) return false;
     throw error;
   }
-  await Promise.all(done.map((file) => unlink(file).catch(() => undefined)));
-  return true;
+  await Promise.all(done.files.map((file) => unlink(file).catch(() => undefined)));
+  return { lane: done.lane };
 }
 
 /** Records one request: its lane's missing names get its claimed ports, unless a lane holds one already. */
