@@ -46,4 +46,4 @@ process.on('message', (go: Go) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-await send({ type: 'ready' });
+void send({ type: 'ready' });

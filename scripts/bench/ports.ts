@@ -1,18 +1,27 @@
 /**
- * Part 3: 32 processes allocating lane ports at the same moment, with PortAllocator (one shared
- * state folder, entries owned by the bench process so they persist) and with plain get-port used
- * the same way. Counts ports handed to more than one process.
+ * Part 3: 32 and 100 processes allocating lane ports at the same moment, with PortAllocator (one
+ * shared state folder, entries owned by the bench process so they persist) and with plain get-port
+ * used the same way, alternating, in one run. Counts ports handed to more than one process, errors,
+ * and compares the slowest lanes (p95) against get-port's: the target is within 3×.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild'; // comes with tsx
 import { PortAllocator } from '../../src/index.ts';
 import { childEnv, type BenchContext } from './context.ts';
-import { fmtMs, median, percentile, range, table, type PartResult } from './measure.ts';
+import { fmtMs, fmtRatio, median, percentile, range, table, type PartResult, type TargetResult } from './measure.ts';
 import type { ChildMessage, Go } from './ports-child.ts';
 
 const CHILD = fileURLToPath(new URL('./ports-child.ts', import.meta.url));
-const PROCESSES = 32;
+/** Processes allocating at once, and the lanes each allocates one after another (full, quick). */
+const SIZES = [
+  { processes: 32, lanes: { full: 8, quick: 4 } },
+  { processes: 100, lanes: { full: 4, quick: 2 } },
+] as const;
 const RANGE: [number, number] = [40000, 40999];
+/** The target: PortAllocator's p95 lane within this factor of get-port's p95 in the same run. */
+const P95_FACTOR = 3;
 
 type Mode = 'toolkit' | 'get-port';
 
@@ -21,76 +30,107 @@ interface Round {
   latencies: number[];
   /** Per process, per lane, its ports. */
   handed: number[][][];
+  /** Processes that answered with an error, and the first error. */
+  failed: number;
+  firstError?: string;
   /** Ports recorded in the state file afterwards (toolkit only). */
   recorded?: number[];
 }
 
 export async function runPorts(ctx: BenchContext): Promise<PartResult> {
-  const lanes = ctx.options.quick ? 4 : 8;
   const reps = ctx.reps();
-  const rounds: Record<Mode, Round[]> = { toolkit: [], 'get-port': [] };
+  const most = Math.max(...SIZES.map((size) => size.processes));
+  // One bundle of the child, so that 100 processes start in plain Node instead of each compiling TypeScript.
+  const bundle = join(await ctx.dir('ports-child'), 'ports-child.cjs');
+  buildSync({ entryPoints: [CHILD], bundle: true, platform: 'node', format: 'cjs', target: 'node20', outfile: bundle, logLevel: 'error' });
   // Forked and loaded once, before any round: the rounds time allocation, not Node's start-up.
-  const children = range(PROCESSES).map((index) =>
-    fork(CHILD, [String(index)], { execArgv: ['--import', 'tsx'], env: childEnv({ E2E_LANES_OWNER_PID: String(process.pid) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  const children = range(most).map((index) =>
+    fork(bundle, [String(index)], { env: childEnv({ E2E_LANES_OWNER_PID: String(process.pid) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
   );
+  const sections: string[] = [];
+  const rows: string[][] = [];
+  const targets: TargetResult[] = [];
   try {
     await Promise.all(children.map((child) => next(child, 'ready')));
-    for (let rep = 0; rep < reps; rep++) {
-      for (const mode of rep % 2 === 0 ? (['toolkit', 'get-port'] as const) : (['get-port', 'toolkit'] as const)) {
-        rounds[mode].push(await round(ctx, children, mode, lanes));
+    for (const { processes, lanes: lanesBy } of SIZES) {
+      const lanes = lanesBy[ctx.options.quick ? 'quick' : 'full'];
+      const group = children.slice(0, processes);
+      const rounds: Record<Mode, Round[]> = { toolkit: [], 'get-port': [] };
+      for (let rep = 0; rep < reps; rep++) {
+        for (const mode of rep % 2 === 0 ? (['toolkit', 'get-port'] as const) : (['get-port', 'toolkit'] as const)) {
+          rounds[mode].push(await round(ctx, group, mode, lanes));
+        }
       }
+      const toolkit = summary(rounds.toolkit, 'toolkit', processes, lanes);
+      const getPort = summary(rounds['get-port'], 'get-port', processes, lanes);
+      rows.push(toolkit.row, getPort.row);
+      const ratio = toolkit.p95 / getPort.p95;
+      targets.push(
+        {
+          name: `PortAllocator p95 lane vs get-port p95, ${processes} processes`,
+          goal: `≤ ${P95_FACTOR}×`,
+          measured: `${fmtRatio(ratio)} (${fmtMs(toolkit.p95)} vs ${fmtMs(getPort.p95)})`,
+          pass: toolkit.failed === 0 && ratio <= P95_FACTOR,
+        },
+        { name: `PortAllocator collisions and errors, ${processes} processes`, goal: '0 and 0', measured: `${toolkit.collisions} and ${toolkit.failed}`, pass: toolkit.collisions === 0 && toolkit.failed === 0 },
+      );
+      if (toolkit.firstError) sections.push(`PortAllocator error at ${processes} processes: ${toolkit.firstError}`);
     }
   } finally {
     for (const child of children) child.connected ? child.disconnect() : child.kill();
     await Promise.all(children.map((child) => exited(child)));
   }
 
-  const summary = (mode: Mode): { row: string[]; collisions: number } => {
-    const all = rounds[mode];
-    const latencies = all.flatMap((r) => r.latencies);
-    const perSecond = median(all.map((r) => (PROCESSES * lanes) / (r.wallMs / 1000)));
-    const collisions = all.map((r) => collisionsOf(r.handed));
-    const worst = collisions.reduce((a, b) => (b.ports > a.ports ? b : a));
-    const stateCheck = mode === 'toolkit' ? all.every((r) => sameMultiset(r.recorded ?? [], r.handed.flat(2))) : undefined;
-    return {
-      row: [
-        mode === 'toolkit' ? 'PortAllocator' : 'get-port (`portNumbers` range)',
-        `${PROCESSES} × ${lanes}`,
-        perSecond.toFixed(0),
-        fmtMs(median(latencies)),
-        fmtMs(percentile(latencies, 95)),
-        String(PROCESSES * lanes * 2),
-        `${worst.ports} ports, ${worst.allocations} allocations (${((worst.allocations / (PROCESSES * lanes * 2)) * 100).toFixed(0)} %)`,
-        stateCheck === undefined ? '–' : stateCheck ? 'yes' : 'NO',
-      ],
-      collisions: Math.max(...collisions.map((c) => c.ports)),
-    };
-  };
-  const toolkit = summary('toolkit');
-  const getPort = summary('get-port');
   const markdown = [
     table(
-      ['allocator', 'processes × lanes', 'lanes/s', 'median latency', 'p95 latency', 'ports handed out', 'collisions (worst round)', 'state file = handed out'],
-      [toolkit.row, getPort.row],
+      ['allocator', 'processes × lanes', 'lanes/s', 'median latency', 'p95 latency', 'ports handed out', 'errors', 'collisions (worst round)', 'state file = handed out'],
+      rows,
     ),
     '',
-    `${reps} round(s) per allocator, alternating; the ${PROCESSES} processes are forked and loaded once, before any round, and`,
-    `every round starts them together on one signal. Each process allocates ${lanes} lanes of two ports (backend, frontend)`,
+    ...(sections.length > 0 ? [...sections, ''] : []),
+    `${reps} round(s) per allocator and size, alternating; the processes are forked and loaded once, before any round, and`,
+    'every round starts them together on one signal. Each process allocates its lanes of two ports (backend, frontend)',
     `one after another in the range ${RANGE[0]}-${RANGE[1]}, without binding them (as lanes do before their servers start).`,
     '',
     '- **lanes/s**: lanes allocated by all processes ÷ the wall time from the start signal to the last answer (median of rounds).',
-    '- **latency**: one lane\'s `allocatePortsForProject` (or its two `getPort` calls), over every lane of every round.',
+    "- **latency**: one lane's `allocatePortsForProject` (or its two `getPort` calls), over every lane of every round.",
+    '- **errors**: processes whose allocation failed (all rounds).',
     '- **collisions**: ports handed to more than one process (or lane) in one round, and how many allocations got such a port.',
-    '  PortAllocator shares one state folder (`allocated-ports.json` under a cross-process lock) and every entry is owned by the',
-    '  bench process (`E2E_LANES_OWNER_PID`), so entries persist after each child exits. get-port only remembers ports inside one',
-    '  process (sindresorhus/get-port#23), so processes asking at the same time get the same free ports.',
+    '  PortAllocator shares one state folder (`allocated-ports.json`) and one host-wide claims folder (one file per port,',
+    '  created exclusively) and every entry is owned by the bench process (`E2E_LANES_OWNER_PID`), so entries persist after',
+    '  each child exits. get-port only remembers ports inside one process (sindresorhus/get-port#23), so processes asking at',
+    '  the same time get the same free ports.',
     '- **state file = handed out**: the ports recorded in `allocated-ports.json` afterwards are exactly the ones handed out.',
   ].join('\n');
+  return { id: 'ports', title: `3. Ports: ${SIZES.map((size) => size.processes).join(' and ')} processes allocating at once`, markdown, targets };
+}
+
+function summary(all: Round[], mode: Mode, processes: number, lanes: number): { row: string[]; collisions: number; failed: number; p95: number; firstError?: string } {
+  const latencies = all.flatMap((r) => r.latencies);
+  const perSecond = median(all.map((r) => (processes * lanes) / (r.wallMs / 1000)));
+  const collisions = all.map((r) => collisionsOf(r.handed));
+  const worst = collisions.reduce((a, b) => (b.ports > a.ports ? b : a));
+  const failed = all.reduce((sum, r) => sum + r.failed, 0);
+  const stateCheck = mode === 'toolkit' ? all.every((r) => sameMultiset(r.recorded ?? [], r.handed.flat(2))) : undefined;
+  const p95 = percentile(latencies, 95);
+  const handedOut = processes * lanes * 2;
+  const firstError = all.find((r) => r.firstError)?.firstError;
   return {
-    id: 'ports',
-    title: `3. Ports: ${PROCESSES} processes allocating at once`,
-    markdown,
-    targets: [{ name: `PortAllocator collisions, ${PROCESSES} processes`, goal: '0', measured: String(toolkit.collisions), pass: toolkit.collisions === 0 }],
+    row: [
+      mode === 'toolkit' ? 'PortAllocator' : 'get-port (`portNumbers` range)',
+      `${processes} × ${lanes}`,
+      perSecond.toFixed(0),
+      fmtMs(median(latencies)),
+      fmtMs(p95),
+      String(handedOut),
+      String(failed),
+      `${worst.ports} ports, ${worst.allocations} allocations (${((worst.allocations / handedOut) * 100).toFixed(0)} %)`,
+      stateCheck === undefined ? '–' : stateCheck ? 'yes' : 'NO',
+    ],
+    collisions: Math.max(...collisions.map((c) => c.ports)),
+    failed,
+    p95,
+    ...(firstError ? { firstError } : {}),
   };
 }
 
@@ -99,12 +139,15 @@ async function round(ctx: BenchContext, children: ChildProcess[], mode: Mode, la
   const allocator = new PortAllocator({ stateDir: go.stateDir, runId: go.runId, range: RANGE });
   await ctx.quiet();
   try {
-    const answers = children.map((child) => next(child, 'done'));
+    const answers = children.map((child) => next(child, 'done').catch((error: unknown) => error as Error));
     const started = performance.now();
     for (const child of children) child.send(go);
     const results = await Promise.all(answers);
     const wallMs = performance.now() - started;
-    const result: Round = { wallMs, latencies: results.flatMap((r) => r.latencies), handed: results.map((r) => r.lanes) };
+    const done = results.filter((r): r is Extract<ChildMessage, { type: 'done' }> => !(r instanceof Error));
+    const errors = results.filter((r): r is Error => r instanceof Error);
+    const result: Round = { wallMs, latencies: done.flatMap((r) => r.latencies), handed: done.map((r) => r.lanes), failed: errors.length };
+    if (errors[0]) result.firstError = errors[0].message;
     if (mode === 'toolkit') result.recorded = (await allocator.list()).filter((entry) => entry.runId === go.runId).flatMap((entry) => Object.values(entry.ports));
     return result;
   } finally {
