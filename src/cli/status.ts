@@ -1,6 +1,8 @@
 import type { DatabaseListing } from '../databases/entries.js';
 import { isListening } from '../ports/probe.js';
-import { isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
+import { currentHost, isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
+import { judgeProcess } from '../state/owner.js';
+import { findStateProcesses } from '../lanes/orphans.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
 import { age, dim, green, red, span, table, yellow } from './format.js';
 import type { stateFilesOf } from './context.js';
@@ -85,6 +87,16 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
         listening: server.port !== undefined && (await isListening(server.port, { connectTimeoutMs: 1_000 })),
       })),
     );
+  }
+  // The state files are a cache: servers that carry this state folder's marks and that no file lists (records lost).
+  const recorded = new Set([...rows.values()].flatMap((found) => found.servers.map((server) => server.pid)));
+  for (const found of findStateProcesses(state.stateDir)) {
+    if (recorded.has(found.pid) || found.pgid !== found.pid) continue;
+    const owner = judgeProcess(found.owner ?? { pid: found.ownerPid });
+    const key = JSON.stringify([found.runId, null, 'unrecorded']);
+    const target = rows.get(key) ?? { runId: found.runId, project: '(not recorded)', ports: {}, servers: [], ownerPid: found.ownerPid, ownerHost: currentHost(), ownerAlive: owner.state !== 'gone', kept: false, createdAt: new Date().toISOString(), ...(owner.state === 'gone' ? { staleReason: owner.reason } : {}) };
+    target.servers.push({ name: found.server, pid: found.pid, alive: true, listening: false });
+    rows.set(key, target);
   }
   return [...rows.values()];
 }

@@ -4,7 +4,8 @@
  * a run that dies midway leaves everything for the reaper. A port taken between allocation and
  * start by a process outside the state folder is retried with new ports.
  */
-import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
+import { resolve } from 'node:path';
+import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../env-vars.js';
 import { formatIdentityMark, identityOf } from '../state/identity.js';
 import type { DatabaseAllocator } from '../databases/index.js';
 import { isLanesError } from '../errors.js';
@@ -123,6 +124,7 @@ function markedDefinitions(ctx: BootContext): ServerDefinition[] {
   const ownerPid = resolveOwnerPid();
   const owner = String(ownerPid);
   const identity = formatIdentityMark(identityOf(ownerPid));
+  const stateDir = resolve(ctx.stateDir);
   return (ctx.options.servers ?? []).map((server) => ({
     ...server,
     env: (serverCtx) => ({
@@ -130,6 +132,7 @@ function markedDefinitions(ctx: BootContext): ServerDefinition[] {
       [RUN_ID_ENV]: ctx.runId,
       [OWNER_PID_ENV]: owner,
       [OWNER_IDENTITY_ENV]: identity,
+      [STATE_DIR_ENV]: stateDir,
       ...(ctx.outlives ? { [KEEP_ENV]: '1' } : {}),
       ...(typeof server.env === 'function' ? server.env(serverCtx) : server.env),
     }),

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV } from '../env-vars.js';
+import { resolve } from 'node:path';
+import { KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../env-vars.js';
 import { killProcessGroup } from '../servers/index.js';
 import { isPidAlive } from '../state/index.js';
 import { parseIdentityMark, pidNamespaceOf, type ProcessRecord } from '../state/identity.js';
@@ -43,6 +44,8 @@ export interface OrphanProcess {
   pgid: number;
   /** Why it counts as an orphan (its owner is provably gone). */
   reason?: string;
+  /** The owner its marks name, with its identity. */
+  owner?: ProcessRecord;
 }
 
 /**
@@ -120,6 +123,25 @@ export function findRunProcesses(runId: string, ownerPid?: number): OrphanProces
     const owner = Number(env.get(OWNER_PID_ENV));
     if (ownerPid !== undefined && owner !== ownerPid) continue;
     found.push({ pid, runId, server, ownerPid: owner, pgid: processGroupOf(pid) });
+  }
+  return found;
+}
+
+/**
+ * Every live lane server process on this host whose marks name the state folder `stateDir`, of
+ * any run, kept and warm ones included: what its state files should list, found even when they
+ * are lost (Linux only; empty elsewhere).
+ */
+export function findStateProcesses(stateDir: string): OrphanProcess[] {
+  const wanted = resolve(stateDir);
+  const found: OrphanProcess[] = [];
+  for (const pid of livePids()) {
+    if (pid === process.pid || !isPidAlive(pid)) continue;
+    const env = processEnv(pid);
+    const server = env?.get(SERVER_MARK_ENV);
+    if (!env || !server || env.get(STATE_DIR_ENV) !== wanted) continue;
+    const owner = markedOwner(pid, env);
+    found.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid: Number(env.get(OWNER_PID_ENV)), pgid: processGroupOf(pid), ...(owner ? { owner } : {}) });
   }
   return found;
 }

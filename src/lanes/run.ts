@@ -11,7 +11,7 @@ import { killProcessGroup, SERVER_DEFAULTS, type ServerDefinition } from '../ser
 import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
 import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
 import type { LanesOptions } from './options.js';
-import { isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
+import { findStateProcesses, isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
 import { reapStaleLanes, type ReapReport } from './reaper.js';
 import { WATCHDOG_ENV } from '../env-vars.js';
 
@@ -108,13 +108,18 @@ export async function tearDownRuns(state: RunStores, which: { runs?: string[]; a
   for (const entry of (await state.lanes.read()).entries) known.add(entry.runId);
   for (const runId of await state.ports.runIds()) known.add(runId);
   for (const entry of (await state.databases?.list()) ?? []) known.add(entry.runId);
+  // The state files are a cache: runs whose servers carry this state folder's marks count too (records lost).
+  for (const found of findStateProcesses(state.stateDir)) known.add(found.runId);
   const runs = which.all ? [...known] : (which.runs ?? []).filter((run) => known.has(run));
   const report: DownReport = { runs: [], killedPids: [], databases: [], ports: 0 };
   for (const runId of runs) {
     // With `ownerPid` (a warm run's watchdog): only while every lane of the run is still that owner's.
+    // (With no lane left in the ledger, the run is still that owner's while its ports are: the lanes ledger was lost.)
+    const ports = which.ownerPid !== undefined ? (await state.ports.list()).filter((entry) => entry.runId === runId) : [];
+    const portsMine = ports.length > 0 && ports.every((entry) => entry.owner.pid === which.ownerPid);
     const lanes = await state.lanes.update((doc) => {
       const mine = doc.entries.filter((entry) => entry.runId === runId);
-      if (which.ownerPid !== undefined && (mine.length === 0 || mine.some((entry) => entry.owner.pid !== which.ownerPid))) return undefined;
+      if (which.ownerPid !== undefined && (mine.length === 0 ? !portsMine : mine.some((entry) => entry.owner.pid !== which.ownerPid))) return undefined;
       doc.entries = doc.entries.filter((entry) => entry.runId !== runId);
       return mine;
     });

@@ -1,0 +1,57 @@
+/**
+ * A state file is a cache of what the processes and databases carry themselves: with a warm run's
+ * `allocated-lanes.json` truncated, its watchdog keeps watching its servers (found by their marks),
+ * `status` still shows its servers, `gc` reaps nothing of it while its idle time runs, and `down --all` still finds and stops its
+ * servers (which carry `E2E_LANES_KEEP=1` and this state folder's mark).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { stateFilesOf, stateOf } from '../../src/cli/context.js';
+import { collectStatus } from '../../src/cli/status.js';
+import { collectGarbage } from '../../src/cli/gc.js';
+import { tearDownRuns } from '../../src/lanes/run.js';
+import { warmOptions } from '../fixtures/warm/options.js';
+import { useTestDatabases } from '../databases/helpers.js';
+import { databaseExists, startWarm, until } from '../helpers/warm.js';
+
+const db = useTestDatabases('lostledger');
+
+/** Whether a process runs (exists and is not a zombie). */
+function runs(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+test('a warm run whose allocated-lanes.json is truncated: its watchdog stays, gc reaps nothing of it within its idle time, and down --all stops its servers', { timeout: 120_000 }, async (t) => {
+  const { stateDir, setup, first, entry } = await startWarm(t, db, { idleMs: 120_000 });
+  const servers = entry.servers.map((server) => server.pid);
+  assert.equal(servers.length, 2);
+  assert.ok(entry.databaseName);
+  writeFileSync(join(stateDir, 'allocated-lanes.json'), '{"kind":"e2e-lanes/lanes","vers');
+  await sleep(3_000); // the watchdog reads the ledger every 2 s
+  assert.ok(runs(first.watchdogPid), 'the watchdog still watches the warm run');
+
+  const options = warmOptions(setup);
+  const rows = await collectStatus(stateFilesOf(options, {}));
+  const shown = rows.filter((row) => row.runId === first.runId).flatMap((row) => row.servers.map((server) => server.pid));
+  assert.deepEqual(shown.sort(), [...servers].sort(), `status shows the warm servers no ledger lists: ${JSON.stringify(rows)}`);
+  const gc = await collectGarbage(await stateOf(options, {}), options, { dryRun: false, keepTemplates: 3 });
+  assert.deepEqual(gc.killedPids, [], `gc killed nothing: ${gc.killed.join('; ')}`);
+  assert.deepEqual(gc.databases, [], `watchdog ${first.watchdogPid}, lane owner ${JSON.stringify(entry.owner)}`);
+  assert.deepEqual(gc.ports, []);
+  assert.ok(await databaseExists(db.adminUrl, entry.databaseName!), 'the warm database is still there');
+  assert.ok(servers.every(runs), 'the warm servers still run');
+
+  const down = await tearDownRuns(await stateOf(options, {}), { all: true }, options);
+  assert.ok(down.runs.includes(first.runId), `down --all found the run: ${JSON.stringify(down)}`);
+  assert.deepEqual(servers.filter(runs), [], 'down --all stopped the warm servers');
+  assert.ok(!(await databaseExists(db.adminUrl, entry.databaseName!)), 'down --all dropped the warm database');
+  await until('the watchdog to exit', () => !runs(first.watchdogPid), 10_000);
+});
