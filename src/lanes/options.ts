@@ -189,6 +189,8 @@ export interface IsolationInput {
   laneReset: unknown;
   /** How many workers the run has. */
   workers: number;
+  /** Where `isolation` was set, for the message. @default 'laneIsolation' */
+  isolationSource?: 'laneIsolation' | 'isolation';
 }
 
 /**
@@ -204,8 +206,13 @@ export function resolveLaneIsolation(input: IsolationInput): { isolation: 'proje
   if (input.isolation === 'project') {
     throw new LanesError(
       'INVALID_OPTION',
-      `Project ${JSON.stringify(input.project)} has laneReset: 'test' and laneIsolation: 'project' on ${input.workers} workers: its tests would reset one lane's data under each other.`,
-      { hint: `Remove laneIsolation from project ${JSON.stringify(input.project)} (or set it to 'worker'): each worker then gets a lane of its own; or run with workers: 1.` },
+      `Project ${JSON.stringify(input.project)} has laneReset: 'test' and ${input.isolationSource === 'isolation' ? "the isolation option 'project'" : "laneIsolation: 'project'"} on ${input.workers} workers: its tests would reset one lane's data under each other.`,
+      {
+        hint:
+          input.isolationSource === 'isolation'
+            ? `Set use: { laneIsolation: 'worker' } in project ${JSON.stringify(input.project)} (or remove isolation: 'project' from withLanes): each worker then gets a lane of its own; or give the project workers: 1.`
+            : `Remove laneIsolation from project ${JSON.stringify(input.project)} (or set it to 'worker'): each worker then gets a lane of its own; or give the project workers: 1.`,
+      },
     );
   }
   if (input.isolation === 'worker') return { isolation: 'worker' };

@@ -205,7 +205,13 @@ function resolveIsolations(config: FullConfig, projects: FullProject[], fallback
   const resolved = new Map<string, 'project' | 'worker'>();
   for (const project of projects) {
     const use = project.use as { laneIsolation?: 'project' | 'worker'; laneReset?: unknown };
-    const { isolation, notice } = resolveLaneIsolation({ project: project.name, isolation: use.laneIsolation ?? fallback, laneReset: use.laneReset, workers: projectWorkers(config, project) });
+    const { isolation, notice } = resolveLaneIsolation({
+      project: project.name,
+      isolation: use.laneIsolation ?? fallback,
+      isolationSource: use.laneIsolation === undefined ? 'isolation' : 'laneIsolation',
+      laneReset: use.laneReset,
+      workers: projectWorkers(config, project),
+    });
     resolved.set(project.name, isolation);
     if (notice) progress(notice);
   }
