@@ -97,6 +97,7 @@ export class LaneUsers {
         },
       };
       lane.queue.push(waiter);
+      if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.#watch(laneId, lane);
     });
