@@ -34,7 +34,7 @@ describe('one test per resetting lane', { concurrency: false }, () => {
     });
   }
 
-  test("laneReset: 'test' in a project's use on two workers: a lane per worker with one line; laneIsolation: 'project' stops the run at setup", { timeout: 200_000 }, async (t) => {
+  test("laneReset: 'test' in a project's use on two workers: a lane per worker with one line; laneIsolation: 'project' stops the run at setup", { timeout: 300_000 }, async (t) => {
     const box = await sandbox(t, { ports: PORTS });
     const derived = startPlaywright(box, { config: ISOLATION });
     expectExit(await derived.exit, 0, derived.output());
@@ -53,5 +53,11 @@ describe('one test per resetting lane', { concurrency: false }, () => {
     expectExit(await explicit.exit, 0, explicit.output());
     assert.doesNotMatch(explicit.output(), /one lane per worker/, 'set explicitly: nothing to say');
     await assertNothingLeft(box, [explicit.runId], { output: explicit.output() });
+
+    // A project with one worker of its own keeps its one lane, whatever the config's workers.
+    const single = startPlaywright(box, { config: ISOLATION, env: { FAULTS_LANE_ISOLATION: 'project', FAULTS_PROJECT_WORKERS: '1' } });
+    expectExit(await single.exit, 0, single.output());
+    assert.doesNotMatch(single.output(), /one lane per worker|INVALID_OPTION/);
+    await assertNothingLeft(box, [single.runId], { output: single.output() });
   });
 });
