@@ -4,13 +4,15 @@
  * not stop the server under the first.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { reapEmbeddedPostgres } from '../../src/postgres/index.js';
-import { runFixture, startFixture } from '../helpers/processes.js';
+import { runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const HOLD = fileURLToPath(new URL('../fixtures/embedded/hold.ts', import.meta.url));
@@ -32,10 +34,19 @@ test("a truncated embedded-postgres.json during a live run: a second run comes a
   t.after(async () => {
     await reapEmbeddedPostgres({ dataDir, stateDir }).catch(() => undefined);
   });
-  const first = await startFixture(t, HOLD, [JSON.stringify({ dataDir, stateDir, runId: 'run-first', mode: 'hold' })], ENV);
-  const held = JSON.parse(first.firstLine) as { adminUrl: string; started: boolean };
+  // The first start runs initdb: on a loaded machine that may take longer than startFixture's 30 s.
+  const first = spawn(process.execPath, ['--import', 'tsx', HOLD, JSON.stringify({ dataDir, stateDir, runId: 'run-first', mode: 'hold' })], { env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => void first.kill('SIGKILL'));
+  let out = '';
+  let err = '';
+  first.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  first.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  for (let waited = 0; !out.includes('\n'); waited += 100) {
+    if (waited > 90_000 || first.exitCode !== null) throw new Error(`the first run did not hold the server: ${out}${err}`);
+    await sleep(100);
+  }
+  const held = JSON.parse(out.slice(0, out.indexOf('\n'))) as { adminUrl: string; started: boolean };
   assert.equal(held.started, true, 'the first run started the server');
-  t.after(() => void first.child.kill('SIGKILL'));
 
   writeFileSync(usersFileNear(dataDir), '{"kind":"e2e-lanes/embedded-postgres","vers');
   const second = JSON.parse((await runFixture(HOLD, [JSON.stringify({ dataDir, stateDir: join(root, 'state-2'), runId: 'run-second', mode: 'once' })], { env: ENV })).trim().split('\n')[0]!) as { started: boolean };
