@@ -11,8 +11,19 @@ export {
   sameOwner,
   isPidAlive,
   judgeOwner,
+  judgeProcess,
+  processGone,
   currentHost,
 } from './owner.js';
+export {
+  type ProcessIdentity,
+  type ProcessRecord,
+  type ProcessVerdict,
+  identityOf,
+  currentBootId,
+  pidNamespaceOf,
+  pidNotJudgeable,
+} from './identity.js';
 export {
   type LaneKey,
   type LedgerEntry,
