@@ -153,7 +153,10 @@ describe('a role per lane', () => {
   });
 
   it('with laneRoles: false, lanes connect as the admin role as before and reach every database', async (t) => {
+    const lines: string[] = [];
+    t.mock.method(console, 'log', (line: string) => void lines.push(String(line)));
     const { a, lanes } = await probeTwoLanes(false, await tempDir(t));
+    assert.equal(lines.filter((line) => line.includes('database.laneRoles: false')).length, 1, 'setup says so in one line');
     assert.ok(a.some((breach) => breach.startsWith('connects as')), a.join('; '));
     assert.ok(a.some((breach) => breach.startsWith('read "Item" in')), a.join('; '));
     assert.ok(a.includes('created a database'), a.join('; '));
