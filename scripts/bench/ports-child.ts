@@ -2,10 +2,12 @@
  * One of the processes of part 3, forked once by ports.ts and reused for every round: on each
  * "go" it allocates the ports of `lanes` lanes (two ports each) one after another, with
  * PortAllocator or with plain get-port, and reports each lane's latency and ports. Never binds
- * anything. Its PortAllocator entries are owned by the bench process (E2E_LANES_OWNER_PID).
+ * anything. Its PortAllocator entries are owned by the bench process (E2E_LANES_OWNER_PID, and the
+ * `owner` option, so that the child keeps no heartbeat of a round the bench process releases).
  */
 import getPort, { clearLockedPorts, portNumbers } from 'get-port';
 import { PortAllocator } from '../../src/ports/index.ts';
+import { newOwner } from '../../src/state/index.ts';
 
 export interface Go {
   type: 'go';
@@ -34,7 +36,8 @@ async function round(go: Go): Promise<ChildMessage> {
   const lanes: number[][] = [];
   for (let lane = 0; lane < go.lanes; lane++) {
     const started = performance.now();
-    if (allocator) lanes.push(Object.values((await allocator.allocatePortsForProject(`proc-${index}-lane-${lane}`)).ports));
+    // Owned by the bench process, which releases the round: no heartbeat timer per round in this child.
+    if (allocator) lanes.push(Object.values((await allocator.allocatePortsForProject(`proc-${index}-lane-${lane}`, { owner: newOwner(go.runId) })).ports));
     else lanes.push([await getPort({ port: portNumbers(...go.range) }), await getPort({ port: portNumbers(...go.range) })]);
     latencies.push(performance.now() - started);
   }

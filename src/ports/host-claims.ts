@@ -155,6 +155,25 @@ export class HostClaims implements Refreshable {
     return touched;
   }
 
+  /**
+   * Refreshes the heartbeat (the file's mtime) of the claims of the given ports that this user made
+   * for `runId` of `stateDir`: one file per port, not the whole folder.
+   */
+  async touchPorts(stateDir: string, runId: string, ports: Iterable<number>): Promise<number> {
+    const now = new Date();
+    const me = process.getuid?.();
+    let touched = 0;
+    for (const port of ports) {
+      const found = await readClaim(this.fileOf(port));
+      if (typeof found === 'string' || found.claim.stateDir !== stateDir || found.claim.runId !== runId || (me !== undefined && found.uid !== me)) continue;
+      await utimes(found.file, now, now).then(
+        () => touched++,
+        (error: unknown) => debug('heartbeat of %s failed: %O', found.file, error),
+      );
+    }
+    return touched;
+  }
+
   /** Removes (where this user may) the claims whose owner is dead or whose lease ran out; returns their ports. */
   async prune(leaseMs: number): Promise<number[]> {
     const pruned: number[] = [];

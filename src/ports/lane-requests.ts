@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isLanesError, LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -65,11 +65,14 @@ export async function recordLane<E extends LaneEntry>(
   if (first) return complete(first.lane);
 
   const file = join(dirname(ledger.path), `${requestPrefix(ledger)}${full.id}.json`);
+  // Written aside and renamed in, so a committer never reads half a request.
+  const temp = join(dirname(ledger.path), `.${requestPrefix(ledger)}${full.id}.tmp`);
   try {
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, JSON.stringify(full), { flag: 'wx' });
+    await writeFile(temp, JSON.stringify(full), { flag: 'wx' });
+    await rename(temp, file);
   } catch (error) {
-    await unlink(file).catch(() => undefined); // a full disk leaves the file created, empty
+    await unlink(temp).catch(() => undefined); // a full disk leaves the file created, empty
     // The caller records the lane itself, and meets the same fault with its coded error.
     if ((error as NodeJS.ErrnoException).code !== undefined) return 'unwritten';
     throw error;

@@ -22,6 +22,7 @@ import {
   type LedgerEntry,
   type Owner,
   type StaleEntry,
+  type Refreshable,
 } from '../state/index.js';
 import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
 import { instanceFor } from '../state/instances.js';
@@ -107,6 +108,8 @@ export class PortAllocator {
   /** The same file, locked with one attempt only: for recording pending requests when the lock is free. */
   readonly #tryFile: StateFile<LedgerDocument<PortEntry>>;
   readonly #claims: HostClaims;
+  /** Refreshes the host-wide claims of a run's lanes of this state folder (the ports its ledger holds). */
+  readonly #beat: Refreshable;
   #writable: Promise<void> | undefined;
 
   constructor(options: PortAllocatorOptions = {}) {
@@ -114,6 +117,13 @@ export class PortAllocator {
     this.file = new StateFile(join(this.options.stateDir, PORTS_FILE), portsSpec, { lockTimeoutMs: LOCK_TIMEOUT_MS });
     this.#tryFile = new StateFile(this.file.path, portsSpec, { lockTimeoutMs: 0 });
     this.#claims = hostClaims();
+    this.#beat = {
+      path: `${this.#claims.path}\0${this.options.stateDir}`,
+      touchRun: async (runId: string) => {
+        const entries = (await this.file.read()).entries.filter((entry) => entry.runId === runId);
+        return this.#claims.touchPorts(this.options.stateDir, runId, entries.flatMap((entry) => Object.values(entry.ports)));
+      },
+    };
   }
 
   get runId(): string {
@@ -167,7 +177,7 @@ export class PortAllocator {
     }
     if (!options.owner) {
       keepAlive(this.file as never, key.runId, this.options.leaseMs);
-      keepAlive(this.#claims, key.runId, this.options.leaseMs);
+      keepAlive(this.#beat, key.runId, this.options.leaseMs);
     }
     return toAllocation(entry!);
   }
@@ -245,7 +255,7 @@ export class PortAllocator {
     await this.file.update((doc) => void keepRunEntries(doc.entries, runId));
     await this.#claims.keepRun(this.options.stateDir, runId);
     stopKeepingAlive(this.file, runId);
-    stopKeepingAlive(this.#claims, runId);
+    stopKeepingAlive(this.#beat, runId);
   }
 
   /**
@@ -274,10 +284,10 @@ export class PortAllocator {
     await this.#claims.handOverRun(this.options.stateDir, runId, owner);
     if (owner.warmUntil === undefined) {
       keepAlive(this.file as never, runId, this.options.leaseMs);
-      keepAlive(this.#claims, runId, this.options.leaseMs);
+      keepAlive(this.#beat, runId, this.options.leaseMs);
     } else {
       stopKeepingAlive(this.file, runId);
-      stopKeepingAlive(this.#claims, runId);
+      stopKeepingAlive(this.#beat, runId);
     }
   }
 
@@ -289,7 +299,7 @@ export class PortAllocator {
       return gone;
     });
     stopKeepingAlive(this.file, runId);
-    stopKeepingAlive(this.#claims, runId);
+    stopKeepingAlive(this.#beat, runId);
     await this.#unclaim(released);
     return released;
   }

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { beforeEach, test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { canBind, hasIpv6Loopback } from '../../src/ports/probe.js';
 import { PortAllocator, PORTS_FILE } from '../../src/ports/index.js';
+import { beatAll } from '../../src/state/index.js';
 import { exited, runFixture, startFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -277,4 +279,17 @@ test('reports PORT_RANGE_EXHAUSTED for a range of ports browsers refuse only', a
     return true;
   });
   assert.deepEqual(await allocator.list(), []);
+});
+
+test('keeps the host-wide claims of its lanes fresh with its heartbeat, one claim file per port', async (t) => {
+  const stateDir = await tempDir(t);
+  const allocator = new PortAllocator({ stateDir, runId: 'beating', range: await freeRange(10, 31_000) });
+  const lane = await allocator.allocatePortsForProject('web');
+  const files = Object.values(lane.ports).map((port) => join(process.env.E2E_LANES_HOST_STATE_DIR!, `p${port}.json`));
+  const old = new Date(Date.now() - 10 * 60_000);
+  for (const file of files) await utimes(file, old, old);
+  await beatAll();
+  for (const file of files) assert.ok((await stat(file)).mtimeMs > Date.now() - 60_000, `${file} was refreshed`);
+  await allocator.releaseRun();
+  for (const file of files) assert.equal(existsSync(file), false, `${file} is removed on release`);
 });
