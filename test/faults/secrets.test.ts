@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
+import { laneRoleKey, laneRolePassword } from '../../src/databases/roles.js';
 import {
   assertNothingLeft,
   attachmentText,
@@ -36,11 +37,16 @@ test('nothing the toolkit writes holds the database password: state files, serve
   const password = `pw-${randomBytes(20).toString('hex')}-Zq`;
   const cleanup = async (): Promise<void> => {
     await shared.server.dropDatabases(await shared.server.databasesStartingWith(`${PREFIX}_`));
+    // The lane roles are dropped with their lanes; the template's owner role the given role made goes here.
+    await shared.server.query(
+      `DO $e$ DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE left(rolname, ${PREFIX.length + 1}) = '${PREFIX}_' LOOP EXECUTE format('DROP ROLE %I', r); END LOOP; END $e$`,
+    );
     await shared.server.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
   };
   t.after(cleanup);
   await shared.server.dropDatabases(await shared.server.databasesStartingWith(`${PREFIX}_`));
-  await shared.server.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN CREATEDB PASSWORD ${pg.escapeLiteral(password)}`);
+  // CREATEROLE too: each lane gets a role of its own (database.laneRoles), whose password must not leak either.
+  await shared.server.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN CREATEDB CREATEROLE PASSWORD ${pg.escapeLiteral(password)}`);
   const port = new URL(shared.server.adminUrl).port;
   const givenUrl = `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 
@@ -57,7 +63,10 @@ test('nothing the toolkit writes holds the database password: state files, serve
   const logs = filesUnder(join(box.stateDir, 'lanes')).filter((path) => path.endsWith('backend.log'));
   assert.equal(logs.length, 1, `one backend log: ${logs.join(', ')}`);
   const log = readFileSync(logs[0]!, 'utf8');
-  assert.match(log, new RegExp(`backend: DATABASE_URL=postgres://${role}:\\*\\*\\*@127\\.0\\.0\\.1:${port}/${PREFIX}_`));
+  const printed = new RegExp(`backend: DATABASE_URL=postgres://(${PREFIX}_[a-z0-9_]+):\\*\\*\\*@127\\.0\\.0\\.1:${port}/(${PREFIX}_[a-z0-9_]+)`).exec(log);
+  assert.ok(printed, `the backend printed its lane role's URL: ${log}`);
+  assert.equal(printed[1], printed[2], 'the lane connects as its own role, named like its database');
+  const lanePassword = laneRolePassword(laneRoleKey(givenUrl, run.runId), printed[2]!);
   assert.match(log, /backend: connecting with password \*\*\*/);
   assert.match(log, /backend: admin URL in my environment: no/, 'servers get their lane URL, not the admin URL');
 
@@ -73,6 +82,7 @@ test('nothing the toolkit writes holds the database password: state files, serve
     for (const form of new Set([password, encodeURIComponent(password)])) {
       assert.ok(!text.includes(form), `${where} contains the password`);
     }
+    assert.ok(!text.includes(lanePassword), `${where} contains the lane role's password`);
   }
   assert.ok(places.length >= 6, `looked at ${places.map(([where]) => where).join(', ')}`);
 
