@@ -308,6 +308,16 @@ export class DatabaseAllocator {
     return reapUnrecorded(await this.#removal(), { dryRun: true });
   }
 
+  /**
+   * Drops the marked lane databases of the given runs on this host that no ledger or registry lists
+   * (their records were lost), whatever their owner; resolves their entries. `down` uses it.
+   */
+  async releaseUnrecorded(runIds: readonly string[]): Promise<DatabaseEntry[]> {
+    if (runIds.length === 0) return [];
+    const reaped = await reapUnrecorded(await this.#removal(), { releasing: runIds });
+    return reaped.filter((item) => item.kind !== 'build' && runIds.includes(item.entry.runId)).map((item) => item.entry);
+  }
+
   /** Every entry with its owner's liveness, without changing anything. */
   async list(options: DatabaseListOptions = {}): Promise<DatabaseListing[]> {
     const local = await this.#ledger.list();

@@ -11,7 +11,7 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { describeTarget, withDatabase } from '../postgres/index.js';
 import { redactUrl } from '../redact.js';
-import { describeLane } from '../state/index.js';
+import { currentHost, describeLane } from '../state/index.js';
 import { databasesStartingWith, dropDatabase } from './admin.js';
 import type { DatabaseEntry, ReapedDatabase } from './entries.js';
 import type { LaneRecords } from './lane-records.js';
@@ -83,9 +83,11 @@ export async function removeDatabases({ session, records, prefix }: RemovalConte
  * (this host: pid gone or reused; another host's are judged only by their lease, so never here).
  * Also drops abandoned build databases of templates. Runs under the state file's lock, so an
  * allocation of this state folder never races it. With `dryRun`, only says what it would drop.
+ * With `releasing`, the marked lane databases of those runs on this host go too, whatever their
+ * owner (`down` of runs whose records were lost).
  * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
  */
-export async function reapUnrecorded({ session, records, prefix }: RemovalContext, options: { dryRun?: boolean } = {}): Promise<ReapedDatabase[]> {
+export async function reapUnrecorded({ session, records, prefix }: RemovalContext, options: { dryRun?: boolean; releasing?: readonly string[] } = {}): Promise<ReapedDatabase[]> {
   const { adminUrl } = await session.server();
   const failures: string[] = [];
   const dryRun = options.dryRun === true;
@@ -100,7 +102,8 @@ export async function reapUnrecorded({ session, records, prefix }: RemovalContex
           if (mark?.kind !== 'lane' || known.has(row.name)) continue;
           const entry = markToEntry(row.name, mark, adminUrl);
           if (!entry || !isLaneDatabaseOf(prefix, entry)) continue;
-          const gone = markOwnerGone(mark);
+          const released = options.releasing?.includes(entry.runId) === true && mark.host === currentHost();
+          const gone = released ? `run ${entry.runId} is torn down` : markOwnerGone(mark);
           if (!gone) continue;
           try {
             await records.removeUnrecorded(client, row.name, async () => {

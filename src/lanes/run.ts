@@ -129,7 +129,11 @@ export async function tearDownRuns(state: RunStores, which: { runs?: string[]; a
     report.killedPids.push(...(await stopRecordedServers(lanes.flatMap((lane) => lane.servers), runId, options.servers)));
     // Processes of the run that left their server's process group (they carry its marks).
     report.killedPids.push(...(await killRunStragglers(runId, { timeout: 3_000 })));
-    if (state.databases) report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
+    if (state.databases) {
+      report.databases.push(...(await state.databases.releaseRun(runId)).map((entry) => entry.databaseName));
+      // Its lane databases that no record lists any more (lost state files), found by their marks.
+      report.databases.push(...(await state.databases.releaseUnrecorded([runId])).map((entry) => entry.databaseName));
+    }
     report.ports += (await state.ports.releaseRun(runId)).length;
   }
   await state.databases?.close();

@@ -5,7 +5,8 @@
  * servers (which carry `E2E_LANES_KEEP=1` and this state folder's mark).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -16,6 +17,11 @@ import { tearDownRuns } from '../../src/lanes/run.js';
 import { warmOptions } from '../fixtures/warm/options.js';
 import { useTestDatabases } from '../databases/helpers.js';
 import { databaseExists, startWarm, until } from '../helpers/warm.js';
+import { runFixture } from '../helpers/processes.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const KEEP_LANE = fileURLToPath(new URL('../fixtures/down/keep-lane.ts', import.meta.url));
+const HTTP_SERVER = fileURLToPath(new URL('../fixtures/servers/http-server.mjs', import.meta.url));
 
 const db = useTestDatabases('lostledger');
 
@@ -54,4 +60,32 @@ test('a warm run whose allocated-lanes.json is truncated: its watchdog stays, gc
   assert.deepEqual(servers.filter(runs), [], 'down --all stopped the warm servers');
   assert.ok(!(await databaseExists(db.adminUrl, entry.databaseName!)), 'down --all dropped the warm database');
   await until('the watchdog to exit', () => !runs(first.watchdogPid), 10_000);
+});
+
+test('a kept run whose three state files are lost: down --all finds its server by its marks and its database by its mark, and removes both', { timeout: 120_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const line = await runFixture(KEEP_LANE, [JSON.stringify({ stateDir, portRange: [34_770, 34_789], server: HTTP_SERVER, database: { adminUrl: db.adminUrl, prefix: db.prefix } })], {
+    env: { E2E_LANES_QUIET: '1', E2E_LANES_OWNER_PID: '', E2E_LANES_RUN_ID: '' },
+    timeoutMs: 90_000,
+  });
+  const kept = JSON.parse(line.trim().split('\n').pop()!) as { runId: string; pids: number[]; databaseName: string };
+  t.after(() => {
+    for (const pid of kept.pids) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+  assert.equal(kept.pids.length, 1);
+  assert.ok(await databaseExists(db.adminUrl, kept.databaseName));
+  for (const file of ['allocated-lanes.json', 'allocated-databases.json', 'allocated-ports.json']) rmSync(join(stateDir, file), { force: true });
+
+  const options = { stateDir, portRange: [34_770, 34_789] as [number, number], database: { adminUrl: db.adminUrl, prefix: db.prefix, registry: 'file' as const } };
+  const down = await tearDownRuns(await stateOf(options, {}), { all: true }, options);
+  assert.deepEqual(down.runs, [kept.runId], 'down --all found the run by its server');
+  assert.deepEqual(down.databases, [kept.databaseName], 'down --all found its database by its mark');
+  assert.deepEqual(kept.pids.filter(runs), [], 'down --all stopped the kept server');
+  assert.ok(!(await databaseExists(db.adminUrl, kept.databaseName)), 'the kept database is dropped');
 });
