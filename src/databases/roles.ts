@@ -21,6 +21,7 @@
  * @internal
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -137,6 +138,9 @@ function notOurs(role: string): LanesError {
   });
 }
 
+/** How often a role's statements are tried when other processes change the same role or database at once. */
+const RACE_ATTEMPTS = 5;
+
 /** SQLSTATE of the refusal to touch a role without the toolkit's mark (a class of the toolkit's own). */
 const NOT_OURS_SQLSTATE = 'EL001';
 
@@ -168,9 +172,11 @@ END $e2e_lanes$`;
     } catch (error) {
       const code = (error as Partial<DatabaseError>).code;
       if (code === NOT_OURS_SQLSTATE) throw notOurs(role);
-      // Created by another process at the same moment: again (it exists now).
-      if (attempt < 3 && (code === '42710' || code === '23505')) continue;
-      throw error;
+      // Another process claiming the same lane at the same moment created the role (42710, 23505) or
+      // granted the same privilege ("tuple concurrently updated"): again, after a moment.
+      const raced = code === '42710' || code === '23505' || (code === 'XX000' && /tuple concurrently updated/.test(messageOf(error)));
+      if (!raced || attempt >= RACE_ATTEMPTS) throw error;
+      await sleep(Math.random() * 10 * attempt);
     }
   }
 }
