@@ -108,6 +108,7 @@ export class HostClaims implements Refreshable {
 
   /** Removes claims made by this process that were not recorded (e.g. the ledger could not be written). */
   async withdraw(claims: readonly PortClaim[]): Promise<void> {
+    if (claims.length === 0) return;
     for (const claim of claims) await this.#removeIf(claim.port, (current) => current.id === claim.id);
   }
 

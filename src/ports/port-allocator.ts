@@ -366,7 +366,7 @@ export class PortAllocator {
     };
     // First the ports without a claim at one listing of the claims, lowest first. Losing a port to
     // a process claiming it at the same moment means others scan the same ports: jump ahead by a
-    // random stride, growing with each loss, so that concurrent allocators spread over the range
+    // random stride, doubling with each loss, so that concurrent allocators spread over the range
     // instead of all meeting on every port. The ports lost or jumped over come next, then (if still
     // short) the claimed ports, whose claims are read: a dead owner's claim is taken over.
     const claimed = await this.#claims.claimedPorts();
@@ -388,7 +388,7 @@ export class PortAllocator {
         losses++;
       }
       if (outcomes.every(Boolean)) continue;
-      const stride = Math.floor(Math.random() * Math.min(4 * losses, 256));
+      const stride = Math.floor(Math.random() * Math.min(2 ** (losses + 2), 1024));
       later.push(...candidates.slice(index, index + stride));
       index += stride;
     }
