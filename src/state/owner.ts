@@ -182,8 +182,10 @@ export function judgeOwner(owner: Owner, leaseMs: number, now = Date.now()): Own
   if (owner.warmUntil !== undefined && !(now < Date.parse(owner.warmUntil))) {
     return { alive: false, reason: `warm lane idle until ${owner.warmUntil} (option reuse.idleMs)` };
   }
-  const gone = processGone(owner);
-  if (gone) return { alive: false, reason: gone };
+  if (owner.host === currentHost()) {
+    const gone = processGone({ pid: owner.pid, pidStart: owner.pidStart, pidNs: owner.pidNs, bootId: owner.bootId });
+    if (gone) return { alive: false, reason: gone };
+  }
   // A warm run's watchdog does not beat: its pid and its deadline decide.
   if (owner.warmUntil !== undefined) return { alive: true };
   const age = now - Date.parse(owner.heartbeatAt);
