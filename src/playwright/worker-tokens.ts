@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess, ForkOptions } from 'node:child_process';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
-import { CONTROL_TOKEN_ENV } from '../env-vars.js';
+import { CONTROL_TOKEN_ENV, DATABASE_URL_ENV } from '../env-vars.js';
 
 /**
  * A token of the lane service for each Playwright worker, opening only the lanes of that worker's
@@ -50,7 +50,8 @@ export function scopeOfWorkerToken(token: string): WorkerScope | 'pending' | und
 /**
  * In the runner: every Playwright worker forked from now on gets a token of its own in
  * {@link CONTROL_TOKEN_ENV}, bound to its project when Playwright sends it its `__init__` message
- * and forgotten when it exits. Other forks lose the variable. Idempotent.
+ * and forgotten when it exits, and does not get the admin URL ({@link DATABASE_URL_ENV}). Other
+ * forks lose the token variable. Idempotent.
  */
 export function installWorkerTokens(): void {
   const tokens = store();
@@ -64,6 +65,9 @@ export function installWorkerTokens(): void {
     const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
     delete env[CONTROL_TOKEN_ENV];
     const isWorker = WORKER_ENTRY.test(String(modulePath instanceof URL ? modulePath.pathname : modulePath));
+    // The admin URL stays in the runner: a worker names its lane's URL from the lane databases
+    // variable, and reaches everything else through the lane service.
+    if (isWorker) delete env[DATABASE_URL_ENV];
     const token = isWorker ? randomBytes(24).toString('hex') : undefined;
     if (token) env[CONTROL_TOKEN_ENV] = token;
     const child = fork.call(this, modulePath, args, { ...options, env });

@@ -135,31 +135,33 @@ process.on('message', async (message) => {
   if (message?.method !== '__init__') return;
   const answers = [];
   for (const body of message.asks) answers.push(await ask(body));
-  process.send({ answers, token: process.env.E2E_LANES_CONTROL_TOKEN });
+  process.send({ answers, token: process.env.E2E_LANES_CONTROL_TOKEN, adminUrl: process.env.E2E_LANES_DATABASE_URL ?? null });
   process.disconnect();
 });
 process.send({ ready: true });
 `;
 
-test("each forked worker gets a token of its own that opens only its project's lanes (its own slot's per-worker lane); any other lane is UNAUTHORIZED", { timeout: 60_000 }, async (t) => {
+test("each forked worker gets a token of its own that opens only its project's lanes (its own slot's per-worker lane), and no admin URL; any other lane is UNAUTHORIZED", { timeout: 60_000 }, async (t) => {
   const { control } = await service(t);
   installWorkerTokens();
   const dir = await tempDir(t);
   const entry = join(dir, 'node_modules/playwright/lib/worker/workerProcessEntry.js');
   await mkdir(dirname(entry), { recursive: true });
   await writeFile(entry, FAKE_WORKER);
-  const worker = async (runnerParams: { projectId: string; parallelIndex: number } | undefined, asks: unknown[]): Promise<{ answers: Array<{ status: number; code?: string; message?: string; project?: string }>; token: string }> => {
-    const child = fork(entry, { env: { ...process.env, E2E_LANES_CONTROL_URL: control.url, E2E_LANES_CONTROL_TOKEN: control.token }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const worker = async (runnerParams: { projectId: string; parallelIndex: number } | undefined, asks: unknown[]): Promise<{ answers: Array<{ status: number; code?: string; message?: string; project?: string }>; token: string; adminUrl: string | null }> => {
+    const env = { ...process.env, E2E_LANES_CONTROL_URL: control.url, E2E_LANES_CONTROL_TOKEN: control.token, E2E_LANES_DATABASE_URL: 'postgres://admin:secret@127.0.0.1:5432/postgres' };
+    const child = fork(entry, { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     t.after(() => child.kill('SIGKILL'));
     await once(child, 'message');
     // Playwright's first message names the worker's project and slot; `asks` rides along for the stand-in.
     child.send({ method: '__init__', params: runnerParams ? { processParams: {}, runnerParams } : {}, asks });
-    const [report] = (await once(child, 'message')) as [{ answers: Array<{ status: number; code?: string; project?: string }>; token: string }];
+    const [report] = (await once(child, 'message')) as [{ answers: Array<{ status: number; code?: string; project?: string }>; token: string; adminUrl: string | null }];
     return report;
   };
 
   const alpha = await worker({ projectId: 'alpha', parallelIndex: 1 }, [{ project: 'alpha' }, { project: 'alpha', worker: 1 }, { project: 'beta' }, { project: 'alpha', worker: 0 }]);
   assert.notEqual(alpha.token, control.token, "the runner's own token never reaches a worker");
+  assert.equal(alpha.adminUrl, null, 'the admin URL stays in the runner');
   assert.deepEqual(alpha.answers.map((answer) => answer.status), [200, 200, 403, 403]);
   assert.deepEqual(alpha.answers.map((answer) => answer.project ?? answer.code), ['alpha', 'alpha', 'UNAUTHORIZED', 'UNAUTHORIZED']);
   assert.match(alpha.answers[2]!.message!, /This worker's token opens the lanes of project "alpha" \(its per-worker lane: worker 1\) only; it asked for the lane of project "beta"/);
