@@ -72,7 +72,7 @@ export class DatabaseAllocator {
     this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
     this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
-    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs, laneRoles: this.options.laneRoles });
+    this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs, resetGraceMs: this.options.resetGraceMs, laneRoles: this.options.laneRoles });
   }
 
   /** The state file `allocated-databases.json`. */

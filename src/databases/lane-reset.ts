@@ -19,11 +19,11 @@ import { TruncateResets } from './truncate-reset.js';
 export class LaneResets {
   readonly #session: PostgresSession;
   readonly #pool: PoolKeeper;
-  readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; laneRoles: boolean };
+  readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean };
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
 
-  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; laneRoles: boolean }) {
+  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean }) {
     this.#session = session;
     this.#pool = pool;
     this.#options = options;
@@ -43,7 +43,7 @@ export class LaneResets {
     }
     await this.#truncates.forget(url);
     const swapped = await this.#session.withAdmin((client, version) =>
-      swapDatabase(client, { name: databaseName, prefix: this.#options.prefix, template, strategy: this.#options.cloneStrategy, serverVersion: version, comment: JSON.stringify(laneMark(entry)), ...(this.#options.laneRoles ? { access: laneAccessSql(databaseName) } : {}) }),
+      swapDatabase(client, { name: databaseName, prefix: this.#options.prefix, template, strategy: this.#options.cloneStrategy, serverVersion: version, graceMs: this.#options.resetGraceMs, comment: JSON.stringify(laneMark(entry)), ...(this.#options.laneRoles ? { access: laneAccessSql(databaseName) } : {}) }),
     );
     if (swapped.discarded) this.#pool.discard(swapped.discarded);
     this.#pool.refill();

@@ -5,6 +5,7 @@ import { positiveOption } from '../option-checks.js';
 import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
+import { DEFAULT_RESET_GRACE_MS } from './lane-sessions.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
 import type { RegistryMode } from './owner-table.js';
 
@@ -118,6 +119,15 @@ export interface DatabaseAllocatorOptions extends RunScopeOptions {
    */
   resetLockTimeoutMs?: number;
   /**
+   * How long a `swap` reset lets the queries in flight on the lane database finish before it ends
+   * their sessions (a request the previous test's page left running on the lane's servers). Idle
+   * sessions are ended at once, and a busy one as soon as its query is done, so a reset with nothing
+   * in flight does not wait at all. A session `idle in transaction` (between two statements of a
+   * transaction) is waited for too, then ended. `0` ends every session at once.
+   * @default 2_000
+   */
+  resetGraceMs?: number;
+  /**
    * The database of the server's registry (with `registry: 'postgres'`): created by the toolkit
    * (with its mark) when missing, never dropped. Nothing is created in the database of the admin
    * URL. Every machine sharing the server must use the same one. Also `E2E_LANES_REGISTRY_DATABASE`.
@@ -177,6 +187,7 @@ export interface ResolvedDatabaseAllocatorOptions {
   /** Undefined: the default (see {@link DatabaseAllocatorOptions.pool}). */
   pool: number | undefined;
   resetLockTimeoutMs: number;
+  resetGraceMs: number;
   registryDatabase: string;
   seedTimeoutMs: number;
   migrationTimeoutMs: number;
@@ -219,6 +230,7 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     reset: resolveResetStrategy(options.reset),
     pool: options.pool === undefined ? undefined : resolvePool(options.pool),
     resetLockTimeoutMs: durationOption('resetLockTimeoutMs', RESET_LOCK_TIMEOUT_ENV, options.resetLockTimeoutMs, 10_000),
+    resetGraceMs: resolveResetGrace(options.resetGraceMs),
     registryDatabase: resolveRegistryDatabase(options.registryDatabase),
     seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
     migrationTimeoutMs: durationOption('migrationTimeoutMs', MIGRATION_TIMEOUT_ENV, options.migrationTimeoutMs, DEFAULT_MIGRATION_TIMEOUT_MS),
@@ -231,6 +243,14 @@ function resolveResetStrategy(value: unknown): ResetStrategy {
   if (value === undefined) return 'swap';
   if ((RESET_STRATEGIES as readonly unknown[]).includes(value)) return value as ResetStrategy;
   throw new LanesError('INVALID_OPTION', `Invalid database reset ${JSON.stringify(value)}.`, { hint: "Option `database.reset` takes 'swap' or 'truncate'." });
+}
+
+function resolveResetGrace(value: unknown): number {
+  if (value === undefined) return DEFAULT_RESET_GRACE_MS;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 60_000) return value;
+  throw new LanesError('INVALID_OPTION', `Invalid database resetGraceMs ${JSON.stringify(value)}.`, {
+    hint: 'Option `database.resetGraceMs` takes a number of milliseconds from 0 (end every session at once) to 60000; the default is 2000.',
+  });
 }
 
 function resolveLaneRoles(value: unknown): boolean {

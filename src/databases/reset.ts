@@ -2,7 +2,8 @@
  * Puts a lane's database back to exactly its template while the lane's servers keep running; the
  * database keeps its name (and so every `DATABASE_URL`). Private to the databases module.
  *
- * - `swap`: end the sessions on it and rename it out of the way (dropped later, off the test's path),
+ * - `swap`: end the sessions on it (the queries in flight given a grace to finish: lane-sessions.ts)
+ *   and rename it out of the way (dropped later, off the test's path),
  *   then rename a ready copy of the template to its name, or clone the template when no copy is ready. The servers' pools
  *   reconnect on their next query; what the test wrote is gone however much it was.
  * - `truncate`: in the lane database itself, in one transaction, empty every table of the template
@@ -11,10 +12,10 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
 import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
+import { endSessions } from './lane-sessions.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy, type PoolTemplate } from './ready-pool.js';
 
@@ -36,7 +37,8 @@ export function trashNamePrefix(prefix: string): string {
 
 /**
  * Replaces the database `name` by a fresh copy of `template` under the same name, on an admin
- * connection (`client`, not connected to `name`): its sessions are ended, it is renamed out of the
+ * connection (`client`, not connected to `name`): its sessions are ended (its idle ones at once, the
+ * busy ones once their query is done, or after `graceMs`: see {@link endSessions}), it is renamed out of the
  * way (`<prefix>_trash_<random>`, dropped later by the caller: a drop costs far more than a rename)
  * and a ready copy is renamed to its name, or the template cloned when none is ready.
  * @throws {LanesError} `DATABASE_RESET_FAILED` naming the step that failed; if the old database was
@@ -45,13 +47,13 @@ export function trashNamePrefix(prefix: string): string {
  */
 export async function swapDatabase(
   client: Client,
-  options: { name: string; prefix: string; template: PoolTemplate; strategy: CloneStrategy; serverVersion: number; comment?: string; access?: string },
+  options: { name: string; prefix: string; template: PoolTemplate; strategy: CloneStrategy; serverVersion: number; comment?: string; access?: string; graceMs?: number },
 ): Promise<SwapResult> {
   const started = performance.now();
   const trash = `${trashNamePrefix(options.prefix)}${randomBytes(4).toString('hex')}`;
   let discarded: string | undefined;
   try {
-    if (await endSessions(client, options.name)) {
+    if ((await endSessions(client, options.name, { graceMs: options.graceMs })).existed) {
       await client.query(`ALTER DATABASE ${escapeIdentifier(options.name)} RENAME TO ${escapeIdentifier(trash)}`);
       discarded = trash;
     }
@@ -88,27 +90,6 @@ export async function dropDiscarded(client: Client, prefix: string, names?: read
     if (await dropDatabase(client, row.name)) dropped.push(row.name);
   }
   return dropped;
-}
-
-/**
- * Closes `name` to new connections and ends its sessions, waiting (polling every 2 ms, 2 s at most)
- * until they are gone, so that the drop that follows finds nobody: `DROP … WITH (FORCE)` alone ends
- * them too, but then sleeps 100 ms before it looks again (and `pg_terminate_backend(pid, timeout)`
- * waits in steps of 100 ms). The servers' pools reconnect once the fresh copy is in place.
- */
-export async function endSessions(client: Client, name: string): Promise<boolean> {
-  const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-  if (exists.rowCount === 0) return false;
-  await client.query(`ALTER DATABASE ${escapeIdentifier(name)} WITH ALLOW_CONNECTIONS false`);
-  const others = 'FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()';
-  await client.query(`SELECT pg_terminate_backend(pid) ${others}`, [name]);
-  const deadline = performance.now() + 2_000;
-  while (performance.now() < deadline) {
-    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n ${others}`, [name]);
-    if (rows[0]?.n === 0) return true;
-    await sleep(2);
-  }
-  return true;
 }
 
 function resetFailed(name: string, what: string, cause: unknown): LanesError {
