@@ -232,7 +232,7 @@ function serversDied(lane: Lane, dead: LaneServerStatus[]): LanesError {
   return showCode(
     new LanesError('SERVER_EXITED', `The lane of project ${JSON.stringify(lane.project)} lost ${dead.length === 1 ? 'a server' : 'servers'} during the run: ${what}. See the attached ${logs}.`, {
       hint: dead.some((server) => server.afterSwap)
-        ? "It died after the lane's database was swapped (its sessions ended by a reset): a database client that cannot reconnect, such as a bare pg.Pool without an 'error' listener, dies then. Try database.reset: 'truncate' (or laneResetStrategy: 'truncate'), or give the pool an 'error' listener. Later tests of this lane fail too until the run ends."
+        ? "It died after the lane's database was swapped (its sessions ended by a reset). Likely causes, in order: an unhandled error on a connection the reset ended — a request still running when the grace (database.resetGraceMs) ran out, whose handler has no catch, or a pg.Pool without an 'error' listener (idle connections are ended at once); catch errors in request handlers and give the pool an 'error' listener. Or use database.reset: 'truncate' (or laneResetStrategy: 'truncate'), which ends no session. Later tests of this lane fail too until the run ends."
         : 'The server died on its own (crash, exit, out of memory…): its log says why. Later tests of this lane fail too until the run ends.',
       details: { project: lane.project, servers: dead },
     }),
