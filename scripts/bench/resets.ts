@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { runSeed } from '../../src/databases/index.ts';
-import { endSessions } from '../../src/databases/lane-sessions.ts';
+import { DEFAULT_RESET_GRACE_MS, endSessions } from '../../src/databases/lane-sessions.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
 import { wideSchemaSql } from '../../test/fixtures/wide-schema.ts';
 import { DEMO, type BenchContext } from './context.ts';
@@ -53,6 +53,14 @@ export async function runResets(ctx: BenchContext): Promise<PartResult> {
     notes.push(`${schema.name}: ${samples.get('swap').length} resets of each kind, interleaved (the order rotates every round), each after the same writes.`);
   }
   const pool = await measurePool(ctx, reps);
+  const grace = await measureGrace(ctx, 4 * reps);
+  const graceAdded = grace.median('grace') - grace.median('none');
+  targets.push({
+    name: 'what the grace for queries in flight adds to ending a lane\'s sessions, nothing in flight (p50)',
+    goal: '≤ 1 ms',
+    measured: `${graceAdded >= 0 ? '+' : '−'}${fmtMs(Math.abs(graceAdded))} (${fmtMs(grace.median('grace'))} vs ${fmtMs(grace.median('none'))})`,
+    pass: graceAdded <= 1,
+  });
   targets.push({ name: 'lane database from the ready pool (rename), p50', goal: '≤ 5 ms', measured: `${fmtMs(pool.median('rename'))} (a clone: ${fmtMs(pool.median('clone'))})`, pass: pool.median('rename') <= 5 });
   const roles = await measureLaneRoles(ctx, reps);
   targets.push(...roles.targets);
@@ -74,6 +82,16 @@ export async function runResets(ctx: BenchContext): Promise<PartResult> {
         ['a clone (`CREATE DATABASE … TEMPLATE`)', fmtMs(pool.median('clone')), fmtMs(percentile(pool.get('clone'), 90))],
       ],
     ),
+    '',
+    table(
+      ['ending the sessions on a lane database (two idle ones), nothing in flight', 'p50', 'p90'],
+      [
+        [`with the grace for queries in flight (\`resetGraceMs\` ${DEFAULT_RESET_GRACE_MS})`, fmtMs(grace.median('grace')), fmtMs(percentile(grace.get('grace'), 90))],
+        ['every session ended at once (`resetGraceMs: 0`, as before the grace)', fmtMs(grace.median('none')), fmtMs(percentile(grace.get('none'), 90))],
+      ],
+    ),
+    '',
+    `${grace.get('grace').length} of each, interleaved; each closes the database to new connections, ends the sessions and waits until they are gone, then the database is opened again and the "servers" reconnect (not measured).`,
     '',
     'A role per lane (`database.laneRoles`, on by default: see [the security model](security.md)), against the feature off:',
     '',
@@ -170,6 +188,36 @@ async function measurePool(ctx: BenchContext, reps: number): Promise<Samples> {
       samples.add(kind, (await timed(() => ctx.admin.query(sql))).ms);
       await ctx.admin.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`);
     }
+  }
+  return samples;
+}
+
+/**
+ * Ending the sessions on a lane database with two idle sessions of its "servers" and nothing in
+ * flight: with the default grace against none (every session ended at once), interleaved.
+ */
+async function measureGrace(ctx: BenchContext, reps: number): Promise<Samples> {
+  const warm = await ctx.warmTemplate();
+  const name = `${ctx.id}grace`;
+  const id = pg.escapeIdentifier(name);
+  await ctx.admin.query(ctx.cloneSql(name, warm.name));
+  const app = new pg.Pool({ connectionString: ctx.url(name), max: 2 });
+  app.on('error', () => undefined);
+  const samples = new Samples();
+  try {
+    await ctx.quiet();
+    for (const round of range(reps)) {
+      const order = round % 2 === 0 ? (['grace', 'none'] as const) : (['none', 'grace'] as const);
+      for (const kind of order) {
+        await ctx.admin.query(`ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS true`);
+        await Promise.all([app.query('SELECT 1'), app.query('SELECT 1')]).catch(() => Promise.all([app.query('SELECT 1'), app.query('SELECT 1')]));
+        const graceMs = kind === 'grace' ? DEFAULT_RESET_GRACE_MS : 0;
+        samples.add(kind, (await timed(() => endSessions(ctx.admin, name, { graceMs }))).ms);
+      }
+    }
+  } finally {
+    await app.end().catch(() => undefined);
+    await ctx.admin.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
   }
   return samples;
 }
