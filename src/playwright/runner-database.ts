@@ -3,7 +3,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LANE_NOT_READY_URL } from '../postgres/app-env.js';
-import { isPidAlive } from '../state/index.js';
+import { identityOf, judgeProcess } from '../state/index.js';
 
 /**
  * The database the runner process is given: none. `withLanes` points `DATABASE_URL`, the `PG*`
@@ -65,7 +65,8 @@ function startEndpoint(): string {
   reapEndpointFolders();
   let dir: string | undefined;
   try {
-    dir = mkdtempSync(join(tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
+    const { pidNs, pidStart } = identityOf(process.pid);
+    dir = mkdtempSync(join(tmpdir(), `${FOLDER_PREFIX}${process.pid}-${pidNs ?? ''}-${pidStart ?? ''}-`));
     const server = createServer(refuse);
     server.on('error', () => undefined);
     server.listen(join(dir, '.s.PGSQL.5432'));
@@ -79,7 +80,11 @@ function startEndpoint(): string {
   }
 }
 
-/** Folders of the endpoints: `<tmp>/e2e-lanes-runner-<pid>-<random>`, removed when their runner exits. */
+/**
+ * Folders of the endpoints: `<tmp>/e2e-lanes-runner-<pid>-<pid namespace>-<start time>-<random>`,
+ * removed when their runner exits. The namespace and start time let another runner tell a dead
+ * runner's folder from that of a live runner in another PID namespace sharing the temp folder.
+ */
 const FOLDER_PREFIX = 'e2e-lanes-runner-';
 
 /** Removes the folders of runners that died without removing theirs (SIGKILL). */
@@ -91,8 +96,12 @@ function reapEndpointFolders(): void {
     return;
   }
   for (const entry of entries) {
-    const pid = Number(/^e2e-lanes-runner-(\d+)-/.exec(entry)?.[1]);
-    if (!Number.isInteger(pid) || pid <= 0 || isPidAlive(pid)) continue;
+    const match = /^e2e-lanes-runner-(\d+)-(?:(\d*)-(\d*)-)?/.exec(entry);
+    const pid = Number(match?.[1]);
+    if (!match || !Number.isInteger(pid) || pid <= 0) continue;
+    const record = { pid, ...(match[2] ? { pidNs: Number(match[2]) } : {}), ...(match[3] ? { pidStart: Number(match[3]) } : {}) };
+    // Only a provably dead runner's folder goes: never one whose runner cannot be judged from here.
+    if (judgeProcess(record).state !== 'gone') continue;
     try {
       rmSync(join(tmpdir(), entry), { recursive: true, force: true });
     } catch {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -92,8 +94,18 @@ test("the endpoint's folder goes with its runner, and one left by a SIGKILLed ru
   killed.kill('SIGKILL');
   await once(killed, 'exit');
   assert.ok(existsSync(killedFolder), 'SIGKILL leaves it');
+  // A runner in another PID namespace sharing the temp folder: its pid means nothing here, so its
+  // folder stays, even where that pid is free on this side.
+  const elsewhere = mkdtempSync(join(tmpdir(), `e2e-lanes-runner-${FREE_PID}-${OTHER_NAMESPACE}-12345-`));
+  t.after(() => rmSync(elsewhere, { recursive: true, force: true }));
   const next = start();
   await folderOf(next);
   await once(next, 'exit');
   assert.equal(existsSync(killedFolder), false, 'the next runner removed it');
+  assert.ok(existsSync(elsewhere), "a runner's folder of another PID namespace is left alone");
 });
+
+/** A pid no process has here (above the default pid_max of 2^22). */
+const FREE_PID = 4_194_400;
+/** A PID namespace inode that is not this one's. */
+const OTHER_NAMESPACE = 4_026_000_001;
