@@ -4,7 +4,7 @@
  * every group is gone.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -12,19 +12,13 @@ import { stateOf } from '../../src/cli/context.js';
 import { tearDownRuns } from '../../src/lanes/run.js';
 import { runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { isPidAlive } from '../../src/state/index.js';
 
 const KEEP_LANE = fileURLToPath(new URL('../fixtures/down/keep-lane.ts', import.meta.url));
 const SLOW_STOP = fileURLToPath(new URL('../fixtures/servers/slow-stop.mjs', import.meta.url));
 
 /** Whether a process runs (exists and is not a zombie). */
-function runs(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const runs = isPidAlive;
 
 test('down waits for a kept server that stops slowly within its stopTimeout, and returns only once it is gone', { timeout: 60_000 }, async (t) => {
   const stateDir = await tempDir(t);

@@ -5,7 +5,7 @@
  * servers (which carry `E2E_LANES_KEEP=1` and this state folder's mark).
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,7 @@ import { useTestDatabases } from '../databases/helpers.js';
 import { databaseExists, startWarm, until } from '../helpers/warm.js';
 import { runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
+import { isPidAlive } from '../../src/state/index.js';
 
 const KEEP_LANE = fileURLToPath(new URL('../fixtures/down/keep-lane.ts', import.meta.url));
 const HTTP_SERVER = fileURLToPath(new URL('../fixtures/servers/http-server.mjs', import.meta.url));
@@ -26,14 +27,7 @@ const HTTP_SERVER = fileURLToPath(new URL('../fixtures/servers/http-server.mjs',
 const db = useTestDatabases('lostledger');
 
 /** Whether a process runs (exists and is not a zombie). */
-function runs(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const runs = isPidAlive;
 
 test('a warm run whose allocated-lanes.json is truncated: its watchdog stays, gc reaps nothing of it within its idle time, and down --all stops its servers', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db, { idleMs: 120_000 });
