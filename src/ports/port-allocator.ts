@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { PORT_RANGE_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import {
@@ -28,9 +27,8 @@ import { isFsError, mkdirCause, unwritable } from '../state/fs-errors.js';
 import { instanceFor } from '../state/instances.js';
 import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, type ResolvedPortAllocatorOptions } from './options.js';
 import { hostClaims, type HostClaims, type PortClaim } from './host-claims.js';
+import { claimFreePorts, exhaustedError } from './free-ports.js';
 import { recordLane } from './lane-requests.js';
-import { isBrowserRestrictedPort, restrictedPortsIn } from './restricted.js';
-import { isPortFree } from './probe.js';
 
 const debug = debugLogger('ports');
 
@@ -340,95 +338,11 @@ export class PortAllocator {
     });
   }
 
-  /**
-   * Claims `count` free ports of the range, in order, into `into`: skipping ports browsers refuse,
-   * ports lanes of this state folder hold (`held`), ports claimed by live lanes anywhere on the host,
-   * and ports something else listens on (the bind probe, made once the port is claimed).
-   * @throws {LanesError} `PORT_RANGE_EXHAUSTED` when the range has no `count` such ports.
-   */
+  /** See {@link claimFreePorts}. */
   async #claimFree(count: number, held: ReadonlySet<number>, key: LaneKey, owner: Owner, into: PortClaim[]): Promise<void> {
-    const [first, last] = this.options.range;
-    const tally = { busy: 0, elsewhere: 0, here: 0, restricted: 0 };
-    let picked = 0;
-    const tryPort = async (port: number, unclaimed: boolean): Promise<boolean> => {
-      const claim = await this.#claims.claim(port, this.options.stateDir, key, owner, this.options.leaseMs, { unclaimed });
-      if (claim === 'contended') return false;
-      if (claim === 'other-folder') tally.elsewhere++;
-      else if (claim === 'this-folder') tally.here++;
-      else if (!(await isPortFree(port))) {
-        tally.busy++;
-        await this.#claims.withdraw([claim]);
-      } else {
-        into.push(claim);
-        picked++;
-      }
-      return true;
-    };
-    // First the ports without a claim at one listing of the claims, lowest first. Losing a port to
-    // a process claiming it at the same moment means others scan the same ports: jump ahead by a
-    // random stride, doubling with each loss, so that concurrent allocators spread over the range
-    // instead of all meeting on every port. The ports lost or jumped over come next, then (if still
-    // short) the claimed ports, whose claims are read: a dead owner's claim is taken over.
-    const claimed = await this.#claims.claimedPorts();
-    const candidates: number[] = [];
-    for (let port = first; port <= last; port++) {
-      if (isBrowserRestrictedPort(port)) tally.restricted++;
-      else if (!held.has(port) && !claimed.has(port)) candidates.push(port);
-    }
-    const later: number[] = [];
-    let losses = 0;
-    // As many ports at once as are still missing: a lane's ports are claimed side by side.
-    for (let index = 0; index < candidates.length && picked < count; ) {
-      const batch = candidates.slice(index, index + count - picked);
-      index += batch.length;
-      const outcomes = await Promise.all(batch.map((port) => tryPort(port, true)));
-      for (const [at, port] of batch.entries()) {
-        if (outcomes[at]) continue;
-        later.push(port);
-        losses++;
-      }
-      if (outcomes.every(Boolean)) continue;
-      const stride = Math.floor(Math.random() * Math.min(2 ** (losses + 2), 1024));
-      later.push(...candidates.slice(index, index + stride));
-      index += stride;
-    }
-    for (const port of later) {
-      if (picked >= count) break;
-      await tryPort(port, false);
-    }
-    for (let port = first; port <= last && picked < count; port++) {
-      if (!isBrowserRestrictedPort(port) && !held.has(port) && claimed.has(port)) await tryPort(port, false);
-    }
-    if (picked < count) throw await this.#exhausted(key, count, tally);
-    // Lowest port to the first name, whatever order the claims finished in.
-    into.splice(into.length - picked, picked, ...into.slice(into.length - picked).sort((a, b) => a.port - b.port));
-  }
-
-  async #exhausted(key: LaneKey, count: number, tally: { busy: number; elsewhere: number; here: number; restricted: number }): Promise<LanesError> {
-    const [first, last] = this.options.range;
-    const live = splitByLiveness((await this.file.read()).entries, this.options.leaseMs).live;
-    const holders = new Map<string, number>();
-    let held = 0;
-    for (const entry of live) {
-      const inRange = Object.values(entry.ports).filter((port) => port >= first && port <= last).length;
-      if (inRange === 0) continue;
-      held += inRange;
-      const label = `${entry.project}${entry.worker === undefined ? '' : `#${entry.worker}`} (run ${entry.runId}, pid ${entry.owner.pid})`;
-      holders.set(label, (holders.get(label) ?? 0) + inRange);
-    }
-    const byWhom = [...holders].slice(0, 8).map(([label, n]) => `${n} by ${label}`).join(', ');
-    const restricted = restrictedPortsIn(first, last);
-    return new LanesError(
-      'PORT_RANGE_EXHAUSTED',
-      `No ${count} free port(s) in range ${first}-${last} for ${describeLane(key)}: ` +
-        `${held} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
-        (tally.here > 0 ? `${tally.here} being allocated by other processes of this state folder, ` : '') +
-        `${tally.elsewhere} claimed by lanes of other state folders on this host, ${tally.busy} in use by other processes` +
-        (restricted.length > 0 ? `, ${restricted.length} refused by browsers (${restricted.join(', ')}).` : '.'),
-      {
-        hint: `Widen the range (option \`range\`, or ${PORT_RANGE_ENV}=3100-5500), stop the processes using those ports, or run \`npx e2e-lanes gc\` to reap lanes of dead runs.`,
-        details: { range: [first, last], held, claimed: tally.elsewhere, busy: tally.busy, restricted: restricted.length },
-      },
+    const { range, stateDir, leaseMs } = this.options;
+    await claimFreePorts({ claims: this.#claims, range, stateDir, leaseMs }, { count, held, key, owner, into }, async (tally) =>
+      exhaustedError(range, key, count, tally, splitByLiveness((await this.file.read()).entries, leaseMs).live),
     );
   }
 

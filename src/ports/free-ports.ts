@@ -1,0 +1,129 @@
+import { PORT_RANGE_ENV } from '../env-vars.js';
+import { LanesError } from '../errors.js';
+import { describeLane, type LaneKey, type LedgerEntry, type Owner } from '../state/index.js';
+import type { HostClaims, PortClaim } from './host-claims.js';
+import { isPortFree } from './probe.js';
+import { isBrowserRestrictedPort, restrictedPortsIn } from './restricted.js';
+
+/** Why ports of the range were not taken, for `PORT_RANGE_EXHAUSTED`. */
+export interface Tally {
+  /** Something else listens on them. */
+  busy: number;
+  /** Claimed by live lanes of other state folders. */
+  elsewhere: number;
+  /** Claimed by live lanes of this state folder not yet in its ledger (being allocated). */
+  here: number;
+  /** Refused by browsers. */
+  restricted: number;
+}
+
+interface Scope {
+  claims: HostClaims;
+  range: readonly [number, number];
+  stateDir: string;
+  leaseMs: number;
+}
+
+interface Wanted {
+  count: number;
+  /** Ports that lanes of this state folder hold (from its ledger). */
+  held: ReadonlySet<number>;
+  key: LaneKey;
+  owner: Owner;
+  /** Where the claims go, lowest port first; the caller withdraws them if they are not recorded. */
+  into: PortClaim[];
+}
+
+/**
+ * Claims `count` free ports of the range into `into`: skipping ports browsers refuse, ports lanes of
+ * this state folder hold, ports claimed by live lanes anywhere on the host, and ports something else
+ * listens on (the bind probe, made once the port is claimed).
+ * @throws {LanesError} `PORT_RANGE_EXHAUSTED` (made by `exhausted`) when the range has no `count` such ports.
+ */
+export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (tally: Tally) => Promise<LanesError>): Promise<void> {
+  const { claims, stateDir, leaseMs } = scope;
+  const [first, last] = scope.range;
+  const { count, held, key, owner, into } = wanted;
+  const tally: Tally = { busy: 0, elsewhere: 0, here: 0, restricted: 0 };
+  let picked = 0;
+  const tryPort = async (port: number, unclaimed: boolean): Promise<boolean> => {
+    const claim = await claims.claim(port, stateDir, key, owner, leaseMs, { unclaimed });
+    if (claim === 'contended') return false;
+    if (claim === 'other-folder') tally.elsewhere++;
+    else if (claim === 'this-folder') tally.here++;
+    else if (!(await isPortFree(port))) {
+      tally.busy++;
+      await claims.withdraw([claim]);
+    } else {
+      into.push(claim);
+      picked++;
+    }
+    return true;
+  };
+  // First the ports without a claim at one listing of the claims, lowest first. Losing a port to
+  // a process claiming it at the same moment means others scan the same ports: jump ahead by a
+  // random stride, doubling with each loss, so that concurrent allocators spread over the range
+  // instead of all meeting on every port. The ports lost or jumped over come next, then (if still
+  // short) the claimed ports, whose claims are read: a dead owner's claim is taken over.
+  const claimed = await claims.claimedPorts();
+  const candidates: number[] = [];
+  for (let port = first; port <= last; port++) {
+    if (isBrowserRestrictedPort(port)) tally.restricted++;
+    else if (!held.has(port) && !claimed.has(port)) candidates.push(port);
+  }
+  const later: number[] = [];
+  let losses = 0;
+  // As many ports at once as are still missing: a lane's ports are claimed side by side.
+  for (let index = 0; index < candidates.length && picked < count; ) {
+    const batch = candidates.slice(index, index + count - picked);
+    index += batch.length;
+    const outcomes = await Promise.all(batch.map((port) => tryPort(port, true)));
+    for (const [at, port] of batch.entries()) {
+      if (outcomes[at]) continue;
+      later.push(port);
+      losses++;
+    }
+    if (outcomes.every(Boolean)) continue;
+    const stride = Math.floor(Math.random() * Math.min(2 ** (losses + 2), 1024));
+    later.push(...candidates.slice(index, index + stride));
+    index += stride;
+  }
+  for (const port of later) {
+    if (picked >= count) break;
+    await tryPort(port, false);
+  }
+  for (let port = first; port <= last && picked < count; port++) {
+    if (!isBrowserRestrictedPort(port) && !held.has(port) && claimed.has(port)) await tryPort(port, false);
+  }
+  if (picked < count) throw await exhausted(tally);
+  // Lowest port to the first name, whatever order the claims finished in.
+  into.splice(into.length - picked, picked, ...into.slice(into.length - picked).sort((a, b) => a.port - b.port));
+}
+
+/** `PORT_RANGE_EXHAUSTED` for `key`, naming the range, who holds its ports (`live`: the ledger's live lanes) and why the rest were not taken. */
+export function exhaustedError(range: readonly [number, number], key: LaneKey, count: number, tally: Tally, live: readonly (LedgerEntry & { ports: Record<string, number> })[]): LanesError {
+  const [first, last] = range;
+  const holders = new Map<string, number>();
+  let held = 0;
+  for (const entry of live) {
+    const inRange = Object.values(entry.ports).filter((port) => port >= first && port <= last).length;
+    if (inRange === 0) continue;
+    held += inRange;
+    const label = `${entry.project}${entry.worker === undefined ? '' : `#${entry.worker}`} (run ${entry.runId}, pid ${entry.owner.pid})`;
+    holders.set(label, (holders.get(label) ?? 0) + inRange);
+  }
+  const byWhom = [...holders].slice(0, 8).map(([label, n]) => `${n} by ${label}`).join(', ');
+  const restricted = restrictedPortsIn(first, last);
+  return new LanesError(
+    'PORT_RANGE_EXHAUSTED',
+    `No ${count} free port(s) in range ${first}-${last} for ${describeLane(key)}: ` +
+      `${held} held by live lanes${byWhom ? ` (${byWhom}${holders.size > 8 ? ', …' : ''})` : ''}, ` +
+      (tally.here > 0 ? `${tally.here} being allocated by other processes of this state folder, ` : '') +
+      `${tally.elsewhere} claimed by lanes of other state folders on this host, ${tally.busy} in use by other processes` +
+      (restricted.length > 0 ? `, ${restricted.length} refused by browsers (${restricted.join(', ')}).` : '.'),
+    {
+      hint: `Widen the range (option \`range\`, or ${PORT_RANGE_ENV}=3100-5500), stop the processes using those ports, or run \`npx e2e-lanes gc\` to reap lanes of dead runs.`,
+      details: { range: [first, last], held, claimed: tally.elsewhere, busy: tally.busy, restricted: restricted.length },
+    },
+  );
+}
