@@ -294,6 +294,8 @@ export class LaneManager {
         const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: server.logFile };
         if (exit) status.exit = { code: exit.code, signal: exit.signal };
         if (exit && running.swapped) status.afterSwap = true;
+        const logProblem = server.logProblem();
+        if (logProblem) status.logProblem = logProblem;
         return status;
       }),
     );

@@ -7,6 +7,8 @@ export interface LaneServerStatus {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   /** Set when it died after the lane's database was swapped (its sessions were ended). */
   afterSwap?: boolean;
+  /** Set when its log file is incomplete (a full disk): why, and since when. */
+  logProblem?: string;
 }
 
 /** `exited with code 3` / `was killed by SIGKILL`. */

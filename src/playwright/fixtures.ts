@@ -155,7 +155,9 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       // Logs of kept lanes are written by the servers themselves, unredacted: redact here too.
       const password = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
       for (const [server, file] of Object.entries(lane.logFiles)) {
-        const body = await logOfTest(file, offsets.get(server) ?? 0);
+        // A log cut short (a full disk) says so at its end: its silence proves nothing.
+        const problem = servers?.find((status) => status.name === server)?.logProblem;
+        const body = (await logOfTest(file, offsets.get(server) ?? 0)) + (problem ? `\n[e2e-lanes] ${problem}\n` : '');
         await testInfo.attach(`${server}.log`, { body: redactText(body, password ? [password] : []), contentType: 'text/plain' });
       }
       await testInfo.attach('lane.json', { body: JSON.stringify(laneFacts(lane, servers), null, 2), contentType: 'application/json' });
@@ -207,7 +209,7 @@ function laneFacts(lane: Lane, servers: LaneServerStatus[] | undefined): Record<
     ...(lane.baseURL ? { baseURL: lane.baseURL } : {}),
     ...(lane.databaseName ? { databaseName: lane.databaseName } : {}),
     ...(lane.databaseUrl ? { databaseUrl: redactUrl(lane.databaseUrl) } : {}),
-    servers: (servers ?? []).map((server) => ({ name: server.name, pid: server.pid, alive: !server.exit, ...(server.exit ? { exit: server.exit } : {}), logFile: server.logFile })),
+    servers: (servers ?? []).map((server) => ({ name: server.name, pid: server.pid, alive: !server.exit, ...(server.exit ? { exit: server.exit } : {}), logFile: server.logFile, ...(server.logProblem ? { logProblem: server.logProblem } : {}) })),
   };
 }
 

@@ -67,6 +67,7 @@ export async function attachServers(
       url: server.url,
       logFile: record.logFile,
       exited: exited.promise.then((): ServerExit => ({ code: null, signal: null, stopped })),
+      logProblem: () => logSpaceProblem(record.logFile),
       stop,
       [Symbol.asyncDispose]: stop,
     });

@@ -97,6 +97,7 @@ export async function startServer(def: ServerDefinition, ctx: ServerContext, opt
     url: server.url,
     logFile: server.logFile,
     exited: ended,
+    logProblem: () => sink.problem(),
     stop,
     [Symbol.asyncDispose]: stop,
   };

@@ -162,6 +162,11 @@ export interface StartedServer extends AsyncDisposable {
    * written to the log file (waiting at most about a second for grandchildren holding the pipes).
    */
   readonly exited: Promise<ServerExit>;
+  /**
+   * Why its log file is incomplete (it could not be written from some time on, or the device that
+   * holds it is full), in words; undefined while it is whole.
+   */
+  logProblem(): string | undefined;
   /** Sends `stopSignal` to the group, waits up to `stopTimeout`, then SIGKILLs the group. Idempotent. */
   stop(): Promise<void>;
   /** Same as {@link StartedServer.stop}. */

@@ -93,6 +93,24 @@ describe('a full disk', { skip: SKIP }, () => {
     assert.doesNotMatch(log, /THE LAST LINE/, 'the disk really cut the log short');
   });
 
+  test("a running lane server whose log the disk cut short: the lane's server status says so, for the failing test's attached log", { timeout: 60_000 }, async (t) => {
+    const disk = await smallDisk(t, '256k');
+    // Healthy at once; prints about 400 KB on GET /talk (after the lane is up), then keeps running.
+    const talker = `const http = require('node:http'); http.createServer((req, res) => { if (req.url === '/talk') for (let i = 0; i < 4000; i++) console.log('line ' + i + ' ' + 'x'.repeat(100)); res.end('ok'); }).listen(Number(process.env.PORT), '127.0.0.1');`;
+    const manager = new LaneManager({ runId: 'full-disk-status', stateDir: disk.dir, servers: [{ name: 'talker', command: [process.execPath, '-e', talker], health: '/health' }], database: false, portRange: [PORTS[0] + 20, PORTS[0] + 29] });
+    disk.cleanup(() => manager.teardown({ keep: false }));
+    warnings(t);
+    const lane = await manager.ensureLane('talk');
+    assert.equal((await manager.serverStatus('talk'))?.[0]?.logProblem, undefined, 'a whole log has no problem');
+    await fetch(`${lane.urls['talker']}/talk`).then((response) => response.text());
+    let problem: string | undefined;
+    for (let i = 0; i < 50 && !problem; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      problem = (await manager.serverStatus('talk'))?.[0]?.logProblem;
+    }
+    assert.match(problem ?? '', /talker\.log is incomplete: nothing was written to it from \S+ on \(\[STATE_UNWRITABLE\]/);
+  });
+
   test("global teardown's failure on a full state folder carries its code: [STATE_UNWRITABLE]", { timeout: 60_000 }, async (t) => {
     const disk = await smallDisk(t, '256k');
     const manager = new LaneManager({ runId: 'full-disk-teardown', stateDir: disk.dir, servers: [], database: false, portRange: [PORTS[0] + 10, PORTS[0] + 19] });
