@@ -32,14 +32,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--all-machines', "include every machine's lanes from a shared server's registry")
     .action(async (opts: { json?: boolean; allMachines?: boolean }) => {
       const global = program.opts<GlobalOptions>();
-      const [{ loadLanesOptions, stateFilesOf }, { collectStatus, formatStatus }] = await Promise.all([import('./context.js'), import('./status.js')]);
+      const [{ loadLanesOptions, stateFilesOf }, { collectStatus, formatStatus, otherStateFolders }] = await Promise.all([import('./context.js'), import('./status.js')]);
       const { options } = await loadLanesOptions(global.config);
       const state = stateFilesOf(options, global);
       const rows = await collectStatus(state, { allMachines: Boolean(opts.allMachines) });
+      // No lanes here: the host-wide port claims know which other state folders have live lanes.
+      const elsewhere = rows.length === 0 ? await otherStateFolders(state.stateDir, state.leaseMs) : undefined;
       // With --all-machines the server is asked anyway: also how many ready copies its templates have.
       const readyCopies = opts.allMachines ? await countReadyCopies(state) : undefined;
-      if (opts.json) console.log(JSON.stringify({ stateDir: state.stateDir, lanes: rows, ...(readyCopies !== undefined ? { readyCopies } : {}) }, null, 2));
-      else console.log(`${formatStatus(rows)}${readyCopies !== undefined ? `\nReady copies of templates on the server: ${readyCopies}.` : ''}`);
+      if (opts.json) console.log(JSON.stringify({ stateDir: state.stateDir, lanes: rows, ...(elsewhere?.length ? { otherStateFolders: elsewhere } : {}), ...(readyCopies !== undefined ? { readyCopies } : {}) }, null, 2));
+      else console.log(`${formatStatus(rows, { stateDir: state.stateDir, ...(elsewhere ? { elsewhere } : {}) })}${readyCopies !== undefined ? `\nReady copies of templates on the server: ${readyCopies}.` : ''}`);
     });
 
   program

@@ -3,11 +3,21 @@ import { isListening } from '../ports/probe.js';
 import { currentHost, isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
 import { judgeProcess } from '../state/owner.js';
 import { findStateProcesses } from '../lanes/orphans.js';
+import { hostClaims, type HostClaims } from '../ports/host-claims.js';
+import { debugLogger } from '../log.js';
 import type { LaneEntry } from '../lanes/lane-ledger.js';
 import { age, dim, green, red, span, table, yellow } from './format.js';
 import type { stateFilesOf } from './context.js';
 
 type StateFiles = ReturnType<typeof stateFilesOf>;
+
+const debug = debugLogger('cli');
+
+/** A state folder other than the one looked at, whose runs hold live port claims on this host. */
+export interface OtherStateFolder {
+  stateDir: string;
+  runs: Array<{ runId: string; lanes: number }>;
+}
 
 /** One row of `status`: everything known about one lane. */
 export interface LaneStatus {
@@ -101,9 +111,49 @@ export async function collectStatus(state: StateFiles, options: { allMachines?: 
   return [...rows.values()];
 }
 
-/** The `status` table. */
-export function formatStatus(rows: LaneStatus[]): string {
-  if (rows.length === 0) return 'No lanes.';
+/**
+ * The state folders other than `stateDir` whose lanes run on this host, from the host-wide port
+ * claims (live ones only), with their runs and how many lanes each holds. A folder that cannot be
+ * read yields none: this only points the way.
+ */
+export async function otherStateFolders(stateDir: string, leaseMs: number, claims: HostClaims = hostClaims()): Promise<OtherStateFolder[]> {
+  let found;
+  try {
+    found = await claims.list();
+  } catch (error) {
+    debug('could not read the host-wide port claims: %O', error);
+    return [];
+  }
+  const folders = new Map<string, Map<string, Set<string>>>();
+  for (const claim of found) {
+    if (claim.stateDir === stateDir || !judgeOwner(claim.owner, leaseMs).alive) continue;
+    const runs = folders.get(claim.stateDir) ?? new Map<string, Set<string>>();
+    folders.set(claim.stateDir, runs);
+    const lanes = runs.get(claim.runId) ?? new Set<string>();
+    runs.set(claim.runId, lanes);
+    lanes.add(JSON.stringify([claim.project, claim.worker ?? null]));
+  }
+  return [...folders.entries()]
+    .map(([folder, runs]) => ({ stateDir: folder, runs: [...runs.entries()].map(([runId, lanes]) => ({ runId, lanes: lanes.size })) }))
+    .sort((a, b) => a.stateDir.localeCompare(b.stateDir));
+}
+
+/**
+ * The `status` table. With no lanes, and lanes of other state folders running on this host
+ * (`elsewhere`), it says where to look.
+ */
+export function formatStatus(rows: LaneStatus[], where: { stateDir?: string; elsewhere?: OtherStateFolder[] } = {}): string {
+  if (rows.length === 0) {
+    if (!where.elsewhere?.length) return 'No lanes.';
+    return [
+      `No lanes.${where.stateDir ? ` (state folder ${where.stateDir})` : ''}`,
+      'Lanes of other state folders run on this host:',
+      ...where.elsewhere.map(
+        (folder) =>
+          `  ${folder.stateDir} (${folder.runs.map((run) => `run ${run.runId}, ${run.lanes} lane${run.lanes === 1 ? '' : 's'}`).join('; ')}) — run \`npx e2e-lanes status --state-dir ${folder.stateDir}\``,
+      ),
+    ].join('\n');
+  }
   return table(
     ['RUN', 'PROJECT', 'PORTS', 'DATABASE', 'ROLE', 'SERVERS', 'OWNER', 'AGE'],
     rows.map((row) => [
