@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/tmp.js';
 
 const FIXTURE = new URL('./fixtures/allocate-on-signal.ts', import.meta.url).pathname;
 const PROCESSES = 100;
-const LANES = 2;
+const LANES = 4;
 const RANGE: [number, number] = [43_000, 43_999];
 
 type Answer = { ok: true; lanes: Record<string, number>[] } | { ok: false; code?: string; message: string };
@@ -26,7 +26,7 @@ function nextMessage<T>(child: ChildProcess): Promise<T> {
   });
 }
 
-test('answers every one of 100 processes allocating at once, with no port twice, and records exactly what it handed out', { timeout: 180_000 }, async (t) => {
+test('answers every one of 100 processes allocating four lanes each at once, with no port twice, and records exactly what it handed out', { timeout: 180_000 }, async (t) => {
   const dir = await tempDir(t);
   const stateDir = join(dir, 'state');
   const hostDir = join(dir, 'host');
