@@ -46,6 +46,8 @@ export interface OrphanProcess {
   reason?: string;
   /** The owner its marks name, with its identity. */
   owner?: ProcessRecord;
+  /** The state folder its marks name (absent on servers of older versions). */
+  stateDir?: string;
 }
 
 /**
@@ -94,7 +96,8 @@ export function findOrphanServers(): OrphanProcess[] {
     if (!owner) continue;
     const verdict = judgeProcess(owner);
     if (verdict.state !== 'gone') continue;
-    orphans.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid: owner.pid, pgid: processGroupOf(pid), reason: verdict.reason });
+    const stateDir = env.get(STATE_DIR_ENV);
+    orphans.push({ pid, runId: env.get(RUN_ID_ENV) ?? '?', server, ownerPid: owner.pid, pgid: processGroupOf(pid), reason: verdict.reason, ...(stateDir ? { stateDir } : {}) });
   }
   return orphans;
 }

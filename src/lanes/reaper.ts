@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { debugLogger } from '../log.js';
 import { killProcessGroup } from '../servers/index.js';
 import { currentHost, describeLane, splitByLiveness } from '../state/index.js';
@@ -15,6 +16,23 @@ export interface ReapReport {
   killedPids: number[];
   /** The same, each with what it was and why it was killed (for `gc`'s output). */
   killed: Array<{ pid: number; why: string }>;
+  /** Whose leftovers these were: per dead run, its state folder (when known) and what of it was reaped. */
+  runs: Array<{ runId: string; stateDir?: string; lanes: number; servers: number }>;
+}
+
+/**
+ * One line for a run's start: how much was reaped, and whose it was, e.g. `reaped 0 lane(s) and 1
+ * server process(es) left by dead runs: run 1a2b of /app/test-results (1 server process)`.
+ */
+export function describeReap(report: ReapReport): string {
+  const whose = report.runs.map((run) => {
+    const parts = [
+      ...(run.lanes > 0 ? [`${run.lanes} lane${run.lanes === 1 ? '' : 's'}`] : []),
+      ...(run.servers > 0 ? [`${run.servers} server process${run.servers === 1 ? '' : 'es'}`] : []),
+    ];
+    return `run ${run.runId} of ${run.stateDir ?? 'an unknown state folder'} (${parts.join(', ')})`;
+  });
+  return `reaped ${report.lanes.length} lane(s) and ${report.killedPids.length} server process(es) left by dead runs${whose.length > 0 ? `: ${whose.join('; ')}` : ''}`;
 }
 
 /**
@@ -24,7 +42,16 @@ export interface ReapReport {
  */
 export async function reapStaleLanes(stateDir: string, leaseMs: number, options: { dryRun?: boolean } = {}): Promise<ReapReport> {
   const file = laneLedger(stateDir);
-  const report: ReapReport = { lanes: [], killedPids: [], killed: [] };
+  const report: ReapReport = { lanes: [], killedPids: [], killed: [], runs: [] };
+  const folder = resolve(stateDir);
+  const runOf = (runId: string, at: string | undefined) => {
+    let run = report.runs.find((found) => found.runId === runId && found.stateDir === at);
+    if (!run) {
+      run = { runId, ...(at !== undefined ? { stateDir: at } : {}), lanes: 0, servers: 0 };
+      report.runs.push(run);
+    }
+    return run;
+  };
   const pick = (entries: LaneEntry[]): Array<{ entry: LaneEntry; reason: string }> =>
     splitByLiveness(entries, leaseMs).stale;
 
@@ -40,10 +67,13 @@ export async function reapStaleLanes(stateDir: string, leaseMs: number, options:
   const plan: Array<{ pgid: number; pid: number; why: string }> = [];
   for (const { entry, reason } of stale) {
     debug('reaping %s: %s', describeLane(entry), reason);
+    const run = runOf(entry.runId, folder);
+    run.lanes++;
     for (const server of recordedServers(entry)) {
       if (groups.has(server.pgid)) continue;
       groups.add(server.pgid);
       report.killedPids.push(server.pid);
+      run.servers++;
       plan.push({ ...server, why: `server ${server.name} (pid ${server.pid}) of ${describeLane(entry)}: ${reason}` });
     }
   }
@@ -51,7 +81,8 @@ export async function reapStaleLanes(stateDir: string, leaseMs: number, options:
     if (groups.has(orphan.pgid) || report.killedPids.includes(orphan.pid)) continue;
     groups.add(orphan.pgid);
     report.killedPids.push(orphan.pid);
-    plan.push({ pgid: orphan.pgid, pid: orphan.pid, why: `unrecorded server ${orphan.server} (pid ${orphan.pid}) of run ${orphan.runId}: ${orphan.reason ?? `owner pid ${orphan.ownerPid} is gone`}` });
+    runOf(orphan.runId, orphan.stateDir).servers++;
+    plan.push({ pgid: orphan.pgid, pid: orphan.pid, why: `unrecorded server ${orphan.server} (pid ${orphan.pid}) of run ${orphan.runId}${orphan.stateDir ? ` (state folder ${orphan.stateDir})` : ''}: ${orphan.reason ?? `owner pid ${orphan.ownerPid} is gone`}` });
   }
   report.killed = plan.map(({ pid, why }) => ({ pid, why }));
   if (options.dryRun) return report;

@@ -5,6 +5,7 @@ import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, LANE_DATABASES_ENV, PROJECT_ISOLATI
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
 import { keepLanes, resolveLaneIsolation, type LanesOptions } from '../lanes/options.js';
+import { describeReap } from '../lanes/reaper.js';
 import { progress, warn } from '../log.js';
 import { ignoredAppDatabaseUrl } from '../postgres/index.js';
 import { RUN_ID_ENV } from '../env-vars.js';
@@ -100,7 +101,7 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
       );
     }
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
-      progress(`reaped ${report.reaped.lanes.length} lane(s) and ${report.reaped.killedPids.length} server process(es) left by dead runs`);
+      progress(describeReap(report.reaped));
     }
     // A build is announced by the allocator itself; say so when nothing had to be built.
     const template = report.template && !report.template.built ? `; template ${report.template.name} cached (no migrations run)` : '';
