@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild'; // comes with tsx
+import { buildSync } from 'esbuild';
 import { PortAllocator } from '../../src/index.ts';
 import { childEnv, type BenchContext } from './context.ts';
 import { fmtMs, fmtRatio, median, percentile, range, table, type PartResult, type TargetResult } from './measure.ts';

@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { buildSync } from 'esbuild'; // comes with tsx
+import { buildSync } from 'esbuild';
 import { PortAllocator, PORTS_FILE } from '../../src/ports/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
