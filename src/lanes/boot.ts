@@ -12,7 +12,7 @@ import { isLanesError } from '../errors.js';
 import { progress, warn } from '../log.js';
 import type { PortAllocation, PortAllocator } from '../ports/index.js';
 import { passwordOf } from '../redact.js';
-import { SERVER_DEFAULTS, startServers, type ServerDefinition, type StartedServers } from '../servers/index.js';
+import { SERVER_DEFAULTS, startServer, startServers, type ServerDefinition, type StartedServer, type StartedServers, type StartServerOptions } from '../servers/index.js';
 import { describeLane, newOwner, resolveOwnerPid, type LaneKey } from '../state/index.js';
 import { formatPorts, type Lane } from './lane.js';
 import type { LaneEntry } from './lane-ledger.js';
@@ -67,14 +67,7 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
     for (let attempt = 1; !servers; attempt++) {
       const serverCtx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
       try {
-        servers = await startServers(markedDefinitions(ctx), serverCtx, {
-          logDir,
-          debug: options.debug ?? process.env[DEBUG_ENV] === '1',
-          secrets: secret ? [secret] : [],
-          // Kept and warm lanes outlive the runner: their servers write their logs themselves (unredacted).
-          output: ctx.outlives ? 'file' : 'pipe',
-          ...(options.host ? { host: options.host } : {}),
-        });
+        servers = await startServers(markedDefinitions(ctx), serverCtx, startOptions(ctx, logDir, secret));
       } catch (error) {
         if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || ctx.closing()) throw error;
         // Free when it was handed out, taken since by a process that does not use this state folder.
@@ -106,6 +99,30 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
     await servers?.stopAll().catch(() => undefined);
     throw error;
   }
+}
+
+/** How a lane's servers are started (at boot and when one is restarted). */
+function startOptions(ctx: BootContext, logDir: string, secret: string | undefined): StartServerOptions {
+  return {
+    logDir,
+    debug: ctx.options.debug ?? process.env[DEBUG_ENV] === '1',
+    secrets: secret ? [secret] : [],
+    // Kept and warm lanes outlive the runner: their servers write their logs themselves (unredacted).
+    output: ctx.outlives ? 'file' : 'pipe',
+    ...(ctx.options.host ? { host: ctx.options.host } : {}),
+  };
+}
+
+/**
+ * Starts the server `name` of a booted lane again, as at boot: same ports, same environment (the
+ * run's marks, the lane's `DATABASE_URL`), health-checked. Its log file starts afresh.
+ */
+export async function restartLaneServer(ctx: BootContext, key: LaneKey, lane: Lane, name: string, signal: AbortSignal): Promise<StartedServer> {
+  const def = markedDefinitions(ctx).find((server) => server.name === name);
+  if (!def) throw new Error(`lane ${describeLane(key)} has no server named "${name}"`);
+  const serverCtx = { project: key.project, ports: lane.ports, urls: { ...lane.urls }, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
+  const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
+  return startServer(def, serverCtx, { ...startOptions(ctx, laneLogDir(ctx.stateDir, key), secret), signal });
 }
 
 /** New ports for a lane whose port was taken by someone else between allocation and start. */

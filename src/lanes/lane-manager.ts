@@ -24,7 +24,8 @@ import { DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type 
 import { killRunStragglers, killRunStragglersNow } from './orphans.js';
 import { keyOfId, laneId, rememberedFailure, type AdoptionReport, type Lane, type PrepareReport, type RunningLane, type WarmReport } from './lane.js';
 import { takeOverLane } from './adopt.js';
-import { bootLane } from './boot.js';
+import { bootLane, type BootContext } from './boot.js';
+import { laneRestarts, restartDeadServer } from './restart.js';
 import { RoundTracker } from './rounds.js';
 import { keepRunRecords, reapDeadDatabases, reapDeadRuns, stopRecordedServers, type RunStores } from './run.js';
 import { describeExit, type LaneServerStatus } from './server-status.js';
@@ -76,6 +77,8 @@ export class LaneManager {
   #prepared: Promise<PrepareReport> | undefined;
   /** Set when teardown begins: no lane boots after that. */
   #closing = false;
+  /** Aborted when teardown begins: restarts of dead servers in progress stop. */
+  readonly #restartsAbort = new AbortController();
   readonly #reuse: ResolvedReuse;
   /** `keep` as resolved once (option, else `E2E_LANES_KEEP`). */
   readonly #keepMode: ReturnType<typeof keepMode>;
@@ -284,21 +287,37 @@ export class LaneManager {
     if (worker !== undefined) key.worker = worker;
     const running = await this.#lanes.get(laneId(key))?.catch(() => undefined);
     if (!running) return undefined;
-    return Promise.all(
+    const current = await Promise.all(
       running.servers.map(async (server) => {
         let exit = running.deaths.get(server.name);
         if (!exit && !isProcessAlive(server.pid)) {
           const ended = await Promise.race([server.exited, sleep(EXIT_WAIT_MS).then(() => undefined)]);
           if (ended && !ended.stopped) exit = ended;
         }
-        const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: server.logFile };
+        const restarts = running.restarts;
+        const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: (exit && restarts?.deadLogs.get(server.name)) || server.logFile };
         if (exit) status.exit = { code: exit.code, signal: exit.signal };
         if (exit && running.swapped) status.afterSwap = true;
+        const diedAt = restarts?.diedAt.get(server.name);
+        if (exit && diedAt !== undefined) status.diedAt = new Date(diedAt).toISOString();
+        if (exit && restarts?.givenUp.has(server.name)) status.givenUp = true;
+        const count = restarts?.counts.get(server.name);
+        if (count) status.restarts = count;
         const logProblem = server.logProblem();
         if (logProblem) status.logProblem = logProblem;
         return status;
       }),
     );
+    // The processes that died and were restarted since, so the test that was running then fails.
+    const past = (running.restarts?.past ?? []).map((death): LaneServerStatus => ({
+      name: death.name,
+      pid: death.pid,
+      logFile: death.logFile,
+      exit: { code: death.exit.code, signal: death.exit.signal },
+      diedAt: new Date(death.at).toISOString(),
+      restarted: true,
+    }));
+    return [...current, ...past];
   }
 
   /**
@@ -306,8 +325,9 @@ export class LaneManager {
    * (a test that resets the lane) when no other test uses it, else when no test holds it alone and
    * no reset runs. No other test resets the lane's data while it is recorded.
    */
-  beginTest(project: string, worker: number | undefined, user: LaneUser, options: BeginOptions = {}): Promise<void> {
+  async beginTest(project: string, worker: number | undefined, user: LaneUser, options: BeginOptions = {}): Promise<void> {
     const key = this.#keyOf(project, worker);
+    await this.#settleServers(key);
     return this.#users.begin(laneId(key), describeLane(key), user, options);
   }
 
@@ -376,10 +396,12 @@ export class LaneManager {
   async teardown(options: { keep?: boolean; warm?: boolean } = {}): Promise<void> {
     const mode = options.keep === undefined ? this.#keepMode : options.keep ? 'always' : 'never';
     this.#closing = true;
+    this.#restartsAbort.abort(new LanesError('INTERRUPTED', `Run ${this.runId} is being torn down: no server is restarted.`));
     // A run whose Postgres or template never got ready has no database to drop (and asking an
     // unreachable server again would only add its connect timeout to the failure).
     const prepared = this.#prepared ? await this.#prepared.then(() => true, () => false) : false;
     const running = await Promise.allSettled(this.#lanes.values());
+    await Promise.allSettled(running.flatMap((result) => (result.status === 'fulfilled' ? [...(result.value.restarts?.inProgress.values() ?? [])] : [])));
     let keep = mode === 'always';
     if (mode === 'on-failure' && this.#failed.size > 0) {
       // Only the lanes in which a test failed stay: the others go now, then the rest is kept as a whole.
@@ -476,20 +498,7 @@ export class LaneManager {
   async #boot(key: LaneKey): Promise<RunningLane> {
     await this.prepare();
     try {
-      const booted = await bootLane(
-        {
-          runId: this.runId,
-          stateDir: this.stateDir,
-          options: this.options,
-          configKey: this.#configKey,
-          ports: this.ports,
-          databases: this.databases,
-          outlives: this.#outlives,
-          record: (entry) => this.#record(entry),
-          closing: () => this.#closing,
-        },
-        key,
-      );
+      const booted = await bootLane(this.#bootContext(), key);
       const running: RunningLane = { ...booted, deaths: new Map() };
       for (const server of booted.servers) {
         this.#watchGroup(server);
@@ -503,6 +512,20 @@ export class LaneManager {
     }
   }
 
+
+  #bootContext(): BootContext {
+    return {
+      runId: this.runId,
+      stateDir: this.stateDir,
+      options: this.options,
+      configKey: this.#configKey,
+      ports: this.ports,
+      databases: this.databases,
+      outlives: this.#outlives,
+      record: (entry) => this.#record(entry),
+      closing: () => this.#closing,
+    };
+  }
 
   /** Deletes old runs' log folders (see `keepLogs`); what is left in the ledgers after reaping is alive or kept. */
   async #pruneLogs(): Promise<void> {
@@ -535,7 +558,45 @@ export class LaneManager {
   #noteExit(key: LaneKey, running: RunningLane, server: StartedServer, exit: ServerExit): void {
     if (exit.stopped) return;
     running.deaths.set(server.name, exit);
-    warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}`);
+    const restarts = laneRestarts(running);
+    const again = !this.#closing && !restarts.givenUp.has(server.name);
+    warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}${again ? '. Restarting it' : ''}`);
+    void restartDeadServer(
+      {
+        boot: this.#bootContext(),
+        signal: this.#restartsAbort.signal,
+        closing: () => this.#closing,
+        started: async (restarted) => {
+          this.#watchGroup(restarted);
+          void restarted.exited.then((next) => this.#noteExit(key, running, restarted, next));
+          await this.#recordServer(key, restarted);
+        },
+      },
+      key,
+      running,
+      server,
+    );
+  }
+
+  /** Points the lane's ledger record of a restarted server at its new process. */
+  async #recordServer(key: LaneKey, server: StartedServer): Promise<void> {
+    await this.#ledger.update((doc) => {
+      const record = doc.entries.find((entry) => sameLane(entry, key))?.servers.find((one) => one.name === server.name);
+      if (!record) return;
+      record.pid = server.pid;
+      record.logFile = server.logFile;
+    });
+  }
+
+  /**
+   * Waits until the lane's servers found dead have been noted and their restarts in progress have
+   * ended (up again, or given up on), so a test starts on a healthy lane.
+   */
+  async #settleServers(key: LaneKey): Promise<void> {
+    const running = await this.#lanes.get(laneId(key))?.catch(() => undefined);
+    if (!running) return;
+    await Promise.all(running.servers.map((server) => (isProcessAlive(server.pid) ? undefined : Promise.race([server.exited, sleep(EXIT_WAIT_MS)]))));
+    await Promise.allSettled([...(running.restarts?.inProgress.values() ?? [])]);
   }
 
 

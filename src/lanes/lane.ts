@@ -5,6 +5,7 @@
 import type { TemplateInfo } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import type { ServerExit, StartedServers } from '../servers/index.js';
+import type { LaneRestarts } from './restart.js';
 import { describeLane, type LaneKey } from '../state/index.js';
 import type { ReapReport } from './reaper.js';
 
@@ -39,8 +40,10 @@ export interface PrepareReport {
 export interface RunningLane {
   lane: Lane;
   servers: StartedServers;
-  /** Servers that died on their own while the lane was up, by name. */
+  /** Servers that died on their own while the lane was up and are not up again, by name. */
   deaths: Map<string, ServerExit>;
+  /** Restarts of its servers that died (see restart.ts). */
+  restarts?: LaneRestarts;
   /** True once the lane's database was swapped (its servers' sessions ended). */
   swapped?: boolean;
 }

@@ -9,6 +9,14 @@ export interface LaneServerStatus {
   afterSwap?: boolean;
   /** Set when its log file is incomplete (a full disk): why, and since when. */
   logProblem?: string;
+  /** With `exit`: when it died (ISO time), if known. */
+  diedAt?: string;
+  /** With `exit`: a process that died and was restarted since (the lane has the new one under the same name). */
+  restarted?: boolean;
+  /** With `exit`: it died too often and is not restarted again. */
+  givenUp?: boolean;
+  /** How many times it was restarted in this run (failed starts included), when it was. */
+  restarts?: number;
 }
 
 /** `exited with code 3` / `was killed by SIGKILL`. */

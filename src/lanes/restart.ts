@@ -1,0 +1,155 @@
+/**
+ * Restarting a lane server that died on its own during the run: in its lane, on the same ports, with
+ * the same environment, health-checked as at boot. Its dependents keep running. A server that keeps
+ * dying is given up on after {@link MAX_RESTARTS} restarts in the run (one line says so); later tests
+ * of its lane then fail with `SERVER_EXITED`, as without restarts.
+ */
+import { rename } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { messageOf } from '../errors.js';
+import { debugLogger, progress, warn } from '../log.js';
+import type { ServerExit, StartedServer, StartedServers } from '../servers/index.js';
+import { dependencyDepths } from '../servers/graph.js';
+import { describeLane, type LaneKey } from '../state/index.js';
+import { restartLaneServer, type BootContext } from './boot.js';
+import type { RunningLane } from './lane.js';
+
+const debug = debugLogger('lanes');
+
+/** How many times one server is restarted in a run, at most (failed starts count). */
+export const MAX_RESTARTS = 3;
+
+/** Pause between a failed restart and the next one. */
+const RETRY_PAUSE_MS = 250;
+
+/** A death of a server that was restarted since: its old process and the log it wrote. */
+export interface PastDeath {
+  name: string;
+  pid: number;
+  logFile: string;
+  exit: ServerExit;
+  /** When it died (ms since the epoch). */
+  at: number;
+}
+
+/** What a running lane knows of its servers' restarts. */
+export interface LaneRestarts {
+  /** Restarts in progress, by server name. */
+  inProgress: Map<string, Promise<void>>;
+  /** Restarts tried in this run (failed starts included), by server name. */
+  counts: Map<string, number>;
+  /** Servers no longer restarted. */
+  givenUp: Set<string>;
+  /** When each server that is dead now died (ms since the epoch). */
+  diedAt: Map<string, number>;
+  /** Where the log of each server that is dead now was kept when its restart began. */
+  deadLogs: Map<string, string>;
+  /** Deaths of servers that were restarted since. */
+  past: PastDeath[];
+}
+
+/** The restart records of `running` (created on first use). */
+export function laneRestarts(running: RunningLane): LaneRestarts {
+  running.restarts ??= { inProgress: new Map(), counts: new Map(), givenUp: new Set(), diedAt: new Map(), deadLogs: new Map(), past: [] };
+  return running.restarts;
+}
+
+/** What a restart needs of its run. */
+export interface RestartContext {
+  boot: BootContext;
+  /** Aborted when the run's teardown begins. */
+  signal: AbortSignal;
+  /** True once the run's teardown has begun. */
+  closing(): boolean;
+  /** Called with the new process once it is healthy and part of the lane. */
+  started(server: StartedServer): Promise<void>;
+}
+
+/**
+ * Records `dead`'s death in its lane and restarts it (unless the run is closing or the server was
+ * given up on). Settles once the server is up again or given up on; never rejects.
+ */
+export function restartDeadServer(ctx: RestartContext, key: LaneKey, running: RunningLane, dead: StartedServer): Promise<void> {
+  const restarts = laneRestarts(running);
+  restarts.diedAt.set(dead.name, Date.now());
+  if (ctx.closing()) return Promise.resolve();
+  const restart = restartLoop(ctx, key, running, dead).catch((error: unknown) => debug('restart of %s in %s failed: %O', dead.name, describeLane(key), error));
+  restarts.inProgress.set(dead.name, restart);
+  void restart.finally(() => {
+    if (restarts.inProgress.get(dead.name) === restart) restarts.inProgress.delete(dead.name);
+  });
+  return restart;
+}
+
+async function restartLoop(ctx: RestartContext, key: LaneKey, running: RunningLane, dead: StartedServer): Promise<void> {
+  const restarts = laneRestarts(running);
+  const name = dead.name;
+  const defs = ctx.boot.options.servers ?? [];
+  // Its dependencies first, when they are being restarted too.
+  await Promise.allSettled((defs.find((def) => def.name === name)?.dependsOn ?? []).map((dep) => restarts.inProgress.get(dep)));
+  const count = restarts.counts.get(name) ?? 0;
+  // The dead process's log is kept beside the new one (which starts afresh).
+  const kept = await keepLog(dead.logFile, count + 1);
+  restarts.deadLogs.set(name, kept);
+  let lastError: unknown;
+  for (let attempt = count + 1; attempt <= MAX_RESTARTS; attempt++) {
+    if (ctx.closing()) return;
+    restarts.counts.set(name, attempt);
+    try {
+      const server = await restartLaneServer(ctx.boot, key, running.lane, name, ctx.signal);
+      if (ctx.closing()) {
+        await server.stop();
+        return;
+      }
+      const exit = running.deaths.get(name);
+      if (exit) restarts.past.push({ name, pid: dead.pid, logFile: kept, exit, at: restarts.diedAt.get(name) ?? Date.now() });
+      running.deaths.delete(name);
+      restarts.diedAt.delete(name);
+      restarts.deadLogs.delete(name);
+      running.servers = withServer(running.servers, server, defs, key.project);
+      running.lane.logFiles[name] = server.logFile;
+      await ctx.started(server);
+      progress(`server "${name}" of ${describeLane(key)} restarted on the same ports (pid ${server.pid}; restart ${attempt} of at most ${MAX_RESTARTS} in this run)`);
+      return;
+    } catch (error) {
+      lastError = error;
+      if (ctx.closing()) return;
+      debug('restart %d of %s in %s failed: %O', attempt, name, describeLane(key), error);
+      await sleep(RETRY_PAUSE_MS);
+    }
+  }
+  restarts.givenUp.add(name);
+  const why = lastError === undefined ? 'it kept dying' : `the last start failed: ${messageOf(lastError).split('\n')[0]!.replace(/\.$/, '')}`;
+  warn(`server "${name}" of ${describeLane(key)} is not restarted again: it was restarted ${MAX_RESTARTS} times in this run (${why}). Later tests of this lane fail with SERVER_EXITED.`);
+}
+
+/** Renames a dead server's log to `<name>.died-<n>.log` (beside it); the path it is at now. */
+async function keepLog(logFile: string, n: number): Promise<string> {
+  const kept = join(dirname(logFile), `${basename(logFile, '.log')}.died-${n}.log`);
+  try {
+    await rename(logFile, kept);
+    return kept;
+  } catch (error) {
+    debug('could not keep the log %s: %O', logFile, error);
+    return logFile;
+  }
+}
+
+/** `servers` with `server` in place of the one of the same name; `stopAll()` stops the current ones, dependents first. */
+function withServer(servers: StartedServers, server: StartedServer, defs: Parameters<typeof dependencyDepths>[0], project: string): StartedServers {
+  const list = servers.map((other) => (other.name === server.name ? server : other));
+  const depths = dependencyDepths(defs, project);
+  let stopping: Promise<void> | undefined;
+  const stopAll = (): Promise<void> =>
+    (stopping ??= (async () => {
+      const levels = [...new Set(list.map((one) => depths.get(one.name) ?? 0))].sort((a, b) => b - a);
+      const errors: unknown[] = [];
+      for (const level of levels) {
+        const results = await Promise.allSettled(list.filter((one) => (depths.get(one.name) ?? 0) === level).map((one) => one.stop()));
+        for (const result of results) if (result.status === 'rejected') errors.push(result.reason);
+      }
+      if (errors.length > 0) throw errors[0];
+    })());
+  return Object.assign(list, { stopAll, [Symbol.asyncDispose]: stopAll });
+}
