@@ -4,7 +4,7 @@
  * dying is given up on after {@link MAX_RESTARTS} restarts in the run (one line says so); later tests
  * of its lane then fail with `SERVER_EXITED`, as without restarts.
  */
-import { rename } from 'node:fs/promises';
+import { renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../errors.js';
@@ -74,6 +74,9 @@ export function restartDeadServer(ctx: RestartContext, key: LaneKey, running: Ru
   const restarts = laneRestarts(running);
   restarts.diedAt.set(dead.name, Date.now());
   if (ctx.closing()) return Promise.resolve();
+  // The dead process's log is kept beside the new one (which starts afresh), at once: a status
+  // asked for right after the death already names where it is.
+  restarts.deadLogs.set(dead.name, keepLog(dead.logFile, (restarts.counts.get(dead.name) ?? 0) + 1));
   const restart = restartLoop(ctx, key, running, dead).catch((error: unknown) => debug('restart of %s in %s failed: %O', dead.name, describeLane(key), error));
   restarts.inProgress.set(dead.name, restart);
   void restart.finally(() => {
@@ -89,9 +92,7 @@ async function restartLoop(ctx: RestartContext, key: LaneKey, running: RunningLa
   // Its dependencies first, when they are being restarted too.
   await Promise.allSettled((defs.find((def) => def.name === name)?.dependsOn ?? []).map((dep) => restarts.inProgress.get(dep)));
   const count = restarts.counts.get(name) ?? 0;
-  // The dead process's log is kept beside the new one (which starts afresh).
-  const kept = await keepLog(dead.logFile, count + 1);
-  restarts.deadLogs.set(name, kept);
+  const kept = restarts.deadLogs.get(name) ?? dead.logFile;
   let lastError: unknown;
   for (let attempt = count + 1; attempt <= MAX_RESTARTS; attempt++) {
     if (ctx.closing()) return;
@@ -125,10 +126,10 @@ async function restartLoop(ctx: RestartContext, key: LaneKey, running: RunningLa
 }
 
 /** Renames a dead server's log to `<name>.died-<n>.log` (beside it); the path it is at now. */
-async function keepLog(logFile: string, n: number): Promise<string> {
+function keepLog(logFile: string, n: number): string {
   const kept = join(dirname(logFile), `${basename(logFile, '.log')}.died-${n}.log`);
   try {
-    await rename(logFile, kept);
+    renameSync(logFile, kept);
     return kept;
   } catch (error) {
     debug('could not keep the log %s: %O', logFile, error);

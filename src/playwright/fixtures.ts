@@ -148,20 +148,27 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
     async ({ lane }, use, testInfo) => {
       // Where each log stands when the test starts: a failing test gets the lines written since.
       const offsets = new Map(await Promise.all(Object.entries(lane.logFiles).map(async ([server, file]) => [server, (await stat(file).catch(() => undefined))?.size ?? 0] as const)));
+      const startedAt = Date.now();
       await use();
-      if (testInfo.status === testInfo.expectedStatus) return;
+      const failed = testInfo.status !== testInfo.expectedStatus;
       // Asked first: the runner waits for a server it finds dead to finish writing its log.
       const servers = await requestServerStatus({ project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) }).catch(() => undefined);
+      // Servers that died while this test ran (restarted since or not) fail it, even if it passed;
+      // a failed test also names those given up on earlier.
+      const diedDuring = (server: LaneServerStatus): boolean => server.exit !== undefined && (server.diedAt === undefined || Date.parse(server.diedAt) >= startedAt);
+      const dead = servers?.filter((server) => diedDuring(server) || (failed && server.exit && server.givenUp)) ?? [];
+      if (!failed && dead.length === 0) return;
       // Logs of kept lanes are written by the servers themselves, unredacted: redact here too.
       const password = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
-      for (const [server, file] of Object.entries(lane.logFiles)) {
+      for (const [server, current] of Object.entries(lane.logFiles)) {
+        // A server restarted since: the log of the process that died (kept beside the new one).
+        const file = dead.find((status) => status.name === server)?.logFile ?? current;
         // A log cut short (a full disk) says so at its end: its silence proves nothing.
         const problem = servers?.find((status) => status.name === server)?.logProblem;
         const body = (await logOfTest(file, offsets.get(server) ?? 0)) + (problem ? `\n[e2e-lanes] ${problem}\n` : '');
         await testInfo.attach(`${server}.log`, { body: redactText(body, password ? [password] : []), contentType: 'text/plain' });
       }
       await testInfo.attach('lane.json', { body: JSON.stringify(laneFacts(lane, servers), null, 2), contentType: 'application/json' });
-      const dead = servers?.filter((server) => server.exit) ?? [];
       if (dead.length > 0) throw serversDied(lane, dead);
       if (testInfo.errors.some((error) => mentionsLaneNotReady(error.message) || mentionsLaneNotReady(error.stack))) throw laneNotReady(lane);
     },
@@ -209,7 +216,17 @@ function laneFacts(lane: Lane, servers: LaneServerStatus[] | undefined): Record<
     ...(lane.baseURL ? { baseURL: lane.baseURL } : {}),
     ...(lane.databaseName ? { databaseName: lane.databaseName } : {}),
     ...(lane.databaseUrl ? { databaseUrl: redactUrl(lane.databaseUrl) } : {}),
-    servers: (servers ?? []).map((server) => ({ name: server.name, pid: server.pid, alive: !server.exit, ...(server.exit ? { exit: server.exit } : {}), logFile: server.logFile, ...(server.logProblem ? { logProblem: server.logProblem } : {}) })),
+    servers: (servers ?? []).map((server) => ({
+      name: server.name,
+      pid: server.pid,
+      alive: !server.exit,
+      ...(server.exit ? { exit: server.exit } : {}),
+      ...(server.diedAt ? { diedAt: server.diedAt } : {}),
+      ...(server.restarted ? { restarted: true } : {}),
+      ...(server.givenUp ? { givenUp: true } : {}),
+      logFile: server.logFile,
+      ...(server.logProblem ? { logProblem: server.logProblem } : {}),
+    })),
   };
 }
 
@@ -229,13 +246,21 @@ function laneNotReady(lane: Lane): LanesError {
 
 /** The error added to a failed test whose lane lost servers. */
 function serversDied(lane: Lane, dead: LaneServerStatus[]): LanesError {
-  const what = dead.map((server) => `"${server.name}" (pid ${server.pid}) ${describeExit(server.exit!)}`).join('; ');
+  const what = dead
+    .map((server) => {
+      const after = server.givenUp ? ` and was given up on after ${server.restarts ?? 0} restart(s) in this run` : server.restarted ? ' (restarted since)' : '';
+      return `"${server.name}" (pid ${server.pid}) ${describeExit(server.exit!)}${after}`;
+    })
+    .join('; ');
+  const later = dead.some((server) => server.givenUp)
+    ? 'It kept dying, so it is not restarted again: later tests of this lane fail too until the run ends.'
+    : 'e2e-lanes restarts it on the same ports (at most 3 times in a run): later tests of this lane run on the restarted server.';
   const logs = dead.map((server) => `${server.name}.log (full log: ${server.logFile})`).join(', ');
   return showCode(
     new LanesError('SERVER_EXITED', `The lane of project ${JSON.stringify(lane.project)} lost ${dead.length === 1 ? 'a server' : 'servers'} during the run: ${what}. See the attached ${logs}.`, {
       hint: dead.some((server) => server.afterSwap)
-        ? "It died after the lane's database was swapped (its sessions ended by a reset). Likely causes, in order: an unhandled error on a connection the reset ended — a request still running when the grace (database.resetGraceMs) ran out, whose handler has no catch, or a pg.Pool without an 'error' listener (idle connections are ended at once); catch errors in request handlers and give the pool an 'error' listener. Or use database.reset: 'truncate' (or laneResetStrategy: 'truncate'), which ends no session. Later tests of this lane fail too until the run ends."
-        : 'The server died on its own (crash, exit, out of memory…): its log says why. Later tests of this lane fail too until the run ends.',
+        ? `It died after the lane's database was swapped (its sessions ended by a reset). Likely causes, in order: an unhandled error on a connection the reset ended — a request still running when the grace (database.resetGraceMs) ran out, whose handler has no catch, or a pg.Pool without an 'error' listener (idle connections are ended at once); catch errors in request handlers and give the pool an 'error' listener. Or use database.reset: 'truncate' (or laneResetStrategy: 'truncate'), which ends no session. ${later}`
+        : `The server died on its own (crash, exit, out of memory…): its log says why. ${later}`,
       details: { project: lane.project, servers: dead },
     }),
   );
