@@ -88,9 +88,12 @@ export async function connectWithRetry<T extends Queryable>(url: string, attempt
   if (!watchedServer) return retry(url, user, attempt, timeoutMs, retries);
   const died = watchedServer.died();
   if (died) throw died;
-  const client = await retry(url, user, attempt, timeoutMs, retries, watchedServer.signal).catch((error: unknown) => {
-    throw watchedServer.died() ?? error;
-  });
+  const use = watchedServer.use();
+  const client = await retry(url, user, attempt, timeoutMs, retries, use.signal)
+    .catch((error: unknown) => {
+      throw watchedServer.died() ?? error;
+    })
+    .finally(use.done);
   await assertSameServer(client, watchedServer);
   return client;
 }

@@ -23,8 +23,12 @@ export interface WatchedServer {
   readonly address: string;
   /** `system_identifier` of the cluster (pg_control_system()), as text. */
   readonly systemIdentifier: string;
-  /** Aborted when the server died. */
-  readonly signal: AbortSignal;
+  /**
+   * A signal for one use (a connection and its retries), aborted when the server dies, and the
+   * function that ends the use. Each use gets its own signal: many uses at once waiting on one
+   * shared signal would add a listener each (Node warns past 10, `MaxListenersExceededWarning`).
+   */
+  use(): { signal: AbortSignal; done(): void };
   /** The error every later use gets, once the server died. */
   died(): LanesError | undefined;
 }
@@ -59,7 +63,8 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
     return once(() => unwatch(key, existing));
   }
   existing?.stop();
-  const controller = new AbortController();
+  /** The signals of the uses under way: aborted with the server's death. */
+  const uses = new Set<AbortController>();
   let death: LanesError | undefined;
   let checking = false;
   const timer = setInterval(() => {
@@ -80,7 +85,8 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
           },
         );
         warn(death.shortMessage);
-        controller.abort(death);
+        for (const use of uses) use.abort(death);
+        uses.clear();
         clearInterval(timer);
       })
       .catch((error: unknown) => debug('watching the embedded server %d failed: %O', target.postmasterPid, error))
@@ -92,7 +98,12 @@ export function watchEmbeddedServer(target: WatchTarget): () => void {
   const entry: Entry = {
     address: addressOf('127.0.0.1', target.port),
     systemIdentifier: target.systemIdentifier,
-    signal: controller.signal,
+    use: () => {
+      const controller = new AbortController();
+      if (death) controller.abort(death);
+      else uses.add(controller);
+      return { signal: controller.signal, done: () => void uses.delete(controller) };
+    },
     died: () => death,
     users: 1,
     stop: () => clearInterval(timer),
