@@ -316,6 +316,7 @@ export class LaneManager {
       exit: { code: death.exit.code, signal: death.exit.signal },
       diedAt: new Date(death.at).toISOString(),
       restarted: true,
+      ...(running.swapped ? { afterSwap: true } : {}),
     }));
     return [...current, ...past];
   }

@@ -70,6 +70,8 @@ export type LaneConfigOptions = Pick<LaneWorkerFixtures, 'laneIsolation'> & Part
 
 /** The test running in this worker now, as the runner knows it (set by `_laneTest`). */
 let currentUser: LaneUser | undefined;
+/** When the test running in this worker began entering its lane (set by `_laneTest`, before its reset). */
+let testStartedAt: number | undefined;
 
 /** How many lines of each server log are attached to a failing test. */
 const LOG_TAIL_LINES = 200;
@@ -129,6 +131,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       }
       const where = { project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) };
       const user: LaneUser = { pid: process.pid, testId: `${testInfo.testId}#${testInfo.retry}#${testInfo.repeatEachIndex}`, title: testInfo.titlePath.slice(1).join(' › ') };
+      testStartedAt = Date.now();
       try {
         await reportTest({ ...where, phase: 'begin', user, reset: laneReset === 'test', ...(laneResetStrategy ? { strategy: laneResetStrategy } : {}) });
       } catch (error) {
@@ -148,8 +151,10 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
     async ({ lane }, use, testInfo) => {
       // Where each log stands when the test starts: a failing test gets the lines written since.
       const offsets = new Map(await Promise.all(Object.entries(lane.logFiles).map(async ([server, file]) => [server, (await stat(file).catch(() => undefined))?.size ?? 0] as const)));
-      const startedAt = Date.now();
+      const setUpAt = Date.now();
       await use();
+      // From the lane's entry (a server that dies of the test's reset counts), whichever fixture came first.
+      const startedAt = Math.min(setUpAt, testStartedAt ?? setUpAt);
       const failed = testInfo.status !== testInfo.expectedStatus;
       // Asked first: the runner waits for a server it finds dead to finish writing its log.
       const servers = await requestServerStatus({ project: lane.project, ...(lane.worker !== undefined ? { worker: lane.worker } : {}) }).catch(() => undefined);
