@@ -1,6 +1,8 @@
 import { appendFileSync, closeSync, createWriteStream, mkdirSync, openSync, readFileSync, statfsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 import createDebug from 'debug';
 import { formatLanesMessage, type LanesError } from '../errors.js';
@@ -13,7 +15,11 @@ const log = createDebug('e2e-lanes:servers');
 /** Lines kept in memory for error messages. */
 export const TAIL_LINES = 30;
 /** A line longer than this is cut, so a process that never prints "\n" cannot grow memory without bound. */
-const MAX_LINE_CHARS = 16_384;
+export const MAX_LINE_CHARS = 16_384;
+/** The variable that hands the log writer (log-writer.ts) the secrets to redact, as a JSON array. */
+export const LOG_WRITER_SECRETS_ENV = 'E2E_LANES_LOG_SECRETS';
+/** The time a log line starts with (ISO 8601, UTC). */
+const LINE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /;
 
 export interface OutputSinkOptions {
   logFile: string;
@@ -27,19 +33,22 @@ export interface OutputSinkOptions {
 }
 
 /** What to pass as a child's stdio: stdin ignored, then stdout and stderr. */
-export type ChildStdio = ['ignore', 'pipe' | number, 'pipe' | number];
+export type ChildStdio = ['ignore', 'pipe' | number | Writable, 'pipe' | number | Writable];
 
 /**
  * Where a server's output goes: every line, redacted and prefixed with its time (ISO 8601, UTC), into
  * its log file (and the console with `debug`), the last {@link TAIL_LINES} kept for error messages.
  *
- * With `output: 'file'` the log file itself is the child's stdout and stderr (see {@link stdio}):
- * the child writes there directly, without redaction, and can outlive this process.
+ * With `output: 'file'` the server must be able to outlive this process: its stdout and stderr go
+ * to a detached log writer process (log-writer.ts) that writes the log file as this sink does (times,
+ * redaction) and ends when the server's output ends. Should that process not start, the log file
+ * itself is the child's stdout and stderr (without times or redaction).
  */
 export class OutputSink {
   readonly #options: OutputSinkOptions;
   readonly #file: ReturnType<typeof createWriteStream> | undefined;
   #fd: number | undefined;
+  #writer: ChildProcess | undefined;
   readonly #tail: string[] = [];
   readonly #flushers: Array<() => void> = [];
   #closed = false;
@@ -51,6 +60,7 @@ export class OutputSink {
     const fd = openLog(options.logFile);
     if (options.output === 'file') {
       this.#fd = fd;
+      this.#writer = startLogWriter(fd, options.secrets, options.label);
       return;
     }
     // Opened above, synchronously, so that a log that cannot be created fails the start with a coded error.
@@ -70,11 +80,16 @@ export class OutputSink {
 
   /** The child's stdio: pipes this sink reads, or the log file's descriptor for both streams. */
   stdio(): ChildStdio {
-    return this.#fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', this.#fd, this.#fd];
+    const into = this.#writer?.stdin ?? this.#fd;
+    return into === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', into, into];
   }
 
   /** Closes this process's copy of the log file's descriptor once the child holds its own. */
   spawned(): void {
+    // The writer's input is held by the child now: this process lets go of it, and of the writer.
+    this.#writer?.stdin?.destroy();
+    this.#writer?.unref();
+    this.#writer = undefined;
     if (this.#fd === undefined) return;
     closeSync(this.#fd);
     this.#fd = undefined;
@@ -120,7 +135,7 @@ export class OutputSink {
     }
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
-    return [...lines.slice(-TAIL_LINES).map((line) => redactText(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line, this.#options.secrets)), ...note];
+    return [...lines.slice(-TAIL_LINES).map((timed) => timed.replace(LINE_TIME, '')).map((line) => redactText(line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}…` : line, this.#options.secrets)), ...note];
   }
 
   /** Resolves once every line received so far is written to the log file. */
@@ -180,6 +195,36 @@ export function logSpaceProblem(logFile: string): string | undefined {
     if (stats.bavail > 0) return undefined;
     return `${logFile} may be incomplete: the device that holds it is full (no space left, ENOSPC), so the server's writes to it fail; free space there (\`df -h ${path.dirname(logFile)}\`)`;
   } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the detached log writer of a server that may outlive this process: its stdout is the log
+ * file (`fd`), its stdin the pipe the server will write to. It gets none of the runner's environment
+ * but the secrets to redact, and no marks of a lane server (the orphan hunt leaves it alone); it
+ * ends when the server's output ends. Undefined when it cannot be started.
+ */
+function startLogWriter(fd: number, secrets: string[], label: string): ChildProcess | undefined {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const script = path.join(path.dirname(here), fromSource ? 'log-writer.ts' : 'log-writer.js');
+  const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
+  try {
+    const writer = spawn(process.execPath, [...loader, script], {
+      detached: true,
+      stdio: ['pipe', fd, 'ignore'],
+      env: { ...(process.env.PATH ? { PATH: process.env.PATH } : {}), [LOG_WRITER_SECRETS_ENV]: JSON.stringify(secrets) },
+    });
+    if (writer.pid === undefined) {
+      log('%s: the log writer could not be started', label);
+      return undefined;
+    }
+    writer.on('error', (error) => log('%s log writer: %s', label, error.message));
+    writer.stdin?.on('error', (error) => log('%s log writer input: %s', label, error.message));
+    return writer;
+  } catch (error) {
+    log('%s: the log writer could not be started: %O', label, error);
     return undefined;
   }
 }

@@ -147,7 +147,7 @@ async function assertPortFree(server: ResolvedServer, port: number): Promise<voi
 
 /**
  * Spawns in a new process group, stdin ignored, without holding the parent's event loop; stdout
- * and stderr are pipes to `sink`, or the log file itself with `output: 'file'`. @internal
+ * and stderr are pipes to `sink`, or with `output: 'file'` to its detached log writer. @internal
  */
 function spawnGroup(server: ResolvedServer, sink: OutputSink): ChildProcess {
   const child = spawn(server.file, server.args, {
