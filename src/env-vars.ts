@@ -44,6 +44,8 @@ export const ISOLATION_ENV = 'E2E_LANES_ISOLATION';
 export const PROJECT_ISOLATION_ENV = 'E2E_LANES_PROJECT_ISOLATION';
 export const REBUILT_TEMPLATES_ENV = 'E2E_LANES_REBUILT_TEMPLATES';
 export const WATCHDOG_ENV = 'E2E_LANES_WATCHDOG';
+/** The secrets a server's detached log writer redacts (JSON array); set on that process alone. */
+export const LOG_WRITER_SECRETS_ENV = 'E2E_LANES_LOG_SECRETS';
 export const OWNER_IDENTITY_ENV = 'E2E_LANES_OWNER_IDENTITY';
 
 /**
@@ -100,4 +102,5 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: REBUILT_TEMPLATES_ENV, setBy: 'internal', readBy: 'the template build (databases/template.ts)', meaning: 'Templates this process (and its children) rebuilt already, so `rebuild` rebuilds each once per run.' },
   { name: OWNER_IDENTITY_ENV, setBy: 'internal', readBy: 'the reaper, in lane servers\' environment (lanes/orphans.ts)', meaning: 'The PID namespace, start time and boot of the run\'s owner (`<ns>:<start>:<boot id>`): its pid is judged only where they match.' },
   { name: WATCHDOG_ENV, setBy: 'internal', readBy: 'a warm run\'s watchdog (cli/watchdog.ts); `down` by its mark (lanes/run.ts)', meaning: 'The settings of a warm run\'s watchdog (JSON), and its mark.' },
+  { name: LOG_WRITER_SECRETS_ENV, setBy: 'internal', readBy: 'the log writer of a kept or warm lane\'s server (servers/log-writer.ts); never lane servers', meaning: 'The secrets its log writer redacts from a server\'s output (JSON).', private: true },
 ];

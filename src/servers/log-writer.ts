@@ -1,7 +1,8 @@
 import { writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { redactText } from '../redact.js';
-import { LOG_WRITER_SECRETS_ENV, MAX_LINE_CHARS } from './output.js';
+import { LOG_WRITER_SECRETS_ENV } from '../env-vars.js';
+import { MAX_LINE_CHARS } from './output.js';
 
 /**
  * The log writer of a server that outlives its runner (kept and warm lanes, `output: 'file'`): a

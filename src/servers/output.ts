@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { StringDecoder } from 'node:string_decoder';
 import createDebug from 'debug';
+import { LOG_WRITER_SECRETS_ENV } from '../env-vars.js';
 import { formatLanesMessage, type LanesError } from '../errors.js';
 import { warn } from '../log.js';
 import { redactText } from '../redact.js';
@@ -16,8 +17,6 @@ const log = createDebug('e2e-lanes:servers');
 export const TAIL_LINES = 30;
 /** A line longer than this is cut, so a process that never prints "\n" cannot grow memory without bound. */
 export const MAX_LINE_CHARS = 16_384;
-/** The variable that hands the log writer (log-writer.ts) the secrets to redact, as a JSON array. */
-export const LOG_WRITER_SECRETS_ENV = 'E2E_LANES_LOG_SECRETS';
 /** The time a log line starts with (ISO 8601, UTC). */
 const LINE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z /;
 
