@@ -8,11 +8,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { debugLogger } from '../log.js';
+import { DEFAULT_RESET_GRACE_MS } from './options.js';
 
 const debug = debugLogger('databases');
 
-/** How long a `swap` waits for the queries in flight on a lane database (`database.resetGraceMs`). */
-export const DEFAULT_RESET_GRACE_MS = 2_000;
 
 /** How long the sessions, once ended, may take to be gone before the swap goes on anyway. */
 const GONE_WAIT_MS = 2_000;

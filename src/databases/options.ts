@@ -5,9 +5,14 @@ import { positiveOption } from '../option-checks.js';
 import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
-import { DEFAULT_RESET_GRACE_MS } from './lane-sessions.js';
 import { DEFAULT_PREFIX, validatePrefix } from './names.js';
 import type { RegistryMode } from './owner-table.js';
+
+/**
+ * How long a `swap` waits for the queries in flight on a lane database (`database.resetGraceMs`).
+ * Here, not beside the swap, so that reading the options loads no PostgreSQL client.
+ */
+export const DEFAULT_RESET_GRACE_MS = 2_000;
 
 /** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
 export interface CommandStep {

@@ -107,7 +107,7 @@ function startOptions(ctx: BootContext, logDir: string, secret: string | undefin
     logDir,
     debug: ctx.options.debug ?? process.env[DEBUG_ENV] === '1',
     secrets: secret ? [secret] : [],
-    // Kept and warm lanes outlive the runner: their servers write their logs themselves (unredacted).
+    // Kept and warm lanes outlive the runner: their output goes to a detached log writer (timed, redacted).
     output: ctx.outlives ? 'file' : 'pipe',
     ...(ctx.options.host ? { host: ctx.options.host } : {}),
   };

@@ -163,7 +163,7 @@ export const test = base.extend<LaneTestFixtures, LaneWorkerFixtures>({
       const diedDuring = (server: LaneServerStatus): boolean => server.exit !== undefined && (server.diedAt === undefined || Date.parse(server.diedAt) >= startedAt);
       const dead = servers?.filter((server) => diedDuring(server) || (failed && server.exit && server.givenUp)) ?? [];
       if (!failed && dead.length === 0) return;
-      // Logs of kept lanes are written by the servers themselves, unredacted: redact here too.
+      // Redacted here too: a warm server whose log writer could not start writes its log itself.
       const password = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
       for (const [server, current] of Object.entries(lane.logFiles)) {
         // A server restarted since: the log of the process that died (kept beside the new one).
