@@ -191,14 +191,7 @@ export class HostClaims implements Refreshable {
    * an allocator tries the ports without one first, and looks into a claim only when it runs short.
    */
   async claimedPorts(): Promise<Set<number>> {
-    await this.#ensureFolder();
-    let names: string[];
-    try {
-      names = await readdir(this.path);
-    } catch (error) {
-      if (isFsError(error)) throw unwritable(error, 'list the host-wide port claims in', this.path, HOST_FOLDER_SETTING);
-      throw error;
-    }
+    const names = await this.#names();
     const ports = new Set<number>();
     for (const name of names) {
       const match = CLAIM_NAME.exec(name);
@@ -291,16 +284,20 @@ export class HostClaims implements Refreshable {
     }
   }
 
-  /** The claims in the folder; unreadable or foreign files are skipped. */
-  async #list(): Promise<FoundClaim[]> {
+  /** The names of the files in the folder (created first if need be), as one listing. */
+  async #names(): Promise<string[]> {
     await this.#ensureFolder();
-    let names: string[];
     try {
-      names = await readdir(this.path);
+      return await readdir(this.path);
     } catch (error) {
       if (isFsError(error)) throw unwritable(error, 'list the host-wide port claims in', this.path, HOST_FOLDER_SETTING);
       throw error;
     }
+  }
+
+  /** The claims in the folder; unreadable or foreign files are skipped. */
+  async #list(): Promise<FoundClaim[]> {
+    const names = await this.#names();
     const found: FoundClaim[] = [];
     for (const name of names) {
       if (!CLAIM_NAME.test(name)) continue;
