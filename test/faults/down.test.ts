@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stateOf } from '../../src/cli/context.js';
 import { tearDownRuns } from '../../src/lanes/run.js';
-import { runFixture } from '../helpers/processes.js';
+import { killGroupsAfter, runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { isPidAlive } from '../../src/state/index.js';
 
@@ -25,15 +25,7 @@ test('down waits for a kept server that stops slowly within its stopTimeout, and
   const stopped = join(stateDir, 'stopped.txt');
   const line = await runFixture(KEEP_LANE, [JSON.stringify({ stateDir, portRange: [34_750, 34_769], server: SLOW_STOP, env: { SLOW_STOP_MS: '3500', STOPPED_FILE: stopped }, stopTimeout: 8_000 })], { env: { E2E_LANES_QUIET: '1', E2E_LANES_OWNER_PID: '', E2E_LANES_RUN_ID: '' } });
   const kept = JSON.parse(line.trim().split('\n').pop()!) as { runId: string; pids: number[] };
-  t.after(() => {
-    for (const pid of kept.pids) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  });
+  killGroupsAfter(t, () => kept.pids);
   assert.equal(kept.pids.length, 1);
   assert.ok(runs(kept.pids[0]!), 'the kept server runs after its run ended');
 

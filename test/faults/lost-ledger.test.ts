@@ -17,7 +17,7 @@ import { tearDownRuns } from '../../src/lanes/run.js';
 import { warmOptions } from '../fixtures/warm/options.js';
 import { useTestDatabases } from '../databases/helpers.js';
 import { databaseExists, startWarm, until } from '../helpers/warm.js';
-import { runFixture } from '../helpers/processes.js';
+import { killGroupsAfter, runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { isPidAlive } from '../../src/state/index.js';
 
@@ -63,15 +63,7 @@ test('a kept run whose three state files are lost: down --all finds its server b
     timeoutMs: 90_000,
   });
   const kept = JSON.parse(line.trim().split('\n').pop()!) as { runId: string; pids: number[]; databaseName: string };
-  t.after(() => {
-    for (const pid of kept.pids) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  });
+  killGroupsAfter(t, () => kept.pids);
   assert.equal(kept.pids.length, 1);
   assert.ok(await databaseExists(db.adminUrl, kept.databaseName));
   for (const file of ['allocated-lanes.json', 'allocated-databases.json', 'allocated-ports.json']) rmSync(join(stateDir, file), { force: true });

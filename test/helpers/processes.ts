@@ -54,3 +54,16 @@ export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
+
+/** SIGKILLs the process groups of `pids` when the test ends, whatever happened (those already gone are skipped). */
+export function killGroupsAfter(t: TestContext, pids: () => readonly number[]): void {
+  t.after(() => {
+    for (const pid of pids()) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+}
