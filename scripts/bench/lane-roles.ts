@@ -65,10 +65,15 @@ export async function measureLaneRoles(ctx: BenchContext, reps: number): Promise
       ],
     ),
     '',
-    `- ${samples.get('boot on').length} rounds, the two modes interleaved (the order flips every round), the ready pool refilled (not measured) before each step. With lane roles, a lane's boot creates its role (a SCRAM verifier computed by the toolkit: the server hashes nothing) and grants it its database in one more round trip (one transaction); a \`swap\` grants the ready copy to the lane role in the rename's own transaction.`,
+    `- ${samples.get('boot on').length} rounds, the two modes interleaved (the order flips every round), the ready pool refilled (not measured) before each step. With lane roles, a lane's boot creates its role (a SCRAM verifier computed by the toolkit: the server hashes nothing), grants it its database and marks the database in the transaction that renames the ready copy in (one round trip, one commit, as without roles); a lane that has to clone (no ready copy left) does the role in one more round trip. A \`swap\` grants the ready copy to the lane role in the rename's own transaction. The role's own SQL alone (its last row) is that statement in a transaction of its own.`,
   ].join('\n');
   const targets: TargetResult[] = [
-    { name: 'lane role, added to a lane\'s boot (its own SQL, p50)', goal: '≤ 2 ms', measured: `${fmtMs(p50('role'))} (boot p50 ${fmtMs(p50('boot on'))} on, ${fmtMs(p50('boot off'))} off: ${added >= 0 ? '+' : ''}${fmtMs(added)})`, pass: p50('role') <= 2 },
+    {
+      name: "lane role, added to a lane's boot (boot p50 on − off)",
+      goal: '≤ 2 ms',
+      measured: `${added >= 0 ? '+' : '−'}${fmtMs(Math.abs(added))} (${fmtMs(p50('boot on'))} on, ${fmtMs(p50('boot off'))} off; the role's own SQL alone ${fmtMs(p50('role'))})`,
+      pass: added <= 2,
+    },
     { name: '`swap` reset p50 with lane roles, demo schema', goal: '≤ 10 ms', measured: `${fmtMs(p50('swap on'))} (off: ${fmtMs(p50('swap off'))})`, pass: p50('swap on') <= 10 },
   ];
   return { markdown, targets };

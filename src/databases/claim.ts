@@ -15,11 +15,11 @@ import { describeLane, type LaneKey } from '../state/index.js';
 import { cloneDatabase, findDatabase, isAlreadyThere } from './admin.js';
 import type { DatabaseAllocation, DatabaseEntry } from './entries.js';
 import type { LaneRecords } from './lane-records.js';
-import { laneMark, markLanes } from './marks.js';
+import { laneMark, markLanes, markSql } from './marks.js';
 import { laneDatabaseName, templateHashOf } from './names.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy } from './ready-pool.js';
-import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleUrl } from './roles.js';
+import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleSql, laneRoleUrl, runRoleSql } from './roles.js';
 import type { PostgresSession } from './session.js';
 import type { TemplateInfo } from './template.js';
 
@@ -95,18 +95,22 @@ export async function claimLane(context: ClaimContext, key: LaneKey, template: T
 async function create(context: ClaimContext, client: Client, version: number, entry: DatabaseEntry, template: string, adminUrl: string): Promise<void> {
   const { databaseName } = entry;
   const roles = context.roles;
+  // With a ready copy, its lane role, its grant and its mark come in the rename's own transaction:
+  // one round trip and one commit for all of it.
+  const role = roles ? laneRoleSql(databaseName, laneRolePassword(roles.key, laneRoleName(databaseName)), template, laneMark(entry), { grantDatabase: true }) : undefined;
+  const then = [...(role ? [role] : []), markSql(databaseName, laneMark(entry))].join(';\n');
   try {
     const hash = templateHashOf(context.prefix, template);
-    const copy = hash === undefined ? undefined : await takeReadyCopy(client, context.prefix, hash, databaseName);
+    const copy = hash === undefined ? undefined : await runRoleSql(laneRoleName(databaseName), () => takeReadyCopy(client, context.prefix, hash, databaseName, then));
     if (copy !== undefined) {
       debug('took ready copy %s as %s for %s', copy, databaseName, describeLane(entry));
       context.tookReadyCopy();
-    } else {
-      await cloneDatabase(client, databaseName, template, context.cloneStrategy, version);
-      debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
+      return;
     }
+    await cloneDatabase(client, databaseName, template, context.cloneStrategy, version);
+    debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
   } catch (error) {
-    if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
+    if (error instanceof LanesError || !isAlreadyThere(error)) throw error instanceof LanesError ? error : createFailed(databaseName, template, adminUrl, error);
     debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
   }
   if (roles) await openToLaneRole(client, entry, template, roles.key);

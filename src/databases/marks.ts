@@ -59,9 +59,14 @@ export function parseMark(comment: string | null | undefined): DatabaseMark | un
   }
 }
 
+/** SQL that writes `mark` as the comment of database `name` (the caller must own it). */
+export function markSql(name: string, mark: DatabaseMark): string {
+  return `COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(mark))}`;
+}
+
 /** Writes `mark` as the comment of database `name` (the caller must own it). */
 export async function writeMark(client: Client, name: string, mark: DatabaseMark): Promise<void> {
-  await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(mark))}`);
+  await client.query(markSql(name, mark));
 }
 
 /** The mark of a lane database: its lane and owner (`kept` by default as its entry says). */

@@ -145,13 +145,13 @@ const RACE_ATTEMPTS = 5;
 const NOT_OURS_SQLSTATE = 'EL001';
 
 /**
- * Creates the role `role` (NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS, the defaults), or
- * takes an existing role of the toolkit, with `attributes` (LOGIN and its password, or NOLOGIN),
- * marked with `mark`; then the statements of `then`. One round trip, one transaction: the mark is
- * checked on the server, so a role without it is refused before anything is changed.
- * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
+ * SQL that creates the role `role` (NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS, the defaults),
+ * or takes an existing role of the toolkit, with `attributes` (LOGIN and its password, or NOLOGIN),
+ * marked with `mark`; then the statements of `then`. Meant for one transaction: the mark is checked
+ * on the server, so a role without it is refused (SQLSTATE {@link NOT_OURS_SQLSTATE}) before
+ * anything is changed. Run it with {@link runRoleSql}.
  */
-async function ensureRole(client: Client, role: string, attributes: string, mark: DatabaseMark, then: string[] = [], options: { lazyCommit?: boolean } = {}): Promise<void> {
+function roleSql(role: string, attributes: string, mark: DatabaseMark, then: string[] = []): string {
   const id = escapeIdentifier(role);
   const name = escapeLiteral(role);
   const create = `DO $e2e_lanes$ BEGIN
@@ -164,21 +164,32 @@ async function ensureRole(client: Client, role: string, attributes: string, mark
 END $e2e_lanes$`;
   // CREATE ROLE's defaults are NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION INHERIT;
   // naming them again would need superuser for some (a CREATEROLE admin may not even say NOBYPASSRLS).
-  const statements = [...(options.lazyCommit ? ['SET LOCAL synchronous_commit = off'] : []), create, `ALTER ROLE ${id} WITH ${attributes}`, ...then];
+  return [create, `ALTER ROLE ${id} WITH ${attributes}`, ...then].join(';\n');
+}
+
+/**
+ * Runs `run` (SQL of {@link roleSql} for `role`, maybe with more statements in its transaction)
+ * until it is not raced: another process claiming the same lane at the same moment created the role
+ * (42710, 23505) or granted the same privilege ("tuple concurrently updated"); again, after a moment.
+ * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
+ */
+export async function runRoleSql<T>(role: string, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await client.query(statements.join(';\n'));
-      return;
+      return await run();
     } catch (error) {
       const code = (error as Partial<DatabaseError>).code;
       if (code === NOT_OURS_SQLSTATE) throw notOurs(role);
-      // Another process claiming the same lane at the same moment created the role (42710, 23505) or
-      // granted the same privilege ("tuple concurrently updated"): again, after a moment.
       const raced = code === '42710' || code === '23505' || (code === 'XX000' && /tuple concurrently updated/.test(messageOf(error)));
       if (!raced || attempt >= RACE_ATTEMPTS) throw error;
       await sleep(Math.random() * 10 * attempt);
     }
   }
+}
+
+/** {@link roleSql} run in one round trip, one transaction, again when raced. */
+async function ensureRole(client: Client, role: string, attributes: string, mark: DatabaseMark, then: string[] = []): Promise<void> {
+  await runRoleSql(role, () => client.query(roleSql(role, attributes, mark, then)));
 }
 
 /**
@@ -214,23 +225,27 @@ export async function finishBuildForOwner(client: Client, build: string, owner: 
 }
 
 /**
- * The lane role of `databaseName`, created or brought back to what it must be (LOGIN with its
- * password, a member of the template's owner role), marked with its lane's `mark`; with
- * `grantDatabase`, also given its database (see {@link laneAccessSql}), in the same round trip.
+ * SQL that creates the lane role of `databaseName` or brings it back to what it must be (LOGIN with
+ * its password, a member of the template's owner role), marked with its lane's `mark`; with
+ * `grantDatabase`, also gives it its database (see {@link laneAccessSql}). For one transaction: a
+ * lane's boot runs it in the transaction that renames a ready copy in. Run it with {@link runRoleSql}.
+ */
+export function laneRoleSql(databaseName: string, password: string, template: string, mark: DatabaseMark, options: { grantDatabase?: boolean } = {}): string {
+  return roleSql(laneRoleName(databaseName), `LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`, { ...mark, kind: 'lane' }, [
+    `GRANT ${escapeIdentifier(templateOwnerName(template))} TO ${escapeIdentifier(laneRoleName(databaseName))}`,
+    ...(options.grantDatabase ? [laneAccessSql(databaseName)] : []),
+  ]);
+}
+
+/**
+ * The lane role of `databaseName` (see {@link laneRoleSql}), in its own round trip and transaction,
+ * whose commit does not wait for its WAL flush (a server crash right after it may lose the role;
+ * every claim of the lane creates it again).
  * @throws {LanesError} `DATABASE_CREATE_FAILED` for a role of that name the toolkit did not create.
  */
 export async function ensureLaneRole(client: Client, databaseName: string, password: string, template: string, mark: DatabaseMark, options: { grantDatabase?: boolean } = {}): Promise<void> {
-  const role = laneRoleName(databaseName);
-  // On a lane's boot path: the commit does not wait for its WAL flush (about 3 ms of a lane role's
-  // 4 measured). A server crash right after it may lose the role; every claim of the lane creates it again.
-  await ensureRole(
-    client,
-    role,
-    `LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`,
-    { ...mark, kind: 'lane' },
-    [`GRANT ${escapeIdentifier(templateOwnerName(template))} TO ${escapeIdentifier(role)}`, ...(options.grantDatabase ? [laneAccessSql(databaseName)] : [])],
-    { lazyCommit: true },
-  );
+  const sql = `SET LOCAL synchronous_commit = off;\n${laneRoleSql(databaseName, password, template, mark, options)}`;
+  await runRoleSql(laneRoleName(databaseName), () => client.query(sql));
 }
 
 /** SQL that closes database `name` to PUBLIC. */

@@ -217,6 +217,31 @@ describe('a role per lane', () => {
     assert.deepEqual(left, [foreign, living, liveOwner].sort());
   });
 
+  it('refuses a role of the lane\'s name that it did not create, and the ready copy the boot would have taken stays in the pool', async (t) => {
+    const runId = 'run-foreign-role';
+    const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir: await tempDir(t), prefix: db.prefix, runId, migrations: join(BASIC, 'migrations'), registry: 'file', pool: 1 });
+    const role = laneRoleName(laneDatabaseName(db.prefix, { runId, project: 'taken' }));
+    t.after(async () => {
+      await allocator.releaseRun().catch(() => undefined);
+      await allocator.close();
+      await query(db.adminUrl, `DROP ROLE IF EXISTS ${role}`);
+    });
+    const template = await allocator.prepare();
+    await allocator.poolSettled();
+    const before = await allocator.readyCopiesOf([template.hash]);
+    assert.equal(before.length, 1);
+    await query(db.adminUrl, `CREATE ROLE ${role}`); // the lane's name, without the toolkit's mark
+    await assert.rejects(allocator.allocateDatabaseForProject('taken'), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'DATABASE_CREATE_FAILED');
+      assert.match(error.message, new RegExp(`role named ${role} exists`));
+      return true;
+    });
+    // The rename, the role and the mark are one transaction: the copy was not used up.
+    assert.deepEqual(await allocator.readyCopiesOf([template.hash]), before);
+    const attributes = await query<{ login: boolean; comment: string | null }>(db.adminUrl, "SELECT rolcanlogin AS login, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = $1", [role]);
+    assert.deepEqual(attributes, [{ login: false, comment: null }], 'the foreign role is left as it was');
+  });
+
   it("gives a lane's servers and its workers the lane role's URL, never the admin's", { timeout: 120_000 }, async (t) => {
     const server = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
     const options = {
