@@ -2,7 +2,7 @@
  * `npm run bench`: proves the speed claims of e2e-lanes against the naive way, measured side by
  * side in one run (medians of repetitions, ratios, PASS/MISS per target; a MISS never fails).
  *
- *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets,migration,reuse] [--reps N] [--write-docs]
+ *   npm run bench [-- --quick] [--only databases,floor,ports,suite,teardown,resets,migration,reuse,vitest] [--reps N] [--write-docs]
  *
  * One file per part under scripts/bench/; docs/performance.md is written by --write-docs only.
  */
@@ -19,6 +19,7 @@ import { runTeardown } from './bench/teardown.ts';
 import { runResets } from './bench/resets.ts';
 import { runMigration } from './bench/migration.ts';
 import { runReuse } from './bench/reuse.ts';
+import { runVitest } from './bench/vitest.ts';
 
 const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   databases: runDatabases,
@@ -29,6 +30,7 @@ const RUNNERS: Record<PartId, (ctx: BenchContext) => Promise<PartResult>> = {
   resets: runResets,
   migration: runMigration,
   reuse: runReuse,
+  vitest: runVitest,
 };
 
 const USAGE = `Usage: npm run bench -- [options]

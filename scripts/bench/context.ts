@@ -15,7 +15,7 @@ import { DatabaseAllocator, ensurePostgres, type PostgresHandle } from '../../sr
 import { withDatabase } from '../../src/postgres/index.ts';
 
 /** The parts, in the order they run. */
-export const PARTS = ['databases', 'floor', 'ports', 'suite', 'teardown', 'resets', 'migration', 'reuse'] as const;
+export const PARTS = ['databases', 'floor', 'ports', 'suite', 'teardown', 'resets', 'migration', 'reuse', 'vitest'] as const;
 export type PartId = (typeof PARTS)[number];
 
 export interface BenchOptions {

@@ -21,7 +21,7 @@ import { fmtMs, fmtRatio, median, percentile, range, Samples, table, timed, type
 const VARIANTS = ['swap', 'truncate', 'drop + clone', 'naive'] as const;
 type Variant = (typeof VARIANTS)[number];
 
-interface Schema {
+export interface Schema {
   name: string;
   options: { migrations: string; seed: string; hashInputs?: readonly string[] };
   /** Runs the seed again on a connected lane (the naive way's second half). */
@@ -224,7 +224,7 @@ async function measureGrace(ctx: BenchContext, reps: number): Promise<Samples> {
 }
 
 /** The naive way's first half: one TRUNCATE of every table of the app's schema (`_prisma_migrations` kept). */
-async function truncateAll(databaseUrl: string): Promise<void> {
+export async function truncateAll(databaseUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -238,7 +238,7 @@ async function truncateAll(databaseUrl: string): Promise<void> {
 }
 
 /** A generated schema of `tables` tables with foreign keys and seed rows, as a migrations folder and a seed module. */
-async function wideSchema(ctx: BenchContext, tables: number): Promise<Schema> {
+export async function wideSchema(ctx: BenchContext, tables: number): Promise<Schema> {
   const dir = await ctx.dir('wide');
   const { migration, seed } = wideSchemaSql(tables, 5);
   await mkdir(join(dir, 'migrations', '20250101000000_wide'), { recursive: true });
