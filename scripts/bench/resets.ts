@@ -110,18 +110,7 @@ async function measureSchema(ctx: BenchContext, schema: Schema, reps: number): P
     const template = await allocator.prepare();
     const lane = await allocator.allocateDatabaseForProject('fresh');
     // The lane's servers: a pool that keeps idle sessions on the lane database and reconnects after a swap.
-    const app = new pg.Pool({ connectionString: lane.databaseUrl, max: 2 });
-    app.on('error', () => undefined);
-    const appConnected = async (): Promise<void> => {
-      for (let attempt = 0; attempt < 20; attempt++) {
-        try {
-          await Promise.all([app.query('SELECT 1'), app.query('SELECT 1')]);
-          return;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      }
-    };
+    const { app, appConnected } = appPool(lane.databaseUrl);
     const write = async (): Promise<void> => {
       const client = new pg.Client({ connectionString: lane.databaseUrl });
       await client.connect();
@@ -221,6 +210,26 @@ async function measureGrace(ctx: BenchContext, reps: number): Promise<Samples> {
     await ctx.admin.query(`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
   }
   return samples;
+}
+
+/**
+ * The "servers" of a lane: a `pg.Pool` of two that keeps idle sessions on `databaseUrl` and
+ * reconnects after a swap; `appConnected()` resolves once both sessions are open again (bounded).
+ */
+export function appPool(databaseUrl: string): { app: pg.Pool; appConnected(): Promise<void> } {
+  const app = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  app.on('error', () => undefined);
+  const appConnected = async (): Promise<void> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await Promise.all([app.query('SELECT 1'), app.query('SELECT 1')]);
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  };
+  return { app, appConnected };
 }
 
 /** The naive way's first half: one TRUNCATE of every table of the app's schema (`_prisma_migrations` kept). */

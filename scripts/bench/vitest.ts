@@ -10,7 +10,7 @@ import { applyMigrations, readMigrations, runSeed } from '../../src/databases/in
 import { DatabaseAllocator } from '../../src/index.ts';
 import { DEMO, type BenchContext } from './context.ts';
 import { fmtMs, fmtRatio, percentile, range, Samples, table, timed, type PartResult, type TargetResult } from './measure.ts';
-import { truncateAll, wideSchema, type Schema } from './resets.ts';
+import { appPool, truncateAll, wideSchema, type Schema } from './resets.ts';
 
 const VARIANTS = ['e2e-lanes/vitest reset', 'CREATE DATABASE … TEMPLATE + DROP', 'TRUNCATE + seed', 'migrate + seed'] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -54,18 +54,7 @@ async function perTest(ctx: BenchContext, schema: Schema, reps: number): Promise
   try {
     const template = await allocator.prepare();
     const lane = await allocator.allocateDatabaseForProject('vitest', { worker: 0 });
-    const app = new pg.Pool({ connectionString: lane.databaseUrl, max: 2 });
-    app.on('error', () => undefined);
-    const appConnected = async (): Promise<void> => {
-      for (let attempt = 0; attempt < 20; attempt++) {
-        try {
-          await Promise.all([app.query('SELECT 1'), app.query('SELECT 1')]);
-          return;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      }
-    };
+    const { app, appConnected } = appPool(lane.databaseUrl);
     const run: Record<Variant, () => Promise<number>> = {
       'e2e-lanes/vitest reset': async () => (await timed(() => allocator.resetDatabaseForProject('vitest', { worker: 0, strategy: 'swap' }))).ms,
       'CREATE DATABASE … TEMPLATE + DROP': async () =>
