@@ -3,40 +3,19 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
-import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
+import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE } from '../../src/databases/index.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { isLanesError } from '../../src/errors.js';
 import { newOwner } from '../../src/state/index.js';
 import { exited, runFixture, startFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, databasesStartingWith, dropDatabasesStartingWith, query, useTestDatabases } from './helpers.js';
+import { FIXTURES, databasesStartingWith, dropDatabasesStartingWith, query, useBasicAllocators, useTestDatabases } from './helpers.js';
 
 const server = useTestDatabases('alloc');
-const allocators: DatabaseAllocator[] = [];
-
-afterEach(async () => {
-  for (const allocator of allocators.splice(0)) {
-    await allocator.releaseRun().catch(() => undefined);
-    await allocator.close();
-  }
-});
-
 /** An allocator on the test server with the `basic` fixture, released after the test. */
-async function allocatorFor(t: TestContext, options: DatabaseAllocatorOptions = {}): Promise<DatabaseAllocator> {
-  const allocator = new DatabaseAllocator({
-    adminUrl: server.adminUrl,
-    prefix: server.prefix,
-    migrations: `${FIXTURES}basic/migrations`,
-    seed: `${FIXTURES}basic/seed.ts`,
-    stateDir: await tempDir(t),
-    runId: `run-${t.name.slice(0, 12).replace(/[^a-z]/gi, '')}`,
-    ...options,
-  });
-  allocators.push(allocator);
-  return allocator;
-}
+const allocatorFor = useBasicAllocators(server);
 
 async function exists(name: string): Promise<boolean> {
   return (await databasesStartingWith(server.adminUrl, name)).includes(name);

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { cp } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { after, before } from 'node:test';
+import { after, afterEach, before, type TestContext } from 'node:test';
 import pg from 'pg';
-import { DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE } from '../../src/databases/index.js';
+import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { getTestPostgres } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** The migration fixtures folder. */
 export const FIXTURES = fileURLToPath(new URL('../fixtures/migrations/', import.meta.url));
@@ -79,4 +80,36 @@ export async function copyFixture(fixture: string, dir: string): Promise<string>
   const target = `${dir}/${fixture}`;
   await cp(`${FIXTURES}${fixture}`, target, { recursive: true });
   return target;
+}
+
+/**
+ * Per test file: a function that makes an allocator on `server` with the `basic` fixture (seed:
+ * alpha, beta), a state folder and a run id of its test, and `defaults`; each is released and
+ * closed after its test (after the file's own earlier `afterEach` hooks).
+ */
+export function useBasicAllocators(
+  server: { readonly adminUrl: string; readonly prefix: string },
+  defaults: DatabaseAllocatorOptions = {},
+): (t: TestContext, options?: DatabaseAllocatorOptions) => Promise<DatabaseAllocator> {
+  const allocators: DatabaseAllocator[] = [];
+  afterEach(async () => {
+    for (const allocator of allocators.splice(0)) {
+      await allocator.releaseRun().catch(() => undefined);
+      await allocator.close();
+    }
+  });
+  return async (t, options = {}) => {
+    const allocator = new DatabaseAllocator({
+      adminUrl: server.adminUrl,
+      prefix: server.prefix,
+      migrations: `${FIXTURES}basic/migrations`,
+      seed: `${FIXTURES}basic/seed.ts`,
+      stateDir: await tempDir(t),
+      runId: `run-${t.name.slice(0, 12).replace(/[^a-z]/gi, '')}`,
+      ...defaults,
+      ...options,
+    });
+    allocators.push(allocator);
+    return allocator;
+  };
 }

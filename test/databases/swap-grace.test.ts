@@ -1,40 +1,20 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, it, type TestContext } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { DatabaseAllocator, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
 import { resolveDatabaseAllocatorOptions } from '../../src/databases/options.js';
 import { isLanesError } from '../../src/errors.js';
-import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, query, useTestDatabases } from './helpers.js';
+import { query, useBasicAllocators, useTestDatabases } from './helpers.js';
 
 const server = useTestDatabases('grace');
-const allocators: DatabaseAllocator[] = [];
 const clients: pg.Client[] = [];
 
 afterEach(async () => {
   for (const client of clients.splice(0)) await client.end().catch(() => undefined);
-  for (const allocator of allocators.splice(0)) {
-    await allocator.releaseRun().catch(() => undefined);
-    await allocator.close();
-  }
 });
 
 /** An allocator on the test server with the `basic` fixture (seed: alpha, beta), released after the test. */
-async function allocatorFor(t: TestContext, options: DatabaseAllocatorOptions = {}): Promise<DatabaseAllocator> {
-  const allocator = new DatabaseAllocator({
-    adminUrl: server.adminUrl,
-    prefix: server.prefix,
-    migrations: `${FIXTURES}basic/migrations`,
-    seed: `${FIXTURES}basic/seed.ts`,
-    stateDir: await tempDir(t),
-    runId: `run-${t.name.slice(0, 12).replace(/[^a-z]/gi, '')}`,
-    pool: 1,
-    ...options,
-  });
-  allocators.push(allocator);
-  return allocator;
-}
+const allocatorFor = useBasicAllocators(server, { pool: 1 });
 
 /** A client of the lane (its role's URL, as the app's servers connect), ended after the test. */
 async function appClient(url: string): Promise<pg.Client> {
