@@ -1,9 +1,8 @@
-import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { LanesError } from '../errors.js';
 import { isPidAlive } from '../state/owner.js';
-import { procStat } from '../state/proc.js';
+import { listPids, procStat } from '../state/proc.js';
 import type { KillProcessGroupOptions } from './types.js';
 
 const log = createDebug('e2e-lanes:servers');
@@ -105,16 +104,11 @@ function assertSafeGroup(pid: number): void {
 
 /** States of the members of group `pgid`, or undefined when /proc is not available. @internal */
 function procGroupStates(pgid: number): string[] | undefined {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return undefined;
-  }
+  const pids = listPids();
+  if (!pids) return undefined;
   const states: string[] = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = procStat(Number(entry));
+  for (const pid of pids) {
+    const stat = procStat(pid);
     if (stat?.pgrp === pgid) states.push(stat.state);
   }
   return states;

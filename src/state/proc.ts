@@ -1,4 +1,8 @@
-import { readFileSync } from 'node:fs';
+/**
+ * The one reader of Linux `/proc` for processes: the pids it lists, a process's `stat` fields and
+ * its environment (where the toolkit's marks are). Elsewhere (no `/proc`) each says so.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** The fields of `/proc/<pid>/stat` the toolkit uses (Linux). */
 export interface ProcStat {
@@ -31,4 +35,28 @@ export function procStat(pid: number | 'self'): ProcStat | undefined {
   const childrenCpuTicks = Number(fields[13]) + Number(fields[14]);
   if (state === undefined || !Number.isInteger(pgrp) || !Number.isFinite(startTime)) return undefined;
   return { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime, childrenCpuTicks };
+}
+
+/** The pids `/proc` lists (this process's among them), or undefined where there is no /proc (not Linux). */
+export function listPids(): number[] | undefined {
+  try {
+    return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The environment of a process (Linux `/proc/<pid>/environ`), or undefined where it cannot be read. */
+export function processEnv(pid: number): Map<string, string> | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    const env = new Map<string, string>();
+    for (const pair of raw.split('\0')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+    return env;
+  } catch {
+    return undefined;
+  }
 }
