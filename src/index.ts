@@ -22,5 +22,5 @@ export {
 export { ensurePostgres, type EnsurePostgresOptions, type PostgresHandle, type EmbeddedPostgresOptions } from './postgres/index.js';
 export { startServer, startServers, type ServerDefinition, type ServerContext, type StartedServer, type StartedServers, type StartServerOptions, type ServerExit } from './servers/index.js';
 export { LaneManager, type Lane, type PrepareReport } from './lanes/lane-manager.js';
-export type { LanesOptions, LaneDatabaseOptions } from './lanes/options.js';
-export type { ReapReport } from './lanes/reaper.js';
+export type { LanesOptions, LaneDatabaseOptions } from './lanes/options/lane-options.js';
+export type { ReapReport } from './lanes/reaping/reaper.js';

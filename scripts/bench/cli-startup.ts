@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
+import { laneLedger } from '../../src/lanes/records/lane-ledger.js';
 import { PortAllocator } from '../../src/ports/index.js';
 import { newOwner } from '../../src/state/index.js';
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { DatabaseAllocator, PortAllocator } from '../../src/index.ts';
-import { reapStaleLanes } from '../../src/lanes/reaper.ts';
+import { reapStaleLanes } from '../../src/lanes/reaping/reaper.ts';
 import { procStat } from '../../src/state/proc.ts';
 import { childEnv, ROOT } from './context.ts';
 import { GREP_INVERT } from './shared-mode.ts';

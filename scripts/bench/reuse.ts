@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { stateOf } from '../../src/cli/context.ts';
-import { tearDownRuns } from '../../src/lanes/run.ts';
+import { tearDownRuns } from '../../src/lanes/teardown/run-records.ts';
 import type { BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, table, type PartResult } from './measure.ts';
 import { allRunsPassed, ensureBuilt, reapLeftovers, runPlaywright, stopCurrentRun, type SuiteRun } from './playwright-run.ts';

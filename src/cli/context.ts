@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import { DATABASES_FILE, databasesSpec } from '../databases/entries.js';
 import { resolveDatabaseAllocatorOptions } from '../databases/options.js';
 import { LanesError, messageOf } from '../errors.js';
-import { laneLedger } from '../lanes/lane-ledger.js';
-import { lanePortNames, type LanesOptions } from '../lanes/options.js';
+import { laneLedger } from '../lanes/records/lane-ledger.js';
+import { lanePortNames, type LanesOptions } from '../lanes/options/lane-options.js';
 import { PortAllocator } from '../ports/index.js';
 import { resolveLeaseMs, resolveStateDir, StateFile } from '../state/index.js';
 

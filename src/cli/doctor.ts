@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { escapeIdentifier } from 'pg';
 import { DEFAULT_PORT_RANGE, isPortFree } from '../ports/index.js';
-import type { LanesOptions } from '../lanes/options.js';
+import type { LanesOptions } from '../lanes/options/lane-options.js';
 import { messageOf } from '../errors.js';
 import { connectClient, describeTarget, ensurePostgres, formatVersion, resolveAdminUrl, resolveBinaries } from '../postgres/index.js';
 import { playwrightChromium, systemChromium } from '../playwright/browser.js';

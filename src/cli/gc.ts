@@ -1,6 +1,6 @@
 import { DEFAULT_PREFIX, dropOldTemplates, listTemplates, templateHashOf } from '../databases/index.js';
-import { reapDeadDatabases, reapDeadRuns } from '../lanes/run.js';
-import type { LanesOptions } from '../lanes/options.js';
+import { reapDeadDatabases, reapDeadRuns } from '../lanes/reaping/dead-runs.js';
+import type { LanesOptions } from '../lanes/options/lane-options.js';
 import { ensurePostgres } from '../postgres/index.js';
 import { describeLane } from '../state/index.js';
 import type { CliState } from './context.js';

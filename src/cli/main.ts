@@ -92,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--all', 'every run in the state folder, alive or not')
     .action(async (opts: { run?: string[]; all?: boolean }) => {
       if (!opts.run && !opts.all) throw new CommanderError(2, 'e2e-lanes.down', "error: say which lanes: --run <id> or --all (see 'e2e-lanes status')");
-      const [{ options, state }, { tearDownRuns }] = await Promise.all([context(), import('../lanes/run.js')]);
+      const [{ options, state }, { tearDownRuns }] = await Promise.all([context(), import('../lanes/teardown/run-records.js')]);
       const report = await tearDownRuns(state, { ...(opts.run ? { runs: opts.run } : {}), ...(opts.all ? { all: true } : {}) }, options);
       console.log(`tore down ${report.runs.length} run(s): ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports} port entr(ies)`);
     });

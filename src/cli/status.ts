@@ -2,10 +2,10 @@ import type { DatabaseListing } from '../databases/entries.js';
 import { isListening } from '../ports/probe.js';
 import { currentHost, isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
 import { judgeProcess } from '../state/owner.js';
-import { findStateProcesses } from '../lanes/orphans.js';
+import { findStateProcesses } from '../lanes/reaping/orphans.js';
 import { hostClaims, type HostClaims } from '../ports/host-claims.js';
 import { debugLogger } from '../log.js';
-import type { LaneEntry } from '../lanes/lane-ledger.js';
+import type { LaneEntry } from '../lanes/records/lane-ledger.js';
 import { age, dim, green, red, span, table, yellow } from './format.js';
 import type { stateFilesOf } from './context.js';
 

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LanesError } from '../errors.js';
-import { laneLedger, LANES_FILE } from '../lanes/lane-ledger.js';
+import { laneLedger, LANES_FILE } from '../lanes/records/lane-ledger.js';
 import { LaneManager, type Lane } from '../lanes/lane-manager.js';
-import type { LanesOptions } from '../lanes/options.js';
+import type { LanesOptions } from '../lanes/options/lane-options.js';
 import { redactUrl } from '../redact.js';
 import { claimRunOwnership } from '../state/index.js';
 import { bold } from './format.js';

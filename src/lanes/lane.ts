@@ -1,13 +1,9 @@
 /**
- * A lane as a run holds it: what tests see (ports, URLs, database), and what the lane manager keeps
- * of one that is up. Also the lane's key in a run's map, and the error of a boot that failed.
+ * A lane as tests see it (ports, URLs, database), the lane's key in a run's table, and the error
+ * of a boot that failed. Every folder of `lanes/` may import it; it imports none of them.
  */
-import type { TemplateInfo } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
-import type { ServerExit, StartedServers } from '../servers/index.js';
-import type { LaneRestarts } from './restart.js';
 import { describeLane, type LaneKey } from '../state/index.js';
-import type { ReapReport } from './reaper.js';
 
 /** One lane, as tests and fixtures see it. */
 export interface Lane {
@@ -28,45 +24,6 @@ export interface Lane {
   logFiles: Record<string, string>;
 }
 
-/** What `prepare()` did. */
-export interface PrepareReport {
-  template?: TemplateInfo;
-  /** Which PostgreSQL server the lanes' databases live on (no password); absent without databases. */
-  postgres?: string;
-  reaped: ReapReport;
-}
-
-/** A lane that is up in this run, with its servers. */
-export interface RunningLane {
-  lane: Lane;
-  servers: StartedServers;
-  /** Servers that died on their own while the lane was up and are not up again, by name. */
-  deaths: Map<string, ServerExit>;
-  /** Restarts of its servers that died (see restart.ts). */
-  restarts?: LaneRestarts;
-  /** True once the lane's database was swapped (its servers' sessions ended). */
-  swapped?: boolean;
-}
-
-/** What `adoptWarmLanes()` did with the lanes of the warm run this manager took over. */
-export interface AdoptionReport {
-  /** The warm run taken over (this manager's run id), if any. */
-  runId?: string;
-  /** Lanes taken over, their data put back to the template. */
-  adopted: Lane[];
-  /** Lanes torn down instead, and why (`the backend's command changed`). */
-  replaced: Array<{ project: string; worker?: number; reason: string }>;
-  /** How long the lanes had waited warm, in ms. */
-  idleMs?: number;
-}
-
-/** Where a run's lanes went at teardown when they stay warm: until when, and which lanes. */
-export interface WarmReport {
-  lanes: Lane[];
-  until: string;
-  watchdogPid: number;
-}
-
 /**
  * The error of a later request for a lane whose boot failed: the first boot's error (same code and
  * hint), saying that it is that boot's, remembered, and that the lane is not booted again.
@@ -83,6 +40,7 @@ export function rememberedFailure(key: LaneKey, error: unknown, at: Date): Error
   });
 }
 
+/** The key of a lane in a run's table: its project and worker. */
 export function laneId(key: LaneKey): string {
   return JSON.stringify([key.project, key.worker ?? null]);
 }
@@ -93,6 +51,7 @@ export function keyOfId(runId: string, id: string): LaneKey {
   return worker === null ? { runId, project } : { runId, project, worker };
 }
 
+/** `backend 3100, frontend 3101`. */
 export function formatPorts(ports: Record<string, number>): string {
   return Object.entries(ports)
     .map(([name, port]) => `${name} ${port}`)

@@ -1,5 +1,5 @@
 import type { LaneManager } from '../lanes/lane-manager.js';
-import type { LanesOptions } from '../lanes/options.js';
+import type { LanesOptions } from '../lanes/options/lane-options.js';
 import type { ControlServer } from './control-server.js';
 
 /**

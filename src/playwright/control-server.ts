@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { isLanesError, LanesError, messageOf, type LanesErrorCode } from '../errors.js';
 import type { LaneManager } from '../lanes/lane-manager.js';
-import type { LaneUser } from '../lanes/lane-users.js';
+import type { LaneUser } from '../lanes/use/lane-users.js';
 import type { DatabaseReset } from '../databases/index.js';
 import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset-strategy.js';
 import { debugLogger } from '../log.js';

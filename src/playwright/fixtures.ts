@@ -4,7 +4,7 @@ import { ISOLATION_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import type { ResetStrategy } from '../databases/reset-strategy.js';
 import type { Lane } from '../lanes/lane-manager.js';
-import type { LaneUser } from '../lanes/lane-users.js';
+import type { LaneUser } from '../lanes/use/lane-users.js';
 import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
 import { reportTest, requestLane, requestReset, requestServerStatus } from './control-client.js';

@@ -4,8 +4,9 @@ import { constants } from 'node:os';
 import { CONTROL_TOKEN_ENV, CONTROL_URL_ENV, LANE_DATABASES_ENV, PROJECT_ISOLATION_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
-import { keepLanes, resolveLaneIsolation, type LanesOptions } from '../lanes/options.js';
-import { describeReap } from '../lanes/reaper.js';
+import { resolveLaneIsolation } from '../lanes/options/isolation.js';
+import { keepLanes, type LanesOptions } from '../lanes/options/lane-options.js';
+import { describeReap } from '../lanes/reaping/reaper.js';
 import { progress, warn } from '../log.js';
 import { ignoredAppDatabaseUrl } from '../postgres/index.js';
 import { RUN_ID_ENV } from '../env-vars.js';
@@ -89,15 +90,15 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (disposing) return; // interrupted: the teardown already ran
     if (manager.reuse.ignored) progress(manager.reuse.ignored);
     if (manager.reuse.enabled) {
-      const adoption = await manager.adoptWarmLanes(projects.map((project) => project.name));
+      const report = await manager.reuseWarmLanes(projects.map((project) => project.name));
       if (disposing) return;
       // Workers name their lane's database from the run id: the warm run's, taken over.
       process.env[RUN_ID_ENV] = manager.runId;
-      const toBoot = Math.max(0, expected - adoption.adopted.length);
+      const toBoot = Math.max(0, expected - report.reused.length);
       progress(
-        adoption.adopted.length > 0
-          ? `reuse: ${adoption.adopted.length} warm lane(s) of run ${manager.runId} taken over (idle ${Math.round((adoption.idleMs ?? 0) / 1000)} s, data reset), ${toBoot} to boot`
-          : `reuse: no warm lane to take over${adoption.replaced.length > 0 ? ` (${adoption.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
+        report.reused.length > 0
+          ? `reuse: ${report.reused.length} warm lane(s) of run ${manager.runId} taken over (idle ${Math.round((report.idleMs ?? 0) / 1000)} s, data reset), ${toBoot} to boot`
+          : `reuse: no warm lane to take over${report.replaced.length > 0 ? ` (${report.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
       );
     }
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {

@@ -1,5 +1,5 @@
 import { progress } from '../log.js';
-import { keepMode } from '../lanes/options.js';
+import { keepMode } from '../lanes/options/lane-options.js';
 import { redactUrl } from '../redact.js';
 import { configBridge } from './config-bridge.js';
 import { showCode } from './show-code.js';

@@ -4,7 +4,7 @@ import type { PlaywrightTestConfig } from '@playwright/test';
 import { ISOLATION_ENV, STATE_DIR_ENV } from '../env-vars.js';
 import { loadRunnerSettings } from '../env-files.js';
 import { LanesError } from '../errors.js';
-import { validateLanesOptions, type LanesOptions } from '../lanes/options.js';
+import { validateLanesOptions, type LanesOptions } from '../lanes/options/lane-options.js';
 import { claimRunOwnership, resolveRunId, resolveStateDir } from '../state/index.js';
 import { playwrightChromium, systemChromium, SYSTEM_CHROMIUM_ARGS } from './browser.js';
 import { configBridge } from './config-bridge.js';

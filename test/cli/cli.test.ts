@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
+import { laneLedger } from '../../src/lanes/records/lane-ledger.js';
 import { PortAllocator } from '../../src/ports/index.js';
 import { isPidAlive, newOwner } from '../../src/state/index.js';
 import { procStat } from '../../src/state/proc.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stateOf } from '../../src/cli/context.js';
-import { tearDownRuns } from '../../src/lanes/run.js';
+import { tearDownRuns } from '../../src/lanes/teardown/run-records.js';
 import { killGroupsAfter, runFixture } from '../helpers/processes.js';
 import { tempDir } from '../helpers/tmp.js';
 import { isPidAlive } from '../../src/state/index.js';

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
-import { laneLedger, LANES_FILE } from '../../src/lanes/lane-ledger.js';
+import { laneLedger, LANES_FILE } from '../../src/lanes/records/lane-ledger.js';
 import { PortAllocator, PORTS_FILE } from '../../src/ports/index.js';
 import { OutputSink } from '../../src/servers/output.js';
 import { newOwner } from '../../src/state/index.js';

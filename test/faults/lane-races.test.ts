@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
-import type { LanesOptions } from '../../src/lanes/options.js';
+import type { LanesOptions } from '../../src/lanes/options/lane-options.js';
 import { lanePortEntries, ledger, newRunId, sandbox, serverProcesses, SUITES_DIR, waitFor } from './helpers.ts';
 
 // Ports 6700-6799: this file's block. These races are driven in-process through the LaneManager,

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isLanesError } from '../../src/errors.js';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
-import { pruneLogDirs } from '../../src/lanes/log-dir.js';
+import { laneLedger } from '../../src/lanes/records/lane-ledger.js';
+import { pruneLogDirs } from '../../src/lanes/records/log-dir.js';
 import { newOwner } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';
 

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { stateFilesOf, stateOf } from '../../src/cli/context.js';
 import { collectStatus } from '../../src/cli/status.js';
 import { collectGarbage } from '../../src/cli/gc.js';
-import { tearDownRuns } from '../../src/lanes/run.js';
+import { tearDownRuns } from '../../src/lanes/teardown/run-records.js';
 import { warmOptions } from '../fixtures/warm/options.js';
 import { useTestDatabases } from '../databases/helpers.js';
 import { databaseExists, startWarm, until } from '../helpers/warm.js';

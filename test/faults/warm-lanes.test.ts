@@ -7,7 +7,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
+import { laneLedger } from '../../src/lanes/records/lane-ledger.js';
 import { isPidAlive } from '../../src/state/index.js';
 import { warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
 import { expectExit, ledger, runLanesCli, sandbox, serverProcesses, startPlaywright, suite, useSharedPostgres } from './helpers.ts';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { chromium } from '@playwright/test';
 import getPort from 'get-port';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
+import { laneLedger } from '../../src/lanes/records/lane-ledger.js';
 import { SYSTEM_CHROMIUM_ARGS, systemChromium } from '../../src/playwright/browser.js';
 import { isInteractiveSession } from '../../src/playwright/global-setup.js';
 import { REPO_ROOT, serverProcesses, suite } from '../faults/helpers.js';

@@ -1,5 +1,5 @@
-import { LanesError } from '../errors.js';
-import { isPidAlive } from '../state/index.js';
+import { LanesError } from '../../errors.js';
+import { isPidAlive } from '../../state/index.js';
 
 /**
  * The tests that use each lane right now, as the workers report them (a test's start and end), and

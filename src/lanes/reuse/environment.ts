@@ -5,12 +5,12 @@
  */
 import { createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
-import { readEnvFiles } from '../env-files.js';
-import { ENV_PREFIX } from '../env-vars.js';
-import { PRIVATE_RUNNER_ENV, type ServerDefinition } from '../servers/index.js';
-import { envName } from '../servers/options.js';
-import { currentHost } from '../state/index.js';
-import { currentBootId } from '../state/identity.js';
+import { readEnvFiles } from '../../env-files.js';
+import { ENV_PREFIX } from '../../env-vars.js';
+import { PRIVATE_RUNNER_ENV, type ServerDefinition } from '../../servers/index.js';
+import { envName } from '../../servers/options.js';
+import { currentHost } from '../../state/index.js';
+import { currentBootId } from '../../state/identity.js';
 
 /**
  * Variables left out of the fingerprint because they change from one run to the next by nature,

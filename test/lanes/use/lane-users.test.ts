@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isLanesError } from '../../src/errors.js';
-import { LaneUsers } from '../../src/lanes/lane-users.js';
+import { isLanesError } from '../../../src/errors.js';
+import { LaneUsers } from '../../../src/lanes/use/lane-users.js';
 
 /** A live process standing for another worker. */
 function otherWorker(t: TestContext): ChildProcess {

@@ -7,18 +7,22 @@
 import { renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { messageOf } from '../errors.js';
-import { debugLogger, progress, warn } from '../log.js';
-import type { ServerExit, StartedServer, StartedServers } from '../servers/index.js';
-import { dependencyDepths } from '../servers/graph.js';
-import { describeLane, type LaneKey } from '../state/index.js';
+import { messageOf } from '../../errors.js';
+import { debugLogger, progress, warn } from '../../log.js';
+import { isProcessAlive, type ServerExit, type StartedServer, type StartedServers } from '../../servers/index.js';
+import { dependencyDepths } from '../../servers/graph.js';
+import { describeLane, type LaneKey } from '../../state/index.js';
 import { restartLaneServer, type BootContext } from './boot.js';
-import type { RunningLane } from './lane.js';
+import type { Lane } from '../lane.js';
+import type { LaneServerStatus } from '../server-status.js';
 
 const debug = debugLogger('lanes');
 
 /** How many times one server is restarted in a run, at most (failed starts count). */
 export const MAX_RESTARTS = 3;
+
+/** How long a status request waits for a dead server's last output to reach its log. */
+const EXIT_WAIT_MS = 2_000;
 
 /** Pause between a failed restart and the next one. */
 const RETRY_PAUSE_MS = 250;
@@ -31,6 +35,18 @@ export interface PastDeath {
   exit: ServerExit;
   /** When it died (ms since the epoch). */
   at: number;
+}
+
+/** A lane that is up in this run, with its servers. */
+export interface RunningLane {
+  lane: Lane;
+  servers: StartedServers;
+  /** Servers that died on their own while the lane was up and are not up again, by name. */
+  deaths: Map<string, ServerExit>;
+  /** Restarts of its servers that died. */
+  restarts?: LaneRestarts;
+  /** True once the lane's database was swapped (its servers' sessions ended). */
+  swapped?: boolean;
 }
 
 /** What a running lane knows of its servers' restarts. */
@@ -153,4 +169,52 @@ function withServer(servers: StartedServers, server: StartedServer, defs: Parame
       if (errors.length > 0) throw errors[0];
     })());
   return Object.assign(list, { stopAll, [Symbol.asyncDispose]: stopAll });
+}
+
+/**
+ * The servers of a running lane with those that died on their own (and those restarted since, so
+ * the test that was running then fails). A server found dead is given a moment to finish its log.
+ */
+export async function serverStatuses(running: RunningLane): Promise<LaneServerStatus[]> {
+  const current = await Promise.all(
+    running.servers.map(async (server) => {
+      let exit = running.deaths.get(server.name);
+      if (!exit && !isProcessAlive(server.pid)) {
+        const ended = await Promise.race([server.exited, sleep(EXIT_WAIT_MS).then(() => undefined)]);
+        if (ended && !ended.stopped) exit = ended;
+      }
+      const restarts = running.restarts;
+      const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: (exit && restarts?.deadLogs.get(server.name)) || server.logFile };
+      if (exit) status.exit = { code: exit.code, signal: exit.signal };
+      if (exit && running.swapped) status.afterSwap = true;
+      const diedAt = restarts?.diedAt.get(server.name);
+      if (exit && diedAt !== undefined) status.diedAt = new Date(diedAt).toISOString();
+      if (exit && restarts?.givenUp.has(server.name)) status.givenUp = true;
+      const count = restarts?.counts.get(server.name);
+      if (count) status.restarts = count;
+      const logProblem = server.logProblem();
+      if (logProblem) status.logProblem = logProblem;
+      return status;
+    }),
+  );
+  // The processes that died and were restarted since, so the test that was running then fails.
+  const past = (running.restarts?.past ?? []).map((death): LaneServerStatus => ({
+    name: death.name,
+    pid: death.pid,
+    logFile: death.logFile,
+    exit: { code: death.exit.code, signal: death.exit.signal },
+    diedAt: new Date(death.at).toISOString(),
+    restarted: true,
+    ...(running.swapped ? { afterSwap: true } : {}),
+  }));
+  return [...current, ...past];
+}
+
+/**
+ * Waits until the lane's servers found dead have been noted and their restarts in progress have
+ * ended (up again, or given up on), so a test starts on a healthy lane.
+ */
+export async function settleServers(running: RunningLane): Promise<void> {
+  await Promise.all(running.servers.map((server) => (isProcessAlive(server.pid) ? undefined : Promise.race([server.exited, sleep(EXIT_WAIT_MS)]))));
+  await Promise.allSettled([...(running.restarts?.inProgress.values() ?? [])]);
 }

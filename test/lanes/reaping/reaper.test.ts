@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../../src/env-vars.js';
-import { laneLedger } from '../../src/lanes/lane-ledger.js';
-import { describeReap, reapStaleLanes } from '../../src/lanes/reaper.js';
-import { isPidAlive, newOwner } from '../../src/state/index.js';
-import { exited } from '../helpers/processes.js';
-import { tempDir } from '../helpers/tmp.js';
+import { OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../../../src/env-vars.js';
+import { laneLedger } from '../../../src/lanes/records/lane-ledger.js';
+import { describeReap, reapStaleLanes } from '../../../src/lanes/reaping/reaper.js';
+import { isPidAlive, newOwner } from '../../../src/state/index.js';
+import { exited } from '../../helpers/processes.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 /** A pid that is certainly dead: a child that already exited. */
 async function deadPid(): Promise<number> {

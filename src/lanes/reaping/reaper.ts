@@ -1,10 +1,12 @@
+/** The reap of stale lanes: the servers and ledger entries of lanes whose owner is gone, and unrecorded orphans. */
 import { resolve } from 'node:path';
-import { debugLogger } from '../log.js';
-import { killProcessGroup } from '../servers/index.js';
-import { currentHost, describeLane, splitByLiveness } from '../state/index.js';
-import { pidNotJudgeable } from '../state/identity.js';
-import { laneLedger, type LaneEntry } from './lane-ledger.js';
-import { findOrphanServers, findRunProcesses, isServerOfRun } from './orphans.js';
+import { debugLogger } from '../../log.js';
+import { killProcessGroup } from '../../servers/index.js';
+import { currentHost, describeLane, splitByLiveness } from '../../state/index.js';
+import { pidNotJudgeable } from '../../state/identity.js';
+import { laneLedger, type LaneEntry } from '../records/lane-ledger.js';
+import { findOrphanServers, findRunProcesses } from './orphans.js';
+import { isServerOfRun } from './process-marks.js';
 
 const debug = debugLogger('reaper');
 

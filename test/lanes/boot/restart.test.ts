@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { LaneManager } from '../../src/lanes/lane-manager.js';
-import type { LanesOptions } from '../../src/lanes/options.js';
-import { MAX_RESTARTS } from '../../src/lanes/restart.js';
-import { isPidAlive } from '../../src/state/index.js';
-import { FIXTURES, useTestDatabases } from '../databases/helpers.js';
-import { tempDir } from '../helpers/tmp.js';
+import { LaneManager } from '../../../src/lanes/lane-manager.js';
+import type { LanesOptions } from '../../../src/lanes/options/lane-options.js';
+import { MAX_RESTARTS } from '../../../src/lanes/boot/restart.js';
+import { isPidAlive } from '../../../src/state/index.js';
+import { FIXTURES, useTestDatabases } from '../../databases/helpers.js';
+import { tempDir } from '../../helpers/tmp.js';
 
-const CRASHING = new URL('../fixtures/servers/crashing-server.mjs', import.meta.url).pathname;
-const SERVER = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+const CRASHING = new URL('../../fixtures/servers/crashing-server.mjs', import.meta.url).pathname;
+const SERVER = new URL('../../fixtures/servers/http-server.mjs', import.meta.url).pathname;
 const db = useTestDatabases('restart');
 
 const user = (testId: string) => ({ pid: process.pid, testId, title: testId });

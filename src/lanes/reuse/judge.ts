@@ -1,20 +1,20 @@
 /**
- * Judges one lane of a warm run for the run that took the warm run over: its config and servers'
+ * Judges one lane of a warm run for the run that reuses the warm run: its config and servers'
  * definitions unchanged, its template the current one, its servers alive (by their marks) and
  * healthy, its database there and put back to the template. See docs/fast-local-loop.md.
  */
-import type { DatabaseAllocator } from '../databases/index.js';
-import { messageOf } from '../errors.js';
-import { attachServers, type StartedServers } from '../servers/index.js';
-import type { LaneKey } from '../state/index.js';
-import type { Lane } from './lane.js';
-import type { LaneEntry } from './lane-ledger.js';
-import { baseServerName, type LanesOptions } from './options.js';
-import { isServerOfRun } from './orphans.js';
-import { fingerprintChange, laneFingerprint } from './warm.js';
+import type { DatabaseAllocator } from '../../databases/index.js';
+import { messageOf } from '../../errors.js';
+import { attachServers, type StartedServers } from '../../servers/index.js';
+import type { LaneKey } from '../../state/index.js';
+import type { Lane } from '../lane.js';
+import type { LaneEntry } from '../records/lane-ledger.js';
+import { baseServerName, type LanesOptions } from '../options/lane-options.js';
+import { isServerOfRun } from '../reaping/process-marks.js';
+import { fingerprintChange, laneFingerprint } from './fingerprint.js';
 
 /** What a judgement needs of the run. */
-export interface TakeOverContext {
+export interface ReuseContext {
   runId: string;
   options: LanesOptions;
   /** The config of this run (see LaneFingerprint.config). */
@@ -26,7 +26,7 @@ export interface TakeOverContext {
  * The lane and its attached servers, its data reset, or why it cannot serve this run (then
  * nothing of it was changed; the caller tears it down).
  */
-export async function takeOverLane(ctx: TakeOverContext, key: LaneKey, entry: LaneEntry, template: string | undefined): Promise<{ lane: Lane; servers: StartedServers } | { reason: string }> {
+export async function judgeWarmLane(ctx: ReuseContext, key: LaneKey, entry: LaneEntry, template: string | undefined): Promise<{ lane: Lane; servers: StartedServers } | { reason: string }> {
   const { options, databases } = ctx;
   const fingerprint = laneFingerprint(options, ctx.configKey, { project: key.project, ports: entry.ports });
   const unfit = fingerprintChange(entry.fingerprint, fingerprint) ?? (entry.status !== 'up' ? 'it never finished booting' : undefined);

@@ -4,18 +4,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { stateFilesOf } from '../../src/cli/context.js';
-import { collectStatus, formatStatus } from '../../src/cli/status.js';
-import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { processEnv } from '../../src/lanes/orphans.js';
-import { reapStaleLanes } from '../../src/lanes/reaper.js';
-import { resolveReuse } from '../../src/lanes/warm.js';
-import { RUN_ID_ENV, WATCHDOG_ENV } from '../../src/env-vars.js';
-import { isPidAlive } from '../../src/state/index.js';
-import { warmOptions, type WarmSetup } from '../fixtures/warm/options.js';
-import { query, useTestDatabases } from '../databases/helpers.js';
-import { tempDir } from '../helpers/tmp.js';
-import { databaseExists, downAfter, laneEntries, newRun, startWarm, until, warmRun } from '../helpers/warm.js';
+import { stateFilesOf } from '../../../src/cli/context.js';
+import { collectStatus, formatStatus } from '../../../src/cli/status.js';
+import { LaneManager } from '../../../src/lanes/lane-manager.js';
+import { processEnv } from '../../../src/state/proc.js';
+import { reapStaleLanes } from '../../../src/lanes/reaping/reaper.js';
+import { RUN_ID_ENV, WATCHDOG_ENV } from '../../../src/env-vars.js';
+import { isPidAlive } from '../../../src/state/index.js';
+import { warmOptions, type WarmSetup } from '../../fixtures/warm/options.js';
+import { query, useTestDatabases } from '../../databases/helpers.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { databaseExists, downAfter, laneEntries, newRun, startWarm, until, warmRun } from '../../helpers/warm.js';
 
 const db = useTestDatabases('warm');
 
@@ -29,19 +28,7 @@ async function itemCount(url: string): Promise<number> {
 
 
 
-test('reuse is off by default and on CI unless forced, with a line that says so; bad values are INVALID_OPTION', () => {
-  assert.equal(resolveReuse({}).enabled, false);
-  assert.deepEqual(resolveReuse({ reuse: true }, false), { enabled: true, idleMs: 900_000 });
-  const onCi = resolveReuse({ reuse: true }, true);
-  assert.equal(onCi.enabled, false);
-  assert.match(onCi.ignored!, /reuse is ignored on CI.*force: true/);
-  assert.equal(resolveReuse({ reuse: { force: true, idleMs: 5_000 } }, true).enabled, true);
-  for (const reuse of ['yes', { idleMs: 10 }, { idleMs: 1500.5 }, { force: 'no' }] as unknown[]) {
-    assert.throws(() => resolveReuse({ reuse: reuse as never }), (error: Error & { code?: string }) => error.code === 'INVALID_OPTION' && /reuse/.test(error.message), JSON.stringify(reuse));
-  }
-});
-
-test('a warm run outlives its process, and the next run of the same config takes it over: no server boots, the data is back to the seed', { timeout: 120_000 }, async (t) => {
+test('a warm run outlives its process, and the next run of the same config reuses it: no server boots, the data is back to the seed', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db, {}, { dirty: true });
   const pids = entry.servers.map((server) => server.pid);
   assert.ok(pids.every(isPidAlive), 'warm servers outlive their run');
@@ -52,10 +39,10 @@ test('a warm run outlives its process, and the next run of the same config takes
   assert.match(formatStatus(await collectStatus(stateFilesOf(warmOptions(setup), {}))), /warm, idle \d+ s, stops in ((1|2) min|1[01]\d s)/);
 
   const second = await newRun(setup);
-  assert.equal(second.runId, first.runId, 'the warm run is taken over');
+  assert.equal(second.runId, first.runId, 'the warm run is reused');
   await second.prepare();
-  const report = await second.adoptWarmLanes(['shop']);
-  assert.equal(report.adopted.length, 1);
+  const report = await second.reuseWarmLanes(['shop']);
+  assert.equal(report.reused.length, 1);
   assert.deepEqual(report.replaced, []);
   const lane = await second.ensureLane('shop');
   assert.deepEqual(lane.ports, entry.ports);
@@ -63,11 +50,11 @@ test('a warm run outlives its process, and the next run of the same config takes
   assert.deepEqual((await laneEntries(stateDir))[0]!.servers.map((server) => server.pid), pids, 'no server was booted again');
   assert.equal(await itemCount(lane.databaseUrl!), 2, 'the data is back to the seed (its two items, not the dirty one)');
   assert.equal((await fetch(`${lane.urls.web}/health`)).status, 200);
-  await until('the first watchdog exits once its lanes are taken over', () => !isPidAlive(first.watchdogPid));
+  await until('the first watchdog exits once its lanes are reused', () => !isPidAlive(first.watchdogPid));
   assert.equal((await laneEntries(stateDir))[0]!.owner.pid, process.pid);
 
   await second.teardown({ warm: false });
-  assert.ok(pids.every((pid) => !isPidAlive(pid)), 'a teardown without warm stops the taken-over servers');
+  assert.ok(pids.every((pid) => !isPidAlive(pid)), 'a teardown without warm stops the reused servers');
   assert.deepEqual(await laneEntries(stateDir), []);
   assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false);
 });
@@ -87,8 +74,8 @@ test('a lane whose definition changed is not reused: it says why and boots afres
   const second = await newRun(setupFor(stateDir, { apiEcho: 'v2' }));
   assert.equal(second.runId, first.runId);
   await second.prepare();
-  const report = await second.adoptWarmLanes(['shop']);
-  assert.deepEqual(report.adopted, []);
+  const report = await second.reuseWarmLanes(['shop']);
+  assert.deepEqual(report.reused, []);
   assert.equal(report.replaced.length, 1);
   assert.match(report.replaced[0]!.reason, /the api's env changed/);
   await until('the old servers are stopped', () => pids.every((pid) => !isPidAlive(pid)));
@@ -100,7 +87,7 @@ test('a lane whose definition changed is not reused: it says why and boots afres
   await other.teardown({ warm: false });
 });
 
-test('two runs at once: one takes the warm run over, the other boots its own; gc and other runs never reap warm lanes', { timeout: 120_000 }, async (t) => {
+test('two runs at once: one reuses the warm run, the other boots its own; gc and other runs never reap warm lanes', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db);
 
   // What the next run and `gc` reap first: nothing of a warm run within its idle time.
@@ -118,12 +105,12 @@ test('two runs at once: one takes the warm run over, the other boots its own; gc
     }),
   );
   const takers = runs.filter((run) => run.runId === first.runId);
-  assert.equal(takers.length, 1, `exactly one run takes the warm run over: ${runs.map((run) => run.runId).join(', ')}`);
+  assert.equal(takers.length, 1, `exactly one run reuses the warm run: ${runs.map((run) => run.runId).join(', ')}`);
   const taker = takers[0]!;
   const other = runs.find((run) => run !== taker)!;
   await Promise.all([taker.prepare(), other.prepare()]);
-  assert.equal((await taker.adoptWarmLanes(['shop'])).adopted.length, 1);
-  assert.equal((await other.adoptWarmLanes(['shop'])).adopted.length, 0);
+  assert.equal((await taker.reuseWarmLanes(['shop'])).reused.length, 1);
+  assert.equal((await other.reuseWarmLanes(['shop'])).reused.length, 0);
   const [mine, theirs] = await Promise.all([taker.ensureLane('shop'), other.ensureLane('shop')]);
   assert.notEqual(mine.databaseName, theirs.databaseName);
   assert.notDeepEqual(mine.ports, theirs.ports);
@@ -144,8 +131,8 @@ test('warm lanes unused for idleMs are torn down by their watchdog, with no run 
 
 test('`down` stops warm lanes now, and their watchdog', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db);
-  const { stateOf } = await import('../../src/cli/context.js');
-  const { tearDownRuns } = await import('../../src/lanes/run.js');
+  const { stateOf } = await import('../../../src/cli/context.js');
+  const { tearDownRuns } = await import('../../../src/lanes/teardown/run-records.js');
   const report = await tearDownRuns(await stateOf(warmOptions(setup), {}), { runs: [first.runId] }, warmOptions(setup));
   assert.deepEqual(report.runs, [first.runId]);
   await until('the watchdog is gone', () => !isPidAlive(first.watchdogPid), 5_000);
@@ -173,3 +160,30 @@ async function exitedPid(): Promise<number> {
   await new Promise((resolve) => child.once('exit', resolve));
   return child.pid!;
 }
+
+test('reserving a warm run for reuse takes the newest fit run of the config, once, and makes its entries this process\'s', async (t) => {
+  const { reuseWarmRun, warmOwner } = await import('../../../src/lanes/reuse/warm-run.js');
+  const { laneLedger } = await import('../../../src/lanes/records/lane-ledger.js');
+  const stateDir = await tempDir(t);
+  const entry = (runId: string, config: string, idleMs: number) => ({
+    runId,
+    project: 'shop',
+    owner: warmOwner(runId, process.pid, idleMs),
+    status: 'up' as const,
+    ports: {},
+    servers: [],
+    logDir: '/tmp/none',
+    fingerprint: { config, servers: {}, ports: '' },
+    warmSince: new Date().toISOString(),
+  });
+  await laneLedger(stateDir).update((doc) => void doc.entries.push(entry('older', 'cfg', 60_000), entry('newer', 'cfg', 120_000), entry('closing', 'cfg', 1_000), entry('other', 'other.cfg', 600_000)));
+  const reused = await reuseWarmRun(stateDir, 'cfg', 60_000);
+  assert.equal(reused?.runId, 'newer');
+  assert.equal(reused.entries.length, 1);
+  const recorded = (await laneLedger(stateDir).read()).entries.find((one) => one.runId === 'newer')!;
+  assert.equal(recorded.owner.warmUntil, undefined, 'no longer warm: this process owns it');
+  assert.equal(recorded.warmSince, undefined);
+  assert.equal((await reuseWarmRun(stateDir, 'cfg', 60_000))?.runId, 'older', 'a run is reused once; a deadline too close is not reused');
+  assert.equal(await reuseWarmRun(stateDir, 'cfg', 60_000), undefined);
+  assert.equal(await reuseWarmRun(stateDir, 'unknown.cfg', 60_000), undefined);
+});

@@ -1,19 +1,21 @@
 /**
- * A run's records across its stores (lanes, ports, databases): reaping dead runs (a run's setup,
- * `e2e-lanes gc`), keeping a run (kept or warm lanes), and tearing a run down from its records
- * (`e2e-lanes down`, a warm run's watchdog, lanes a run does not take over).
+ * A run's records across its stores (lanes, ports, databases) at its end: keeping a run (kept or
+ * warm lanes), stopping recorded servers, and tearing a run down from its records (`e2e-lanes
+ * down`, a warm run's watchdog, lanes a run does not reuse).
  */
-import type { DatabaseAllocator } from '../databases/index.js';
-import { debugLogger } from '../log.js';
-import type { PortAllocator, PortEntry } from '../ports/index.js';
-import { releaseEmbeddedRuns } from '../postgres/index.js';
-import { killProcessGroup, SERVER_DEFAULTS, type ServerDefinition } from '../servers/index.js';
-import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
-import type { LaneEntry, LaneServerRecord } from './lane-ledger.js';
-import type { LanesOptions } from './options.js';
-import { findStateProcesses, isServerOfRun, killRunStragglers, processEnv } from './orphans.js';
-import { reapStaleLanes, type ReapReport } from './reaper.js';
-import { WATCHDOG_ENV } from '../env-vars.js';
+import type { DatabaseAllocator } from '../../databases/index.js';
+import { debugLogger } from '../../log.js';
+import type { PortAllocator } from '../../ports/index.js';
+import { releaseEmbeddedRuns } from '../../postgres/index.js';
+import { killProcessGroup, SERVER_DEFAULTS, type ServerDefinition } from '../../servers/index.js';
+import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StateFile } from '../../state/index.js';
+import type { LaneEntry, LaneServerRecord } from '../records/lane-ledger.js';
+import type { LanesOptions } from '../options/lane-options.js';
+import { WATCHDOG_ENV } from '../../env-vars.js';
+import { processEnv } from '../../state/proc.js';
+import { findStateProcesses } from '../reaping/orphans.js';
+import { isServerOfRun } from '../reaping/process-marks.js';
+import { killRunStragglers } from './stragglers.js';
 
 const debug = debugLogger('lanes');
 
@@ -23,34 +25,6 @@ export interface RunStores {
   lanes: StateFile<LedgerDocument<LaneEntry>>;
   ports: PortAllocator;
   databases?: DatabaseAllocator | undefined;
-}
-
-/** What a reap of dead runs removed (or, with `dryRun`, would remove). */
-export interface DeadRunsReport {
-  lanes: ReapReport;
-  ports: StaleEntry<PortEntry>[];
-}
-
-/**
- * Reaps what runs whose owner is dead (or whose lease expired, or whose warm time is up) left in a
- * state folder: their servers (recorded ones, and unrecorded orphans) and lanes, then their ports.
- * What a run's setup and `e2e-lanes gc` do first; with `dryRun`, nothing is changed.
- */
-export async function reapDeadRuns(stores: Pick<RunStores, 'stateDir' | 'ports'>, leaseMs: number, options: { dryRun?: boolean } = {}): Promise<DeadRunsReport> {
-  const lanes = await reapStaleLanes(stores.stateDir, leaseMs, options);
-  const ports = options.dryRun ? await stores.ports.listStale() : await stores.ports.reapStale();
-  return { lanes, ports };
-}
-
-/**
- * Drops the lane databases of dead owners (on a shared server, other machines' whose lease
- * expired; and marked databases no record lists); resolves their names. With `dryRun`, only names them.
- */
-export async function reapDeadDatabases(databases: DatabaseAllocator, options: { dryRun?: boolean } = {}): Promise<string[]> {
-  if (!options.dryRun) return (await databases.reapStale()).filter((item) => item.dropped).map((item) => item.entry.databaseName);
-  const names = (await databases.list({ scope: 'server' })).filter((entry) => !entry.alive).map((entry) => entry.databaseName);
-  for (const item of await databases.listUnrecorded()) if (!names.includes(item.entry.databaseName)) names.push(item.entry.databaseName);
-  return names;
 }
 
 /**

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { changedVariables, isRunScopedEnv, listNames, serverEnvironment } from '../../src/lanes/environment.js';
-import { tempDir } from '../helpers/tmp.js';
+import { changedVariables, isRunScopedEnv, listNames, serverEnvironment } from '../../../src/lanes/reuse/environment.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const lane = { ports: { api: 4100, web: 4101 }, database: true };
 const server = { name: 'api' };

@@ -5,20 +5,20 @@
  * start by a process outside the state folder is retried with new ports.
  */
 import { resolve } from 'node:path';
-import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../env-vars.js';
-import { formatIdentityMark, identityOf } from '../state/identity.js';
-import type { DatabaseAllocator } from '../databases/index.js';
-import { isLanesError } from '../errors.js';
-import { progress, warn } from '../log.js';
-import type { PortAllocation, PortAllocator } from '../ports/index.js';
-import { passwordOf } from '../redact.js';
-import { SERVER_DEFAULTS, startServer, startServers, type ServerDefinition, type StartedServer, type StartedServers, type StartServerOptions } from '../servers/index.js';
-import { describeLane, newOwner, resolveOwnerPid, type LaneKey } from '../state/index.js';
-import { formatPorts, type Lane } from './lane.js';
-import type { LaneEntry } from './lane-ledger.js';
-import { laneLogDir } from './log-dir.js';
-import { baseServerName, lanePortNames, type LanesOptions } from './options.js';
-import { laneFingerprint } from './warm.js';
+import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../../env-vars.js';
+import { formatIdentityMark, identityOf } from '../../state/identity.js';
+import type { DatabaseAllocator } from '../../databases/index.js';
+import { isLanesError } from '../../errors.js';
+import { progress, warn } from '../../log.js';
+import type { PortAllocation, PortAllocator } from '../../ports/index.js';
+import { passwordOf } from '../../redact.js';
+import { SERVER_DEFAULTS, startServer, startServers, type ServerDefinition, type StartedServer, type StartedServers, type StartServerOptions } from '../../servers/index.js';
+import { describeLane, newOwner, resolveOwnerPid, type LaneKey } from '../../state/index.js';
+import { formatPorts, type Lane } from '../lane.js';
+import type { LaneEntry } from '../records/lane-ledger.js';
+import { laneLogDir } from '../records/log-dir.js';
+import { baseServerName, lanePortNames, type LanesOptions } from '../options/lane-options.js';
+import { laneFingerprint } from '../reuse/fingerprint.js';
 
 /** How often a lane boot is retried with new ports when a port was taken after it was handed out. */
 const PORT_ATTEMPTS = 3;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { ledgerSpec, StateFile, type LedgerDocument, type LedgerEntry } from '../state/index.js';
+import { ledgerSpec, StateFile, type LedgerDocument, type LedgerEntry } from '../../state/index.js';
 
 /** A server process of a lane, as recorded for status and reaping. */
 export interface LaneServerRecord {

@@ -1,4 +1,4 @@
-import { isProcessAlive } from '../servers/index.js';
+import { isProcessAlive } from '../../servers/index.js';
 
 /**
  * Tells a new run of a session that keeps its lanes between runs (Playwright's UI mode, the test
