@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { runCli } from '../helpers/cli.ts';
+import { getTestPostgres } from '../helpers/postgres.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { freshRunId, leftoversOf, runVitest, startVitest, SUITE_CONFIG } from './helpers.ts';
+
+let postgres: Awaited<ReturnType<typeof getTestPostgres>>;
+before(async () => {
+  postgres = await getTestPostgres();
+});
+after(() => postgres.release());
+
+/**
+ * Starts a Vitest run whose test holds its database, and SIGKILLs the run's process group (Vitest
+ * and its workers) once the test runs: nothing of the run's teardown runs. Resolves its run id.
+ */
+async function killedRun(t: test.TestContext, stateDir: string): Promise<string> {
+  const out = await tempDir(t);
+  const runId = freshRunId();
+  const ready = join(out, 'ready');
+  const env = { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: runId, FIXTURE_OUT: out, FIXTURE_TESTS: 'hold', FIXTURE_WORKERS: '1' };
+  const run = startVitest(t, ['--config', SUITE_CONFIG], env, { timeoutMs: 60_000 });
+  for (let i = 0; i < 600 && !existsSync(ready); i++) await sleep(50);
+  assert.ok(existsSync(ready), `the held test started: ${existsSync(ready) ? '' : (await Promise.race([run.finished, sleep(1).then(() => undefined)]))?.output ?? ''}`);
+  process.kill(-run.pid, 'SIGKILL');
+  const ended = await run.finished;
+  assert.equal(ended.signal, 'SIGKILL');
+  const left = await leftoversOf(postgres.adminUrl, runId);
+  assert.equal(left.databases.length, 1, `the killed run left its database: ${JSON.stringify(left)}`);
+  assert.equal(left.roles.length, 1, `and its lane role: ${JSON.stringify(left)}`);
+  return runId;
+}
+
+test('a SIGKILLed Vitest run leaves its database and role, and `e2e-lanes gc --config vitest.config.ts` drops them', async (t) => {
+  const stateDir = join(await tempDir(t), 'state');
+  const runId = await killedRun(t, stateDir);
+  const gc = await runCli(['gc', '--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir });
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.match(gc.stdout, /removed 1 lane\(s\).* 1 database\(s\)/, gc.stdout);
+  assert.match(gc.stdout, /database vitestfx_/, gc.stdout);
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
+});
+
+test('the next Vitest run reaps what a SIGKILLed one left', async (t) => {
+  const stateDir = join(await tempDir(t), 'state');
+  const killed = await killedRun(t, stateDir);
+  const out = await tempDir(t);
+  const next = freshRunId();
+  const run = await runVitest(t, ['--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: next, FIXTURE_OUT: out, FIXTURE_TESTS: 'record-a', FIXTURE_WORKERS: '1' });
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.output, new RegExp(`reaped 1 lane\\(s\\).*run ${killed}`), run.output);
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, killed), { databases: [], roles: [] });
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, next), { databases: [], roles: [] });
+});

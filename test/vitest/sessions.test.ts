@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { getTestPostgres } from '../helpers/postgres.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { freshRunId, leftoversOf, runVitest, SUITE_CONFIG } from './helpers.ts';
+
+let postgres: Awaited<ReturnType<typeof getTestPostgres>>;
+before(async () => {
+  postgres = await getTestPostgres();
+});
+after(() => postgres.release());
+
+async function runSuite(t: test.TestContext, tests: string, pool: 'threads' | 'forks'): Promise<{ code: number | null; output: string; runId: string }> {
+  const out = await tempDir(t);
+  const runId = freshRunId();
+  const run = await runVitest(t, ['--config', SUITE_CONFIG, `--pool=${pool}`], {
+    E2E_LANES_DATABASE_URL: postgres.adminUrl,
+    E2E_LANES_STATE_DIR: join(out, 'state'),
+    E2E_LANES_RUN_ID: runId,
+    FIXTURE_OUT: out,
+    FIXTURE_TESTS: tests,
+    FIXTURE_WORKERS: '1',
+  });
+  return { ...run, runId };
+}
+
+for (const pool of ['threads', 'forks'] as const) {
+  test(`a client kept open across resetDatabase() reconnects to the fresh database after a swap, and keeps its session after a truncate (${pool})`, async (t) => {
+    const run = await runSuite(t, 'swap', pool);
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /2 passed/);
+    assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
+  });
+}
+
+test('a pool without an error listener kept open across a swap fails the run, its error saying what ended the session and how to fix it', async (t) => {
+  const run = await runSuite(t, 'swap-bare', 'forks');
+  assert.notEqual(run.code, 0, run.output);
+  assert.match(run.output, /terminating connection due to administrator command/);
+  assert.match(run.output, /ended by a swap reset of the worker's database/);
+  assert.match(run.output, /'error' listener/);
+  assert.doesNotMatch(run.output, /password: '/, 'the dead client (with the lane role password) is not printed');
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
+});
