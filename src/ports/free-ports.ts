@@ -4,6 +4,7 @@ import { describeLane, type LaneKey, type LedgerEntry, type Owner } from '../sta
 import type { HostClaims, PortClaim } from './host-claims.js';
 import { isPortFree } from './probe.js';
 import { isBrowserRestrictedPort, restrictedPortsIn } from './restricted.js';
+import type { AllocationTiming } from './timing.js';
 
 /** Why ports of the range were not taken, for `PORT_RANGE_EXHAUSTED`. */
 export interface Tally {
@@ -22,6 +23,7 @@ interface Scope {
   range: readonly [number, number];
   stateDir: string;
   leaseMs: number;
+  timing?: AllocationTiming;
 }
 
 interface Wanted {
@@ -32,6 +34,10 @@ interface Wanted {
   owner: Owner;
   /** Where the claims go, lowest port first; the caller withdraws them if they are not recorded. */
   into: PortClaim[];
+  /** Start at a random place among the unclaimed ports instead of the lowest (the allocator met others lately). */
+  spread?: boolean;
+  /** Called when a port was lost to another process claiming it at the same moment. */
+  onContention?: () => void;
 }
 
 /**
@@ -41,17 +47,22 @@ interface Wanted {
  * @throws {LanesError} `PORT_RANGE_EXHAUSTED` (made by `exhausted`) when the range has no `count` such ports.
  */
 export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (tally: Tally) => Promise<LanesError>): Promise<void> {
-  const { claims, stateDir, leaseMs } = scope;
+  const { claims, stateDir, leaseMs, timing } = scope;
   const [first, last] = scope.range;
   const { count, held, key, owner, into } = wanted;
   const tally: Tally = { busy: 0, elsewhere: 0, here: 0, restricted: 0 };
   let picked = 0;
   const tryPort = async (port: number, unclaimed: boolean): Promise<boolean> => {
+    if (timing) timing.tried++;
     const claim = await claims.claim(port, stateDir, key, owner, leaseMs, { unclaimed });
-    if (claim === 'contended') return false;
+    if (claim === 'contended') {
+      if (timing) timing.lost++;
+      return false;
+    }
+    const probed = performance.now();
     if (claim === 'other-folder') tally.elsewhere++;
     else if (claim === 'this-folder') tally.here++;
-    else if (!(await isPortFree(port))) {
+    else if (!(await isPortFree(port).finally(() => timing && (timing.probe += performance.now() - probed)))) {
       tally.busy++;
       await claims.withdraw([claim]);
     } else {
@@ -60,34 +71,35 @@ export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (t
     }
     return true;
   };
-  // First the ports without a claim at one listing of the claims, lowest first. Losing a port to
-  // a process claiming it at the same moment means others scan the same ports: jump ahead by a
-  // random stride, doubling with each loss, so that concurrent allocators spread over the range
-  // instead of all meeting on every port. The ports lost or jumped over come next, then (if still
+  // First the ports without a claim at one listing of the claims: side by side, lowest first for an
+  // allocator that met nobody lately. Losing a port to a process claiming it at the same moment means
+  // others scan the same ports: jump to a random place among the ports not tried yet, so that
+  // concurrent allocators spread over the range instead of all meeting on every port (an allocator
+  // that met others lately starts at a random place). The ports lost come next, then (if still
   // short) the claimed ports, whose claims are read: a dead owner's claim is taken over.
+  const listed = performance.now();
   const claimed = await claims.claimedPorts();
-  const candidates: number[] = [];
+  if (timing) timing.list += performance.now() - listed;
+  const untried: number[] = [];
   for (let port = first; port <= last; port++) {
     if (isBrowserRestrictedPort(port)) tally.restricted++;
-    else if (!held.has(port) && !claimed.has(port)) candidates.push(port);
+    else if (!held.has(port) && !claimed.has(port)) untried.push(port);
   }
   const later: number[] = [];
-  let losses = 0;
+  let lost = 0;
+  let at = wanted.spread ? randomIndex(untried.length) : 0;
   // As many ports at once as are still missing: a lane's ports are claimed side by side.
-  for (let index = 0; index < candidates.length && picked < count; ) {
-    const batch = candidates.slice(index, index + count - picked);
-    index += batch.length;
+  while (picked < count && untried.length > 0) {
+    if (at >= untried.length) at = 0;
+    const batch = untried.splice(at, count - picked);
     const outcomes = await Promise.all(batch.map((port) => tryPort(port, true)));
-    for (const [at, port] of batch.entries()) {
-      if (outcomes[at]) continue;
-      later.push(port);
-      losses++;
-    }
-    if (outcomes.every(Boolean)) continue;
-    const stride = Math.floor(Math.random() * Math.min(2 ** (losses + 2), 1024));
-    later.push(...candidates.slice(index, index + stride));
-    index += stride;
+    const losses = batch.filter((_, index) => !outcomes[index]);
+    if (losses.length === 0) continue;
+    later.push(...losses);
+    lost += losses.length;
+    at = randomIndex(untried.length);
   }
+  if (lost > 0) wanted.onContention?.();
   for (const port of later) {
     if (picked >= count) break;
     await tryPort(port, false);
@@ -98,6 +110,10 @@ export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (t
   if (picked < count) throw await exhausted(tally);
   // Lowest port to the first name, whatever order the claims finished in.
   into.splice(into.length - picked, picked, ...into.slice(into.length - picked).sort((a, b) => a.port - b.port));
+}
+
+function randomIndex(length: number): number {
+  return Math.floor(Math.random() * length);
 }
 
 /** `PORT_RANGE_EXHAUSTED` for `key`, naming the range, who holds its ports (`live`: the ledger's live lanes) and why the rest were not taken. */

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isLanesError, LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { isFsError } from '../state/fs-errors.js';
-import { isPidAlive, sameLane, splitByLiveness, type LaneKey, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
+import { isPidAlive, sameLane, type LaneKey, type LedgerDocument, type Owner, type StaleEntry, type StateFile } from '../state/index.js';
 import { isOwner } from '../state/owner.js';
+import { splitLive } from './liveness.js';
+import type { AllocationTiming } from './timing.js';
 
 const debug = debugLogger('ports');
 
@@ -34,8 +36,10 @@ export interface LaneRequest {
   ports: number[];
 }
 
-/** The longest a waiter sleeps before looking again when no event woke it. */
-const MAX_NAP_MS = 250;
+/** The longest a waiter sleeps before looking again when no event woke it (a committer that died, say). */
+const MAX_NAP_MS = 1000;
+/** When `proper-lockfile` (as the state file uses it) takes a lock over as stale. */
+const STALE_LOCK_MS = 10_000;
 /** A bound on the rounds of one wait (each ends with a file event or a nap). */
 const MAX_ROUNDS = 100_000;
 
@@ -45,9 +49,12 @@ const MAX_ROUNDS = 100_000;
  *
  * This process tries the lock once: if it gets it, it records its request and every pending one (of
  * processes waiting) in one write. If not, it writes its request next to the ledger and sleeps until
- * the lock is released or its request is taken (the kernel's file events wake it; a nap of at most
- * 250 ms covers a missed event), and tries again. So under contention one write serves many lanes,
- * and nobody sleeps in back-off while the lock is free.
+ * its request file changes (the kernel's file events wake it; a nap of at most 1 s covers a
+ * committer that died): gone means recorded, touched means a committer that found more requests
+ * after its commit hands the next commit to this process, which tries the lock again. So under
+ * contention one write serves many lanes, one waiter at a time wakes to commit, and nobody sleeps in
+ * back-off while the lock is free. A waiter whose request was recorded as asked knows its lane
+ * without reading the ledger; otherwise the commit leaves it a note to read it.
  *
  * @param tryLedger the same file with a lock timeout of 0: one attempt, `STATE_LOCK_TIMEOUT` when taken.
  * @returns undefined also when the request could not be written (the caller records it itself).
@@ -56,17 +63,18 @@ export async function recordLane<E extends LaneEntry>(
   ledger: Ledger<E>,
   tryLedger: Ledger<E>,
   request: Omit<LaneRequest, 'id' | 'requester'>,
-  options: { leaseMs: number; timeoutMs: number; onReaped: (stale: StaleEntry<E>[]) => void },
+  options: { leaseMs: number; timeoutMs: number; onReaped: (stale: StaleEntry<E>[]) => void; timing?: AllocationTiming },
 ): Promise<E | undefined | 'unwritten'> {
   const full: LaneRequest = { ...request, id: randomBytes(6).toString('hex'), requester: process.pid };
   const complete = (lane: E | undefined): E | undefined => (lane && request.names.every((name) => lane.ports[name] !== undefined) ? lane : undefined);
-  // Uncontended, the lock is free: record at once (with whatever requests are waiting).
-  const first = await commitPending(tryLedger, options, full);
+  // Uncontended, the lock is free: record at once (with whatever requests are waiting). A lock held
+  // right now (and not stale) is not tried: its holder, or the waiter it wakes, records this request.
+  const first = !(await lockHeld(ledger)) && (await commitAndHandOver(tryLedger, options, full));
   if (first) return complete(first.lane);
 
-  const file = join(dirname(ledger.path), `${requestPrefix(ledger)}${full.id}.json`);
+  const file = join(dirname(ledger.path), `${requestPrefix(ledger)}${full.requester}-${full.id}.json`);
   // Written aside and renamed in, so a committer never reads half a request.
-  const temp = join(dirname(ledger.path), `.${requestPrefix(ledger)}${full.id}.tmp`);
+  const temp = join(dirname(ledger.path), `.${requestPrefix(ledger)}${full.requester}-${full.id}.tmp`);
   try {
     await mkdir(dirname(file), { recursive: true });
     await writeFile(temp, JSON.stringify(full), { flag: 'wx' });
@@ -79,16 +87,23 @@ export async function recordLane<E extends LaneEntry>(
   }
   const started = Date.now();
   let failure: { error: unknown } | undefined;
+  let mine: { lane: E | undefined } | undefined;
   try {
-    for (let round = 1; round <= MAX_ROUNDS && (await exists(file)); round++) {
-      const committed = await commitPending(tryLedger, options, undefined, request.key);
-      if (committed) return complete(committed.lane);
+    for (let round = 1; round <= MAX_ROUNDS; round++) {
+      const seen = await modifiedAt(file);
+      if (seen === 'gone') break;
+      mine = (await commitAndHandOver(tryLedger, options, undefined, request.key)) || undefined;
+      if (mine) break;
       if (Date.now() - started >= options.timeoutMs || round === MAX_ROUNDS) {
         throw new LanesError('STATE_LOCK_TIMEOUT', `Could not lock state file ${ledger.path} within ${Math.round((Date.now() - started) / 1000)} s (${round} attempts).`, {
           hint: `Another e2e-lanes process holds it, or a crashed one left ${ledger.path}.lock behind (it is taken over automatically after 10 s). Check that the folder is writable.`,
         });
       }
-      await nextChange([file, `${ledger.path}.lock`], Math.min(MAX_NAP_MS, options.timeoutMs - (Date.now() - started)));
+      if (options.timing) options.timing.waits++;
+      // Only this request's file is watched: it goes when a commit recorded it, and is touched when a
+      // committer hands the next commit over. Waking every waiter at each release of the lock would
+      // have them all race for it (and all but one lose) every time.
+      await nextChange(file, seen, Math.min(MAX_NAP_MS, options.timeoutMs - (Date.now() - started)));
     }
   } catch (error) {
     failure = { error };
@@ -100,7 +115,37 @@ export async function recordLane<E extends LaneEntry>(
     );
     if (failure && !taken) throw failure.error;
   }
+  // The note a commit left when it recorded the request otherwise than asked (this process's own
+  // commit included): then the ledger tells; else the lane is as asked.
+  const look = await unlink(rereadFile(file)).then(
+    () => true,
+    (error: unknown) => !isFsError(error, 'ENOENT'),
+  );
+  if (mine) return complete(mine.lane);
+  if (request.ports.length === request.names.length && !look) return { ...request.key, owner: request.owner, ports: Object.fromEntries(request.names.map((name, index) => [name, request.ports[index]!])) } as E;
   return complete((await ledger.read()).entries.find((entry) => sameLane(entry, request.key)));
+}
+
+/**
+ * {@link commitPending}, then, if requests arrived meanwhile, wakes one of their waiters (touching its
+ * request file) to commit them. Waiters do not watch the lock: a request written while the lock was
+ * held is recorded by the waiter so woken, or by whoever took the lock after it was written (that one
+ * lists the requests once it holds the lock). A committer does not commit again itself: its own
+ * answer would wait for commits made for others.
+ */
+async function commitAndHandOver<E extends LaneEntry>(
+  tryLedger: Ledger<E>,
+  options: { leaseMs: number; onReaped: (stale: StaleEntry<E>[]) => void; timing?: AllocationTiming },
+  own?: LaneRequest,
+  key: LaneKey | undefined = own?.key,
+): Promise<false | { lane: E | undefined }> {
+  const committed = await commitPending(tryLedger, options, own, key);
+  if (!committed) return false;
+  // Two, in case one's requester died (its nap still covers it).
+  const next = (await pendingRequestFiles(tryLedger)).slice(0, 2);
+  const now = new Date();
+  await Promise.all(next.map((file) => utimes(file, now, now).catch(() => undefined)));
+  return committed;
 }
 
 /**
@@ -110,63 +155,104 @@ export async function recordLane<E extends LaneEntry>(
  */
 async function commitPending<E extends LaneEntry>(
   tryLedger: Ledger<E>,
-  options: { leaseMs: number; onReaped: (stale: StaleEntry<E>[]) => void },
+  options: { leaseMs: number; onReaped: (stale: StaleEntry<E>[]) => void; timing?: AllocationTiming },
   own?: LaneRequest,
   key: LaneKey | undefined = own?.key,
 ): Promise<false | { lane: E | undefined }> {
-  let done: { files: string[]; lane: E | undefined };
+  let done: { files: { file: string; asked: boolean }[]; stale: string[]; lane: E | undefined };
+  const { timing } = options;
+  let locked = 0;
   try {
     done = await tryLedger.update(async (doc) => {
-      const { live, stale } = splitByLiveness(doc.entries, options.leaseMs);
+      locked = performance.now();
+      const { live, stale } = splitLive(doc.entries, options.leaseMs);
       options.onReaped(stale);
       doc.entries = live;
-      const pending = await pendingRequests(tryLedger);
-      for (const { request } of pending) if (request) apply(doc.entries, request);
-      if (own) apply(doc.entries, own);
+      const { requests: pending, stale: notes } = await pendingRequests(tryLedger);
+      const taken = heldPorts(doc.entries);
+      const files = pending.map(({ file, request }) => ({ file, asked: request ? apply(doc.entries, request, taken) : true }));
+      if (own) apply(doc.entries, own, taken);
       const lane = key && doc.entries.find((entry) => sameLane(entry, key));
-      return { files: pending.map((item) => item.file), lane: lane && structuredClone(lane) };
+      if (timing) [timing.commits, timing.committed] = [timing.commits + 1, timing.committed + pending.length + (own ? 1 : 0)];
+      return { files, stale: notes, lane: lane && structuredClone(lane) };
     });
+    // The write and the lock's release included.
+    if (timing) timing.locked += performance.now() - locked;
   } catch (error) {
     if (isLanesError(error, 'STATE_LOCK_TIMEOUT')) return false;
     throw error;
   }
-  await Promise.all(done.files.map((file) => unlink(file).catch(() => undefined)));
+  // A request recorded otherwise than asked (its lane was there already, or its ports were taken)
+  // leaves a note for its waiter to read the ledger; the others' waiters know their lane as asked.
+  await Promise.all([
+    ...done.files.map(({ file, asked }) => (asked ? unlink(file) : rename(file, rereadFile(file))).catch(() => undefined)),
+    ...done.stale.map((file) => unlink(file).catch(() => undefined)),
+  ]);
   return { lane: done.lane };
 }
 
-/** Records one request: its lane's missing names get its claimed ports, unless a lane holds one already. */
-function apply<E extends LaneEntry>(entries: E[], request: LaneRequest): void {
+/**
+ * Records one request: its lane's missing names get its claimed ports, unless a lane holds one
+ * already. True when the lane was recorded exactly as asked: new, with the request's ports.
+ */
+function apply<E extends LaneEntry>(entries: E[], request: LaneRequest, taken = heldPorts(entries)): boolean {
   const now = new Date().toISOString();
   let lane = entries.find((entry) => sameLane(entry, request.key));
   const missing = request.names.filter((name) => lane?.ports[name] === undefined);
   if (missing.length > 0) {
-    const taken = new Set(entries.flatMap((entry) => Object.values(entry.ports)));
     const usable = request.ports.filter((port) => !taken.has(port));
-    if (usable.length < missing.length) return; // its requester claims again
+    if (usable.length < missing.length) return false; // its requester claims again
+    const asked = !lane && usable.length === request.ports.length;
     if (!lane) {
       lane = { ...request.key, owner: structuredClone(request.owner), ports: {} } as E;
       entries.push(lane);
     }
     missing.forEach((name, index) => {
       lane!.ports[name] = usable[index]!;
+      taken.add(usable[index]!);
     });
     debug('recorded %o for %s', lane.ports, request.key.project);
+    lane.owner.heartbeatAt = now;
+    return asked;
   }
   lane!.owner.heartbeatAt = now;
+  return false;
 }
 
-/** The requests waiting next to the ledger (a request whose requester is gone comes without it, to be removed). */
-async function pendingRequests(ledger: Ledger<LaneEntry>): Promise<{ file: string; request?: LaneRequest }[]> {
+/** Every port the lanes hold. */
+function heldPorts(entries: readonly LaneEntry[]): Set<number> {
+  return new Set(entries.flatMap((entry) => Object.values(entry.ports)));
+}
+
+/** The files of the requests waiting next to the ledger. */
+async function pendingRequestFiles(ledger: Ledger<LaneEntry>): Promise<string[]> {
+  return (await listRequests(ledger)).requests;
+}
+
+/** The files of the requests waiting next to the ledger, and the notes left for waiters. */
+async function listRequests(ledger: Ledger<LaneEntry>): Promise<{ requests: string[]; notes: string[] }> {
   const folder = dirname(ledger.path);
-  const prefix = requestPrefix(ledger);
-  const names = (await readdir(folder)).filter((name) => name.startsWith(prefix) && name.endsWith('.json'));
-  const read = await Promise.all(
-    names.map(async (name) => {
-      const file = join(folder, name);
-      return { file, request: await readFile(file, 'utf8').then(parseRequest, () => 'gone' as const) };
-    }),
-  );
-  return read.flatMap(({ file, request }) => (request === 'gone' ? [] : [request && isPidAlive(request.requester) ? { file, request } : { file }]));
+  const name = basename(ledger.path);
+  const requests: string[] = [];
+  const notes: string[] = [];
+  for (const entry of await readdir(folder)) {
+    if (!entry.endsWith('.json')) continue;
+    if (entry.startsWith(`${name}.request-`)) requests.push(join(folder, entry));
+    else if (entry.startsWith(`${name}.reread-`)) notes.push(join(folder, entry));
+  }
+  return { requests, notes };
+}
+
+/**
+ * The requests waiting next to the ledger (a request whose requester is gone comes without it, to be
+ * removed), and the notes left for waiters that are gone (to be removed).
+ */
+async function pendingRequests(ledger: Ledger<LaneEntry>): Promise<{ requests: { file: string; request?: LaneRequest }[]; stale: string[] }> {
+  const { requests: files, notes } = await listRequests(ledger);
+  const read = await Promise.all(files.map(async (file) => ({ file, request: await readFile(file, 'utf8').then(parseRequest, () => 'gone' as const) })));
+  const requests = read.flatMap(({ file, request }) => (request === 'gone' ? [] : [request && isPidAlive(request.requester) ? { file, request } : { file }]));
+  const stale = notes.filter((file) => !isPidAlive(Number(/\.reread-(\d+)-/.exec(file)?.[1])));
+  return { requests, stale };
 }
 
 function parseRequest(text: string): LaneRequest | undefined {
@@ -189,48 +275,68 @@ function parseRequest(text: string): LaneRequest | undefined {
   }
 }
 
+/**
+ * The note a commit leaves for the waiter of `requestFile` when it recorded the request otherwise
+ * than asked: `allocated-ports.json.reread-<pid>-<id>.json`.
+ */
+function rereadFile(requestFile: string): string {
+  return requestFile.replace(/\.request-(\d+)-([0-9a-f]+)\.json$/, '.reread-$1-$2.json');
+}
+
 /** `allocated-ports.json.request-`: requests sit next to the ledger, named after it. */
 function requestPrefix(ledger: { path: string }): string {
   return `${basename(ledger.path)}.request-`;
 }
 
-async function exists(file: string): Promise<boolean> {
+/**
+ * Whether the ledger's lock is held right now by a live holder (`proper-lockfile` keeps the lock
+ * folder's modification time fresh; one older than its 10 s is stale and gets taken over).
+ */
+async function lockHeld(ledger: { path: string }): Promise<boolean> {
+  const lock = await stat(`${ledger.path}.lock`).catch(() => undefined);
+  return lock !== undefined && Date.now() - lock.mtimeMs < STALE_LOCK_MS;
+}
+
+/** The modification time of `file`, `gone` when it does not exist, undefined when it cannot be told. */
+async function modifiedAt(file: string): Promise<number | 'gone' | undefined> {
   return stat(file).then(
-    () => true,
-    (error: unknown) => !isFsError(error, 'ENOENT'),
+    (stats) => stats.mtimeMs,
+    (error: unknown) => (isFsError(error, 'ENOENT') ? 'gone' : undefined),
   );
 }
 
-/** Resolves when any of `paths` changes or goes away, or after `ms` (also at once when one is gone already). */
-function nextChange(paths: readonly string[], ms: number): Promise<void> {
+/**
+ * Resolves when `file` changes or goes away, or after `ms`; also at once when it is gone already or
+ * was modified since `seen` (a change just before the watch began).
+ */
+function nextChange(file: string, seen: number | undefined, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const watchers: FSWatcher[] = [];
     let settled = false;
+    let watcher: FSWatcher | undefined;
     const done = (): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      for (const watcher of watchers) watcher.close();
+      watcher?.close();
       resolve();
     };
     const timer = setTimeout(done, Math.max(1, ms));
-    for (const path of paths) {
-      try {
-        const watcher = watch(path, { persistent: false }, done);
-        watcher.on('error', done);
-        watchers.push(watcher);
-      } catch (error) {
-        if (isFsError(error, 'ENOENT')) return done();
-        // No file events here (too many watchers, a file system without them): the nap decides, made
-        // short and random so that waiters do not all come back at once.
-        clearTimeout(timer);
-        for (const watcher of watchers) watcher.close();
-        setTimeout(() => {
-          settled = true;
-          resolve();
-        }, 2 + Math.random() * Math.min(ms, 20));
-        return;
-      }
+    try {
+      watcher = watch(file, { persistent: false }, done);
+      watcher.on('error', done);
+    } catch (error) {
+      if (isFsError(error, 'ENOENT')) return done();
+      // No file events here (too many watchers, a file system without them): the nap decides, made
+      // short and random so that waiters do not all come back at once.
+      clearTimeout(timer);
+      setTimeout(() => {
+        settled = true;
+        resolve();
+      }, 2 + Math.random() * Math.min(ms, 20));
+      return;
     }
+    void modifiedAt(file).then((now) => {
+      if (now === 'gone' || (now !== undefined && seen !== undefined && now !== seen)) done();
+    });
   });
 }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -9,7 +9,6 @@ import {
   ledgerSpec,
   newOwner,
   sameLane,
-  splitByLiveness,
   withLiveness,
   keepRunEntries,
   handOverRunEntries,
@@ -29,8 +28,12 @@ import { resolvePortAllocatorOptions, validateNames, type PortAllocatorOptions, 
 import { hostClaims, type HostClaims, type PortClaim } from './host-claims.js';
 import { claimFreePorts, exhaustedError } from './free-ports.js';
 import { recordLane } from './lane-requests.js';
+import { splitLive } from './liveness.js';
+import { describeTiming, endLap, newTiming, startLap, type AllocationTiming } from './timing.js';
 
 const debug = debugLogger('ports');
+/** One line per allocation with where its time went: `DEBUG=e2e-lanes:ports:trace`. */
+const trace = debugLogger('ports:trace');
 
 /** The ports of one lane as stored in `allocated-ports.json`. */
 export interface PortEntry extends LedgerEntry {
@@ -72,6 +75,11 @@ const LOCK_TIMEOUT_MS = 30_000;
 /** Rounds of claiming before the lane is recorded under the lock by this process alone. */
 const CLAIM_ROUNDS = 3;
 const PORTS_KIND = 'e2e-lanes/ports';
+/**
+ * For this long after losing a port to another process, an allocator starts its search at a random
+ * place among the free ports instead of at the lowest: the others are likely still allocating.
+ */
+const SPREAD_MS = 10_000;
 
 const portsSpec = ledgerSpec<PortEntry>(PORTS_KIND, (raw) => {
   const ports = raw.ports;
@@ -109,6 +117,8 @@ export class PortAllocator {
   /** Refreshes the host-wide claims of a run's lanes of this state folder (the ports its ledger holds). */
   readonly #beat: Refreshable;
   #writable: Promise<void> | undefined;
+  /** When this allocator last lost a port to another process claiming it at the same moment. */
+  #contendedAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: PortAllocatorOptions = {}) {
     this.options = resolvePortAllocatorOptions(options);
@@ -144,17 +154,21 @@ export class PortAllocator {
     // Claims made by this call; those the ledger does not record are withdrawn.
     const claims: PortClaim[] = [];
     let entry: PortEntry | undefined;
+    const timing = trace.enabled ? newTiming() : undefined;
     await this.#assertLedgerWritable();
     try {
       for (let attempt = 1; attempt <= CLAIM_ROUNDS && !entry; attempt++) {
         // Outside the lock: a snapshot (atomic writes make it consistent) says which ports lanes hold.
-        const snapshot = splitByLiveness((await this.file.read()).entries, this.options.leaseMs).live;
+        let lap = timing && startLap();
+        const snapshot = await this.#snapshot(key.project, attempt > 1);
+        if (timing) lap = endLap(timing, 'read', lap!);
         const known = snapshot.find((candidate) => sameLane(candidate, key));
         const owner = known?.owner ?? options.owner ?? newOwner(key.runId);
         const mine: PortClaim[] = [];
         const wanted = names.filter((name) => known?.ports[name] === undefined).length;
-        if (wanted > 0) await this.#claimFree(wanted, heldPorts(snapshot), key, owner, mine);
+        if (wanted > 0) await this.#claimFree(wanted, heldPorts(snapshot), key, owner, mine, timing);
         claims.push(...mine);
+        if (timing) lap = endLap(timing, 'claim', lap!);
         const recorded =
           attempt === CLAIM_ROUNDS
             ? 'unwritten'
@@ -162,10 +176,12 @@ export class PortAllocator {
                 leaseMs: this.options.leaseMs,
                 timeoutMs: LOCK_TIMEOUT_MS,
                 onReaped: logReaped,
+                ...(timing ? { timing } : {}),
               });
         // The request could not be written (a full disk, say), or claims keep being overtaken: record
         // under the lock in this process, claiming more there if needed.
         entry = recorded === 'unwritten' ? await this.#recordLocked(key, names, options, owner, mine, claims) : recorded;
+        if (timing) [lap, timing.rounds] = [endLap(timing, 'record', lap!), attempt];
         if (!entry) debug('ports %o of %s were taken meanwhile; claiming again', mine.map((claim) => claim.port), describeLane(key));
         await this.#claims.withdraw(mine.filter((claim) => !entry || !Object.values(entry.ports).includes(claim.port)));
       }
@@ -173,11 +189,27 @@ export class PortAllocator {
       await this.#claims.withdraw(claims).catch((withdrawal: unknown) => debug('could not withdraw claims: %O', withdrawal));
       throw error;
     }
+    if (timing) trace('%s: %s', describeLane(key), describeTiming(timing));
     if (!options.owner) {
       keepAlive(this.file as never, key.runId, this.options.leaseMs);
       keepAlive(this.#beat, key.runId, this.options.leaseMs);
     }
     return toAllocation(entry!);
+  }
+
+  /**
+   * The live lanes of the ledger, read without the lock, or none at all when its text does not name
+   * `project`: then no lane of it is recorded, and parsing the whole ledger (hundreds of lanes under
+   * load) would only say which ports its lanes hold, which their claims say too. Either way the
+   * commit decides: a lane recorded meanwhile keeps its ports, and a port a lane holds is never
+   * recorded for another. With `whole` (claiming again after a commit refused the claimed ports),
+   * the ledger is always parsed.
+   */
+  async #snapshot(project: string, whole: boolean): Promise<PortEntry[]> {
+    const text = whole ? undefined : await regularFileText(this.file.path);
+    if (text !== undefined && !text.includes(JSON.stringify(project))) return [];
+    // Named, or not readable as text: the state file reads it (missing: empty; else its coded errors).
+    return splitLive((await this.file.read()).entries, this.options.leaseMs).live;
   }
 
   /**
@@ -205,7 +237,7 @@ export class PortAllocator {
   /** Records the lane in one locked update of the ledger, with `claims` (and more claimed there if short). */
   async #recordLocked(key: LaneKey, names: readonly string[], options: AllocateOptions, owner: Owner, claims: PortClaim[], made: PortClaim[]): Promise<PortEntry> {
     return this.file.update(async (doc) => {
-      const { live, stale } = splitByLiveness(doc.entries, this.options.leaseMs);
+      const { live, stale } = splitLive(doc.entries, this.options.leaseMs);
       logReaped(stale);
       doc.entries = live;
       let mine = live.find((candidate) => sameLane(candidate, key));
@@ -309,7 +341,7 @@ export class PortAllocator {
 
   /** What `reapStale()` would remove, without changing anything. */
   async listStale(): Promise<StaleEntry<PortEntry>[]> {
-    return splitByLiveness((await this.file.read()).entries, this.options.leaseMs).stale;
+    return splitLive((await this.file.read()).entries, this.options.leaseMs).stale;
   }
 
   /** Every entry with its owner's liveness, without changing anything. */
@@ -320,7 +352,7 @@ export class PortAllocator {
   /** Removes entries whose owner is dead or whose lease expired; returns what was removed. */
   async reapStale(): Promise<StaleEntry<PortEntry>[]> {
     const stale = await this.file.update((doc) => {
-      const split = splitByLiveness(doc.entries, this.options.leaseMs);
+      const split = splitLive(doc.entries, this.options.leaseMs);
       doc.entries = split.live;
       logReaped(split.stale);
       return split.stale;
@@ -339,10 +371,11 @@ export class PortAllocator {
   }
 
   /** See {@link claimFreePorts}. */
-  async #claimFree(count: number, held: ReadonlySet<number>, key: LaneKey, owner: Owner, into: PortClaim[]): Promise<void> {
+  async #claimFree(count: number, held: ReadonlySet<number>, key: LaneKey, owner: Owner, into: PortClaim[], timing?: AllocationTiming): Promise<void> {
     const { range, stateDir, leaseMs } = this.options;
-    await claimFreePorts({ claims: this.#claims, range, stateDir, leaseMs }, { count, held, key, owner, into }, async (tally) =>
-      exhaustedError(range, key, count, tally, splitByLiveness((await this.file.read()).entries, leaseMs).live),
+    const wanted = { count, held, key, owner, into, spread: Date.now() - this.#contendedAt < SPREAD_MS, onContention: () => void (this.#contendedAt = Date.now()) };
+    await claimFreePorts({ claims: this.#claims, range, stateDir, leaseMs, ...(timing ? { timing } : {}) }, wanted, async (tally) =>
+      exhaustedError(range, key, count, tally, splitLive((await this.file.read()).entries, leaseMs).live),
     );
   }
 
@@ -375,6 +408,22 @@ function heldPorts(entries: readonly PortEntry[]): Set<number> {
   const held = new Set<number>();
   for (const entry of entries) for (const port of Object.values(entry.ports)) held.add(port);
   return held;
+}
+
+/**
+ * The text of `path` if it is a regular file, else undefined (missing, a link, which is never read
+ * through, a folder, a pipe, unreadable): the state file then says what it is, with its coded error.
+ */
+async function regularFileText(path: string): Promise<string | undefined> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
 }
 
 function toAllocation(entry: PortEntry): PortAllocation {
