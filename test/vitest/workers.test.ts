@@ -104,3 +104,22 @@ describe('reset modes', () => {
     assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
   });
 });
+
+test('two shards of one suite run at once on one state folder, each with databases of its own run, and leave nothing', async (t) => {
+  const out = await tempDir(t);
+  const env = { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: join(out, 'state'), E2E_LANES_RUN_ID: '', FIXTURE_OUT: out, FIXTURE_TESTS: RECORD_FILES.join(','), FIXTURE_WORKERS: '2', FIXTURE_RESET: 'file' };
+  const shards = await Promise.all([1, 2].map((shard) => runVitest(t, ['--config', SUITE_CONFIG, `--shard=${shard}/2`], env)));
+  const runIds = shards.map((run) => {
+    assert.equal(run.code, 0, run.output);
+    return /\(run (\S+), a database per worker/.exec(run.output)?.[1];
+  });
+  assert.ok(runIds[0] && runIds[1] && runIds[0] !== runIds[1], `two runs: ${runIds.join(', ')}`);
+  const lines: Line[] = [];
+  for (const entry of await readdir(out)) {
+    if (entry.endsWith('.jsonl')) for (const text of (await readFile(join(out, entry), 'utf8')).trim().split('\n')) lines.push(JSON.parse(text) as Line);
+  }
+  // Every file ran once, in one of the shards, from the seed.
+  assert.equal(lines.length, RECORD_FILES.length * 2);
+  for (const line of lines) assert.equal(line.countBefore, line.test === 'first' ? 2 : 3, JSON.stringify(line));
+  for (const runId of runIds) assert.deepEqual(await leftoversOf(postgres.adminUrl, runId!), { databases: [], roles: [] });
+});
