@@ -1,54 +1,34 @@
-import { DatabaseAllocator, type DatabaseReset, type ResetStrategy, type TemplateInfo } from '../databases/index.js';
+import { DatabaseAllocator, type DatabaseReset, type ResetStrategy } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
 import { PortAllocator } from '../ports/index.js';
-import type { ServerExit, StartedServer } from '../servers/index.js';
-import { describeLane, keepAlive, newOwner, resolveLeaseMs, resolveOwnerPid, resolveRunId, resolveStateDir, sameLane, validateProjectName, type LaneKey } from '../state/index.js';
+import type { StartedServer } from '../servers/index.js';
+import { describeLane, keepAlive, resolveLeaseMs, resolveRunId, resolveStateDir, validateProjectName, type LaneKey } from '../state/index.js';
 import { bootLane, type BootContext } from './boot/boot.js';
-import { laneRestarts, restartDeadServer, serverStatuses, settleServers, type RunningLane } from './boot/restart.js';
+import { prepareRun, type PrepareReport } from './boot/prepare.js';
+import { serverStatuses, settleServers, watchDeaths, type DeathWatch, type RunningLane } from './boot/restart.js';
 import { keyOfId, laneId, rememberedFailure, type Lane } from './lane.js';
-import { DEFAULT_KEEP_LOGS, keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options/lane-options.js';
+import { LaneTable, type LaneRecord } from './lane-table.js';
+import { keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options/lane-options.js';
 import { resolveReuse, type ResolvedReuse } from './options/reuse-options.js';
-import { reapDeadDatabases, reapDeadRuns } from './reaping/dead-runs.js';
-import type { ReapReport } from './reaping/reaper.js';
-import { laneLedger, type LaneEntry } from './records/lane-ledger.js';
-import { pruneLogDirs } from './records/log-dir.js';
-import { judgeWarmLane } from './reuse/judge.js';
-import { reuseWarmRun, warmOwner, type ReusedRun, type ReuseReport, type WarmReport } from './reuse/warm-run.js';
-import { spawnWatchdog } from './reuse/watchdog.js';
-import { describeExit, type LaneServerStatus } from './server-status.js';
+import { laneLedger, recordLane, recordServerProcess, type LaneEntry } from './records/lane-ledger.js';
+import { reuseWarmRunLanes } from './reuse/judge.js';
+import { emptyReuseReport, leaveRunWarm, reuseWarmRun, type ReusedRun, type ReuseReport, type WarmReport } from './reuse/warm-run.js';
+import type { LaneServerStatus } from './server-status.js';
 import { ExitGuard } from './teardown/exit-guard.js';
 import { tearDownOwnRun } from './teardown/own-run.js';
-import { keepRunRecords, stopRecordedServers, type RunStores } from './teardown/run-records.js';
+import { keepRunRecords, releaseLane, type RunStores } from './teardown/run-records.js';
 import { LaneUsers, type BeginOptions, type LaneUser } from './use/lane-users.js';
+import { resetLaneData } from './use/lane-reset.js';
 import { RoundTracker } from './use/rounds.js';
 
+export type { PrepareReport } from './boot/prepare.js';
 export type { LaneServerStatus } from './server-status.js';
 export type { Lane } from './lane.js';
 export type { ReuseReport, WarmReport } from './reuse/warm-run.js';
 
 /** @deprecated use ReuseReport */
 export type AdoptionReport = ReuseReport;
-
-/** What `prepare()` did. */
-export interface PrepareReport {
-  template?: TemplateInfo;
-  /** Which PostgreSQL server the lanes' databases live on (no password); absent without databases. */
-  postgres?: string;
-  reaped: ReapReport;
-}
-
-/** Everything a manager keeps about one lane of its run. */
-interface LaneRecord {
-  /** Its boot (or its reuse), while it is up or booting. */
-  running?: Promise<RunningLane>;
-  /** Why its boot failed: every later request gets that error at once (it is not booted again). */
-  failure?: { error: unknown; at: Date };
-  /** Whether a test failed in it (for `keep: 'on-failure'`). */
-  testFailed?: boolean;
-  /** Its last reset: resets of a lane run one after another. */
-  lastReset?: Promise<unknown>;
-}
 
 const debug = debugLogger('lanes');
 
@@ -65,8 +45,8 @@ export class LaneManager {
   readonly databases: DatabaseAllocator | undefined;
   readonly options: LanesOptions;
   readonly #leaseMs: number;
-  /** One record per lane of the run, in the order their boots began. */
-  readonly #lanes = new Map<string, LaneRecord>();
+  /** One record per lane of the run. */
+  readonly #lanes = new LaneTable();
   /** Kills this manager's running servers if this process exits before teardown stopped them. */
   readonly #exitGuard: ExitGuard;
   readonly #ledger;
@@ -140,18 +120,8 @@ export class LaneManager {
 
   /** Reaps what dead runs left behind, then makes sure Postgres and the template are ready. Once per manager. */
   prepare(): Promise<PrepareReport> {
-    this.#prepared ??= (async () => {
-      const { lanes: reaped } = await reapDeadRuns(this, this.#leaseMs);
-      // A warm run reused: its ports and databases become this process's too (its lanes already are).
-      if (this.#warmRun) await this.ports.handOverRun(this.runId, newOwner(this.runId));
-      await this.#pruneLogs();
-      if (!this.databases) return { reaped };
-      const template = await this.databases.prepare();
-      if (this.#warmRun) await this.databases.handOverRun(this.runId, newOwner(this.runId));
-      await reapDeadDatabases(this.databases);
-      await this.databases.dropStaleReadyCopies();
-      return { reaped, template, postgres: await this.databases.describePostgres() };
-    })();
+    const { runId, stateDir, ports, databases } = this;
+    this.#prepared ??= prepareRun({ runId, stateDir, ports, databases, leaseMs: this.#leaseMs, ledger: this.#ledger, keepLogs: this.options.keepLogs, reusesWarmRun: this.#warmRun !== undefined });
     return this.#prepared;
   }
 
@@ -196,45 +166,23 @@ export class LaneManager {
   async reuseWarmLanes(projects: readonly string[]): Promise<ReuseReport> {
     const warmRun = this.#warmRun;
     this.#warmRun = undefined;
-    if (!warmRun) return reuseReport({});
+    if (!warmRun) return emptyReuseReport();
     const prepared = await this.prepare();
-    const report = reuseReport({ runId: this.runId });
-    const since = warmRun.entries.map((entry) => entry.warmSince).filter((at): at is string => at !== undefined).sort()[0];
-    if (since) report.idleMs = Math.max(0, Date.now() - Date.parse(since));
-    await Promise.all(
-      warmRun.entries.filter((entry) => projects.includes(entry.project)).map(async (entry) => {
-        const key = this.#keyOf(entry.project, entry.worker);
-        const outcome = await this.#reuseLane(key, entry, prepared.template?.name);
-        if (typeof outcome === 'string') {
-          report.replaced.push({ project: key.project, ...(key.worker !== undefined ? { worker: key.worker } : {}), reason: outcome });
-          return;
-        }
-        this.#setRunning(laneId(key), Promise.resolve(outcome));
-        report.reused.push(outcome.lane);
-      }),
-    );
-    return report;
+    const ctx = { runId: this.runId, options: this.options, configKey: this.#configKey, databases: this.databases };
+    return reuseWarmRunLanes(ctx, warmRun, projects, prepared.template?.name, {
+      forget: (key) => this.#forget(key),
+      reused: (key, judged) => {
+        const running: RunningLane = { ...judged, deaths: new Map() };
+        for (const server of judged.servers) watchDeaths(this.#deathWatch(), key, running, server);
+        keepAlive(this.#ledger as never, this.runId, this.#leaseMs);
+        this.#lanes.setRunning(laneId(key), Promise.resolve(running));
+      },
+    });
   }
 
   /** @deprecated use {@link LaneManager.reuseWarmLanes} */
   adoptWarmLanes(projects: readonly string[]): Promise<ReuseReport> {
     return this.reuseWarmLanes(projects);
-  }
-
-  /** One warm lane reused (its data reset), or why not (and then it is torn down). */
-  async #reuseLane(key: LaneKey, entry: LaneEntry, template: string | undefined): Promise<RunningLane | string> {
-    const judged = await judgeWarmLane({ runId: this.runId, options: this.options, configKey: this.#configKey, databases: this.databases }, key, entry, template);
-    if ('reason' in judged) {
-      warn(`lane ${describeLane(key)} not reused: ${judged.reason}; it boots afresh`);
-      // Torn down by the servers' marks: they are not this process's children.
-      await stopRecordedServers(entry.servers, this.runId);
-      await this.#forget(key);
-      return judged.reason;
-    }
-    const running: RunningLane = { ...judged, deaths: new Map() };
-    for (const server of judged.servers) void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
-    keepAlive(this.#ledger as never, this.runId, this.#leaseMs);
-    return running;
   }
 
   /**
@@ -251,7 +199,7 @@ export class LaneManager {
    * not booted (or failed to boot). A server found dead is given a moment to finish its log.
    */
   async serverStatus(project: string, worker?: number): Promise<LaneServerStatus[] | undefined> {
-    const running = await this.#up(this.#keyOf(project, worker));
+    const running = await this.#lanes.up(laneId(this.#keyOf(project, worker)));
     return running && serverStatuses(running);
   }
 
@@ -262,7 +210,7 @@ export class LaneManager {
    */
   async beginTest(project: string, worker: number | undefined, user: LaneUser, options: BeginOptions = {}): Promise<void> {
     const key = this.#keyOf(project, worker);
-    const running = await this.#up(key);
+    const running = await this.#lanes.up(laneId(key));
     if (running) await settleServers(running);
     return this.#users.begin(laneId(key), describeLane(key), user, options);
   }
@@ -276,7 +224,7 @@ export class LaneManager {
   endTest(project: string, worker: number | undefined, user: LaneUser, failed = false): void {
     const id = laneId(this.#keyOf(project, worker));
     this.#users.end(id, user);
-    if (failed) this.#record(id).testFailed = true;
+    if (failed) this.#lanes.record(id).testFailed = true;
   }
 
   /** The lanes the last teardown kept up (with `keep`, or `keep: 'on-failure'` and a failed test). */
@@ -293,28 +241,12 @@ export class LaneManager {
   async resetLane(project: string, worker: number | undefined, options: { strategy?: ResetStrategy; user?: LaneUser } = {}): Promise<DatabaseReset> {
     const key = this.#keyOf(project, worker);
     const id = laneId(key);
-    if (!this.databases) {
-      throw new LanesError('INVALID_OPTION', `laneReset / resetDatabase() on ${describeLane(key)}, but its lanes have no database (option \`database: false\`).`, {
-        hint: 'Remove laneReset from the project (or give the lanes a database).',
-      });
-    }
-    const databases = this.databases;
-    const running = await this.#up(key);
-    if (!running) throw new LanesError('LANE_NOT_FOUND', `${describeLane(key)} is not up: its data cannot be reset.`, { hint: 'Ask for the lane (the `lane` fixture) first.' });
-    // The check that no other test uses the lane and the claim that keeps them out: one step.
-    const claim = this.#users.claimReset(id, describeLane(key), options.user);
-    const record = this.#record(id);
-    const reset = (record.lastReset ?? Promise.resolve()).catch(() => undefined).then(() => databases.resetDatabaseForProject(key.project, { ...(key.worker !== undefined ? { worker: key.worker } : {}), ...(options.strategy ? { strategy: options.strategy } : {}) }));
-    record.lastReset = reset;
-    const result = await reset.finally(() => claim.release());
-    if (result.strategy === 'swap') running.swapped = true;
-    debug('reset %s (%s from %s) in %d ms', describeLane(key), result.strategy, result.source, Math.round(result.durationMs));
-    return result;
+    return resetLaneData({ key, id, databases: this.databases, users: this.#users, resets: this.#lanes.record(id), up: () => this.#lanes.up(id) }, options);
   }
 
   /** Lanes booted by this manager so far. */
   async lanes(): Promise<Lane[]> {
-    const settled = await Promise.allSettled(this.#runningLanes());
+    const settled = await Promise.allSettled(this.#lanes.running());
     return settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value.lane] : []));
   }
 
@@ -330,10 +262,10 @@ export class LaneManager {
     // A run whose Postgres or template never got ready has no database to drop (and asking an
     // unreachable server again would only add its connect timeout to the failure).
     const prepared = this.#prepared ? await this.#prepared.then(() => true, () => false) : false;
-    const running = await Promise.allSettled(this.#runningLanes());
+    const running = await Promise.allSettled(this.#lanes.running());
     await Promise.allSettled(running.flatMap((result) => (result.status === 'fulfilled' ? [...(result.value.restarts?.inProgress.values() ?? [])] : [])));
     let keep = mode === 'always';
-    if (mode === 'on-failure' && [...this.#lanes.values()].some((record) => record.testFailed)) {
+    if (mode === 'on-failure' && this.#lanes.anyTestFailed()) {
       // Only the lanes in which a test failed stay: the others go now, then the rest is kept as a whole.
       await this.#dropLanes((record) => !record.testFailed);
       keep = true;
@@ -354,36 +286,18 @@ export class LaneManager {
       });
       if (this.#warm) return;
     }
-    await tearDownOwnRun({
-      runId: this.runId,
-      ledger: this.#ledger,
-      ports: this.ports,
-      databases: this.databases,
-      prepared,
-      servers: running.flatMap((result) => (result.status === 'fulfilled' ? [result.value.servers] : [])),
-      isUp: (entry) => this.#lanes.get(laneId(entry))?.running !== undefined,
-      lanesGone: () => this.#forgetRunning(),
-    });
+    const servers = running.flatMap((result) => (result.status === 'fulfilled' ? [result.value.servers] : []));
+    const lanes = { servers, isUp: (entry: LaneKey) => this.#lanes.isRunning(laneId(entry)), lanesGone: () => this.#lanes.forgetRunning() };
+    await tearDownOwnRun({ runId: this.runId, ledger: this.#ledger, ports: this.ports, databases: this.databases, prepared, ...lanes });
   }
 
-  /**
-   * Leaves this run's lanes up for the next run: a detached watchdog becomes the owner of every
-   * entry of the run (lanes, ports, databases, the hold on the embedded server) until the idle
-   * deadline. Lanes one of whose servers died are torn down now. Undefined when no lane is up.
-   */
+  /** Leaves this run's lanes up for the next run (see leaveRunWarm); lanes one of whose servers died are torn down now. */
   async #keepWarm(prepared: boolean): Promise<WarmReport | undefined> {
     await this.#dropLanes((_record, up) => up !== undefined && up.deaths.size > 0);
-    const lanes = await this.lanes();
-    // Lanes reserved for reuse for projects this run did not select are recorded but not up here.
-    if (!(await this.#ledger.read()).entries.some((entry) => entry.runId === this.runId)) return undefined;
-    const database = this.options.database === false ? false : JSON.parse(JSON.stringify(this.options.database ?? {}));
-    const pid = spawnWatchdog({ stateDir: this.stateDir, runId: this.runId, fromPid: resolveOwnerPid(), leaseMs: this.#leaseMs, database, ...(this.options.portRange ? { portRange: this.options.portRange } : {}) });
-    const owner = warmOwner(this.runId, pid, this.#reuse.idleMs);
-    // Warm servers outlive this process.
-    this.#exitGuard.release();
-    await keepRunRecords(this.#stores(prepared), this.runId, owner);
-    this.#forgetRunning();
-    return { lanes, until: owner.warmUntil!, watchdogPid: pid };
+    const base = { runId: this.runId, stores: this.#stores(prepared), options: this.options, leaseMs: this.#leaseMs, idleMs: this.#reuse.idleMs };
+    const warm = await leaveRunWarm({ ...base, lanes: await this.lanes(), release: () => this.#exitGuard.release() });
+    if (warm) this.#lanes.forgetRunning();
+    return warm;
   }
 
   /** Where the last teardown left the lanes warm (option `reuse`), if it did. */
@@ -393,9 +307,8 @@ export class LaneManager {
 
   /** Tears down now the lanes `drop` picks (their servers, database, ports and entry). */
   async #dropLanes(drop: (record: LaneRecord, up: RunningLane | undefined) => boolean): Promise<void> {
-    for (const [id, record] of this.#lanes) {
-      if (!record.running) continue;
-      const up = await record.running.catch(() => undefined);
+    for (const { id, record, running } of this.#lanes.runningEntries()) {
+      const up = await running.catch(() => undefined);
       if (!drop(record, up)) continue;
       await up?.servers.stopAll().catch((error: unknown) => debug('stopping %s failed: %O', id, error));
       await this.#forget(keyOfId(this.runId, id));
@@ -420,7 +333,7 @@ export class LaneManager {
       );
     }
     const running = this.#boot(key);
-    const booting = this.#setRunning(id, running);
+    const booting = this.#lanes.setRunning(id, running);
     running.catch((error: unknown) => {
       delete booting.running;
       // Not a failure of the lane: a boot cut short by the teardown.
@@ -436,7 +349,7 @@ export class LaneManager {
       const running: RunningLane = { ...booted, deaths: new Map() };
       for (const server of booted.servers) {
         this.#guard(server);
-        void server.exited.then((exit) => this.#noteExit(key, running, server, exit));
+        watchDeaths(this.#deathWatch(), key, running, server);
       }
       return running;
     } catch (error) {
@@ -447,26 +360,8 @@ export class LaneManager {
   }
 
   #bootContext(): BootContext {
-    return {
-      runId: this.runId,
-      stateDir: this.stateDir,
-      options: this.options,
-      configKey: this.#configKey,
-      ports: this.ports,
-      databases: this.databases,
-      outlives: this.#outlives,
-      record: (entry) => this.#recordEntry(entry),
-      closing: () => this.#closing,
-    };
-  }
-
-  /** Deletes old runs' log folders (see `keepLogs`); what is left in the ledgers after reaping is alive or kept. */
-  async #pruneLogs(): Promise<void> {
-    const live = new Set<string>([this.runId]);
-    for (const entry of (await this.#ledger.read()).entries) live.add(entry.runId);
-    for (const runId of await this.ports.runIds()) live.add(runId);
-    const removed = await pruneLogDirs(this.stateDir, this.options.keepLogs ?? DEFAULT_KEEP_LOGS, live);
-    if (removed.length > 0) debug('deleted the log folders of %d earlier run(s): %o', removed.length, removed);
+    const { runId, stateDir, options, ports, databases } = this;
+    return { runId, stateDir, options, ports, databases, configKey: this.#configKey, outlives: this.#outlives, record: (entry) => this.#recordEntry(entry), closing: () => this.#closing };
   }
 
   /** Guards `server`'s process group against this process exiting first (not for kept or warm lanes). */
@@ -474,55 +369,19 @@ export class LaneManager {
     if (!this.#outlives) this.#exitGuard.watch(server);
   }
 
-  /** Records and reports a server that died on its own while its lane was up. */
-  #noteExit(key: LaneKey, running: RunningLane, server: StartedServer, exit: ServerExit): void {
-    if (exit.stopped) return;
-    running.deaths.set(server.name, exit);
-    const restarts = laneRestarts(running);
-    const again = !this.#closing && !restarts.givenUp.has(server.name);
-    warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}${again ? '. Restarting it' : ''}`);
-    void restartDeadServer(
-      {
-        boot: this.#bootContext(),
-        signal: this.#restartsAbort.signal,
-        closing: () => this.#closing,
-        started: async (restarted) => {
-          this.#guard(restarted);
-          void restarted.exited.then((next) => this.#noteExit(key, running, restarted, next));
-          await this.#recordServer(key, restarted);
-        },
-      },
-      key,
-      running,
-      server,
-    );
-  }
-
-  /** Points the lane's ledger record of a restarted server at its new process. */
-  async #recordServer(key: LaneKey, server: StartedServer): Promise<void> {
-    await this.#ledger.update((doc) => {
-      const record = doc.entries.find((entry) => sameLane(entry, key))?.servers.find((one) => one.name === server.name);
-      if (!record) return;
-      record.pid = server.pid;
-      record.logFile = server.logFile;
-    });
+  /** What watching the servers of this run's lanes for deaths needs. */
+  #deathWatch(): DeathWatch {
+    const recordServer = (key: LaneKey, server: StartedServer): Promise<void> => recordServerProcess(this.#ledger, key, server);
+    return { boot: this.#bootContext(), signal: this.#restartsAbort.signal, closing: () => this.#closing, guard: (server) => this.#guard(server), recordServer };
   }
 
   async #recordEntry(entry: LaneEntry): Promise<void> {
-    await this.#ledger.update((doc) => {
-      doc.entries = doc.entries.filter((other) => !sameLane(other, entry));
-      doc.entries.push(structuredClone(entry));
-    });
+    await recordLane(this.#ledger, entry);
     keepAlive(this.#ledger as never, this.runId, this.#leaseMs);
   }
 
-  async #forget(key: LaneKey): Promise<void> {
-    const worker = key.worker !== undefined ? { worker: key.worker } : {};
-    await Promise.allSettled([
-      this.databases?.releaseDatabaseForProject(key.project, worker),
-      this.ports.releasePortsForProject(key.project, worker),
-      this.#ledger.update((doc) => void (doc.entries = doc.entries.filter((entry) => !sameLane(entry, key)))),
-    ]);
+  #forget(key: LaneKey): Promise<void> {
+    return releaseLane({ lanes: this.#ledger, ports: this.ports, databases: this.databases }, key);
   }
 
   #keyOf(project: string, worker: number | undefined): LaneKey {
@@ -530,40 +389,4 @@ export class LaneManager {
     if (worker !== undefined) key.worker = worker;
     return key;
   }
-
-  /** The record of lane `id`, created on first use. */
-  #record(id: string): LaneRecord {
-    let record = this.#lanes.get(id);
-    if (!record) this.#lanes.set(id, (record = {}));
-    return record;
-  }
-
-  /** Sets the lane's boot (or reuse); its record moves last, so lanes are listed in the order their boots began. */
-  #setRunning(id: string, running: Promise<RunningLane>): LaneRecord {
-    const record = this.#record(id);
-    this.#lanes.delete(id);
-    this.#lanes.set(id, record);
-    record.running = running;
-    return record;
-  }
-
-  /** The lane of `key` once up, or undefined when it is not (or failed to boot). */
-  async #up(key: LaneKey): Promise<RunningLane | undefined> {
-    return this.#lanes.get(laneId(key))?.running?.catch(() => undefined);
-  }
-
-  #runningLanes(): Array<Promise<RunningLane>> {
-    return [...this.#lanes.values()].flatMap((record) => (record.running ? [record.running] : []));
-  }
-
-  /** Forgets every running lane (their servers were stopped or handed over). */
-  #forgetRunning(): void {
-    for (const record of this.#lanes.values()) delete record.running;
-  }
-}
-
-/** A report of a reuse with both the current and the deprecated name of its lanes. */
-function reuseReport(fields: { runId?: string }): ReuseReport {
-  const reused: Lane[] = [];
-  return { ...fields, reused, adopted: reused, replaced: [] };
 }

@@ -9,12 +9,12 @@ import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../../errors.js';
 import { debugLogger, progress, warn } from '../../log.js';
+import { describeExit, type LaneServerStatus } from '../server-status.js';
 import { isProcessAlive, type ServerExit, type StartedServer, type StartedServers } from '../../servers/index.js';
 import { dependencyDepths } from '../../servers/graph.js';
 import { describeLane, type LaneKey } from '../../state/index.js';
 import { restartLaneServer, type BootContext } from './boot.js';
 import type { Lane } from '../lane.js';
-import type { LaneServerStatus } from '../server-status.js';
 
 const debug = debugLogger('lanes');
 
@@ -80,6 +80,39 @@ export interface RestartContext {
   closing(): boolean;
   /** Called with the new process once it is healthy and part of the lane. */
   started(server: StartedServer): Promise<void>;
+}
+
+/** What watching a lane's servers for deaths needs of its run. */
+export interface DeathWatch {
+  boot: BootContext;
+  /** Aborted when the run's teardown begins. */
+  signal: AbortSignal;
+  /** True once the run's teardown has begun. */
+  closing(): boolean;
+  /** Guards a restarted server's process group as the run guards its servers'. */
+  guard(server: StartedServer): void;
+  /** Points the lane's record of a restarted server at its new process. */
+  recordServer(key: LaneKey, server: StartedServer): Promise<void>;
+}
+
+/**
+ * Watches `server` of a running lane: when it dies on its own its death is recorded and reported
+ * (one line with its log), and it is restarted (see {@link restartDeadServer}), the new process
+ * watched in turn.
+ */
+export function watchDeaths(watch: DeathWatch, key: LaneKey, running: RunningLane, server: StartedServer): void {
+  void server.exited.then((exit) => {
+    if (exit.stopped) return;
+    running.deaths.set(server.name, exit);
+    const again = !watch.closing() && !laneRestarts(running).givenUp.has(server.name);
+    warn(`server "${server.name}" of ${describeLane(key)} (pid ${server.pid}) died during the run: ${describeExit(exit)}. Log: ${server.logFile}${again ? '. Restarting it' : ''}`);
+    const started = async (restarted: StartedServer): Promise<void> => {
+      watch.guard(restarted);
+      watchDeaths(watch, key, running, restarted);
+      await watch.recordServer(key, restarted);
+    };
+    void restartDeadServer({ boot: watch.boot, signal: watch.signal, closing: () => watch.closing(), started }, key, running, server);
+  });
 }
 
 /**

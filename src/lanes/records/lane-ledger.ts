@@ -1,5 +1,7 @@
 import { join } from 'node:path';
-import { ledgerSpec, StateFile, type LedgerDocument, type LedgerEntry } from '../../state/index.js';
+import { ledgerSpec, sameLane, StateFile, type LaneKey, type LedgerDocument, type LedgerEntry } from '../../state/index.js';
+
+/** The lanes ledger `allocated-lanes.json` of a state folder: its entries and the updates of one lane's. */
 
 /** A server process of a lane, as recorded for status and reaping. */
 export interface LaneServerRecord {
@@ -21,7 +23,7 @@ export interface LaneEntry extends LedgerEntry {
   databaseName?: string;
   servers: LaneServerRecord[];
   logDir: string;
-  /** What the lane must still match to be taken over warm by a later run (option `reuse`). */
+  /** What the lane must still match to be reused warm by a later run (option `reuse`). */
   fingerprint?: LaneFingerprint;
   /** The template its database was cloned from. */
   template?: string;
@@ -52,4 +54,22 @@ const lanesSpec = ledgerSpec<LaneEntry>('e2e-lanes/lanes', (raw) => {
 /** The lanes ledger of a state folder. */
 export function laneLedger(stateDir: string): StateFile<LedgerDocument<LaneEntry>> {
   return new StateFile(join(stateDir, LANES_FILE), lanesSpec);
+}
+
+/** Puts `entry` in the ledger in place of the lane's earlier entry. */
+export async function recordLane(ledger: StateFile<LedgerDocument<LaneEntry>>, entry: LaneEntry): Promise<void> {
+  await ledger.update((doc) => {
+    doc.entries = doc.entries.filter((other) => !sameLane(other, entry));
+    doc.entries.push(structuredClone(entry));
+  });
+}
+
+/** Points the record of the lane's server `server.name` at a new process of it (a restart). */
+export async function recordServerProcess(ledger: StateFile<LedgerDocument<LaneEntry>>, key: LaneKey, server: { name: string; pid: number; logFile: string }): Promise<void> {
+  await ledger.update((doc) => {
+    const record = doc.entries.find((entry) => sameLane(entry, key))?.servers.find((one) => one.name === server.name);
+    if (!record) return;
+    record.pid = server.pid;
+    record.logFile = server.logFile;
+  });
 }

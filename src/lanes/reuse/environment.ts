@@ -1,7 +1,7 @@
 /**
  * The environment a lane's server is started with, as a warm lane's fingerprint records it: one
  * short keyed digest per variable, so a later run can tell which variables changed (their names,
- * never their values) and not take over servers that still see the old values.
+ * never their values) and not reuse servers that still see the old values.
  */
 import { createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -24,7 +24,7 @@ import { currentBootId } from '../../state/identity.js';
  * - Playwright's own settings, which its runner, reporters, UI mode and editor extension read, not the
  *   app: `PLAYWRIGHT_*` (a report's output file, often new for every run), `PW_*`, `PWDEBUG`;
  * - the toolkit's own (`E2E_LANES_*`): run-scoped marks (run id, owner pid, the lane service's
- *   address and token) and settings whose effects the take-over judges itself (database, ports,
+ *   address and token) and settings whose effects the reuse judges itself (database, ports,
  *   state folder), or that do not reach a server's behaviour (`E2E_LANES_DEBUG`, `E2E_LANES_KEEP`).
  */
 export const RUN_SCOPED_ENV: readonly string[] = [

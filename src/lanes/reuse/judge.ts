@@ -5,13 +5,16 @@
  */
 import type { DatabaseAllocator } from '../../databases/index.js';
 import { messageOf } from '../../errors.js';
+import { warn } from '../../log.js';
 import { attachServers, type StartedServers } from '../../servers/index.js';
-import type { LaneKey } from '../../state/index.js';
+import { describeLane, type LaneKey } from '../../state/index.js';
 import type { Lane } from '../lane.js';
 import type { LaneEntry } from '../records/lane-ledger.js';
 import { baseServerName, type LanesOptions } from '../options/lane-options.js';
 import { isServerOfRun } from '../reaping/process-marks.js';
+import { stopRecordedServers } from '../teardown/run-records.js';
 import { fingerprintChange, laneFingerprint } from './fingerprint.js';
+import { emptyReuseReport, type ReusedRun, type ReuseReport } from './warm-run.js';
 
 /** What a judgement needs of the run. */
 export interface ReuseContext {
@@ -59,4 +62,38 @@ export async function judgeWarmLane(ctx: ReuseContext, key: LaneKey, entry: Lane
   const base = baseServerName(options);
   if (base && lane.urls[base]) lane.baseURL = lane.urls[base];
   return { lane, servers: attached.servers };
+}
+
+/**
+ * Judges the lanes of `projects` in the warm run this process reserved, all at once: a lane fit
+ * for reuse (its data reset) goes to `reused`; any other is torn down (its servers by their marks,
+ * they are not this process's children; its records by `forget`) with one line saying why, and
+ * boots afresh when asked for. Lanes of other projects stay as they are, for a later run.
+ */
+export async function reuseWarmRunLanes(
+  ctx: ReuseContext,
+  warmRun: ReusedRun,
+  projects: readonly string[],
+  template: string | undefined,
+  hooks: { reused(key: LaneKey, judged: { lane: Lane; servers: StartedServers }): void; forget(key: LaneKey): Promise<void> },
+): Promise<ReuseReport> {
+  const report = emptyReuseReport(ctx.runId);
+  const since = warmRun.entries.map((entry) => entry.warmSince).filter((at): at is string => at !== undefined).sort()[0];
+  if (since) report.idleMs = Math.max(0, Date.now() - Date.parse(since));
+  await Promise.all(
+    warmRun.entries.filter((entry) => projects.includes(entry.project)).map(async (entry) => {
+      const key: LaneKey = { runId: ctx.runId, project: entry.project, ...(entry.worker !== undefined ? { worker: entry.worker } : {}) };
+      const judged = await judgeWarmLane(ctx, key, entry, template);
+      if ('reason' in judged) {
+        warn(`lane ${describeLane(key)} not reused: ${judged.reason}; it boots afresh`);
+        await stopRecordedServers(entry.servers, ctx.runId);
+        await hooks.forget(key);
+        report.replaced.push({ project: key.project, ...(key.worker !== undefined ? { worker: key.worker } : {}), reason: judged.reason });
+        return;
+      }
+      hooks.reused(key, judged);
+      report.reused.push(judged.lane);
+    }),
+  );
+  return report;
 }

@@ -3,10 +3,13 @@
  * process, the owner of a run's entries while they wait warm (its watchdog), and what a reuse and
  * a warm teardown report.
  */
-import { currentHost, handOverRunEntries, judgeOwner, newOwner, type Owner } from '../../state/index.js';
+import { currentHost, handOverRunEntries, judgeOwner, newOwner, resolveOwnerPid, type Owner } from '../../state/index.js';
 import { identityOf } from '../../state/identity.js';
 import type { Lane } from '../lane.js';
+import type { LanesOptions } from '../options/lane-options.js';
 import { laneLedger, type LaneEntry } from '../records/lane-ledger.js';
+import { keepRunRecords, type RunStores } from '../teardown/run-records.js';
+import { spawnWatchdog } from './watchdog.js';
 
 /** A reuse must leave at least this long before the warm lanes' deadline. */
 const REUSE_MARGIN_MS = 5_000;
@@ -29,6 +32,12 @@ export interface ReuseReport {
   replaced: Array<{ project: string; worker?: number; reason: string }>;
   /** How long the lanes had waited warm, in ms. */
   idleMs?: number;
+}
+
+/** A report of a reuse with nothing reused yet (both names of its lanes are the same list). */
+export function emptyReuseReport(runId?: string): ReuseReport {
+  const reused: Lane[] = [];
+  return { ...(runId !== undefined ? { runId } : {}), reused, adopted: reused, replaced: [] };
 }
 
 /** Where a run's lanes went at teardown when they stay warm: until when, and which lanes. */
@@ -73,4 +82,35 @@ export async function reuseWarmRun(stateDir: string, configKey: string, leaseMs:
 export function warmOwner(runId: string, watchdogPid: number, idleMs: number, now = new Date()): Owner {
   const owner: Owner = { runId, pid: watchdogPid, host: currentHost(), createdAt: now.toISOString(), heartbeatAt: now.toISOString(), warmUntil: new Date(now.getTime() + idleMs).toISOString() };
   return Object.assign(owner, identityOf(watchdogPid));
+}
+
+/** What leaving a run warm needs of it. */
+export interface WarmRunEnd {
+  runId: string;
+  stores: RunStores;
+  options: LanesOptions;
+  leaseMs: number;
+  idleMs: number;
+  /** The lanes up now. */
+  lanes: Lane[];
+  /** Lets the run's servers outlive this process. */
+  release(): void;
+}
+
+/**
+ * Leaves a run's lanes up for the next run: a detached watchdog becomes the owner of every entry
+ * of the run (lanes, ports, databases, the hold on the embedded server) until the idle deadline.
+ * Undefined when the run has no lane recorded.
+ */
+export async function leaveRunWarm(run: WarmRunEnd): Promise<WarmReport | undefined> {
+  // Lanes reserved for reuse for projects this run did not select are recorded but not up here.
+  if (!(await run.stores.lanes.read()).entries.some((entry) => entry.runId === run.runId)) return undefined;
+  const { options } = run;
+  const database = options.database === false ? false : JSON.parse(JSON.stringify(options.database ?? {}));
+  const pid = spawnWatchdog({ stateDir: run.stores.stateDir, runId: run.runId, fromPid: resolveOwnerPid(), leaseMs: run.leaseMs, database, ...(options.portRange ? { portRange: options.portRange } : {}) });
+  const owner = warmOwner(run.runId, pid, run.idleMs);
+  // Warm servers outlive this process.
+  run.release();
+  await keepRunRecords(run.stores, run.runId, owner);
+  return { lanes: run.lanes, until: owner.warmUntil!, watchdogPid: pid };
 }

@@ -8,7 +8,7 @@ import { debugLogger } from '../../log.js';
 import type { PortAllocator } from '../../ports/index.js';
 import { releaseEmbeddedRuns } from '../../postgres/index.js';
 import { killProcessGroup, SERVER_DEFAULTS, type ServerDefinition } from '../../servers/index.js';
-import { handOverRunEntries, keepRunEntries, stopKeepingAlive, type LedgerDocument, type Owner, type StateFile } from '../../state/index.js';
+import { handOverRunEntries, keepRunEntries, sameLane, stopKeepingAlive, type LaneKey, type LedgerDocument, type Owner, type StateFile } from '../../state/index.js';
 import type { LaneEntry, LaneServerRecord } from '../records/lane-ledger.js';
 import type { LanesOptions } from '../options/lane-options.js';
 import { WATCHDOG_ENV } from '../../env-vars.js';
@@ -25,6 +25,19 @@ export interface RunStores {
   lanes: StateFile<LedgerDocument<LaneEntry>>;
   ports: PortAllocator;
   databases?: DatabaseAllocator | undefined;
+}
+
+/**
+ * Releases one lane's records in every store (its database, its ports, its ledger entry), each
+ * whatever happens to the others.
+ */
+export async function releaseLane(stores: Pick<RunStores, 'lanes' | 'ports' | 'databases'>, key: LaneKey): Promise<void> {
+  const worker = key.worker !== undefined ? { worker: key.worker } : {};
+  await Promise.allSettled([
+    stores.databases?.releaseDatabaseForProject(key.project, worker),
+    stores.ports.releasePortsForProject(key.project, worker),
+    stores.lanes.update((doc) => void (doc.entries = doc.entries.filter((entry) => !sameLane(entry, key)))),
+  ]);
 }
 
 /**

@@ -28,3 +28,18 @@ test('an entry without its servers is not a lane entry: the file is not trusted'
   const read = await laneLedger(stateDir).read().then((doc) => doc.entries, (error: unknown) => error);
   assert.ok(!(Array.isArray(read) && read.length === 1 && (read[0] as LaneEntry).servers === undefined), 'the entry is never handed out without servers');
 });
+
+test("a lane's entry is replaced as a whole, and a restarted server's record points at its new process", async (t) => {
+  const { recordLane, recordServerProcess } = await import('../../../src/lanes/records/lane-ledger.js');
+  const stateDir = await tempDir(t);
+  const ledger = laneLedger(stateDir);
+  await recordLane(ledger, { ...entry('shop'), status: 'starting', servers: [] });
+  await recordLane(ledger, entry('shop'));
+  await recordLane(ledger, entry('admin'));
+  await recordServerProcess(ledger, { runId: 'ledger-run', project: 'shop' }, { name: 'api', pid: 456, logFile: '/x/api.2.log' });
+  await recordServerProcess(ledger, { runId: 'ledger-run', project: 'shop' }, { name: 'none', pid: 789, logFile: '' });
+  const entries = (await ledger.read()).entries;
+  assert.deepEqual(entries.map((one) => [one.project, one.status]), [['shop', 'up'], ['admin', 'up']]);
+  assert.deepEqual(entries[0]!.servers, [{ name: 'api', pid: 456, logFile: '/x/api.2.log' }]);
+  assert.equal(entries[1]!.servers[0]!.pid, 123, "another lane's record is left alone");
+});

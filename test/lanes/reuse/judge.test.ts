@@ -38,3 +38,23 @@ test("a warm lane whose servers still run with the run's marks is reused as it w
   assert.deepEqual(judged.servers.map((server) => server.pid), [pid]);
   await judged.servers.stopAll();
 });
+
+test("a warm run's lanes of the selected projects are judged: the fit one reused, the other torn down with its reason; other projects' left alone", { skip: process.platform !== 'linux' && 'needs /proc' }, async (t) => {
+  const { reuseWarmRunLanes } = await import('../../../src/lanes/reuse/judge.js');
+  const pid = await startMarked(t, { server: 'api', runId: key.runId, ownerPid: process.pid });
+  const fit = entry({ servers: [{ name: 'api', pid, logFile: '/tmp/none/api.log' }] });
+  const unfit = entry({ project: 'admin', status: 'starting' });
+  const other = entry({ project: 'other' });
+  const reused: string[] = [];
+  const forgotten: string[] = [];
+  const report = await reuseWarmRunLanes(ctx, { runId: key.runId, entries: [fit, unfit, other] }, ['shop', 'admin'], undefined, {
+    reused: (lane, judged) => void reused.push(lane.project, ...judged.servers.map((server) => String(server.pid))),
+    forget: async (lane) => void forgotten.push(lane.project),
+  });
+  assert.deepEqual(reused, ['shop', String(pid)]);
+  assert.deepEqual(forgotten, ['admin']);
+  assert.deepEqual(report.reused.map((lane) => lane.project), ['shop']);
+  assert.equal(report.adopted, report.reused, 'the deprecated name lists the same lanes');
+  assert.deepEqual(report.replaced, [{ project: 'admin', reason: 'it never finished booting' }]);
+  assert.equal(report.runId, key.runId);
+});

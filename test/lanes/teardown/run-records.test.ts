@@ -55,3 +55,17 @@ test("tearing a run down from its records stops its servers, its processes left 
   await until('the straggler is gone', () => !isPidAlive(straggler));
   assert.deepEqual((await run.lanes.read()).entries.map((one) => one.runId), ['other-run']);
 });
+
+test("releasing one lane releases its ports and entry, and no other lane's", async (t) => {
+  const { releaseLane } = await import('../../../src/lanes/teardown/run-records.js');
+  const stateDir = await tempDir(t);
+  const runId = `records-lane-${process.pid}`;
+  const run = stores(stateDir, runId);
+  t.after(() => run.ports.releaseRun(runId));
+  const shop = await run.ports.allocatePortsForProject('shop');
+  const admin = await run.ports.allocatePortsForProject('admin');
+  await run.lanes.update((doc) => void doc.entries.push(entry(runId, [], shop.ports), { ...entry(runId, [], admin.ports), project: 'admin' }));
+  await releaseLane(run, { runId, project: 'shop' });
+  assert.deepEqual((await run.lanes.read()).entries.map((one) => one.project), ['admin']);
+  assert.deepEqual([...new Set((await run.ports.list()).filter((item) => item.runId === runId).map((item) => item.project))], ['admin']);
+});
