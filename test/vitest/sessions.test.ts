@@ -11,7 +11,7 @@ before(async () => {
 });
 after(() => postgres.release());
 
-async function runSuite(t: test.TestContext, tests: string, pool: 'threads' | 'forks'): Promise<{ code: number | null; output: string; runId: string }> {
+async function runSuite(t: test.TestContext, tests: string, pool: 'threads' | 'forks', env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string; runId: string }> {
   const out = await tempDir(t);
   const runId = freshRunId();
   const run = await runVitest(t, ['--config', SUITE_CONFIG, `--pool=${pool}`], {
@@ -21,6 +21,7 @@ async function runSuite(t: test.TestContext, tests: string, pool: 'threads' | 'f
     FIXTURE_OUT: out,
     FIXTURE_TESTS: tests,
     FIXTURE_WORKERS: '1',
+    ...env,
   });
   return { ...run, runId };
 }
@@ -42,4 +43,10 @@ test('a pool without an error listener kept open across a swap fails the run, it
   assert.match(run.output, /'error' listener/);
   assert.doesNotMatch(run.output, /password: '/, 'the dead client (with the lane role password) is not printed');
   assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
+});
+
+test("test.concurrent tests of a file with reset: 'test' each start from the seed: they hold the database one after another", async (t) => {
+  const run = await runSuite(t, 'concurrent', 'threads', { FIXTURE_RESET: 'test' });
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.output, /3 passed/);
 });
