@@ -20,7 +20,7 @@ const documented = (doc: string, name: string) => doc.includes(`| \`${name}\` |`
 test('every option of every public options type has a row in docs/configuration.md', async () => {
   const doc = await readFile(join(root, 'docs/configuration.md'), 'utf8');
   const types: Array<[string, string]> = [
-    ['src/lanes/options.ts', 'LanesOptions'],
+    ['src/lanes/options/lane-options.ts', 'LanesOptions'],
     ['src/servers/types.ts', 'ServerDefinition'],
     ['src/databases/options.ts', 'DatabaseAllocatorOptions'],
     ['src/postgres/options.ts', 'EmbeddedPostgresOptions'],
