@@ -5,11 +5,15 @@
  * way, on the same server), (b) the naive way (TRUNCATE every table, seed again) and (c) migrations
  * and seed on an empty database per test. Interleaved, medians.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import pg from 'pg';
 import { applyMigrations, readMigrations, runSeed } from '../../src/databases/index.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
-import { DEMO, type BenchContext } from './context.ts';
-import { fmtMs, fmtRatio, percentile, range, Samples, table, timed, type PartResult, type TargetResult } from './measure.ts';
+import { childEnv, DEMO, ROOT, type BenchContext } from './context.ts';
+import { fmtMs, fmtRange, fmtRatio, median, percentile, range, Samples, table, timed, type PartResult, type TargetResult } from './measure.ts';
+import { ensureBuilt, reapLeftovers } from './playwright-run.ts';
 import { appPool, truncateAll, wideSchema, type Schema } from './resets.ts';
 
 const VARIANTS = ['e2e-lanes/vitest reset', 'CREATE DATABASE … TEMPLATE + DROP', 'TRUNCATE + seed', 'migrate + seed'] as const;
@@ -33,6 +37,17 @@ export async function runVitest(ctx: BenchContext): Promise<PartResult> {
       pass: ratio <= 0.2,
     });
   }
+  const suite = await wholeSuite(ctx, ctx.reps());
+  const lanesWall = median(suite.runs.lanes.map((run) => run.wallMs));
+  const sharedWall = median(suite.runs.shared.map((run) => run.wallMs));
+  const allRuns = [...suite.runs.lanes, ...suite.runs.shared];
+  const allPassed = allRuns.every((run) => run.failed === 0 && run.passed === allRuns[0]!.passed && run.passed > 0);
+  targets.push({
+    name: 'Vitest example suite with e2e-lanes/vitest vs one shared database and --no-file-parallelism, every test passing',
+    goal: '≥ 1.5× and all pass',
+    measured: `${fmtRatio(sharedWall / lanesWall)} (${fmtMs(sharedWall)} vs ${fmtMs(lanesWall)}), ${allPassed ? `all ${allRuns[0]!.passed} tests passed in every run` : 'NOT all tests passed'}`,
+    pass: sharedWall / lanesWall >= 1.5 && allPassed,
+  });
   const markdown = [
     table(['schema', "one test's fresh database", 'p50', 'p90', '÷ CREATE … TEMPLATE + DROP'], rows),
     '',
@@ -41,6 +56,21 @@ export async function runVitest(ctx: BenchContext): Promise<PartResult> {
     '- CREATE DATABASE … TEMPLATE + DROP: a new database cloned from the same migrated, seeded template before the test and dropped after it.',
     '- TRUNCATE + seed: every table of the app emptied in one statement, then the seed run again (a module, as the user\'s seed runs).',
     '- migrate + seed: an empty database, every migration applied by the toolkit\'s runner, the seed, and a DROP after the test.',
+    '',
+    'The whole suite of examples/vitest-prisma (three files, twelve tests that each assert exactly the seed and their own rows):',
+    '',
+    table(
+      ['way', 'tests passed / failed (each run)', 'wall (median)', 'min–max', 'shared ÷ way'],
+      (['shared', 'lanes'] as const).map((way) => [
+        SUITE_LABELS[way],
+        suite.runs[way].map((run) => `${run.passed} / ${run.failed}`).join(', '),
+        fmtMs(median(suite.runs[way].map((run) => run.wallMs))),
+        fmtRange(suite.runs[way].map((run) => run.wallMs)),
+        fmtRatio(sharedWall / median(suite.runs[way].map((run) => run.wallMs))),
+      ]),
+    ),
+    '',
+    `- ${suite.runs.lanes.length} run(s) of each after one unmeasured run of each (the template is cached by then, as on a developer's machine), alternating; both on the bench's PostgreSQL server; wall time of \`vitest run\` from start to exit.`,
   ].join('\n');
   return { id: 'vitest', title: '9. Integration tests in Vitest: a fresh database per test', markdown, targets };
 }
@@ -99,4 +129,64 @@ async function perTest(ctx: BenchContext, schema: Schema, reps: number): Promise
     await allocator.close();
   }
   return samples;
+}
+
+type Way = 'lanes' | 'shared';
+
+const SUITE_LABELS: Record<Way, string> = {
+  lanes: "e2e-lanes/vitest: the example's own vitest.config.ts (a database per worker, 3 workers, `reset: 'test'`)",
+  shared: 'one shared database, `fileParallelism: false`, TRUNCATE + seed before each test (scripts/bench/vitest-shared.config.ts)',
+};
+
+const VITEST = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
+
+interface VitestRun {
+  wallMs: number;
+  passed: number;
+  failed: number;
+}
+
+/** The example suite run both ways, interleaved, after one unmeasured run of each. */
+async function wholeSuite(ctx: BenchContext, reps: number): Promise<{ runs: Record<Way, VitestRun[]> }> {
+  await ensureBuilt();
+  const runs: Record<Way, VitestRun[]> = { lanes: [], shared: [] };
+  const stateDir = join(await ctx.dir('vitest-suite'), 'state');
+  ctx.defer(() => reapLeftovers(stateDir));
+  for (let rep = -1; rep < reps; rep++) {
+    const ways: Way[] = rep % 2 === 0 ? ['lanes', 'shared'] : ['shared', 'lanes'];
+    for (const way of ways) {
+      await ctx.quiet();
+      const run = await vitestRun(ctx, way, stateDir);
+      console.log(`  vitest ${way} run ${rep < 0 ? 'warm-up' : `${rep + 1}/${reps}`}: ${fmtMs(run.wallMs)}, ${run.passed} passed, ${run.failed} failed`);
+      if (rep >= 0) runs[way].push(run);
+    }
+  }
+  return { runs };
+}
+
+async function vitestRun(ctx: BenchContext, way: Way, stateDir: string): Promise<VitestRun> {
+  const dir = await ctx.dir(`vitest-${way}`);
+  const report = join(dir, 'report.json');
+  const config = way === 'lanes' ? 'examples/vitest-prisma/vitest.config.ts' : 'scripts/bench/vitest-shared.config.ts';
+  const env: Record<string, string> = way === 'lanes' ? { E2E_LANES_DATABASE_URL: ctx.url('postgres'), E2E_LANES_STATE_DIR: stateDir } : { BENCH_SHARED_ADMIN_URL: ctx.url('postgres') };
+  const started = performance.now();
+  const result = await execa(process.execPath, [VITEST, 'run', '--config', config, '--reporter=json', `--outputFile=${report}`], {
+    cwd: ROOT,
+    env: childEnv({ ...env, FORCE_COLOR: '0' }),
+    extendEnv: false,
+    stdin: 'ignore',
+    all: true,
+    reject: false,
+    timeout: 300_000,
+    forceKillAfterDelay: 10_000,
+  });
+  const wallMs = performance.now() - started;
+  const stats = await readFile(report, 'utf8')
+    .then((text) => JSON.parse(text) as { numPassedTests?: number; numFailedTests?: number })
+    .catch(() => ({}) as { numPassedTests?: number; numFailedTests?: number });
+  const run: VitestRun = { wallMs, passed: stats.numPassedTests ?? 0, failed: stats.numFailedTests ?? 0 };
+  if (result.failed || run.failed > 0 || run.passed === 0) {
+    console.error(`  vitest ${way} ended with ${result.shortMessage ?? `exit code ${result.exitCode}`}; last lines:\n${String(result.all ?? '').split('\n').slice(-40).join('\n')}`);
+  }
+  return run;
 }
