@@ -171,9 +171,7 @@ export function guardRunnerEnv(options: LanesOptions): { appDatabaseUrl: string 
   const env = process.env;
   const appDatabaseUrl = env.DATABASE_URL;
   if (options.database === false || isRunnerDatabaseUrl(appDatabaseUrl)) return { appDatabaseUrl: undefined, redirected: [] };
-  const pgEnv = Object.fromEntries(PG_CONNECTION_ENV.filter((name) => env[name] !== undefined).map((name) => [name, env[name]!]));
-  if (env[DATABASE_URL_ENV]) env[DATABASE_URL_ENV] = completeUrlFromPgEnv(env[DATABASE_URL_ENV], pgEnv);
-  const adminUrl = options.database?.adminUrl ? completeUrlFromPgEnv(options.database.adminUrl, pgEnv) : undefined;
+  const adminUrl = completeAdminUrls(options.database?.adminUrl);
   const url = runnerDatabaseUrl();
   const redirected = otherUrlVariables(env);
   for (const name of ['DATABASE_URL', ...redirected]) env[name] = url;
@@ -181,6 +179,17 @@ export function guardRunnerEnv(options: LanesOptions): { appDatabaseUrl: string 
   for (const name of changes.unset) delete env[name];
   Object.assign(env, changes.set);
   return { appDatabaseUrl, redirected, ...(adminUrl !== undefined ? { adminUrl } : {}) };
+}
+
+/**
+ * Before the `PG*` variables are pointed away from every database: completes the admin URL
+ * (`E2E_LANES_DATABASE_URL`, in place, and the `adminUrl` option given, returned) with the parts it
+ * leaves out from the `PG*` variables, as libpq would take them, so that it keeps working after.
+ */
+export function completeAdminUrls(adminUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const pgEnv = Object.fromEntries(PG_CONNECTION_ENV.filter((name) => env[name] !== undefined).map((name) => [name, env[name]!]));
+  if (env[DATABASE_URL_ENV]) env[DATABASE_URL_ENV] = completeUrlFromPgEnv(env[DATABASE_URL_ENV], pgEnv);
+  return adminUrl ? completeUrlFromPgEnv(adminUrl, pgEnv) : undefined;
 }
 
 /**

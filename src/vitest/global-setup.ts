@@ -6,6 +6,7 @@ import { debugLogger, progress } from '../log.js';
 import { LANE_NOT_READY_URL, pointEnvAt } from '../postgres/app-env.js';
 import { startControlServer, type ControlServer } from '../playwright/control-server.js';
 import { showCode } from '../playwright/show-code.js';
+import { completeAdminUrls } from '../playwright/worker-lane.js';
 import { vitestBridge } from './bridge.js';
 import { lanesOptionsOf, PROVIDED_KEY, type ProvidedLanes } from './options.js';
 
@@ -36,9 +37,12 @@ export default async function globalSetup(project: TestProject): Promise<() => P
   }
   const name = laneProjectName(project);
   const workers = Math.max(1, project.config.maxWorkers);
+  // The admin URL keeps the parts it takes from PG*, which point away from every database below.
+  const adminUrl = completeAdminUrls(options.database?.adminUrl);
+  const lanes = lanesOptionsOf(adminUrl === undefined ? options : { ...options, database: { ...options.database, adminUrl } });
   let manager: LaneManager;
   try {
-    manager = new LaneManager(lanesOptionsOf(options));
+    manager = new LaneManager(lanes);
   } catch (error) {
     throw showCode(error);
   }

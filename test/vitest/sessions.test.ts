@@ -50,3 +50,19 @@ test("test.concurrent tests of a file with reset: 'test' each start from the see
   assert.equal(run.code, 0, run.output);
   assert.match(run.output, /3 passed/);
 });
+
+test('an admin URL that takes its user and password from PGUSER and PGPASSWORD keeps working after the Vitest process points PG* away (resets run there)', async (t) => {
+  const admin = new URL(postgres.adminUrl);
+  const bare = new URL(postgres.adminUrl);
+  bare.username = '';
+  bare.password = '';
+  const run = await runSuite(t, 'record-a', 'forks', {
+    E2E_LANES_DATABASE_URL: bare.toString(),
+    PGUSER: decodeURIComponent(admin.username),
+    PGPASSWORD: decodeURIComponent(admin.password),
+    FIXTURE_RESET: 'test',
+  });
+  assert.equal(run.code, 0, run.output);
+  assert.match(run.output, /2 passed/);
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
+});
