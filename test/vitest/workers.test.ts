@@ -29,6 +29,15 @@ before(async () => {
 });
 after(() => postgres.release());
 
+/** What the record files' tests wrote to `out`. */
+async function recorded(out: string): Promise<Line[]> {
+  const lines: Line[] = [];
+  for (const entry of await readdir(out)) {
+    if (entry.endsWith('.jsonl')) for (const text of (await readFile(join(out, entry), 'utf8')).trim().split('\n')) lines.push(JSON.parse(text) as Line);
+  }
+  return lines;
+}
+
 /** Runs the record files of the fixture suite and resolves what every test saw. */
 async function runRecords(t: test.TestContext, options: { pool: 'threads' | 'forks'; reset: string }): Promise<{ lines: Line[]; runId: string }> {
   const out = await tempDir(t);
@@ -45,11 +54,7 @@ async function runRecords(t: test.TestContext, options: { pool: 'threads' | 'for
     FIXTURE_WORKERS: '3',
   });
   assert.equal(run.code, 0, run.output);
-  const lines: Line[] = [];
-  for (const entry of await readdir(out)) {
-    if (!entry.endsWith('.jsonl')) continue;
-    for (const text of (await readFile(join(out, entry), 'utf8')).trim().split('\n')) lines.push(JSON.parse(text) as Line);
-  }
+  const lines = await recorded(out);
   assert.equal(lines.length, RECORD_FILES.length * 2, run.output);
   return { lines, runId };
 }
@@ -114,10 +119,7 @@ test('two shards of one suite run at once on one state folder, each with databas
     return /\(run (\S+), a database per worker/.exec(run.output)?.[1];
   });
   assert.ok(runIds[0] && runIds[1] && runIds[0] !== runIds[1], `two runs: ${runIds.join(', ')}`);
-  const lines: Line[] = [];
-  for (const entry of await readdir(out)) {
-    if (entry.endsWith('.jsonl')) for (const text of (await readFile(join(out, entry), 'utf8')).trim().split('\n')) lines.push(JSON.parse(text) as Line);
-  }
+  const lines = await recorded(out);
   // Every file ran once, in one of the shards, from the seed.
   assert.equal(lines.length, RECORD_FILES.length * 2);
   for (const line of lines) assert.equal(line.countBefore, line.test === 'first' ? 2 : 3, JSON.stringify(line));
