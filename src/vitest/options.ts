@@ -74,8 +74,8 @@ export function lanesOptionsOf(options: VitestLanesOptions): LanesOptions {
   return {
     database: options.database ?? {},
     servers: [],
-    // A lane holds at least one port; a worker's is free for a server its tests start.
-    ports: ['worker'],
+    // A lane holds at least one port: a worker's lane holds one, which nothing of the toolkit uses.
+    ports: ['port'],
     isolation: 'worker',
     ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
   };
