@@ -52,13 +52,11 @@ export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (t
   const { count, held, key, owner, into } = wanted;
   const tally: Tally = { busy: 0, elsewhere: 0, here: 0, restricted: 0 };
   let picked = 0;
-  const tryPort = async (port: number, unclaimed: boolean): Promise<boolean> => {
+  /** Tries a port that had a claim (or was lost to one): its claim is read, a dead owner's taken over. */
+  const tryPort = async (port: number): Promise<void> => {
     if (timing) timing.tried++;
-    const claim = await claims.claim(port, stateDir, key, owner, leaseMs, { unclaimed });
-    if (claim === 'contended') {
-      if (timing) timing.lost++;
-      return false;
-    }
+    const claim = await claims.claim(port, stateDir, key, owner, leaseMs);
+    if (claim === 'contended') return;
     const probed = performance.now();
     if (claim === 'other-folder') tally.elsewhere++;
     else if (claim === 'this-folder') tally.here++;
@@ -69,7 +67,6 @@ export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (t
       into.push(claim);
       picked++;
     }
-    return true;
   };
   // First the ports without a claim at one listing of the claims: side by side, lowest first for an
   // allocator that met nobody lately. Losing a port to a process claiming it at the same moment means
@@ -88,24 +85,43 @@ export async function claimFreePorts(scope: Scope, wanted: Wanted, exhausted: (t
   const later: number[] = [];
   let lost = 0;
   let at = wanted.spread ? randomIndex(untried.length) : 0;
-  // As many ports at once as are still missing: a lane's ports are claimed side by side.
   while (picked < count && untried.length > 0) {
-    if (at >= untried.length) at = 0;
-    const batch = untried.splice(at, count - picked);
-    const outcomes = await Promise.all(batch.map((port) => tryPort(port, true)));
-    const losses = batch.filter((_, index) => !outcomes[index]);
-    if (losses.length === 0) continue;
-    later.push(...losses);
-    lost += losses.length;
-    at = randomIndex(untried.length);
+    // As many ports as are still missing, side by side, then one bind probe of them all: a port lost
+    // is replaced at once (creating a claim is a few synchronous calls), not after a probe.
+    const batch: PortClaim[] = [];
+    while (batch.length < count - picked && untried.length > 0) {
+      if (at >= untried.length) at = 0;
+      const port = untried.splice(at, 1)[0]!;
+      if (timing) timing.tried++;
+      const claim = await claims.claim(port, stateDir, key, owner, leaseMs, { unclaimed: true });
+      if (typeof claim !== 'string') {
+        batch.push(claim);
+        continue;
+      }
+      if (timing) timing.lost++;
+      later.push(port);
+      lost++;
+      at = randomIndex(untried.length);
+    }
+    const probed = performance.now();
+    const free = await Promise.all(batch.map((claim) => isPortFree(claim.port))).catch(async (error: unknown) => {
+      await claims.withdraw(batch);
+      throw error;
+    });
+    if (timing) timing.probe += performance.now() - probed;
+    const busy = batch.filter((_, index) => !free[index]);
+    into.push(...batch.filter((_, index) => free[index]));
+    picked += batch.length - busy.length;
+    tally.busy += busy.length;
+    await claims.withdraw(busy);
   }
   if (lost > 0) wanted.onContention?.();
   for (const port of later) {
     if (picked >= count) break;
-    await tryPort(port, false);
+    await tryPort(port);
   }
   for (let port = first; port <= last && picked < count; port++) {
-    if (!isBrowserRestrictedPort(port) && !held.has(port) && claimed.has(port)) await tryPort(port, false);
+    if (!isBrowserRestrictedPort(port) && !held.has(port) && claimed.has(port)) await tryPort(port);
   }
   if (picked < count) throw await exhausted(tally);
   // Lowest port to the first name, whatever order the claims finished in.

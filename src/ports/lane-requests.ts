@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+
 import { basename, dirname, join } from 'node:path';
 import { isLanesError, LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -11,6 +11,12 @@ import { splitLive } from './liveness.js';
 import type { AllocationTiming } from './timing.js';
 
 const debug = debugLogger('ports');
+
+// The requests' files are small and local: they are written, listed, read and removed with
+// synchronous calls of microseconds each. Handing each to the thread pool and back costs more than
+// the call, and costs most when a hundred processes allocate at once and every hand-off waits for a
+// CPU; a commit, which holds the ledger's lock while it reads every waiting request, is the one part
+// of an allocation that others wait for.
 
 /** What a lane's recorded ports look like (the ledger's entries). */
 interface LaneEntry extends LaneKey {
@@ -69,18 +75,17 @@ export async function recordLane<E extends LaneEntry>(
   const complete = (lane: E | undefined): E | undefined => (lane && request.names.every((name) => lane.ports[name] !== undefined) ? lane : undefined);
   // Uncontended, the lock is free: record at once (with whatever requests are waiting). A lock held
   // right now (and not stale) is not tried: its holder, or the waiter it wakes, records this request.
-  const first = !(await lockHeld(ledger)) && (await commitAndHandOver(tryLedger, options, full));
+  const first = !lockHeld(ledger) && (await commitAndHandOver(tryLedger, options, full));
   if (first) return complete(first.lane);
 
   const file = join(dirname(ledger.path), `${requestPrefix(ledger)}${full.requester}-${full.id}.json`);
   // Written aside and renamed in, so a committer never reads half a request.
   const temp = join(dirname(ledger.path), `.${requestPrefix(ledger)}${full.requester}-${full.id}.tmp`);
   try {
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(temp, JSON.stringify(full), { flag: 'wx' });
-    await rename(temp, file);
+    writeFileSync(temp, JSON.stringify(full), { flag: 'wx' });
+    renameSync(temp, file);
   } catch (error) {
-    await unlink(temp).catch(() => undefined); // a full disk leaves the file created, empty
+    quietly(() => unlinkSync(temp)); // a full disk leaves the file created, empty
     // The caller records the lane itself, and meets the same fault with its coded error.
     if ((error as NodeJS.ErrnoException).code !== undefined) return 'unwritten';
     throw error;
@@ -90,7 +95,7 @@ export async function recordLane<E extends LaneEntry>(
   let mine: { lane: E | undefined } | undefined;
   try {
     for (let round = 1; round <= MAX_ROUNDS; round++) {
-      const seen = await modifiedAt(file);
+      const seen = modifiedAt(file);
       if (seen === 'gone') break;
       mine = (await commitAndHandOver(tryLedger, options, undefined, request.key)) || undefined;
       if (mine) break;
@@ -109,18 +114,12 @@ export async function recordLane<E extends LaneEntry>(
     failure = { error };
   } finally {
     // Gone already when a commit (another process's, or this one's) recorded it.
-    const taken = await unlink(file).then(
-      () => false,
-      (error: unknown) => isFsError(error, 'ENOENT'),
-    );
+    const taken = removed(file) === 'missing';
     if (failure && !taken) throw failure.error;
   }
   // The note a commit left when it recorded the request otherwise than asked (this process's own
   // commit included): then the ledger tells; else the lane is as asked.
-  const look = await unlink(rereadFile(file)).then(
-    () => true,
-    (error: unknown) => !isFsError(error, 'ENOENT'),
-  );
+  const look = removed(rereadFile(file)) !== 'missing';
   if (mine) return complete(mine.lane);
   if (request.ports.length === request.names.length && !look) return { ...request.key, owner: request.owner, ports: Object.fromEntries(request.names.map((name, index) => [name, request.ports[index]!])) } as E;
   return complete((await ledger.read()).entries.find((entry) => sameLane(entry, request.key)));
@@ -142,9 +141,9 @@ async function commitAndHandOver<E extends LaneEntry>(
   const committed = await commitPending(tryLedger, options, own, key);
   if (!committed) return false;
   // Two, in case one's requester died (its nap still covers it).
-  const next = (await pendingRequestFiles(tryLedger)).slice(0, 2);
+  const next = pendingRequestFiles(tryLedger).slice(0, 2);
   const now = new Date();
-  await Promise.all(next.map((file) => utimes(file, now, now).catch(() => undefined)));
+  for (const file of next) quietly(() => utimesSync(file, now, now));
   return committed;
 }
 
@@ -168,7 +167,7 @@ async function commitPending<E extends LaneEntry>(
       const { live, stale } = splitLive(doc.entries, options.leaseMs);
       options.onReaped(stale);
       doc.entries = live;
-      const { requests: pending, stale: notes } = await pendingRequests(tryLedger);
+      const { requests: pending, stale: notes } = pendingRequests(tryLedger);
       const taken = heldPorts(doc.entries);
       const files = pending.map(({ file, request }) => ({ file, asked: request ? apply(doc.entries, request, taken) : true }));
       if (own) apply(doc.entries, own, taken);
@@ -184,10 +183,8 @@ async function commitPending<E extends LaneEntry>(
   }
   // A request recorded otherwise than asked (its lane was there already, or its ports were taken)
   // leaves a note for its waiter to read the ledger; the others' waiters know their lane as asked.
-  await Promise.all([
-    ...done.files.map(({ file, asked }) => (asked ? unlink(file) : rename(file, rereadFile(file))).catch(() => undefined)),
-    ...done.stale.map((file) => unlink(file).catch(() => undefined)),
-  ]);
+  for (const { file, asked } of done.files) quietly(() => (asked ? unlinkSync(file) : renameSync(file, rereadFile(file))));
+  for (const file of done.stale) quietly(() => unlinkSync(file));
   return { lane: done.lane };
 }
 
@@ -225,17 +222,17 @@ function heldPorts(entries: readonly LaneEntry[]): Set<number> {
 }
 
 /** The files of the requests waiting next to the ledger. */
-async function pendingRequestFiles(ledger: Ledger<LaneEntry>): Promise<string[]> {
-  return (await listRequests(ledger)).requests;
+function pendingRequestFiles(ledger: Ledger<LaneEntry>): string[] {
+  return listRequests(ledger).requests;
 }
 
 /** The files of the requests waiting next to the ledger, and the notes left for waiters. */
-async function listRequests(ledger: Ledger<LaneEntry>): Promise<{ requests: string[]; notes: string[] }> {
+function listRequests(ledger: Ledger<LaneEntry>): { requests: string[]; notes: string[] } {
   const folder = dirname(ledger.path);
   const name = basename(ledger.path);
   const requests: string[] = [];
   const notes: string[] = [];
-  for (const entry of await readdir(folder)) {
+  for (const entry of readdirSync(folder)) {
     if (!entry.endsWith('.json')) continue;
     if (entry.startsWith(`${name}.request-`)) requests.push(join(folder, entry));
     else if (entry.startsWith(`${name}.reread-`)) notes.push(join(folder, entry));
@@ -247,9 +244,15 @@ async function listRequests(ledger: Ledger<LaneEntry>): Promise<{ requests: stri
  * The requests waiting next to the ledger (a request whose requester is gone comes without it, to be
  * removed), and the notes left for waiters that are gone (to be removed).
  */
-async function pendingRequests(ledger: Ledger<LaneEntry>): Promise<{ requests: { file: string; request?: LaneRequest }[]; stale: string[] }> {
-  const { requests: files, notes } = await listRequests(ledger);
-  const read = await Promise.all(files.map(async (file) => ({ file, request: await readFile(file, 'utf8').then(parseRequest, () => 'gone' as const) })));
+function pendingRequests(ledger: Ledger<LaneEntry>): { requests: { file: string; request?: LaneRequest }[]; stale: string[] } {
+  const { requests: files, notes } = listRequests(ledger);
+  const read = files.map((file) => {
+    try {
+      return { file, request: parseRequest(readFileSync(file, 'utf8')) };
+    } catch {
+      return { file, request: 'gone' as const };
+    }
+  });
   const requests = read.flatMap(({ file, request }) => (request === 'gone' ? [] : [request && isPidAlive(request.requester) ? { file, request } : { file }]));
   const stale = notes.filter((file) => !isPidAlive(Number(/\.reread-(\d+)-/.exec(file)?.[1])));
   return { requests, stale };
@@ -292,17 +295,37 @@ function requestPrefix(ledger: { path: string }): string {
  * Whether the ledger's lock is held right now by a live holder (`proper-lockfile` keeps the lock
  * folder's modification time fresh; one older than its 10 s is stale and gets taken over).
  */
-async function lockHeld(ledger: { path: string }): Promise<boolean> {
-  const lock = await stat(`${ledger.path}.lock`).catch(() => undefined);
+function lockHeld(ledger: { path: string }): boolean {
+  const lock = statSync(`${ledger.path}.lock`, { throwIfNoEntry: false });
   return lock !== undefined && Date.now() - lock.mtimeMs < STALE_LOCK_MS;
 }
 
 /** The modification time of `file`, `gone` when it does not exist, undefined when it cannot be told. */
-async function modifiedAt(file: string): Promise<number | 'gone' | undefined> {
-  return stat(file).then(
-    (stats) => stats.mtimeMs,
-    (error: unknown) => (isFsError(error, 'ENOENT') ? 'gone' : undefined),
-  );
+function modifiedAt(file: string): number | 'gone' | undefined {
+  try {
+    return statSync(file).mtimeMs;
+  } catch (error) {
+    return isFsError(error, 'ENOENT') ? 'gone' : undefined;
+  }
+}
+
+/** Removes `file`: `missing` when it was not there. */
+function removed(file: string): 'removed' | 'missing' | 'failed' {
+  try {
+    unlinkSync(file);
+    return 'removed';
+  } catch (error) {
+    return isFsError(error, 'ENOENT') ? 'missing' : 'failed';
+  }
+}
+
+/** Runs `fn`, ignoring its error (a file removed meanwhile, say). */
+function quietly(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // nothing to do
+  }
 }
 
 /**
@@ -335,8 +358,7 @@ function nextChange(file: string, seen: number | undefined, ms: number): Promise
       }, 2 + Math.random() * Math.min(ms, 20));
       return;
     }
-    void modifiedAt(file).then((now) => {
-      if (now === 'gone' || (now !== undefined && seen !== undefined && now !== seen)) done();
-    });
+    const now = modifiedAt(file);
+    if (now === 'gone' || (now !== undefined && seen !== undefined && now !== seen)) done();
   });
 }
