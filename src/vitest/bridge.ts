@@ -8,6 +8,8 @@ import type { VitestLanesOptions } from './options.js';
  */
 interface VitestBridge {
   options?: VitestLanesOptions;
+  /** The Vitest project whose global setup holds the run's databases, until its teardown. */
+  active?: string;
 }
 
 const KEY = Symbol.for('e2e-lanes.vitest.registry');

@@ -36,7 +36,17 @@ export default async function globalSetup(project: TestProject): Promise<() => P
     );
   }
   const name = laneProjectName(project);
-  const workers = Math.max(1, project.config.maxWorkers);
+  const active = vitestBridge().active;
+  if (active !== undefined) {
+    throw showCode(
+      new LanesError('CONFIG_INVALID', `The e2e-lanes global setup for Vitest ran for project ${JSON.stringify(name)} while project ${JSON.stringify(active)} holds the run's databases: one Vitest project per run is supported.`, {
+        hint: 'Run the suites that need databases as separate Vitest runs, each with a config of its own (without test.projects) wrapped with withDatabases.',
+      }),
+    );
+  }
+  vitestBridge().active = name;
+  // Workers are Vitest's, not a project's: a project's config may leave maxWorkers out.
+  const workers = Math.max(1, project.vitest.config.maxWorkers || project.config.maxWorkers || 1);
   // The admin URL keeps the parts it takes from PG*, which point away from every database below.
   const adminUrl = completeAdminUrls(options.database?.adminUrl);
   const lanes = lanesOptionsOf(adminUrl === undefined ? options : { ...options, database: { ...options.database, adminUrl } });
@@ -44,10 +54,12 @@ export default async function globalSetup(project: TestProject): Promise<() => P
   try {
     manager = new LaneManager(lanes);
   } catch (error) {
+    vitestBridge().active = undefined;
     throw showCode(error);
   }
   let control: ControlServer | undefined;
   const teardown = async (): Promise<void> => {
+    vitestBridge().active = undefined;
     const started = Date.now();
     await control?.close();
     // The databases swaps moved away go first: until then their lane roles cannot be dropped.

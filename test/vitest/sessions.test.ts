@@ -66,3 +66,14 @@ test('an admin URL that takes its user and password from PGUSER and PGPASSWORD k
   assert.match(run.output, /2 passed/);
   assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
 });
+
+test('a config whose projects would each run the global setup is refused with CONFIG_INVALID, and leaves nothing', async (t) => {
+  const out = await tempDir(t);
+  const runId = freshRunId();
+  const config = new URL('./fixtures/suite/projects.config.ts', import.meta.url).pathname;
+  const run = await runVitest(t, ['--config', config], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: join(out, 'state'), E2E_LANES_RUN_ID: runId, FIXTURE_OUT: out });
+  assert.equal(run.code, 1, run.output);
+  assert.match(run.output, /\[CONFIG_INVALID\] The e2e-lanes global setup for Vitest ran for project "second" while project "first" holds the run's databases/);
+  assert.match(run.output, /Hint: Run the suites that need databases as separate Vitest runs/);
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
+});
