@@ -5,6 +5,9 @@
  * anything. Its PortAllocator entries are owned by the bench process (E2E_LANES_OWNER_PID, and the
  * `owner` option, so that the child keeps no heartbeat of a round the bench process releases).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import getPort, { clearLockedPorts, portNumbers } from 'get-port';
 import { PortAllocator } from '../../src/ports/index.ts';
 import { newOwner } from '../../src/state/index.ts';
@@ -24,6 +27,8 @@ export type ChildMessage =
   | { type: 'error'; message: string };
 
 const index = process.argv[2];
+/** Ports of the warm-up, away from the rounds' range. */
+const WARM_RANGE: [number, number] = [41000, 41999];
 
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve) => process.send!(message, () => resolve()));
@@ -44,9 +49,33 @@ async function round(go: Go): Promise<ChildMessage> {
   return { type: 'done', latencies, lanes };
 }
 
+/**
+ * Two allocations of each kind in a folder, host folder and range of this process's own, before
+ * "ready": the rounds time allocation, not the first use of Node's sockets and file calls.
+ */
+async function warmUp(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'e2e-lanes-bench-warm-'));
+  const previous = process.env.E2E_LANES_HOST_STATE_DIR;
+  process.env.E2E_LANES_HOST_STATE_DIR = join(dir, 'host');
+  try {
+    const allocator = new PortAllocator({ range: WARM_RANGE, stateDir: join(dir, 'state'), runId: 'warm', names: ['backend', 'frontend'] });
+    for (let lane = 0; lane < 2; lane++) await allocator.allocatePortsForProject(`warm-${lane}`, { owner: newOwner('warm') });
+    await allocator.releaseRun('warm');
+    for (let port = 0; port < 2; port++) await getPort({ port: portNumbers(...WARM_RANGE) });
+    clearLockedPorts();
+  } finally {
+    if (previous === undefined) delete process.env.E2E_LANES_HOST_STATE_DIR;
+    else process.env.E2E_LANES_HOST_STATE_DIR = previous;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 process.on('message', (go: Go) => {
   round(go).then(send, (error: unknown) => send({ type: 'error', message: (error as Error).message }));
 });
 process.on('disconnect', () => process.exit(0));
 
-void send({ type: 'ready' });
+void warmUp().then(
+  () => send({ type: 'ready' }),
+  (error: unknown) => send({ type: 'error', message: `warm-up: ${(error as Error).message}` }),
+);
