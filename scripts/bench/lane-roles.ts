@@ -5,7 +5,7 @@
  * transaction), and the role's own SQL alone.
  */
 import pg from 'pg';
-import { ensureLaneRole, laneRoleName } from '../../src/databases/roles.ts';
+import { ensureLaneRole, laneRoleName } from '../../src/databases/sql/roles.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
 import { DEMO, type BenchContext } from './context.ts';
 import { fmtMs, percentile, range, Samples, table, timed, type TargetResult } from './measure.ts';

@@ -26,7 +26,7 @@ import {
   type Owner,
 } from '../state/index.js';
 import { DATABASES_FILE, databasesSpec, type DatabaseEntry, type DatabaseListing } from './entries.js';
-import { hasPrefix } from './names.js';
+import { hasPrefix } from './sql/names.js';
 
 const debug = debugLogger('databases');
 

@@ -42,4 +42,4 @@ export {
   DEFAULT_PREFIX,
   MAX_DATABASE_NAME_BYTES,
   type DatabaseNameKey,
-} from './names.js';
+} from './sql/names.js';

@@ -15,7 +15,7 @@ import { LeaseKeeper } from './lease-keeper.js';
 import type { ResolvedDatabaseAllocatorOptions } from './options.js';
 import { checkRegistryPrivileges, ensureRegistry, ensureRegistryDatabase, type RegistryRow } from './owner-table.js';
 import type { RemovalPick, RemovalTarget } from './ownership.js';
-import type { PostgresSession } from './session.js';
+import type { PostgresSession } from './sql/server-access.js';
 import { TableRecords } from './table-records.js';
 
 /** The lane an allocation claims. */

@@ -7,12 +7,12 @@
  */
 import { withDatabase } from '../postgres/index.js';
 import type { DatabaseEntry, DatabaseReset } from './entries.js';
-import { laneMark } from './marks.js';
+import { laneMark } from './sql/marks.js';
 import type { CloneStrategy } from './options.js';
 import type { PoolKeeper } from './pool-keeper.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
-import { laneAccessSql } from './roles.js';
-import type { PostgresSession } from './session.js';
+import { laneAccessSql } from './sql/roles.js';
+import type { PostgresSession } from './sql/server-access.js';
 import type { TemplateInfo } from './template.js';
 import { TruncateResets } from './truncate-reset.js';
 

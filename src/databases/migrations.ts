@@ -8,8 +8,8 @@ import { debugLogger } from '../log.js';
 import { connectClient, describeTarget } from '../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, withinDeadline } from './deadline.js';
-import { describeLockWait } from './lock-wait.js';
-import { sha256Hex } from './names.js';
+import { describeLockWait } from './sql/lock-wait.js';
+import { sha256Hex } from './sql/names.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS, type CommandStep } from './options.js';
 
 const debug = debugLogger('migrations');

@@ -5,7 +5,7 @@ import { positiveOption } from '../option-checks.js';
 import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
-import { DEFAULT_PREFIX, validatePrefix } from './names.js';
+import { DEFAULT_PREFIX, validatePrefix } from './sql/names.js';
 import type { RegistryMode } from './owner-table.js';
 
 /**

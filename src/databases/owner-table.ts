@@ -14,9 +14,9 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { currentHost, processGone, type Owner, type OwnerVerdict } from '../state/owner.js';
 import { escapeIdentifier } from 'pg';
-import { isAlreadyThere } from './admin.js';
-import { MARK_TOOLKIT, writeMark } from './marks.js';
-import { advisoryKey } from './names.js';
+import { isAlreadyThere } from './sql/catalog.js';
+import { MARK_TOOLKIT, writeMark } from './sql/marks.js';
+import { advisoryKey } from './sql/names.js';
 
 const debug = debugLogger('registry');
 

@@ -7,13 +7,13 @@
  */
 import { messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
-import { databasesStartingWith } from './admin.js';
-import { MARK_TOOLKIT } from './marks.js';
-import { templateHashOf } from './names.js';
+import { databasesStartingWith } from './sql/catalog.js';
+import { MARK_TOOLKIT } from './sql/marks.js';
+import { templateHashOf } from './sql/names.js';
 import type { CloneStrategy } from './options.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
 import { dropDiscarded, trashNamePrefix } from './reset.js';
-import type { PostgresSession } from './session.js';
+import type { PostgresSession } from './sql/server-access.js';
 import type { TemplateInfo } from './template.js';
 
 const debug = debugLogger('databases');

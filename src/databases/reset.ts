@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, messageOf } from '../errors.js';
-import { cloneDatabase, databasesStartingWith, dropDatabase } from './admin.js';
+import { cloneDatabase, databasesStartingWith, dropDatabase } from './sql/catalog.js';
 import { endSessions } from './lane-sessions.js';
 import type { CloneStrategy } from './options.js';
 import { takeReadyCopy, type PoolTemplate } from './ready-pool.js';

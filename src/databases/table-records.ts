@@ -13,7 +13,7 @@ import type { LaneClaim, LaneRecords } from './lane-records.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import { deleteRow, findRow, handOverRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './owner-table.js';
 import { claimFor, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import type { PostgresSession } from './session.js';
+import type { PostgresSession } from './sql/server-access.js';
 
 const debug = debugLogger('databases');
 

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { LanesError, messageOf } from '../errors.js';
 import { displayPath } from './command.js';
 import { readMigrations } from './migrations.js';
-import { sha256Hex } from './names.js';
+import { sha256Hex } from './sql/names.js';
 import type { CommandStep } from './options.js';
 import { toolkitVersion } from './version.js';
 

@@ -9,9 +9,9 @@ import { LanesError } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { connectClient } from '../postgres/index.js';
 import { currentHost } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from './admin.js';
-import { markOwnerGone, parseMark, type DatabaseMark } from './marks.js';
-import { advisoryKey, isTemplateName } from './names.js';
+import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from './sql/catalog.js';
+import { markOwnerGone, parseMark, type DatabaseMark } from './sql/marks.js';
+import { advisoryKey, isTemplateName } from './sql/names.js';
 
 const debug = debugLogger('template');
 

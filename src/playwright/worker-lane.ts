@@ -1,6 +1,6 @@
 import type { PlaywrightTestConfig } from '@playwright/test';
 import { DATABASE_URL_ENV, LANE_DATABASES_ENV, PROJECT_ISOLATION_ENV } from '../env-vars.js';
-import { laneDatabaseUrl } from '../databases/roles.js';
+import { laneDatabaseUrl } from '../databases/sql/roles.js';
 import { LanesError } from '../errors.js';
 import type { LanesOptions } from '../lanes/options/lane-options.js';
 import { LANE_NOT_READY_URL, PG_CONNECTION_ENV, completeUrlFromPgEnv, isLaneNotReadyUrl, otherUrlVariables, pointEnvAt } from '../postgres/app-env.js';

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { laneRoleKey, laneRolePassword } from '../../src/databases/roles.js';
+import { laneRoleKey, laneRolePassword } from '../../src/databases/sql/roles.js';
 import {
   assertNothingLeft,
   attachmentText,

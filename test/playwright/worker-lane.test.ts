@@ -3,7 +3,7 @@ import { fork } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { laneDatabaseName } from '../../src/databases/names.js';
+import { laneDatabaseName } from '../../src/databases/sql/names.js';
 import { isLanesError } from '../../src/errors.js';
 import { LANE_NOT_READY_URL } from '../../src/postgres/app-env.js';
 import { withDatabase } from '../../src/postgres/index.js';

@@ -1,6 +1,6 @@
 import { lstat, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256Hex, slugify } from '../../databases/names.js';
+import { sha256Hex, slugify } from '../../databases/sql/names.js';
 import { LanesError } from '../../errors.js';
 import { isFsError, STATE_DIR_SETTING, unwritable } from '../../state/fs-errors.js';
 import type { LaneKey } from '../../state/index.js';

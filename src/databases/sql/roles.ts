@@ -23,11 +23,11 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { parsePostgresUrl, withDatabase } from '../postgres/url.js';
-import { passwordOf } from '../redact.js';
-import { currentHost } from '../state/owner.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { parsePostgresUrl, withDatabase } from '../../postgres/url.js';
+import { passwordOf } from '../../redact.js';
+import { currentHost } from '../../state/owner.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, type DatabaseMark } from './marks.js';
 import { isLaneDatabaseOf, laneDatabaseName, type DatabaseNameKey } from './names.js';
 

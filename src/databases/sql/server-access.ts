@@ -6,9 +6,9 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { ensurePostgres, type EnsurePostgresOptions, type PostgresHandle } from '../postgres/index.js';
+import { ensurePostgres, type EnsurePostgresOptions, type PostgresHandle } from '../../postgres/index.js';
 import { AdminPool } from './admin-pool.js';
-import type { Owner } from '../state/index.js';
+import type { Owner } from '../../state/index.js';
 
 export class PostgresSession {
   readonly #options: EnsurePostgresOptions & { connectTimeoutMs: number };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { LanesError } from '../errors.js';
-import { validateProjectName, type LaneKey } from '../state/ledger.js';
+import { LanesError } from '../../errors.js';
+import { validateProjectName, type LaneKey } from '../../state/ledger.js';
 
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN − 1): every generated name fits. */
 export const MAX_DATABASE_NAME_BYTES = 63;

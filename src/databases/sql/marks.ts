@@ -6,12 +6,12 @@
  * @internal
  */
 import { escapeIdentifier, escapeLiteral, type Client } from 'pg';
-import { messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { withDatabase } from '../postgres/url.js';
-import { redactUrl } from '../redact.js';
-import { currentHost, processGone } from '../state/owner.js';
-import type { DatabaseEntry } from './entries.js';
+import { messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { withDatabase } from '../../postgres/url.js';
+import { redactUrl } from '../../redact.js';
+import { currentHost, processGone } from '../../state/owner.js';
+import type { DatabaseEntry } from '../entries.js';
 
 const debug = debugLogger('databases');
 

@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { debugLogger } from '../log.js';
-import { connectWithRetry, describeTarget } from '../postgres/index.js';
-import { passwordOf, redactText } from '../redact.js';
+import { debugLogger } from '../../log.js';
+import { connectWithRetry, describeTarget } from '../../postgres/index.js';
+import { passwordOf, redactText } from '../../redact.js';
 
 const debug = debugLogger('databases');
 

@@ -5,8 +5,8 @@
  */
 import pRetry, { AbortError } from 'p-retry';
 import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
-import { debugLogger, warn } from '../log.js';
-import type { CloneStrategy } from './options.js';
+import { debugLogger, warn } from '../../log.js';
+import type { CloneStrategy } from '../options.js';
 
 const debug = debugLogger('databases');
 

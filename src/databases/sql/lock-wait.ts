@@ -5,7 +5,7 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { connectClient, type ConnectOptions } from '../postgres/index.js';
+import { connectClient, type ConnectOptions } from '../../postgres/index.js';
 
 /** A session that holds a lock another one waits for. */
 export interface LockHolder {
