@@ -14,7 +14,7 @@ import { describeTarget, withDatabase } from '../postgres/index.js';
 import { describeLane, type LaneKey } from '../state/index.js';
 import { cloneDatabase, findDatabase, isAlreadyThere } from './sql/catalog.js';
 import type { DatabaseAllocation, DatabaseEntry } from './entries.js';
-import type { LaneRecords } from './lane-records.js';
+import type { LaneRecords } from './records/lane-records.js';
 import { laneMark, markLanes, markSql } from './sql/marks.js';
 import { laneDatabaseName, templateHashOf } from './sql/names.js';
 import type { CloneStrategy } from './options.js';

@@ -10,7 +10,7 @@ export {
   type DatabaseReset,
 } from './entries.js';
 export { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
-export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './owner-table.js';
+export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './records/registry.js';
 export {
   type DatabaseAllocatorOptions,
   type CommandStep,

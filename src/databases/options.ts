@@ -6,7 +6,7 @@ import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { DEFAULT_PREFIX, validatePrefix } from './sql/names.js';
-import type { RegistryMode } from './owner-table.js';
+import type { RegistryMode } from './records/registry.js';
 
 /**
  * How long a `swap` waits for the queries in flight on a lane database (`database.resetGraceMs`).

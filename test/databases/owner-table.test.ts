@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import { DatabaseAllocator, DATABASES_FILE, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocatorOptions } from '../../src/databases/index.js';
-import { ensureRegistry } from '../../src/databases/owner-table.js';
+import { ensureRegistry } from '../../src/databases/records/registry.js';
 import { isLanesError } from '../../src/errors.js';
 import { withDatabase } from '../../src/postgres/index.js';
 import { tempDir } from '../helpers/tmp.js';

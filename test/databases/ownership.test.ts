@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DatabaseEntry } from '../../src/databases/index.js';
-import { mergeListings } from '../../src/databases/listings.js';
-import { claimFor, planRemoval, reaping, releasing, type RemovalPick } from '../../src/databases/ownership.js';
-import type { RegistryRow } from '../../src/databases/owner-table.js';
+import { mergeListings } from '../../src/databases/records/listings.js';
+import { claimFor, planRemoval, reaping, releasing, type RemovalPick } from '../../src/databases/records/decisions.js';
+import type { RegistryRow } from '../../src/databases/records/registry.js';
 import { isLanesError } from '../../src/errors.js';
 import { currentHost } from '../../src/state/index.js';
 

@@ -3,14 +3,14 @@
  * entries and registry rows a release or a reap removes. Decisions only: no SQL, no files.
  * @internal
  */
-import { RUN_ID_ENV, SHARD_ENV } from '../env-vars.js';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger, warn } from '../log.js';
-import { withDatabase } from '../postgres/index.js';
-import { redactUrl } from '../redact.js';
-import { currentHost, describeLane, formatShard, resolveShard, splitByLiveness, type LaneKey, type StaleEntry } from '../state/index.js';
-import type { DatabaseEntry } from './entries.js';
-import { judgeRow, type RegistryRow } from './owner-table.js';
+import { RUN_ID_ENV, SHARD_ENV } from '../../env-vars.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger, warn } from '../../log.js';
+import { withDatabase } from '../../postgres/index.js';
+import { redactUrl } from '../../redact.js';
+import { currentHost, describeLane, formatShard, resolveShard, splitByLiveness, type LaneKey, type StaleEntry } from '../../state/index.js';
+import type { DatabaseEntry } from '../entries.js';
+import { judgeRow, type RegistryRow } from './registry.js';
 
 const debug = debugLogger('databases');
 

@@ -6,14 +6,14 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { debugLogger, warn } from '../log.js';
-import { currentHost, describeLane, newOwner, type Owner } from '../state/index.js';
-import type { DatabaseLedger } from './database-ledger.js';
+import { debugLogger, warn } from '../../log.js';
+import { currentHost, describeLane, newOwner, type Owner } from '../../state/index.js';
+import type { DatabaseLedger } from './ledger.js';
 import type { LaneClaim, LaneRecords } from './lane-records.js';
 import type { LeaseKeeper } from './lease-keeper.js';
-import { deleteRow, findRow, handOverRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './owner-table.js';
-import { claimFor, staleReason, type RemovalPick, type RemovalTarget } from './ownership.js';
-import type { PostgresSession } from './sql/server-access.js';
+import { deleteRow, findRow, handOverRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
+import { claimFor, staleReason, type RemovalPick, type RemovalTarget } from './decisions.js';
+import type { PostgresSession } from '../sql/server-access.js';
 
 const debug = debugLogger('databases');
 

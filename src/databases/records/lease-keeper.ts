@@ -5,11 +5,11 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { messageOf } from '../errors.js';
-import { debugLogger, warn } from '../log.js';
-import { renewalInterval } from '../state/heartbeat.js';
-import { currentHost } from '../state/owner.js';
-import { renewLeases } from './owner-table.js';
+import { messageOf } from '../../errors.js';
+import { debugLogger, warn } from '../../log.js';
+import { renewalInterval } from '../../state/heartbeat.js';
+import { currentHost } from '../../state/owner.js';
+import { renewLeases } from './registry.js';
 
 const debug = debugLogger('registry');
 

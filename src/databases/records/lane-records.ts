@@ -7,16 +7,16 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { warn } from '../log.js';
-import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../postgres/index.js';
-import type { LaneKey, Owner } from '../state/index.js';
-import type { DatabaseLedger } from './database-ledger.js';
+import { warn } from '../../log.js';
+import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../../postgres/index.js';
+import type { LaneKey, Owner } from '../../state/index.js';
+import type { DatabaseLedger } from './ledger.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import type { ResolvedDatabaseAllocatorOptions } from './options.js';
-import { checkRegistryPrivileges, ensureRegistry, ensureRegistryDatabase, type RegistryRow } from './owner-table.js';
-import type { RemovalPick, RemovalTarget } from './ownership.js';
-import type { PostgresSession } from './sql/server-access.js';
-import { TableRecords } from './table-records.js';
+import type { ResolvedDatabaseAllocatorOptions } from '../options.js';
+import { checkRegistryPrivileges, ensureRegistry, ensureRegistryDatabase, type RegistryRow } from './registry.js';
+import type { RemovalPick, RemovalTarget } from './decisions.js';
+import type { PostgresSession } from '../sql/server-access.js';
+import { TableRecords } from './registry-records.js';
 
 /** The lane an allocation claims. */
 export interface LaneClaim {

@@ -9,21 +9,21 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { REGISTRY_ENV } from '../env-vars.js';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { currentHost, processGone, type Owner, type OwnerVerdict } from '../state/owner.js';
+import { REGISTRY_ENV } from '../../env-vars.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { currentHost, processGone, type Owner, type OwnerVerdict } from '../../state/owner.js';
 import { escapeIdentifier } from 'pg';
-import { isAlreadyThere } from './sql/catalog.js';
-import { MARK_TOOLKIT, writeMark } from './sql/marks.js';
-import { advisoryKey } from './sql/names.js';
+import { isAlreadyThere } from '../sql/catalog.js';
+import { MARK_TOOLKIT, writeMark } from '../sql/marks.js';
+import { advisoryKey } from '../sql/names.js';
 
 const debug = debugLogger('registry');
 
 /** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
 export type RegistryMode = 'auto' | 'postgres' | 'file';
 
-import { DEFAULT_REGISTRY_DATABASE } from './options.js';
+import { DEFAULT_REGISTRY_DATABASE } from '../options.js';
 
 export { DEFAULT_REGISTRY_DATABASE };
 

@@ -4,9 +4,9 @@
  * Private to the databases module.
  * @internal
  */
-import type { DatabaseListing } from './entries.js';
-import { judgeRow, type RegistryRow } from './owner-table.js';
-import { rowToEntry } from './ownership.js';
+import type { DatabaseListing } from '../entries.js';
+import { judgeRow, type RegistryRow } from './registry.js';
+import { rowToEntry } from './decisions.js';
 
 /** A row of the owner table as a listing, judged by its lease (and, on this host, its pid). */
 export function rowListing(row: RegistryRow, adminUrl: string): DatabaseListing {

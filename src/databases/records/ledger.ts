@@ -6,9 +6,9 @@
  * @internal
  */
 import { join } from 'node:path';
-import { debugLogger, warn } from '../log.js';
-import { withDatabase } from '../postgres/index.js';
-import { redactUrl } from '../redact.js';
+import { debugLogger, warn } from '../../log.js';
+import { withDatabase } from '../../postgres/index.js';
+import { redactUrl } from '../../redact.js';
 import {
   describeLane,
   keepAlive,
@@ -24,9 +24,9 @@ import {
   type LaneKey,
   type LedgerDocument,
   type Owner,
-} from '../state/index.js';
-import { DATABASES_FILE, databasesSpec, type DatabaseEntry, type DatabaseListing } from './entries.js';
-import { hasPrefix } from './sql/names.js';
+} from '../../state/index.js';
+import { DATABASES_FILE, databasesSpec, type DatabaseEntry, type DatabaseListing } from '../entries.js';
+import { hasPrefix } from '../sql/names.js';
 
 const debug = debugLogger('databases');
 
