@@ -21,7 +21,7 @@ import type { CloneStrategy } from './options.js';
 import { takeReadyCopy } from './ready-pool.js';
 import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleSql, laneRoleUrl, runRoleSql } from './sql/roles.js';
 import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template.js';
+import type { TemplateInfo } from './template/build.js';
 
 const debug = debugLogger('databases');
 

@@ -19,7 +19,7 @@ import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.
 import type { ResetStrategy } from './reset.js';
 import { checkCanCreateRoles, laneRoleKey, laneRoleUrl, serverBaseUrl } from './sql/roles.js';
 import { PostgresSession } from './sql/server-access.js';
-import { ensureTemplate, type TemplateInfo } from './template.js';
+import { ensureTemplate, type TemplateInfo } from './template/build.js';
 
 const debug = debugLogger('databases');
 

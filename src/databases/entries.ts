@@ -2,7 +2,7 @@
  * The records of lane databases: what the ledger file stores, what the allocator returns and lists.
  */
 import { ledgerSpec, type LedgerEntry } from '../state/index.js';
-import type { TemplateInfo } from './template.js';
+import type { TemplateInfo } from './template/build.js';
 
 /** The database of one lane as stored in `allocated-databases.json` (URL with the password redacted). */
 export interface DatabaseEntry extends LedgerEntry {

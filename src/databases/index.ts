@@ -28,11 +28,11 @@ export {
   type MigrationFile,
   type MigrateResult,
   type MigrateOptions,
-} from './migrations.js';
-export { runSeed, type SeedContext, type SeedFunction, type RunSeedOptions } from './seed.js';
-export { ensureTemplate, type TemplateInfo, type EnsureTemplateOptions } from './template.js';
-export { computeTemplateHash, type TemplateInputs } from './template-hash.js';
-export { listTemplates, dropOldTemplates, type TemplateListing } from './template-housekeeping.js';
+} from './template/migrations.js';
+export { runSeed, type SeedContext, type SeedFunction, type RunSeedOptions } from './template/seed.js';
+export { ensureTemplate, type TemplateInfo, type EnsureTemplateOptions } from './template/build.js';
+export { computeTemplateHash, type TemplateInputs } from './template/hash.js';
+export { listTemplates, dropOldTemplates, type TemplateListing } from './template/housekeeping.js';
 export {
   laneDatabaseName,
   templateDatabaseName,

@@ -13,7 +13,7 @@ import type { PoolKeeper } from './pool-keeper.js';
 import { swapDatabase, type ResetStrategy } from './reset.js';
 import { laneAccessSql } from './sql/roles.js';
 import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template.js';
+import type { TemplateInfo } from './template/build.js';
 import { TruncateResets } from './truncate-reset.js';
 
 export class LaneResets {

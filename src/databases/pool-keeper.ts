@@ -14,7 +14,7 @@ import type { CloneStrategy } from './options.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
 import { dropDiscarded, trashNamePrefix } from './reset.js';
 import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template.js';
+import type { TemplateInfo } from './template/build.js';
 
 const debug = debugLogger('databases');
 

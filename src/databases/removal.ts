@@ -20,7 +20,7 @@ import { isLaneDatabaseOf } from './sql/names.js';
 import { planRemoval, type RemovalPick, type RemovalTarget } from './records/decisions.js';
 import { dropToolkitRole, laneRoleName, reapRoles } from './sql/roles.js';
 import type { PostgresSession } from './sql/server-access.js';
-import { dropAbandonedBuilds } from './template-housekeeping.js';
+import { dropAbandonedBuilds } from './template/housekeeping.js';
 
 const debug = debugLogger('databases');
 

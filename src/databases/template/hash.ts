@@ -6,11 +6,11 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { LanesError, messageOf } from '../errors.js';
+import { LanesError, messageOf } from '../../errors.js';
 import { displayPath } from './command.js';
 import { readMigrations } from './migrations.js';
-import { sha256Hex } from './sql/names.js';
-import type { CommandStep } from './options.js';
+import { sha256Hex } from '../sql/names.js';
+import type { CommandStep } from '../options.js';
 import { toolkitVersion } from './version.js';
 
 /** Everything a template's content depends on. */

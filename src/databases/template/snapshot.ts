@@ -8,8 +8,8 @@
  *   their sessions open.
  */
 import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError, type QueryResult } from 'pg';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
 
 const debug = debugLogger('databases:snapshot');
 

@@ -1,15 +1,15 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { SEED_TIMEOUT_ENV } from '../env-vars.js';
-import { LanesError } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { pointEnvAt } from '../postgres/app-env.js';
-import { passwordOf, redactText } from '../redact.js';
-import { describeTarget } from '../postgres/index.js';
+import { SEED_TIMEOUT_ENV } from '../../env-vars.js';
+import { LanesError } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { pointEnvAt } from '../../postgres/app-env.js';
+import { passwordOf, redactText } from '../../redact.js';
+import { describeTarget } from '../../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, reportProgress } from './deadline.js';
-import { DEFAULT_SEED_TIMEOUT_MS, type CommandStep } from './options.js';
+import { DEFAULT_SEED_TIMEOUT_MS, type CommandStep } from '../options.js';
 import type { SeedChildReport } from './seed-child.js';
 
 const debug = debugLogger('seed');

@@ -5,8 +5,8 @@
  * @internal
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROGRESS_INTERVAL_ENV } from '../env-vars.js';
-import { progress } from '../log.js';
+import { PROGRESS_INTERVAL_ENV } from '../../env-vars.js';
+import { progress } from '../../log.js';
 
 const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 

@@ -9,7 +9,7 @@
  * what the seed left open. It exits as well when the runner goes away (the channel closes).
  * @internal
  */
-import { importDefault } from '../user-module.js';
+import { importDefault } from '../../user-module.js';
 
 /** What the seed's process reports to the runner before it exits. @internal */
 export type SeedChildReport =

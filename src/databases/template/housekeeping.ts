@@ -5,13 +5,13 @@
  * @internal
  */
 import type { Client } from 'pg';
-import { LanesError } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { connectClient } from '../postgres/index.js';
-import { currentHost } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from './sql/catalog.js';
-import { markOwnerGone, parseMark, type DatabaseMark } from './sql/marks.js';
-import { advisoryKey, isTemplateName } from './sql/names.js';
+import { LanesError } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { connectClient } from '../../postgres/index.js';
+import { currentHost } from '../../state/owner.js';
+import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from '../sql/catalog.js';
+import { markOwnerGone, parseMark, type DatabaseMark } from '../sql/marks.js';
+import { advisoryKey, isTemplateName } from '../sql/names.js';
 
 const debug = debugLogger('template');
 

@@ -6,27 +6,27 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
-import { REBUILT_TEMPLATES_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
-import { LanesError, isLanesError, messageOf } from '../errors.js';
-import { debugLogger, progress, warn } from '../log.js';
-import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../postgres/index.js';
-import { currentHost, pidStartTime } from '../state/owner.js';
-import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, type DatabaseRow } from './sql/catalog.js';
+import { REBUILT_TEMPLATES_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../../env-vars.js';
+import { LanesError, isLanesError, messageOf } from '../../errors.js';
+import { debugLogger, progress, warn } from '../../log.js';
+import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersionNum, withClient, withDatabase } from '../../postgres/index.js';
+import { currentHost, pidStartTime } from '../../state/owner.js';
+import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, type DatabaseRow } from '../sql/catalog.js';
 import { formatSeconds, progressIntervalMs } from './deadline.js';
-import { advisoryLockHolders, describeHolder, type LockHolder } from './sql/lock-wait.js';
-import { MARK_TOOLKIT, writeMark, type DatabaseMark } from './sql/marks.js';
+import { advisoryLockHolders, describeHolder, type LockHolder } from '../sql/lock-wait.js';
+import { MARK_TOOLKIT, writeMark, type DatabaseMark } from '../sql/marks.js';
 import { runMigrations } from './migrations.js';
-import { buildDatabaseName, templateDatabaseName } from './sql/names.js';
+import { buildDatabaseName, templateDatabaseName } from '../sql/names.js';
 import {
   DEFAULT_MIGRATION_TIMEOUT_MS,
   DEFAULT_SEED_TIMEOUT_MS,
   DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
-} from './options.js';
-import { ensureTemplateOwner, finishBuildForOwner, prepareBuildForOwner, revokePublicSql } from './sql/roles.js';
+} from '../options.js';
+import { ensureTemplateOwner, finishBuildForOwner, prepareBuildForOwner, revokePublicSql } from '../sql/roles.js';
 import { runSeed } from './seed.js';
 import { takeSnapshot } from './snapshot.js';
-import { computeTemplateHash, type TemplateInputs } from './template-hash.js';
-import { dropAbandonedBuilds, templateLockKey } from './template-housekeeping.js';
+import { computeTemplateHash, type TemplateInputs } from './hash.js';
+import { dropAbandonedBuilds, templateLockKey } from './housekeeping.js';
 import { toolkitVersion } from './version.js';
 
 const debug = debugLogger('template');

@@ -1,9 +1,9 @@
 import { isAbsolute, relative } from 'node:path';
 import { execa } from 'execa';
-import { pointEnvAt } from '../postgres/app-env.js';
-import { passwordOf, redactText } from '../redact.js';
+import { pointEnvAt } from '../../postgres/app-env.js';
+import { passwordOf, redactText } from '../../redact.js';
 import { reportProgress } from './deadline.js';
-import type { CommandStep } from './options.js';
+import type { CommandStep } from '../options.js';
 
 /** How a command run for a database ended. @internal */
 export interface CommandOutcome {

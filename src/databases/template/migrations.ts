@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
-import { MIGRATION_TIMEOUT_ENV } from '../env-vars.js';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { connectClient, describeTarget } from '../postgres/index.js';
+import { MIGRATION_TIMEOUT_ENV } from '../../env-vars.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { connectClient, describeTarget } from '../../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, withinDeadline } from './deadline.js';
-import { describeLockWait } from './sql/lock-wait.js';
-import { sha256Hex } from './sql/names.js';
-import { DEFAULT_MIGRATION_TIMEOUT_MS, type CommandStep } from './options.js';
+import { describeLockWait } from '../sql/lock-wait.js';
+import { sha256Hex } from '../sql/names.js';
+import { DEFAULT_MIGRATION_TIMEOUT_MS, type CommandStep } from '../options.js';
 
 const debug = debugLogger('migrations');
 
