@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { runSeed } from '../../src/databases/index.ts';
-import { endSessions } from '../../src/databases/lane-sessions.ts';
+import { endSessions } from '../../src/databases/fresh/lane-sessions.ts';
 import { DEFAULT_RESET_GRACE_MS } from '../../src/databases/options.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
 import { wideSchemaSql } from '../../test/fixtures/wide-schema.ts';

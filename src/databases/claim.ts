@@ -18,7 +18,7 @@ import type { LaneRecords } from './records/lane-records.js';
 import { laneMark, markLanes, markSql } from './sql/marks.js';
 import { laneDatabaseName, templateHashOf } from './sql/names.js';
 import type { CloneStrategy } from './options.js';
-import { takeReadyCopy } from './ready-pool.js';
+import { takeReadyCopy } from './fresh/ready-pool.js';
 import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleSql, laneRoleUrl, runRoleSql } from './sql/roles.js';
 import type { PostgresSession } from './sql/server-access.js';
 import type { TemplateInfo } from './template/build.js';

@@ -7,11 +7,11 @@
  * @internal
  */
 import type pg from 'pg';
-import { REBUILD_ENV } from '../env-vars.js';
-import { LanesError, messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { connectClient, describeTarget } from '../postgres/index.js';
-import { hasSnapshot, restoreSnapshot, type RestoreSummary } from './template/snapshot.js';
+import { REBUILD_ENV } from '../../env-vars.js';
+import { LanesError, messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { connectClient, describeTarget } from '../../postgres/index.js';
+import { hasSnapshot, restoreSnapshot, type RestoreSummary } from '../template/snapshot.js';
 
 const debug = debugLogger('databases');
 

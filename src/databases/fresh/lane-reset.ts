@@ -5,15 +5,15 @@
  * pool keeper drops later. Private to the databases module.
  * @internal
  */
-import { withDatabase } from '../postgres/index.js';
-import type { DatabaseEntry, DatabaseReset } from './entries.js';
-import { laneMark } from './sql/marks.js';
-import type { CloneStrategy } from './options.js';
+import { withDatabase } from '../../postgres/index.js';
+import type { DatabaseEntry, DatabaseReset } from '../entries.js';
+import { laneMark } from '../sql/marks.js';
+import type { CloneStrategy } from '../options.js';
 import type { PoolKeeper } from './pool-keeper.js';
-import { swapDatabase, type ResetStrategy } from './reset.js';
-import { laneAccessSql } from './sql/roles.js';
-import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template/build.js';
+import { swapDatabase, type ResetStrategy } from './swap-reset.js';
+import { laneAccessSql } from '../sql/roles.js';
+import type { PostgresSession } from '../sql/server-access.js';
+import type { TemplateInfo } from '../template/build.js';
 import { TruncateResets } from './truncate-reset.js';
 
 export class LaneResets {

@@ -5,16 +5,16 @@
  * Private to the databases module.
  * @internal
  */
-import { messageOf } from '../errors.js';
-import { debugLogger } from '../log.js';
-import { databasesStartingWith } from './sql/catalog.js';
-import { MARK_TOOLKIT } from './sql/marks.js';
-import { templateHashOf } from './sql/names.js';
-import type { CloneStrategy } from './options.js';
+import { messageOf } from '../../errors.js';
+import { debugLogger } from '../../log.js';
+import { databasesStartingWith } from '../sql/catalog.js';
+import { MARK_TOOLKIT } from '../sql/marks.js';
+import { templateHashOf } from '../sql/names.js';
+import type { CloneStrategy } from '../options.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
-import { dropDiscarded, trashNamePrefix } from './reset.js';
-import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template/build.js';
+import { dropDiscarded, trashNamePrefix } from './swap-reset.js';
+import type { PostgresSession } from '../sql/server-access.js';
+import type { TemplateInfo } from '../template/build.js';
 
 const debug = debugLogger('databases');
 

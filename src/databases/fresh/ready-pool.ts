@@ -9,10 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from 'pg';
-import { debugLogger } from '../log.js';
-import { cloneDatabase, databasesStartingWith, dropDatabase } from './sql/catalog.js';
-import type { DatabaseMark } from './sql/marks.js';
-import type { CloneStrategy } from './options.js';
+import { debugLogger } from '../../log.js';
+import { cloneDatabase, databasesStartingWith, dropDatabase } from '../sql/catalog.js';
+import type { DatabaseMark } from '../sql/marks.js';
+import type { CloneStrategy } from '../options.js';
 
 const debug = debugLogger('databases');
 
