@@ -1,4 +1,4 @@
-// Generates the Prisma clients of the demo and of examples/vite-prisma offline. `prisma generate`
+// Generates the Prisma clients of the demo, examples/vite-prisma and examples/vitest-prisma offline. `prisma generate`
 // needs no schema engine, but Prisma tries to download one unless PRISMA_SCHEMA_ENGINE_BINARY names
 // an existing file (and still exits 0 when the download fails), so this checks the output itself.
 import { existsSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { execa } from 'execa';
 const clients = [
   { config: 'prisma.config.ts', client: 'demo/generated/prisma/client.ts' },
   { config: 'examples/vite-prisma/prisma.config.ts', client: 'examples/vite-prisma/generated/prisma/client.ts' },
+  { config: 'examples/vitest-prisma/prisma.config.ts', client: 'examples/vitest-prisma/generated/prisma/client.ts' },
 ];
 for (const { config, client } of clients) {
   await execa('npx', ['prisma', 'generate', '--config', config], {

@@ -1,9 +1,10 @@
-import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaClient } from '../generated/prisma/client.ts';
 
 /**
- * The app's connection pool, created when the module is imported, from `DATABASE_URL`: in the
- * tests that is the Vitest worker's own database. The `'error'` listener lets the pool survive a
- * session ended by a reset (it reconnects on the next query).
+ * The service's Prisma client, created when the module is imported, from `DATABASE_URL`: in the
+ * tests that is the Vitest worker's own database (e2e-lanes sets it before test files load). Prisma
+ * 7 talks to PostgreSQL through node-postgres (`@prisma/adapter-pg`); after a reset ends its
+ * sessions, it reconnects on the next query.
  */
-export const pool = new pg.Pool({ connectionString: process.env['DATABASE_URL'], max: 3 });
-pool.on('error', () => undefined);
+export const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env['DATABASE_URL'], max: 3 }) });
