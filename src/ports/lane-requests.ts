@@ -42,8 +42,8 @@ export interface LaneRequest {
   ports: number[];
 }
 
-/** The longest a waiter sleeps before looking again when no event woke it (a committer that died, say). */
-const MAX_NAP_MS = 1000;
+/** The longest a waiter sleeps before looking again when no event woke it (see {@link recordLane}). */
+const MAX_NAP_MS = 250;
 /** When `proper-lockfile` (as the state file uses it) takes a lock over as stale. */
 const STALE_LOCK_MS = 10_000;
 /** A bound on the rounds of one wait (each ends with a file event or a nap). */
@@ -53,14 +53,15 @@ const MAX_ROUNDS = 100_000;
  * Records `request` in `ledger` and resolves the lane as recorded, or undefined when its claimed
  * ports could not be used (a lane recorded meanwhile holds one): the caller claims again.
  *
- * This process tries the lock once: if it gets it, it records its request and every pending one (of
- * processes waiting) in one write. If not, it writes its request next to the ledger and sleeps until
- * its request file changes (the kernel's file events wake it; a nap of at most 1 s covers a
- * committer that died): gone means recorded, touched means a committer that found more requests
- * after its commit hands the next commit to this process, which tries the lock again. So under
- * contention one write serves many lanes, one waiter at a time wakes to commit, and nobody sleeps in
- * back-off while the lock is free. A waiter whose request was recorded as asked knows its lane
- * without reading the ledger; otherwise the commit leaves it a note to read it.
+ * Unless the lock is held right now, this process tries it once: if it gets it, it records its
+ * request and every pending one (of processes waiting) in one write. If not, it writes its request
+ * next to the ledger and sleeps until its request file changes (the kernel's file events wake it): gone
+ * means recorded; touched means that a committer found more requests after its commit and hands the
+ * next commit to this process, which tries the lock again. A nap of at most 250 ms covers a committer
+ * that died, and a lock held by an update that hands nothing over (a heartbeat, a release). So under
+ * contention one write serves many lanes, one waiter at a time wakes to commit, and nobody polls the
+ * lock in back-off. A waiter whose request was recorded as asked knows its lane without reading the
+ * ledger; otherwise the commit leaves it a note to read it.
  *
  * @param tryLedger the same file with a lock timeout of 0: one attempt, `STATE_LOCK_TIMEOUT` when taken.
  * @returns undefined also when the request could not be written (the caller records it itself).
