@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DATABASES_FILE, databasesSpec } from '../databases/entries.js';
+import { DATABASES_FILE, databasesSpec } from '../databases/types.js';
 import { resolveDatabaseAllocatorOptions } from '../databases/options.js';
 import { LanesError, messageOf } from '../errors.js';
 import { laneLedger } from '../lanes/records/lane-ledger.js';

@@ -1,4 +1,4 @@
-import type { DatabaseListing } from '../databases/entries.js';
+import type { DatabaseListing } from '../databases/types.js';
 import { isListening } from '../ports/probe.js';
 import { currentHost, isPidAlive, judgeOwner, withLiveness } from '../state/index.js';
 import { judgeProcess } from '../state/owner.js';

@@ -13,15 +13,13 @@ import { debugLogger } from '../log.js';
 import { describeTarget, withDatabase } from '../postgres/index.js';
 import { describeLane, type LaneKey } from '../state/index.js';
 import { cloneDatabase, findDatabase, isAlreadyThere } from './sql/catalog.js';
-import type { DatabaseAllocation, DatabaseEntry } from './entries.js';
+import type { CloneStrategy, DatabaseAllocation, DatabaseEntry, TemplateInfo } from './types.js';
 import type { LaneRecords } from './records/lane-records.js';
 import { laneMark, markLanes, markSql } from './sql/marks.js';
 import { laneDatabaseName, templateHashOf } from './sql/names.js';
-import type { CloneStrategy } from './options.js';
 import { takeReadyCopy } from './fresh/ready-pool.js';
 import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleSql, laneRoleUrl, runRoleSql } from './sql/roles.js';
 import type { PostgresSession } from './sql/server-access.js';
-import type { TemplateInfo } from './template/build.js';
 
 const debug = debugLogger('databases');
 

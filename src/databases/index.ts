@@ -8,8 +8,8 @@ export {
   type DatabaseListOptions,
   type ReapedDatabase,
   type DatabaseReset,
-} from './entries.js';
-export { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
+} from './types.js';
+export { RESET_STRATEGIES, type ResetStrategy } from './types.js';
 export { DEFAULT_REGISTRY_DATABASE, REGISTRY_SCHEMA, REGISTRY_TABLE, REGISTRY_DDL, type RegistryMode, type RegistryRow } from './records/registry.js';
 export {
   type DatabaseAllocatorOptions,

@@ -2,11 +2,12 @@ import { resolve } from 'node:path';
 import { MIGRATION_TIMEOUT_ENV, REBUILD_ENV, REGISTRY_DATABASE_ENV, REGISTRY_ENV, RESET_LOCK_TIMEOUT_ENV, SEED_TIMEOUT_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { positiveOption } from '../option-checks.js';
-import { RESET_STRATEGIES, type ResetStrategy } from './reset-strategy.js';
+import { RESET_STRATEGIES, type CloneStrategy, type CommandStep, type RegistryMode, type ResetStrategy, type ResolvedDatabaseAllocatorOptions } from './types.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
+
+export type { CloneStrategy, CommandStep } from './types.js';
 import { DEFAULT_PREFIX, validatePrefix } from './sql/names.js';
-import type { RegistryMode } from './records/registry.js';
 
 /**
  * How long a `swap` waits for the queries in flight on a lane database (`database.resetGraceMs`).
@@ -14,24 +15,7 @@ import type { RegistryMode } from './records/registry.js';
  */
 export const DEFAULT_RESET_GRACE_MS = 2_000;
 
-/** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
-export interface CommandStep {
-  /** e.g. `'npx prisma migrate deploy'`; run through the shell. */
-  command: string;
-  /**
-   * Working folder of the command.
-   * @default process.cwd()
-   */
-  cwd?: string;
-  /**
-   * Give up (and fail) after this many ms.
-   * @default 600_000
-   */
-  timeoutMs?: number;
-}
 
-/** How a database is cloned from its template (`CREATE DATABASE … STRATEGY`, PostgreSQL ≥ 15). */
-export type CloneStrategy = 'wal_log' | 'file_copy';
 
 export interface DatabaseAllocatorOptions extends RunScopeOptions {
   /**
@@ -173,32 +157,6 @@ export interface DatabaseAllocatorOptions extends RunScopeOptions {
   laneRoles?: boolean;
 }
 
-export interface ResolvedDatabaseAllocatorOptions {
-  adminUrl: string | undefined;
-  migrations: string | CommandStep | false;
-  seed: string | CommandStep | undefined;
-  hashInputs: readonly string[];
-  stateDir: string;
-  runId: string;
-  prefix: string;
-  cloneStrategy: CloneStrategy;
-  rebuild: boolean;
-  leaseMs: number;
-  connectTimeoutMs: number;
-  embedded: EnsurePostgresOptions['embedded'];
-  expectedConnections: number | undefined;
-  registry: RegistryMode;
-  reset: ResetStrategy;
-  /** Undefined: the default (see {@link DatabaseAllocatorOptions.pool}). */
-  pool: number | undefined;
-  resetLockTimeoutMs: number;
-  resetGraceMs: number;
-  registryDatabase: string;
-  seedTimeoutMs: number;
-  migrationTimeoutMs: number;
-  templateWaitTimeoutMs: number;
-  laneRoles: boolean;
-}
 
 /**
  * The database the registry lives in by default: one the toolkit creates (with its mark) and

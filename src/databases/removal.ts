@@ -13,7 +13,7 @@ import { describeTarget, withDatabase } from '../postgres/index.js';
 import { redactUrl } from '../redact.js';
 import { currentHost, describeLane } from '../state/index.js';
 import { databasesStartingWith, dropDatabase } from './sql/catalog.js';
-import type { DatabaseEntry, ReapedDatabase } from './entries.js';
+import type { DatabaseEntry, ReapedDatabase } from './types.js';
 import type { LaneRecords } from './records/lane-records.js';
 import { markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './sql/marks.js';
 import { isLaneDatabaseOf } from './sql/names.js';

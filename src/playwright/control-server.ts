@@ -5,7 +5,7 @@ import { isLanesError, LanesError, messageOf, type LanesErrorCode } from '../err
 import type { LaneManager } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/use/lane-users.js';
 import type { DatabaseReset } from '../databases/index.js';
-import { RESET_STRATEGIES, type ResetStrategy } from '../databases/reset-strategy.js';
+import { RESET_STRATEGIES, type ResetStrategy } from '../databases/types.js';
 import { debugLogger } from '../log.js';
 import type { LanePrefetcher } from './prefetch.js';
 import { projectNamesById, scopeOfWorkerToken } from './worker-tokens.js';

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { test as base, expect } from '@playwright/test';
 import { ISOLATION_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
-import type { ResetStrategy } from '../databases/reset-strategy.js';
+import type { ResetStrategy } from '../databases/types.js';
 import type { Lane } from '../lanes/lane-manager.js';
 import type { LaneUser } from '../lanes/use/lane-users.js';
 import { describeExit, type LaneServerStatus } from '../lanes/server-status.js';

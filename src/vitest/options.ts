@@ -2,7 +2,7 @@
  * The options of e2e-lanes in Vitest, checked once where the config names them, and what the
  * global setup gives the workers.
  */
-import type { ResetStrategy } from '../databases/reset-strategy.js';
+import type { ResetStrategy } from '../databases/types.js';
 import { LanesError } from '../errors.js';
 import type { LaneDatabaseOptions, LanesOptions } from '../lanes/options/lane-options.js';
 

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DATABASES_FILE, databasesSpec } from '../../src/databases/entries.js';
+import { DATABASES_FILE, databasesSpec } from '../../src/databases/types.js';
 import { PortAllocator } from '../../src/ports/index.js';
 import { newOwner, StateFile } from '../../src/state/index.js';
 import { tempDir } from '../helpers/tmp.js';

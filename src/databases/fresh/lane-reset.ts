@@ -6,14 +6,12 @@
  * @internal
  */
 import { withDatabase } from '../../postgres/index.js';
-import type { DatabaseEntry, DatabaseReset } from '../entries.js';
+import type { CloneStrategy, DatabaseEntry, DatabaseReset, TemplateInfo } from '../types.js';
 import { laneMark } from '../sql/marks.js';
-import type { CloneStrategy } from '../options.js';
 import type { PoolKeeper } from './pool-keeper.js';
 import { swapDatabase, type ResetStrategy } from './swap-reset.js';
 import { laneAccessSql } from '../sql/roles.js';
 import type { PostgresSession } from '../sql/server-access.js';
-import type { TemplateInfo } from '../template/build.js';
 import { TruncateResets } from './truncate-reset.js';
 
 export class LaneResets {

@@ -10,11 +10,10 @@ import { debugLogger } from '../../log.js';
 import { databasesStartingWith } from '../sql/catalog.js';
 import { MARK_TOOLKIT } from '../sql/marks.js';
 import { templateHashOf } from '../sql/names.js';
-import type { CloneStrategy } from '../options.js';
+import type { CloneStrategy, TemplateInfo } from '../types.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
 import { dropDiscarded, trashNamePrefix } from './swap-reset.js';
 import type { PostgresSession } from '../sql/server-access.js';
-import type { TemplateInfo } from '../template/build.js';
 
 const debug = debugLogger('databases');
 

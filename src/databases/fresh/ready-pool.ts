@@ -12,7 +12,7 @@ import { escapeIdentifier, escapeLiteral, type Client, type DatabaseError } from
 import { debugLogger } from '../../log.js';
 import { cloneDatabase, databasesStartingWith, dropDatabase } from '../sql/catalog.js';
 import type { DatabaseMark } from '../sql/marks.js';
-import type { CloneStrategy } from '../options.js';
+import type { CloneStrategy } from '../types.js';
 
 const debug = debugLogger('databases');
 

@@ -16,10 +16,10 @@ import { escapeIdentifier, type Client } from 'pg';
 import { LanesError, messageOf } from '../../errors.js';
 import { cloneDatabase, databasesStartingWith, dropDatabase } from '../sql/catalog.js';
 import { endSessions } from './lane-sessions.js';
-import type { CloneStrategy } from '../options.js';
+import type { CloneStrategy } from '../types.js';
 import { takeReadyCopy, type PoolTemplate } from './ready-pool.js';
 
-export { RESET_STRATEGIES, type ResetStrategy } from '../reset-strategy.js';
+export { RESET_STRATEGIES, type ResetStrategy } from '../types.js';
 
 /** What a swap did. */
 export interface SwapResult {

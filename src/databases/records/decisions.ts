@@ -9,7 +9,7 @@ import { debugLogger, warn } from '../../log.js';
 import { withDatabase } from '../../postgres/index.js';
 import { redactUrl } from '../../redact.js';
 import { currentHost, describeLane, formatShard, resolveShard, splitByLiveness, type LaneKey, type StaleEntry } from '../../state/index.js';
-import type { DatabaseEntry } from '../entries.js';
+import type { DatabaseEntry } from '../types.js';
 import { judgeRow, type RegistryRow } from './registry.js';
 
 const debug = debugLogger('databases');

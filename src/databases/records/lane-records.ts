@@ -12,7 +12,7 @@ import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '..
 import type { LaneKey, Owner } from '../../state/index.js';
 import type { DatabaseLedger } from './ledger.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import type { ResolvedDatabaseAllocatorOptions } from '../options.js';
+import type { ResolvedDatabaseAllocatorOptions } from '../types.js';
 import { checkRegistryPrivileges, ensureRegistry, ensureRegistryDatabase, type RegistryRow } from './registry.js';
 import type { RemovalPick, RemovalTarget } from './decisions.js';
 import type { PostgresSession } from '../sql/server-access.js';

@@ -25,7 +25,7 @@ import {
   type LedgerDocument,
   type Owner,
 } from '../../state/index.js';
-import { DATABASES_FILE, databasesSpec, type DatabaseEntry, type DatabaseListing } from '../entries.js';
+import { DATABASES_FILE, databasesSpec, type DatabaseEntry, type DatabaseListing } from '../types.js';
 import { hasPrefix } from '../sql/names.js';
 
 const debug = debugLogger('databases');

@@ -4,7 +4,7 @@
  * Private to the databases module.
  * @internal
  */
-import type { DatabaseListing } from '../entries.js';
+import type { DatabaseListing } from '../types.js';
 import { judgeRow, type RegistryRow } from './registry.js';
 import { rowToEntry } from './decisions.js';
 

@@ -20,8 +20,7 @@ import { advisoryKey } from '../sql/names.js';
 
 const debug = debugLogger('registry');
 
-/** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
-export type RegistryMode = 'auto' | 'postgres' | 'file';
+export type { RegistryMode } from '../types.js';
 
 import { DEFAULT_REGISTRY_DATABASE } from '../options.js';
 

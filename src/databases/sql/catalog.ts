@@ -6,7 +6,7 @@
 import pRetry, { AbortError } from 'p-retry';
 import { escapeIdentifier, type Client, type DatabaseError } from 'pg';
 import { debugLogger, warn } from '../../log.js';
-import type { CloneStrategy } from '../options.js';
+import type { CloneStrategy } from '../types.js';
 
 const debug = debugLogger('databases');
 

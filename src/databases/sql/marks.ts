@@ -11,7 +11,7 @@ import { debugLogger } from '../../log.js';
 import { withDatabase } from '../../postgres/url.js';
 import { redactUrl } from '../../redact.js';
 import { currentHost, processGone } from '../../state/owner.js';
-import type { DatabaseEntry } from '../entries.js';
+import type { DatabaseEntry } from '../types.js';
 
 const debug = debugLogger('databases');
 

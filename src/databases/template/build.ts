@@ -33,16 +33,9 @@ const debug = debugLogger('template');
 
 
 /** A template ready to be cloned. */
-export interface TemplateInfo {
-  /** e.g. `e2e_tpl_3f9a0c1b2d4e`. */
-  name: string;
-  /** 12 hex characters of SHA-256 over the template's inputs. */
-  hash: string;
-  /** True when this call built it; false when an existing one was reused. */
-  built: boolean;
-  /** Time spent in this call, waiting for another builder included. */
-  durationMs: number;
-}
+import type { TemplateInfo } from '../types.js';
+
+export type { TemplateInfo };
 
 export interface EnsureTemplateOptions extends Omit<TemplateInputs, 'serverVersion' | 'adminRole'> {
   /** Admin URL; the advisory lock is taken in its database, so every caller must use the same one. */

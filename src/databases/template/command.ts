@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { pointEnvAt } from '../../postgres/app-env.js';
 import { passwordOf, redactText } from '../../redact.js';
 import { reportProgress } from './deadline.js';
-import type { CommandStep } from '../options.js';
+import type { CommandStep } from '../types.js';
 
 /** How a command run for a database ended. @internal */
 export interface CommandOutcome {

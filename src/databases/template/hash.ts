@@ -10,7 +10,7 @@ import { LanesError, messageOf } from '../../errors.js';
 import { displayPath } from './command.js';
 import { readMigrations } from './migrations.js';
 import { sha256Hex } from '../sql/names.js';
-import type { CommandStep } from '../options.js';
+import type { CommandStep } from '../types.js';
 import { toolkitVersion } from './version.js';
 
 /** Everything a template's content depends on. */

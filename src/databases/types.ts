@@ -1,8 +1,34 @@
 /**
- * The records of lane databases: what the ledger file stores, what the allocator returns and lists.
+ * The types the parts of databases/ share: the records of lane databases (what the ledger file
+ * stores, what the allocator returns and lists), the template, the resolved options and the words
+ * they use. A leaf: it imports no module of databases/, so every group may import it.
  */
+import type { EnsurePostgresOptions } from '../postgres/index.js';
 import { ledgerSpec, type LedgerEntry } from '../state/index.js';
-import type { TemplateInfo } from './template/build.js';
+
+/** A template database, ready to clone. */
+export interface TemplateInfo {
+  /** e.g. `e2e_tpl_3f9a0c1b2d4e`. */
+  name: string;
+  /** 12 hex characters of SHA-256 over the template's inputs. */
+  hash: string;
+  /** True when this call built it; false when an existing one was reused. */
+  built: boolean;
+  /** Time spent in this call, waiting for another builder included. */
+  durationMs: number;
+}
+
+/** The two ways to reset a lane's data (see fresh/swap-reset.ts and fresh/truncate-reset.ts). */
+export type ResetStrategy = 'swap' | 'truncate';
+
+/** The reset strategies, for option checks. */
+export const RESET_STRATEGIES: readonly ResetStrategy[] = ['swap', 'truncate'];
+
+/** How a database is cloned from its template (`CREATE DATABASE … STRATEGY`, PostgreSQL ≥ 15). */
+export type CloneStrategy = 'wal_log' | 'file_copy';
+
+/** Where lane ownership is recorded: in the server (`postgres`), or in the local state file only (`file`). */
+export type RegistryMode = 'auto' | 'postgres' | 'file';
 
 /** The database of one lane as stored in `allocated-databases.json` (URL with the password redacted). */
 export interface DatabaseEntry extends LedgerEntry {
@@ -84,4 +110,48 @@ export interface DatabaseReset {
   /** `pool`: a ready copy was renamed in; `clone`: none was ready; `truncate`: the tables were refilled in place. */
   source: 'pool' | 'clone' | 'truncate';
   durationMs: number;
+}
+
+/** Run any shell command instead of the built-in runner; it gets `DATABASE_URL` of the database being built. */
+export interface CommandStep {
+  /** e.g. `'npx prisma migrate deploy'`; run through the shell. */
+  command: string;
+  /**
+   * Working folder of the command.
+   * @default process.cwd()
+   */
+  cwd?: string;
+  /**
+   * Give up (and fail) after this many ms.
+   * @default 600_000
+   */
+  timeoutMs?: number;
+}
+
+/** Every option of the allocator resolved to its final value (options.ts). */
+export interface ResolvedDatabaseAllocatorOptions {
+  adminUrl: string | undefined;
+  migrations: string | CommandStep | false;
+  seed: string | CommandStep | undefined;
+  hashInputs: readonly string[];
+  stateDir: string;
+  runId: string;
+  prefix: string;
+  cloneStrategy: CloneStrategy;
+  rebuild: boolean;
+  leaseMs: number;
+  connectTimeoutMs: number;
+  embedded: EnsurePostgresOptions['embedded'];
+  expectedConnections: number | undefined;
+  registry: RegistryMode;
+  reset: ResetStrategy;
+  /** Undefined: the default (see `DatabaseAllocatorOptions.pool`). */
+  pool: number | undefined;
+  resetLockTimeoutMs: number;
+  resetGraceMs: number;
+  registryDatabase: string;
+  seedTimeoutMs: number;
+  migrationTimeoutMs: number;
+  templateWaitTimeoutMs: number;
+  laneRoles: boolean;
 }
