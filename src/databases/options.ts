@@ -1,21 +1,27 @@
-import { resolve } from 'node:path';
-import { MIGRATION_TIMEOUT_ENV, REBUILD_ENV, REGISTRY_DATABASE_ENV, REGISTRY_ENV, RESET_LOCK_TIMEOUT_ENV, SEED_TIMEOUT_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
+/**
+ * The allocator's options and the one resolver that gives each its final value: the defaults and
+ * checks live beside their feature (fresh/fresh-options.ts, template/template-options.ts,
+ * records/registry-options.ts, sql/server-options.ts, the connect timeout in postgres/options.ts),
+ * and none of them loads a PostgreSQL client.
+ */
+import { MIGRATION_TIMEOUT_ENV, REBUILD_ENV, RESET_LOCK_TIMEOUT_ENV, SEED_TIMEOUT_ENV, TEMPLATE_WAIT_TIMEOUT_ENV } from '../env-vars.js';
 import { LanesError } from '../errors.js';
 import { positiveOption } from '../option-checks.js';
-import { RESET_STRATEGIES, type CloneStrategy, type CommandStep, type RegistryMode, type ResetStrategy, type ResolvedDatabaseAllocatorOptions } from './types.js';
-import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
 import type { EnsurePostgresOptions } from '../postgres/index.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../postgres/options.js';
+import { resolveLeaseMs, resolveRunId, resolveStateDir, type RunScopeOptions } from '../state/index.js';
+import { DEFAULT_RESET_LOCK_TIMEOUT_MS, resolvePool, resolveResetGrace, resolveResetStrategy } from './fresh/fresh-options.js';
+import { resolveRegistryDatabase, resolveRegistryMode } from './records/registry-options.js';
+import { DEFAULT_PREFIX, validatePrefix } from './sql/names.js';
+import { resolveCloneStrategy, resolveLaneRoles } from './sql/server-options.js';
+import { resolveHashInputs, resolveMigrations, resolveStep, DEFAULT_MIGRATION_TIMEOUT_MS, DEFAULT_SEED_TIMEOUT_MS, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS } from './template/template-options.js';
+import type { CommandStep, RegistryMode, ResetStrategy, ResolvedDatabaseAllocatorOptions, CloneStrategy } from './types.js';
 
 export type { CloneStrategy, CommandStep } from './types.js';
-import { DEFAULT_PREFIX, validatePrefix } from './sql/names.js';
-
-/**
- * How long a `swap` waits for the queries in flight on a lane database (`database.resetGraceMs`).
- * Here, not beside the swap, so that reading the options loads no PostgreSQL client.
- */
-export const DEFAULT_RESET_GRACE_MS = 2_000;
-
-
+export { DEFAULT_RESET_GRACE_MS } from './fresh/fresh-options.js';
+export { DEFAULT_REGISTRY_DATABASE } from './records/registry-options.js';
+export { DEFAULT_CLONE_STRATEGY } from './sql/server-options.js';
+export { DEFAULT_MIGRATIONS_DIR, DEFAULT_MIGRATION_TIMEOUT_MS, DEFAULT_SEED_TIMEOUT_MS, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS } from './template/template-options.js';
 
 export interface DatabaseAllocatorOptions extends RunScopeOptions {
   /**
@@ -157,21 +163,6 @@ export interface DatabaseAllocatorOptions extends RunScopeOptions {
   laneRoles?: boolean;
 }
 
-
-/**
- * The database the registry lives in by default: one the toolkit creates (with its mark) and
- * never drops, so nothing is ever created inside the database the admin URL names (often an
- * app's own), and every machine sharing the server agrees on where the registry and its advisory
- * locks are whatever database its admin URL names.
- */
-export const DEFAULT_REGISTRY_DATABASE = 'e2e_lanes';
-export const DEFAULT_MIGRATIONS_DIR = 'prisma/migrations';
-export const DEFAULT_CLONE_STRATEGY: CloneStrategy = 'wal_log';
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-export const DEFAULT_SEED_TIMEOUT_MS = 600_000;
-export const DEFAULT_MIGRATION_TIMEOUT_MS = 600_000;
-export const DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS = 1_800_000;
-
 /** Resolves every option to its final value, in one place, rejecting bad values at the call. */
 export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOptions = {}): ResolvedDatabaseAllocatorOptions {
   return {
@@ -192,7 +183,7 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     registry: resolveRegistryMode(options.registry),
     reset: resolveResetStrategy(options.reset),
     pool: options.pool === undefined ? undefined : resolvePool(options.pool),
-    resetLockTimeoutMs: durationOption('resetLockTimeoutMs', RESET_LOCK_TIMEOUT_ENV, options.resetLockTimeoutMs, 10_000),
+    resetLockTimeoutMs: durationOption('resetLockTimeoutMs', RESET_LOCK_TIMEOUT_ENV, options.resetLockTimeoutMs, DEFAULT_RESET_LOCK_TIMEOUT_MS),
     resetGraceMs: resolveResetGrace(options.resetGraceMs),
     registryDatabase: resolveRegistryDatabase(options.registryDatabase),
     seedTimeoutMs: durationOption('seedTimeoutMs', SEED_TIMEOUT_ENV, options.seedTimeoutMs, DEFAULT_SEED_TIMEOUT_MS),
@@ -200,31 +191,6 @@ export function resolveDatabaseAllocatorOptions(options: DatabaseAllocatorOption
     templateWaitTimeoutMs: durationOption('templateWaitTimeoutMs', TEMPLATE_WAIT_TIMEOUT_ENV, options.templateWaitTimeoutMs, DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS),
     laneRoles: resolveLaneRoles(options.laneRoles),
   };
-}
-
-function resolveResetStrategy(value: unknown): ResetStrategy {
-  if (value === undefined) return 'swap';
-  if ((RESET_STRATEGIES as readonly unknown[]).includes(value)) return value as ResetStrategy;
-  throw new LanesError('INVALID_OPTION', `Invalid database reset ${JSON.stringify(value)}.`, { hint: "Option `database.reset` takes 'swap' or 'truncate'." });
-}
-
-function resolveResetGrace(value: unknown): number {
-  if (value === undefined) return DEFAULT_RESET_GRACE_MS;
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 60_000) return value;
-  throw new LanesError('INVALID_OPTION', `Invalid database resetGraceMs ${JSON.stringify(value)}.`, {
-    hint: 'Option `database.resetGraceMs` takes a number of milliseconds from 0 (end every session at once) to 60000; the default is 2000.',
-  });
-}
-
-function resolveLaneRoles(value: unknown): boolean {
-  if (value === undefined) return true;
-  if (typeof value === 'boolean') return value;
-  throw new LanesError('INVALID_OPTION', `Invalid database laneRoles ${JSON.stringify(value)}.`, { hint: 'Option `database.laneRoles` takes true (the default: a role per lane) or false (lanes connect as the admin role).' });
-}
-
-function resolvePool(value: unknown): number {
-  if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 64) return value as number;
-  throw new LanesError('INVALID_OPTION', `Invalid database pool ${JSON.stringify(value)}.`, { hint: 'Option `database.pool` takes a whole number of ready copies from 0 to 64.' });
 }
 
 /** A positive number of ms: the option, else its env variable, else the default. */
@@ -237,64 +203,6 @@ function durationOption(option: string, env: string, value: number | undefined, 
     throw new LanesError('INVALID_OPTION', `Invalid ${option} ${JSON.stringify(raw)} (from ${env}).`, { hint: `Set ${env} (or option \`${option}\`) to a positive number of milliseconds.` });
   }
   return parsed;
-}
-
-function resolveRegistryMode(value: unknown): RegistryMode {
-  const fromEnv = process.env[REGISTRY_ENV]?.trim();
-  const chosen = value ?? (fromEnv || 'auto');
-  if (chosen === 'auto' || chosen === 'postgres' || chosen === 'file') return chosen;
-  throw new LanesError('INVALID_OPTION', `Invalid registry ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_ENV})` : ''}.`, {
-    hint: `Option \`registry\` (or ${REGISTRY_ENV}) takes 'auto', 'postgres' or 'file'.`,
-  });
-}
-
-function resolveRegistryDatabase(value: unknown): string {
-  const fromEnv = process.env[REGISTRY_DATABASE_ENV]?.trim();
-  const chosen = value ?? (fromEnv || DEFAULT_REGISTRY_DATABASE);
-  if (typeof chosen === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(chosen)) return chosen;
-  throw new LanesError('INVALID_OPTION', `Invalid registryDatabase ${JSON.stringify(chosen)}${value === undefined ? ` (from ${REGISTRY_DATABASE_ENV})` : ''}.`, {
-    hint: `Option \`registryDatabase\` (or ${REGISTRY_DATABASE_ENV}) takes a database name of lowercase letters, digits and underscores (at most 63), e.g. the default 'e2e_lanes'.`,
-  });
-}
-
-function resolveMigrations(value: DatabaseAllocatorOptions['migrations']): string | CommandStep | false {
-  if (value === false) return false;
-  return resolveStep('migrations', value ?? DEFAULT_MIGRATIONS_DIR);
-}
-
-/** A path becomes absolute; a command is checked. */
-function resolveStep(option: 'migrations' | 'seed', value: unknown): string | CommandStep {
-  if (typeof value === 'string' && value.trim() !== '') return resolve(value);
-  if (typeof value === 'object' && value !== null && typeof (value as CommandStep).command === 'string') {
-    const step = value as CommandStep;
-    if (step.command.trim() === '') throw invalid(option, value);
-    const resolved: CommandStep = { command: step.command, cwd: resolve(step.cwd ?? '.') };
-    if (step.timeoutMs !== undefined) resolved.timeoutMs = positive(`${option}.timeoutMs`, step.timeoutMs);
-    return resolved;
-  }
-  throw invalid(option, value);
-}
-
-function invalid(option: 'migrations' | 'seed', value: unknown): LanesError {
-  const forms =
-    option === 'migrations'
-      ? "a folder ('prisma/migrations'), { command: 'npx prisma migrate deploy' } or false"
-      : "a module path ('prisma/seed.ts') or { command: 'npm run seed' }";
-  return new LanesError('INVALID_OPTION', `Invalid ${option} option ${JSON.stringify(value)}.`, { hint: `Option \`${option}\` takes ${forms}.` });
-}
-
-function resolveHashInputs(value: unknown): readonly string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && item !== '')) {
-    throw new LanesError('INVALID_OPTION', `Invalid hashInputs ${JSON.stringify(value)}.`, { hint: 'Option `hashInputs` takes a list of file or folder paths.' });
-  }
-  return value.map((item: string) => resolve(item));
-}
-
-function resolveCloneStrategy(value: unknown): CloneStrategy {
-  if (value === undefined) return DEFAULT_CLONE_STRATEGY;
-  if (value === 'wal_log' || value === 'file_copy') return value;
-  throw new LanesError('INVALID_OPTION', `Invalid cloneStrategy ${JSON.stringify(value)}.`, { hint: "Option `cloneStrategy` takes 'wal_log' or 'file_copy'." });
 }
 
 const positive = (option: string, value: number): number => positiveOption(option, value);

@@ -4,6 +4,7 @@ import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { passwordOf, redactText } from '../redact.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './options.js';
 import { describeTarget, targetOf } from './url.js';
 import { foreignServer, watchedServerAt, type WatchedServer } from './watch.js';
 
@@ -38,8 +39,7 @@ interface Queryable {
   end?(): Promise<void>;
 }
 
-/** The default overall deadline of {@link connectClient}. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export { DEFAULT_CONNECT_TIMEOUT_MS };
 
 /** Network errors and server states that go away by themselves: worth a retry. */
 const TRANSIENT_CODES = new Set([

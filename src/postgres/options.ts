@@ -3,6 +3,9 @@ import { LanesError } from '../errors.js';
 import { positiveOption } from '../option-checks.js';
 import { resolveLeaseMs, resolveRunId, resolveStateDir } from '../state/index.js';
 
+/** The default overall deadline of connecting to PostgreSQL (`connectClient`, option `connectTimeoutMs`). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Options of the embedded PostgreSQL server (used when no admin URL is given). */
 export interface EmbeddedPostgresOptions {
   /**

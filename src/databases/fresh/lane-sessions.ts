@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeIdentifier, type Client } from 'pg';
 import { debugLogger } from '../../log.js';
-import { DEFAULT_RESET_GRACE_MS } from '../options.js';
+import { DEFAULT_RESET_GRACE_MS } from './fresh-options.js';
 
 const debug = debugLogger('databases');
 

@@ -11,7 +11,8 @@ import { REBUILD_ENV } from '../../env-vars.js';
 import { LanesError, messageOf } from '../../errors.js';
 import { debugLogger } from '../../log.js';
 import { connectClient, describeTarget } from '../../postgres/index.js';
-import { hasSnapshot, restoreSnapshot, type RestoreSummary } from '../template/snapshot.js';
+import { hasSnapshot } from '../template/snapshot.js';
+import { restoreSnapshot, type RestoreSummary } from './snapshot-restore.js';
 
 const debug = debugLogger('databases');
 

@@ -22,7 +22,7 @@ const debug = debugLogger('registry');
 
 export type { RegistryMode } from '../types.js';
 
-import { DEFAULT_REGISTRY_DATABASE } from '../options.js';
+import { DEFAULT_REGISTRY_DATABASE } from './registry-options.js';
 
 export { DEFAULT_REGISTRY_DATABASE };
 

@@ -21,7 +21,7 @@ import {
   DEFAULT_MIGRATION_TIMEOUT_MS,
   DEFAULT_SEED_TIMEOUT_MS,
   DEFAULT_TEMPLATE_WAIT_TIMEOUT_MS,
-} from '../options.js';
+} from './template-options.js';
 import { ensureTemplateOwner, finishBuildForOwner, prepareBuildForOwner, revokePublicSql } from '../sql/roles.js';
 import { runSeed } from './seed.js';
 import { takeSnapshot } from './snapshot.js';

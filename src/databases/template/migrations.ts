@@ -10,7 +10,8 @@ import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, withinDeadline } from './deadline.js';
 import { describeLockWait } from '../sql/lock-wait.js';
 import { sha256Hex } from '../sql/names.js';
-import { DEFAULT_MIGRATION_TIMEOUT_MS, type CommandStep } from '../options.js';
+import type { CommandStep } from '../types.js';
+import { DEFAULT_MIGRATION_TIMEOUT_MS } from './template-options.js';
 
 const debug = debugLogger('migrations');
 

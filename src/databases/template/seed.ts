@@ -9,7 +9,8 @@ import { passwordOf, redactText } from '../../redact.js';
 import { describeTarget } from '../../postgres/index.js';
 import { displayPath, runDatabaseCommand } from './command.js';
 import { formatSeconds, reportProgress } from './deadline.js';
-import { DEFAULT_SEED_TIMEOUT_MS, type CommandStep } from '../options.js';
+import type { CommandStep } from '../types.js';
+import { DEFAULT_SEED_TIMEOUT_MS } from './template-options.js';
 import type { SeedChildReport } from './seed-child.js';
 
 const debug = debugLogger('seed');
