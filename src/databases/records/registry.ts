@@ -16,6 +16,7 @@ import { currentHost, processGone, type Owner, type OwnerVerdict } from '../../s
 import { escapeIdentifier } from 'pg';
 import { isAlreadyThere } from '../sql/catalog.js';
 import { MARK_TOOLKIT, writeMark } from '../sql/marks.js';
+import { advisoryTransactionLock, withAdvisoryLock } from '../sql/advisory-lock.js';
 import { advisoryKey } from '../sql/names.js';
 
 const debug = debugLogger('registry');
@@ -111,7 +112,7 @@ export async function ensureRegistry(client: Client, where: string): Promise<voi
     if (rows[0]?.comment === REGISTRY_COMMENT) return;
     await client.query('BEGIN');
     try {
-      await client.query('SELECT pg_advisory_xact_lock($1::int8)', [advisoryKey('registry')]);
+      await advisoryTransactionLock(client, advisoryKey('registry'));
       await client.query(REGISTRY_DDL);
       await client.query('COMMIT');
       debug('registry %s ready on %s', REGISTRY_TABLE, where);
@@ -236,18 +237,7 @@ export async function deleteRow(client: Client, databaseName: string): Promise<v
  * database). With `wait: false`, resolves `{ locked: false }` at once when someone else holds it.
  */
 export async function withLaneLock<T>(client: Client, databaseName: string, options: { wait: boolean }, fn: () => Promise<T>): Promise<{ locked: true; value: T } | { locked: false }> {
-  const key = advisoryKey(`lane:${databaseName}`);
-  if (options.wait) {
-    await client.query('SELECT pg_advisory_lock($1::int8)', [key]);
-  } else {
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-    if (!rows[0]?.ok) return { locked: false };
-  }
-  try {
-    return { locked: true, value: await fn() };
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch((error: unknown) => debug('unlocking %s failed: %s', databaseName, messageOf(error)));
-  }
+  return withAdvisoryLock(client, advisoryKey(`lane:${databaseName}`), options, fn);
 }
 
 /**

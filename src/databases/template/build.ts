@@ -13,6 +13,7 @@ import { connectClient, DEFAULT_CONNECT_TIMEOUT_MS, describeTarget, serverVersio
 import { currentHost, pidStartTime } from '../../state/owner.js';
 import { databasesStartingWith, dropDatabase, findDatabase, retryEndingSessions, type DatabaseRow } from '../sql/catalog.js';
 import { formatSeconds, progressIntervalMs } from './deadline.js';
+import { advisoryUnlock, tryAdvisoryLock } from '../sql/advisory-lock.js';
 import { advisoryLockHolders, describeHolder, type LockHolder } from '../sql/lock-wait.js';
 import { MARK_TOOLKIT, writeMark, type DatabaseMark } from '../sql/marks.js';
 import { runMigrations } from './migrations.js';
@@ -90,7 +91,7 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
       else debug('template %s reused', name);
       return info;
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
+      await advisoryUnlock(client, key);
     }
   } finally {
     await client.end().catch(() => undefined);
@@ -103,7 +104,7 @@ export async function ensureTemplate(options: EnsureTemplateOptions): Promise<Te
  * @throws {LanesError} `TEMPLATE_WAIT_TIMEOUT` naming the holder.
  */
 async function waitForTemplateLock(client: Client, name: string, key: string, waitMs: number): Promise<void> {
-  const tryLock = async (): Promise<boolean> => (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key])).rows[0]?.ok === true;
+  const tryLock = (): Promise<boolean> => tryAdvisoryLock(client, key);
   if (await tryLock()) return;
   const started = performance.now();
   const holders = async (): Promise<string> => describeBuilders(await advisoryLockHolders(client, key).catch(() => []));

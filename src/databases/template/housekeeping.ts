@@ -9,6 +9,7 @@ import { LanesError } from '../../errors.js';
 import { debugLogger } from '../../log.js';
 import { connectClient } from '../../postgres/index.js';
 import { currentHost } from '../../state/owner.js';
+import { withAdvisoryLock } from '../sql/advisory-lock.js';
 import { databasesStartingWith, dropDatabase, findDatabase, type DatabaseRow } from '../sql/catalog.js';
 import { markOwnerGone, parseMark, type DatabaseMark } from '../sql/marks.js';
 import { advisoryKey, isTemplateName } from '../sql/names.js';
@@ -52,15 +53,11 @@ export async function dropOldTemplates(
     const dropped: string[] = [];
     for (const { listing } of (await templatesOn(client, prefix)).slice(keep)) {
       if (exclude.has(listing.name)) continue;
-      const key = templateLockKey(listing.name);
-      const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-      if (!locked.rows[0]?.ok) continue; // being (re)built right now
-      try {
+      // A template whose lock is held is being (re)built right now.
+      await withAdvisoryLock(client, templateLockKey(listing.name), { wait: false }, async () => {
         await dropDatabase(client, listing.name);
         dropped.push(listing.name);
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1::int8)', [key]);
-      }
+      });
     }
     if (dropped.length > 0) debug('dropped old templates %o', dropped);
     return dropped;
@@ -87,17 +84,13 @@ export async function dropAbandonedBuilds(
     const mark = parseMark(row.comment);
     if (!template || !isTemplateName(prefix, template) || mark?.kind !== 'build') continue;
     if (mark.host === currentHost() && mark.pid !== undefined && markOwnerGone(mark) === undefined) continue; // its builder lives here
-    const key = templateLockKey(template);
-    const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int8) AS ok', [key]);
-    if (!locked.rows[0]?.ok) continue; // its builder is at work
-    try {
-      if (!(await findDatabase(client, row.name))) continue;
+    // A template whose lock is held has its builder at work.
+    await withAdvisoryLock(client, templateLockKey(template), { wait: false }, async () => {
+      if (!(await findDatabase(client, row.name))) return;
       if (!options.dryRun) await dropDatabase(client, row.name);
       debug('dropped abandoned build database %s (builder pid %s on %s)', row.name, mark.pid, mark.host);
       dropped.push({ name: row.name, template, mark });
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1::int8)', [key]).catch(() => undefined);
-    }
+    });
   }
   return dropped;
 }
