@@ -7,6 +7,7 @@ export {
   DatabaseAllocator,
   type DatabaseAllocatorOptions,
   type DatabaseAllocation,
+  type DatabaseWorkerOptions,
   type DatabaseLaneOptions,
   type DatabaseEntry,
   type DatabaseListing,

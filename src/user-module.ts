@@ -15,7 +15,7 @@ import { tsImport } from 'tsx/esm/api';
  * makes from the extension and the nearest package.json.
  *
  * Loading a module runs its code in the calling process: seeds are loaded here only inside their own
- * process (databases/seed-child.ts); the CLI loads the Playwright config in its own, as Playwright does.
+ * process (databases/template/seed-child.ts); the CLI loads the Playwright config in its own, as Playwright does.
  * @param path Absolute, or relative to the current folder.
  */
 export async function importDefault(path: string): Promise<unknown> {

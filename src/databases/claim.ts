@@ -1,7 +1,7 @@
 /**
  * The claim protocol: how a lane gets its database, the same one every time the same lane asks,
  * from any process. The entry is recorded first, under the state file's lock, so that a crash
- * during the clone still leaves an entry for the reaper; the owner is claimed in the owner table
+ * during the clone still leaves an entry for the reaper; the owner is claimed in the registry
  * (when used); the clone runs outside the state file's lock, so lanes clone side by side; and
  * the allocation stands only if no release removed the entry meanwhile. Private to the databases
  * module.
@@ -19,7 +19,7 @@ import { laneMark, markLanes, markSql } from './sql/marks.js';
 import { laneDatabaseName, templateHashOf } from './sql/names.js';
 import { takeReadyCopy } from './fresh/ready-pool.js';
 import { ensureLaneRole, laneRoleName, laneRolePassword, laneRoleSql, laneRoleUrl, runRoleSql } from './sql/roles.js';
-import type { PostgresSession } from './sql/server-access.js';
+import type { ServerAccess } from './sql/server-access.js';
 
 const debug = debugLogger('databases');
 
@@ -28,7 +28,7 @@ const ALLOCATE_ATTEMPTS = 3;
 
 /** What the claim protocol works with. */
 export interface ClaimContext {
-  session: PostgresSession;
+  session: ServerAccess;
   records: LaneRecords;
   prefix: string;
   cloneStrategy: CloneStrategy;
@@ -40,7 +40,7 @@ export interface ClaimContext {
 
 /**
  * The database of lane `key`, cloned from `template` (or a ready copy of it renamed) unless it
- * exists already; its entry's heartbeat and its owner table lease are then kept fresh.
+ * exists already; its entry's heartbeat and its registry lease are then kept fresh.
  * @throws {LanesError} `DATABASE_CREATE_FAILED`, `RUN_ID_CONFLICT`, `REGISTRY_FAILED`.
  */
 export async function claimLane(context: ClaimContext, key: LaneKey, template: TemplateInfo): Promise<DatabaseAllocation> {

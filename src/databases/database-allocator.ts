@@ -6,7 +6,7 @@ import { instanceFor } from '../state/instances.js';
 import { checkConnectionBudget, findDatabase } from './sql/catalog.js';
 import { claimLane } from './claim.js';
 import { DatabaseLedger } from './records/ledger.js';
-import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseLaneOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase, ResolvedDatabaseAllocatorOptions } from './types.js';
+import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseWorkerOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase, ResolvedDatabaseAllocatorOptions } from './types.js';
 import type { LaneRecords } from './records/lane-records.js';
 import { openLaneRecords, requestedKind } from './records/open-records.js';
 import { LaneResets } from './fresh/lane-reset.js';
@@ -19,7 +19,7 @@ import { PoolKeeper } from './fresh/pool-keeper.js';
 import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
 import type { ResetStrategy } from './fresh/swap-reset.js';
 import { checkCanCreateRoles, laneRoleKey, laneRoleUrl, serverBaseUrl } from './sql/roles.js';
-import { PostgresSession } from './sql/server-access.js';
+import { ServerAccess } from './sql/server-access.js';
 import { ensureTemplate, type TemplateInfo } from './template/build.js';
 
 const debug = debugLogger('databases');
@@ -33,7 +33,7 @@ const debug = debugLogger('databases');
  * It only ever drops databases recorded in the ledger or registry whose name is exactly the one it
  * derives for the entry's lane under its own prefix.
  *
- * A facade: the server and maintenance connections are a {@link PostgresSession}, the state file a
+ * A facade: the server and maintenance connections are a {@link ServerAccess}, the state file a
  * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once; the claim and
  * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}, the
  * resets in {@link LaneResets} (docs/how-it-works.md has the map).
@@ -54,9 +54,9 @@ export class DatabaseAllocator {
 
   readonly options: ResolvedDatabaseAllocatorOptions;
   readonly #shard: string | undefined;
-  readonly #session: PostgresSession;
+  readonly #session: ServerAccess;
   readonly #ledger: DatabaseLedger;
-  /** Where lanes are recorded, chosen on first use (the owner table may turn out to be denied). */
+  /** Where lanes are recorded, chosen on first use (the registry may turn out to be denied). */
   #records: Promise<LaneRecords> | undefined;
   #chosen: LaneRecords | undefined;
   #prepared: Promise<TemplateInfo> | undefined;
@@ -70,7 +70,7 @@ export class DatabaseAllocator {
     this.options = resolveDatabaseAllocatorOptions(options);
     const { adminUrl, embedded, stateDir, runId, connectTimeoutMs, prefix, leaseMs, cloneStrategy, resetLockTimeoutMs } = this.options;
     this.#shard = currentShard();
-    this.#session = new PostgresSession({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
+    this.#session = new ServerAccess({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
     this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
     this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs, resetGraceMs: this.options.resetGraceMs, laneRoles: this.options.laneRoles });
@@ -124,7 +124,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `LANE_NOT_FOUND` for a lane this run has no database for;
    *   `DATABASE_RESET_FAILED` naming the step that failed.
    */
-  async resetDatabaseForProject(project: string, options: DatabaseLaneOptions & { strategy?: ResetStrategy } = {}): Promise<DatabaseReset> {
+  async resetDatabaseForProject(project: string, options: DatabaseWorkerOptions & { strategy?: ResetStrategy } = {}): Promise<DatabaseReset> {
     const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     const databaseName = laneDatabaseName(this.prefix, key);
@@ -198,7 +198,7 @@ export class DatabaseAllocator {
    * @throws {LanesError} `DATABASE_CREATE_FAILED`, `INVALID_PROJECT_NAME`, `RUN_ID_CONFLICT` (another
    *   machine holds this lane: two machines use the same run id), and whatever `prepare()` throws.
    */
-  async allocateDatabaseForProject(project: string, options: DatabaseLaneOptions = {}): Promise<DatabaseAllocation> {
+  async allocateDatabaseForProject(project: string, options: DatabaseWorkerOptions = {}): Promise<DatabaseAllocation> {
     const key = laneKey(this.runId, project, options.worker);
     const template = await this.prepare();
     await this.#session.server();
@@ -216,7 +216,7 @@ export class DatabaseAllocator {
    * is left alone.
    * @throws {LanesError} `DATABASE_DROP_FAILED` (the entry is kept).
    */
-  async releaseDatabaseForProject(project: string, options: DatabaseLaneOptions & { runId?: string } = {}): Promise<boolean> {
+  async releaseDatabaseForProject(project: string, options: DatabaseWorkerOptions & { runId?: string } = {}): Promise<boolean> {
     await this.#resets.close();
     const key: LaneKey = { runId: options.runId ?? this.runId, project };
     if (options.worker !== undefined) key.worker = options.worker;
@@ -242,7 +242,7 @@ export class DatabaseAllocator {
   }
 
   /**
-   * Gives the databases of a run to `owner` in the state file, in the server's owner table and in
+   * Gives the databases of a run to `owner` in the state file, in the server's registry and in
    * the databases' marks: a warm run's watchdog (alive until its deadline), or this process taking
    * a warm run over (it renews their heartbeat and leases from then on).
    */
@@ -260,7 +260,7 @@ export class DatabaseAllocator {
   }
 
   /** The database recorded for `project` in this run (none is created) and whether it exists, or undefined. */
-  async allocation(project: string, options: DatabaseLaneOptions = {}): Promise<{ databaseName: string; databaseUrl: string; exists: boolean } | undefined> {
+  async allocation(project: string, options: DatabaseWorkerOptions = {}): Promise<{ databaseName: string; databaseUrl: string; exists: boolean } | undefined> {
     const key = laneKey(this.runId, project, options.worker);
     const entry = (await this.#ledger.file.read()).entries.find((candidate) => sameLane(candidate, key));
     if (!entry) return undefined;

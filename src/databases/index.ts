@@ -4,6 +4,7 @@ export {
   type DatabaseAllocation,
   type DatabaseEntry,
   type DatabaseListing,
+  type DatabaseWorkerOptions,
   type DatabaseLaneOptions,
   type DatabaseListOptions,
   type ReapedDatabase,

@@ -1,6 +1,6 @@
 /**
  * The removal protocol: which lane databases a release or reap drops, and how each goes — one
- * after the other, recorded ones under the state file's lock and (with the owner table) under
+ * after the other, recorded ones under the state file's lock and (with the registry) under
  * their lane's lock, checked again once locked. Only names the allocator derives for a lane under
  * its own prefix are ever dropped; a database without the toolkit's mark is never touched.
  * Private to the databases module.
@@ -19,21 +19,21 @@ import { markOwnerGone, markToEntry, parseMark, type DatabaseMark } from './sql/
 import { isLaneDatabaseOf } from './sql/names.js';
 import { planRemoval, type RemovalPick, type RemovalTarget } from './records/decisions.js';
 import { dropToolkitRole, laneRoleName, reapRoles } from './sql/roles.js';
-import type { PostgresSession } from './sql/server-access.js';
+import type { ServerAccess } from './sql/server-access.js';
 import { dropAbandonedBuilds } from './template/housekeeping.js';
 
 const debug = debugLogger('databases');
 
 /** What the removal protocol works with. */
 export interface RemovalContext {
-  session: PostgresSession;
+  session: ServerAccess;
   records: LaneRecords;
   prefix: string;
 }
 
 /**
  * Drops and forgets the databases `pick` chooses, one after the other: the state file's entries
- * and the owner table's rows (see {@link LaneRecords.remove}; with `wait: false` a lane someone
+ * and the registry's rows (see {@link LaneRecords.remove}; with `wait: false` a lane someone
  * else is working on is skipped). Databases whose drop fails are kept and reported at the end.
  * @throws {LanesError} `DATABASE_DROP_FAILED` after trying all.
  */
@@ -78,7 +78,7 @@ export async function removeDatabases({ session, records, prefix }: RemovalConte
 
 /**
  * The server is a source of truth too: drops the databases of this prefix that carry the
- * toolkit's lane mark, are listed in neither the state file nor the owner table (a lost or
+ * toolkit's lane mark, are listed in neither the state file nor the registry (a lost or
  * truncated state file, another state folder's run that died), and whose marked owner is gone
  * (this host: pid gone or reused; another host's are judged only by their lease, so never here).
  * Also drops abandoned build databases of templates. Runs under the state file's lock, so an

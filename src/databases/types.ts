@@ -76,10 +76,14 @@ export interface ReapedDatabase {
   kind?: 'lane' | 'build';
 }
 
-export interface DatabaseLaneOptions {
+/** Which lane of a project a per-lane method of the allocator means: with per-worker lanes, the worker's. */
+export interface DatabaseWorkerOptions {
   /** For per-worker lanes: the worker's parallel index. */
   worker?: number;
 }
+
+/** @deprecated use DatabaseWorkerOptions */
+export type DatabaseLaneOptions = DatabaseWorkerOptions;
 
 /** Options of {@link DatabaseAllocator.list}. */
 export interface DatabaseListOptions {

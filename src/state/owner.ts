@@ -145,7 +145,7 @@ export function pidStartTime(pid: number): number | undefined {
 export type OwnerVerdict = { alive: true } | { alive: false; reason: string };
 
 /**
- * The one judge of a recorded process (state files' owners, the owner table's rows, databases'
+ * The one judge of a recorded process (state files' owners, the registry's rows, databases'
  * marks, the environment marks of server processes): by its pid only when the record is of this
  * host, this boot and this PID namespace; then it is alive, or gone (its pid is gone, or now
  * belongs to another process). Otherwise it cannot be judged here: a lease decides, never the pid.

@@ -1,7 +1,7 @@
 /**
  * Puts a lane's database back to exactly its template, under the same name, while the lane's
  * servers keep running: `truncate` refills its tables in place over a connection kept per lane
- * (truncate-reset.ts), `swap` puts a fresh copy in its place (reset.ts), whose old database the
+ * (truncate-reset.ts), `swap` puts a fresh copy in its place (swap-reset.ts), whose old database the
  * pool keeper drops later. Private to the databases module.
  * @internal
  */
@@ -11,17 +11,17 @@ import { laneMark } from '../sql/marks.js';
 import type { PoolKeeper } from './pool-keeper.js';
 import { swapDatabase, type ResetStrategy } from './swap-reset.js';
 import { laneAccessSql } from '../sql/roles.js';
-import type { PostgresSession } from '../sql/server-access.js';
+import type { ServerAccess } from '../sql/server-access.js';
 import { TruncateResets } from './truncate-reset.js';
 
 export class LaneResets {
-  readonly #session: PostgresSession;
+  readonly #session: ServerAccess;
   readonly #pool: PoolKeeper;
   readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean };
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
 
-  constructor(session: PostgresSession, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean }) {
+  constructor(session: ServerAccess, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean }) {
     this.#session = session;
     this.#pool = pool;
     this.#options = options;

@@ -13,12 +13,12 @@ import { templateHashOf } from '../sql/names.js';
 import type { CloneStrategy, TemplateInfo } from '../types.js';
 import { dropStaleCopies, fillPool, listPoolCopies, readyCopies } from './ready-pool.js';
 import { dropDiscarded, trashNamePrefix } from './swap-reset.js';
-import type { PostgresSession } from '../sql/server-access.js';
+import type { ServerAccess } from '../sql/server-access.js';
 
 const debug = debugLogger('databases');
 
 export class PoolKeeper {
-  readonly #session: PostgresSession;
+  readonly #session: ServerAccess;
   readonly #prefix: string;
   readonly #cloneStrategy: CloneStrategy;
   /** The pool size the options set, or undefined for the default (see {@link expectLanes}). */
@@ -34,7 +34,7 @@ export class PoolKeeper {
   /** Old lane databases swaps moved out of the way, to drop in the background. */
   readonly #discarded: string[] = [];
 
-  constructor(options: { session: PostgresSession; prefix: string; cloneStrategy: CloneStrategy; size: number | undefined; template: () => Promise<TemplateInfo | undefined> }) {
+  constructor(options: { session: ServerAccess; prefix: string; cloneStrategy: CloneStrategy; size: number | undefined; template: () => Promise<TemplateInfo | undefined> }) {
     this.#session = options.session;
     this.#prefix = options.prefix;
     this.#cloneStrategy = options.cloneStrategy;

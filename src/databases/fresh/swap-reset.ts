@@ -7,7 +7,7 @@
  *   then rename a ready copy of the template to its name, or clone the template when no copy is ready. The servers' pools
  *   reconnect on their next query; what the test wrote is gone however much it was.
  * - `truncate`: in the lane database itself, in one transaction, empty every table of the template
- *   and put its rows back from the copy the template keeps (see snapshot.ts), and reset the
+ *   and put its rows back from the copy the template keeps (see template/snapshot.ts), and reset the
  *   sequences: no session is ended.
  * @internal
  */

@@ -1,6 +1,6 @@
 /**
  * The `truncate` reset of lane databases: on a connection of its own to the lane database, every
- * table is emptied and refilled from the rows its template keeps (see snapshot.ts), in one
+ * table is emptied and refilled from the rows its template keeps (see template/snapshot.ts), in one
  * transaction; no other session is ended. The connection is kept for the next reset of that lane
  * (a fresh session first reads the restore script, which costs more than the restore). Private to
  * the databases module.

@@ -1,7 +1,7 @@
 /**
  * Where an allocator records its lanes and their owners, chosen once per allocator (option
- * `registry`, open-records.ts): the state file only ({@link FileRecords}), or the owner table in the server plus the
- * state file ({@link TableRecords}), which lets machines sharing the server see and reap each
+ * `registry`, open-records.ts): the state file only ({@link FileRecords}), or the registry in the server plus the
+ * state file ({@link RegistryRecords}), which lets machines sharing the server see and reap each
  * other's lanes. The claim and removal protocols speak to {@link LaneRecords} alone; with the state
  * file only, every step on the server's side is a no-op. Private to the databases module.
  * @internal
@@ -21,7 +21,7 @@ export interface LaneClaim {
 }
 
 export interface LaneRecords {
-  /** `'postgres'`: the owner table and the state file; `'file'`: the state file only. */
+  /** `'postgres'`: the registry and the state file; `'file'`: the state file only. */
   readonly kind: 'postgres' | 'file';
   /** The state file, in both kinds. */
   readonly ledger: DatabaseLedger;
@@ -40,7 +40,7 @@ export interface LaneRecords {
    */
   handOver(client: Client, databaseNames: readonly string[], owner: Owner): Promise<void>;
   /**
-   * The owner table's rows of `prefix` (and of one run), from every machine; none with the state file only.
+   * The registry's rows of `prefix` (and of one run), from every machine; none with the state file only.
    * @throws {LanesError} `REGISTRY_FAILED`
    */
   rows(filter: { prefix: string; runId?: string }): Promise<RegistryRow[]>;
@@ -51,8 +51,8 @@ export interface LaneRecords {
    */
   remove(client: Client, target: RemovalTarget, pick: RemovalPick, lock: { wait: boolean }, drop: () => Promise<boolean | undefined>): Promise<boolean | undefined>;
   /**
-   * Runs `drop` for a database that neither the state file nor the owner table listed, unless the
-   * owner table knows it by now (or someone else holds its lock).
+   * Runs `drop` for a database that neither the state file nor the registry listed, unless the
+   * registry knows it by now (or someone else holds its lock).
    */
   removeUnrecorded(client: Client, databaseName: string, drop: () => Promise<void>): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
  * What `list()` shows: the lanes of the state file, and with `scope: 'server'` those of every
- * machine in the owner table, each with its owner's liveness. Decisions only: no SQL, no files.
+ * machine in the registry, each with its owner's liveness. Decisions only: no SQL, no files.
  * Private to the databases module.
  * @internal
  */
@@ -8,7 +8,7 @@ import type { DatabaseListing } from '../types.js';
 import { judgeRow, type RegistryRow } from './registry.js';
 import { rowToEntry } from './decisions.js';
 
-/** A row of the owner table as a listing, judged by its lease (and, on this host, its pid). */
+/** A row of the registry as a listing, judged by its lease (and, on this host, its pid). */
 export function rowListing(row: RegistryRow, adminUrl: string): DatabaseListing {
   const verdict = judgeRow(row);
   const entry = { ...rowToEntry(row, adminUrl), expiresAt: row.expiresAt };
@@ -16,8 +16,8 @@ export function rowListing(row: RegistryRow, adminUrl: string): DatabaseListing 
 }
 
 /**
- * The owner table's rows first (they speak for every machine), then the local entries it does not
- * know (allocated without the owner table).
+ * The registry's rows first (they speak for every machine), then the local entries it does not
+ * know (allocated without the registry).
  */
 export function mergeListings(local: readonly DatabaseListing[], rows: readonly RegistryRow[], adminUrl: string): DatabaseListing[] {
   const known = new Set(rows.map((row) => row.databaseName));

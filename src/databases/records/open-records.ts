@@ -1,19 +1,19 @@
 /**
  * Opening the records of an allocator, chosen once (option `registry`): the state file only
- * ({@link FileRecords}) or the registry in the server too ({@link TableRecords}).
+ * ({@link FileRecords}) or the registry in the server too ({@link RegistryRecords}).
  * Private to the databases module.
  * @internal
  */
 import type { Client } from 'pg';
 import { warn } from '../../log.js';
 import { connectClient, describeTarget, resolveAdminUrl, withDatabase } from '../../postgres/index.js';
-import type { PostgresSession } from '../sql/server-access.js';
+import type { ServerAccess } from '../sql/server-access.js';
 import type { ResolvedDatabaseAllocatorOptions } from '../types.js';
 import { FileRecords, type LaneRecords } from './lane-records.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { DatabaseLedger } from './ledger.js';
 import { checkRegistryPrivileges, ensureRegistry, ensureRegistryDatabase } from './registry.js';
-import { TableRecords } from './registry-records.js';
+import { RegistryRecords } from './registry-records.js';
 
 /**
  * What option `registry` asks for: `'auto'` is `'postgres'` when an admin URL is given (option or
@@ -25,7 +25,7 @@ export function requestedKind(options: Pick<ResolvedDatabaseAllocatorOptions, 'r
 }
 
 /**
- * The records of an allocator. For the owner table, its database and table are created when
+ * The records of an allocator. For the registry, its database and table are created when
  * missing and the role's rights checked; from then on the session's maintenance connections go to
  * that database (its advisory locks are shared by every machine). Under `'auto'`, a role that may
  * not create or use the table falls back to the state file with a warning.
@@ -33,7 +33,7 @@ export function requestedKind(options: Pick<ResolvedDatabaseAllocatorOptions, 'r
  */
 export async function openLaneRecords(
   options: ResolvedDatabaseAllocatorOptions,
-  session: PostgresSession,
+  session: ServerAccess,
   ledger: DatabaseLedger,
   shard: string | undefined,
 ): Promise<LaneRecords> {
@@ -42,7 +42,7 @@ export async function openLaneRecords(
   const tableUrl = withDatabase(server.adminUrl, options.registryDatabase);
   const where = describeTarget(tableUrl);
   try {
-    // Created over the admin URL's database, where nothing else is created; everything else happens in the owner table's database.
+    // Created over the admin URL's database, where nothing else is created; everything else happens in the registry's database.
     await session.withAdmin((client) => ensureRegistryDatabase(client, options.registryDatabase, describeTarget(server.adminUrl)));
     const client = await connectClient(tableUrl, { timeoutMs: options.connectTimeoutMs });
     try {
@@ -62,5 +62,5 @@ export async function openLaneRecords(
   }
   session.maintainIn(tableUrl);
   const connect = (): Promise<Client> => connectClient(tableUrl, { timeoutMs: Math.min(options.connectTimeoutMs, options.leaseMs / 2) });
-  return new TableRecords({ ledger, session, leases: new LeaseKeeper(connect, options.leaseMs), prefix: options.prefix, stateDir: options.stateDir, leaseMs: options.leaseMs, shard });
+  return new RegistryRecords({ ledger, session, leases: new LeaseKeeper(connect, options.leaseMs), prefix: options.prefix, stateDir: options.stateDir, leaseMs: options.leaseMs, shard });
 }

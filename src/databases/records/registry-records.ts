@@ -1,5 +1,5 @@
 /**
- * Lanes recorded in the server's owner table as well as the state file: an allocation claims the
+ * Lanes recorded in the server's registry as well as the state file: an allocation claims the
  * lane's row under the lane's advisory lock, a lease kept fresh by this process lets any machine
  * reap the lanes of a dead one, and a removal checks the row again under the lock before it drops
  * anything. Private to the databases module.
@@ -13,21 +13,21 @@ import type { LaneClaim, LaneRecords } from './lane-records.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import { deleteRow, findRow, handOverRow, registryFailed, selectRows, withLaneLock, writeRow, type RegistryRow } from './registry.js';
 import { claimFor, staleReason, type RemovalPick, type RemovalTarget } from './decisions.js';
-import type { PostgresSession } from '../sql/server-access.js';
+import type { ServerAccess } from '../sql/server-access.js';
 
 const debug = debugLogger('databases');
 
-export class TableRecords implements LaneRecords {
+export class RegistryRecords implements LaneRecords {
   readonly kind = 'postgres';
   readonly ledger: DatabaseLedger;
-  readonly #session: PostgresSession;
+  readonly #session: ServerAccess;
   readonly #leases: LeaseKeeper;
   readonly #prefix: string;
   readonly #stateDir: string;
   readonly #leaseMs: number;
   readonly #shard: string | undefined;
 
-  constructor(options: { ledger: DatabaseLedger; session: PostgresSession; leases: LeaseKeeper; prefix: string; stateDir: string; leaseMs: number; shard: string | undefined }) {
+  constructor(options: { ledger: DatabaseLedger; session: ServerAccess; leases: LeaseKeeper; prefix: string; stateDir: string; leaseMs: number; shard: string | undefined }) {
     this.ledger = options.ledger;
     this.#session = options.session;
     this.#leases = options.leases;
@@ -68,7 +68,7 @@ export class TableRecords implements LaneRecords {
   }
 
   async remove(client: Client, target: RemovalTarget, pick: RemovalPick, lock: { wait: boolean }, drop: () => Promise<boolean | undefined>): Promise<boolean | undefined> {
-    if (!target.row) return drop(); // allocated without the owner table: the state file decides
+    if (!target.row) return drop(); // allocated without the registry: the state file decides
     const outcome = await withLaneLock(client, target.databaseName, lock, async () => {
       const fresh = await findRow(client, target.databaseName);
       if (fresh && pick.row(fresh) === undefined) return undefined; // renewed or taken over meanwhile
@@ -87,13 +87,13 @@ export class TableRecords implements LaneRecords {
 
   async removeUnrecorded(client: Client, databaseName: string, drop: () => Promise<void>): Promise<void> {
     await withLaneLock(client, databaseName, { wait: false }, async () => {
-      if (await findRow(client, databaseName)) return; // registered meanwhile: the owner table decides
+      if (await findRow(client, databaseName)) return; // registered meanwhile: the registry decides
       await drop();
     });
   }
 
   /**
-   * Under the lane's lock: records this process as the owner in the owner table first, then
+   * Under the lane's lock: records this process as the owner in the registry first, then
    * creates the database if needed; a row this call inserted goes again when that fails.
    */
   async #claimRow(client: Client, { key, databaseName, template }: LaneClaim, create: () => Promise<void>): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * The owner table of lane databases (`e2e_lanes.lane_databases`, "the registry" in options and
- * docs), kept in the PostgreSQL server itself for servers shared by several machines (CI shards):
+ * The registry of lane databases (the table `e2e_lanes.lane_databases`: its SQL, one function per
+ * statement), kept in the PostgreSQL server itself for servers shared by several machines (CI shards):
  * one row per lane database with its owner (host, pid, run, shard)
  * and a lease that the owner renews. Any machine can judge any row: leases decide for other
  * hosts (their pids cannot be checked), the pid check still applies on the row's own host. All

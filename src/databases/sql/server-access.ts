@@ -1,7 +1,7 @@
 /**
  * An allocator's hold on its PostgreSQL server: the handle from `ensurePostgres` (the given server,
  * or a reference to the embedded one), joined on first use, and the maintenance connections. Every
- * statement the allocator runs outside lane databases goes through {@link PostgresSession.withAdmin}.
+ * statement the allocator runs outside lane databases goes through {@link ServerAccess.withAdmin}.
  * Private to the databases module.
  * @internal
  */
@@ -10,11 +10,11 @@ import { ensurePostgres, type EnsurePostgresOptions, type PostgresHandle } from 
 import { AdminPool } from './admin-pool.js';
 import type { Owner } from '../../state/index.js';
 
-export class PostgresSession {
+export class ServerAccess {
   readonly #options: EnsurePostgresOptions & { connectTimeoutMs: number };
   #server: Promise<PostgresHandle> | undefined;
   #admin: AdminPool | undefined;
-  /** Where maintenance connections go once the owner table is used: its database (see {@link maintainIn}). */
+  /** Where maintenance connections go once the registry is used: its database (see {@link maintainIn}). */
   #maintenanceUrl: string | undefined;
 
   constructor(options: EnsurePostgresOptions & { connectTimeoutMs: number }) {
@@ -37,14 +37,14 @@ export class PostgresSession {
 
   /**
    * From now on, maintenance connections go to the database at `url` (on the same server) instead
-   * of the admin URL's: the owner table's database, whose advisory locks every machine shares.
+   * of the admin URL's: the registry's database, whose advisory locks every machine shares.
    */
   maintainIn(url: string): void {
     this.#maintenanceUrl = url;
   }
 
   /**
-   * The URL maintenance connections go to: the owner table's database when one is used, else the
+   * The URL maintenance connections go to: the registry's database when one is used, else the
    * admin URL. It holds the password: for connections only, never for messages.
    */
   async maintenanceUrl(): Promise<string> {

@@ -1,7 +1,7 @@
 /**
- * The template of an allocator: built once per hash (see template-hash.ts) under an advisory lock
+ * The template of an allocator: built once per hash (see hash.ts) under an advisory lock
  * that other builders wait on, under a temporary name, then sealed and renamed. What happens to
- * templates afterwards is in template-housekeeping.ts.
+ * templates afterwards is in housekeeping.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
