@@ -1,9 +1,8 @@
 import { LanesError, messageOf } from '../errors.js';
-import { debugLogger, progress } from '../log.js';
+import { debugLogger } from '../log.js';
 import { describeLane, sameLane, type LaneKey, type LedgerDocument, type Owner, type StateFile } from '../state/index.js';
-import { withDatabase } from '../postgres/index.js';
 import { instanceFor } from '../state/instances.js';
-import { checkConnectionBudget, findDatabase } from './sql/catalog.js';
+import { findDatabase } from './sql/catalog.js';
 import { claimLane } from './claim.js';
 import { DatabaseLedger } from './records/ledger.js';
 import type { DatabaseReset, DatabaseAllocation, DatabaseEntry, DatabaseWorkerOptions, DatabaseListing, DatabaseListOptions, ReapedDatabase, ResolvedDatabaseAllocatorOptions } from './types.js';
@@ -18,9 +17,10 @@ import { currentShard, reaping, releasing } from './records/decisions.js';
 import { PoolKeeper } from './fresh/pool-keeper.js';
 import { reapUnrecorded, removeDatabases, type RemovalContext } from './removal.js';
 import type { ResetStrategy } from './fresh/swap-reset.js';
-import { checkCanCreateRoles, laneRoleKey, laneRoleUrl, serverBaseUrl } from './sql/roles.js';
 import { ServerAccess } from './sql/server-access.js';
-import { ensureTemplate, type TemplateInfo } from './template/build.js';
+import { LaneUrls } from './lane-urls.js';
+import { prepareServerAndTemplate } from './prepare.js';
+import type { TemplateInfo } from './types.js';
 
 const debug = debugLogger('databases');
 
@@ -36,7 +36,8 @@ const debug = debugLogger('databases');
  * A facade: the server and maintenance connections are a {@link ServerAccess}, the state file a
  * {@link DatabaseLedger}, where lanes are recorded a {@link LaneRecords} chosen once; the claim and
  * removal protocols live in claim.ts and removal.ts, the ready copies in a {@link PoolKeeper}, the
- * resets in {@link LaneResets} (docs/how-it-works.md has the map).
+ * resets in {@link LaneResets}, the first use of the server and the template in prepare.ts, lane URLs
+ * in {@link LaneUrls} (docs/how-it-works.md has the map).
  */
 export class DatabaseAllocator {
   static readonly #instances = new Map<string, DatabaseAllocator>();
@@ -62,9 +63,9 @@ export class DatabaseAllocator {
   #prepared: Promise<TemplateInfo> | undefined;
   readonly #pool: PoolKeeper;
   readonly #resets: LaneResets;
-  /** Lane roles: how lane URLs are named (the same server for the allocator's life). */
-  #roleAccess: Promise<{ baseUrl: string; key: string }> | undefined;
-  #saidNoRoles = false;
+  readonly #laneUrls: LaneUrls;
+  /** What `prepare()` said once per allocator. */
+  readonly #notices = { noLaneRoles: false };
 
   constructor(options: DatabaseAllocatorOptions = {}) {
     this.options = resolveDatabaseAllocatorOptions(options);
@@ -73,6 +74,7 @@ export class DatabaseAllocator {
     this.#session = new ServerAccess({ adminUrl, embedded, stateDir, runId, connectTimeoutMs });
     this.#ledger = new DatabaseLedger({ stateDir, prefix, leaseMs, shard: this.#shard });
     this.#pool = new PoolKeeper({ session: this.#session, prefix, cloneStrategy, size: this.options.pool, template: async () => this.#prepared });
+    this.#laneUrls = new LaneUrls(this.#session, { laneRoles: this.options.laneRoles, runId });
     this.#resets = new LaneResets(this.#session, this.#pool, { prefix, cloneStrategy, connectTimeoutMs, resetLockTimeoutMs, resetGraceMs: this.options.resetGraceMs, laneRoles: this.options.laneRoles });
   }
 
@@ -96,7 +98,7 @@ export class DatabaseAllocator {
    *   `SEED_TIMEOUT`, `MIGRATION_TIMEOUT`, `TEMPLATE_WAIT_TIMEOUT`.
    */
   prepare(): Promise<TemplateInfo> {
-    this.#prepared ??= this.#prepare().then(
+    this.#prepared ??= prepareServerAndTemplate(this.#session, this.options, () => this.#lanes(), this.#notices).then(
       (template) => {
         this.#pool.refill();
         return template;
@@ -204,7 +206,7 @@ export class DatabaseAllocator {
     await this.#session.server();
     const records = await this.#lanes();
     return claimLane(
-      { session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill(), roles: await this.#laneRoles() },
+      { session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill(), roles: await this.#laneUrls.roles() },
       key,
       template,
     );
@@ -272,9 +274,8 @@ export class DatabaseAllocator {
    * The URL a lane's processes connect with to lane database `databaseName` of this run: its lane
    * role's (option `laneRoles`), else the admin's. It holds a password: never log it.
    */
-  async laneDatabaseUrl(databaseName: string): Promise<string> {
-    const roles = await this.#laneRoles();
-    return roles ? laneRoleUrl(roles.baseUrl, roles.key, databaseName) : withDatabase((await this.#session.server()).adminUrl, databaseName);
+  laneDatabaseUrl(databaseName: string): Promise<string> {
+    return this.#laneUrls.databaseUrl(databaseName);
   }
 
   /**
@@ -282,9 +283,8 @@ export class DatabaseAllocator {
    * run's lane role key (option `laneRoles`: no admin credentials), else the admin URL. It holds a
    * secret: for the run's workers only, never for messages.
    */
-  async laneAccess(): Promise<{ baseUrl: string; roleKey?: string }> {
-    const roles = await this.#laneRoles();
-    return roles ? { baseUrl: roles.baseUrl, roleKey: roles.key } : { baseUrl: (await this.#session.server()).adminUrl };
+  laneAccess(): Promise<{ baseUrl: string; roleKey?: string }> {
+    return this.#laneUrls.access();
   }
 
   /**
@@ -359,35 +359,6 @@ export class DatabaseAllocator {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-
-  async #prepare(): Promise<TemplateInfo> {
-    const server = await this.#session.server();
-    await this.#lanes();
-    if (this.options.laneRoles) await this.#session.withAdmin((client) => checkCanCreateRoles(client, server.description));
-    else if (!this.#saidNoRoles) {
-      this.#saidNoRoles = true;
-      progress('database.laneRoles: false: every lane connects as the admin role (its DATABASE_URL can reach every database of the server)');
-    }
-    const expected = this.options.expectedConnections;
-    if (expected !== undefined) await this.#session.withAdmin((client) => checkConnectionBudget(client, expected));
-    const { prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs } = this.options;
-    const adminUrl = await this.#session.maintenanceUrl();
-    const laneRoles = this.options.laneRoles;
-    return ensureTemplate({ adminUrl, prefix, migrations, seed, hashInputs, rebuild, connectTimeoutMs, runId, seedTimeoutMs, migrationTimeoutMs, templateWaitTimeoutMs, laneRoles });
-  }
-
-  /** The server's URL without credentials and this run's lane role key; undefined without lane roles. */
-  #laneRoles(): Promise<{ baseUrl: string; key: string } | undefined> {
-    if (!this.options.laneRoles) return Promise.resolve(undefined);
-    this.#roleAccess ??= this.#session.server().then(
-      ({ adminUrl }) => ({ baseUrl: serverBaseUrl(adminUrl), key: laneRoleKey(adminUrl, this.runId) }),
-      (error: unknown) => {
-        this.#roleAccess = undefined;
-        throw error;
-      },
-    );
-    return this.#roleAccess;
   }
 
   /** Where lanes are recorded: opened once (a failure is tried again by the next call). */
