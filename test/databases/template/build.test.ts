@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import type { LanesError } from '../../src/errors.js';
-import { computeTemplateHash, dropOldTemplates, ensureTemplate, listTemplates, templateDatabaseName } from '../../src/databases/index.js';
-import { serverVersionNum, withClient, withDatabase } from '../../src/postgres/index.js';
-import { runFixture } from '../helpers/processes.js';
-import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, copyFixture, databasesStartingWith, query, useTestDatabases } from './helpers.js';
+import type { LanesError } from '../../../src/errors.js';
+import { computeTemplateHash, dropOldTemplates, ensureTemplate, listTemplates, templateDatabaseName } from '../../../src/databases/index.js';
+import { serverVersionNum, withClient, withDatabase } from '../../../src/postgres/index.js';
+import { runFixture } from '../../helpers/processes.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { FIXTURES, copyFixture, databasesStartingWith, query, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('tpl');
 const basic = { migrations: `${FIXTURES}basic/migrations`, seed: `${FIXTURES}basic/seed.ts` };

@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { isLanesError, type LanesError } from '../../src/errors.js';
-import { applyMigrations, checksumMatches, lineAndColumn, readMigrations, runMigrations } from '../../src/databases/index.js';
-import { withDatabase } from '../../src/postgres/index.js';
-import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, copyFixture, query, useTestDatabases } from './helpers.js';
+import { isLanesError, type LanesError } from '../../../src/errors.js';
+import { applyMigrations, checksumMatches, lineAndColumn, readMigrations, runMigrations } from '../../../src/databases/index.js';
+import { withDatabase } from '../../../src/postgres/index.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { FIXTURES, copyFixture, query, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('mig');
 

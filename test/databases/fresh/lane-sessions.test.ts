@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { resolveDatabaseAllocatorOptions } from '../../src/databases/options.js';
-import { isLanesError } from '../../src/errors.js';
-import { query, useBasicAllocators, useTestDatabases } from './helpers.js';
+import { resolveDatabaseAllocatorOptions } from '../../../src/databases/options.js';
+import { isLanesError } from '../../../src/errors.js';
+import { query, useBasicAllocators, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('grace');
 const clients: pg.Client[] = [];

@@ -3,17 +3,17 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocation } from '../../src/databases/index.js';
-import { laneDatabaseName } from '../../src/databases/sql/names.js';
-import { laneDatabaseUrl, laneRoleName, templateOwnerName } from '../../src/databases/sql/roles.js';
-import { stateFilesOf } from '../../src/cli/context.js';
-import { collectStatus, formatStatus } from '../../src/cli/status.js';
-import { LaneManager } from '../../src/lanes/lane-manager.js';
-import { currentHost } from '../../src/state/owner.js';
-import { withDatabase } from '../../src/postgres/index.js';
-import { TEST_DATABASE_URL_ENV } from '../helpers/postgres.js';
-import { tempDir } from '../helpers/tmp.js';
-import { FIXTURES, query, useTestDatabases } from './helpers.js';
+import { DatabaseAllocator, DEFAULT_REGISTRY_DATABASE, REGISTRY_TABLE, type DatabaseAllocation } from '../../../src/databases/index.js';
+import { laneDatabaseName } from '../../../src/databases/sql/names.js';
+import { laneDatabaseUrl, laneRoleName, templateOwnerName } from '../../../src/databases/sql/roles.js';
+import { stateFilesOf } from '../../../src/cli/context.js';
+import { collectStatus, formatStatus } from '../../../src/cli/status.js';
+import { LaneManager } from '../../../src/lanes/lane-manager.js';
+import { currentHost } from '../../../src/state/owner.js';
+import { withDatabase } from '../../../src/postgres/index.js';
+import { TEST_DATABASE_URL_ENV } from '../../helpers/postgres.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { FIXTURES, query, useTestDatabases } from '../helpers.js';
 
 const db = useTestDatabases('roles');
 const BASIC = join(FIXTURES, 'basic');
@@ -243,7 +243,7 @@ describe('a role per lane', () => {
   });
 
   it("gives a lane's servers and its workers the lane role's URL, never the admin's", { timeout: 120_000 }, async (t) => {
-    const server = new URL('../fixtures/servers/http-server.mjs', import.meta.url).pathname;
+    const server = new URL('../../fixtures/servers/http-server.mjs', import.meta.url).pathname;
     const options = {
       runId: `roles-${Math.random().toString(36).slice(2, 8)}`,
       stateDir: await tempDir(t),

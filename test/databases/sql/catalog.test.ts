@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { cloneDatabase, dropDatabase, retryEndingSessions } from '../../src/databases/sql/catalog.js';
-import { withDatabase } from '../../src/postgres/index.js';
-import { databasesStartingWith, query, useTestDatabases } from './helpers.js';
+import { cloneDatabase, dropDatabase, retryEndingSessions } from '../../../src/databases/sql/catalog.js';
+import { withDatabase } from '../../../src/postgres/index.js';
+import { databasesStartingWith, query, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('adm');
 let admin: pg.Client;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DatabaseEntry } from '../../src/databases/index.js';
-import { laneMark, markToEntry, MARK_TOOLKIT, parseMark } from '../../src/databases/sql/marks.js';
+import type { DatabaseEntry } from '../../../src/databases/index.js';
+import { laneMark, markToEntry, MARK_TOOLKIT, parseMark } from '../../../src/databases/sql/marks.js';
 
 const entry: DatabaseEntry = {
   runId: 'r1',

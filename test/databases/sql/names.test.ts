@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isLanesError } from '../../src/errors.js';
-import { laneDatabaseName, templateDatabaseName, validatePrefix } from '../../src/databases/index.js';
-import { hasPrefix, isLaneDatabaseOf, laneKey } from '../../src/databases/sql/names.js';
-import { validateProjectName } from '../../src/state/index.js';
+import { isLanesError } from '../../../src/errors.js';
+import { laneDatabaseName, templateDatabaseName, validatePrefix } from '../../../src/databases/index.js';
+import { hasPrefix, isLaneDatabaseOf, laneKey } from '../../../src/databases/sql/names.js';
+import { validateProjectName } from '../../../src/state/index.js';
 
 const HOSTILE = [
   'chromium',

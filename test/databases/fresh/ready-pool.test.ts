@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { withDatabase } from '../../src/postgres/index.js';
-import { dropStaleCopies, fillPool, poolDatabaseName, poolTemplateHash, readyCopies, takeReadyCopy } from '../../src/databases/fresh/ready-pool.js';
-import { swapDatabase } from '../../src/databases/fresh/swap-reset.js';
-import { getTestPostgres } from '../helpers/postgres.js';
+import { withDatabase } from '../../../src/postgres/index.js';
+import { dropStaleCopies, fillPool, poolDatabaseName, poolTemplateHash, readyCopies, takeReadyCopy } from '../../../src/databases/fresh/ready-pool.js';
+import { swapDatabase } from '../../../src/databases/fresh/swap-reset.js';
+import { getTestPostgres } from '../../helpers/postgres.js';
 
 const PREFIX = `rp${randomBytes(3).toString('hex')}`;
 const HASH = randomBytes(6).toString('hex');

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DatabaseEntry } from '../../src/databases/index.js';
-import { mergeListings } from '../../src/databases/records/listings.js';
-import { claimFor, planRemoval, reaping, releasing, type RemovalPick } from '../../src/databases/records/decisions.js';
-import type { RegistryRow } from '../../src/databases/records/registry.js';
-import { isLanesError } from '../../src/errors.js';
-import { currentHost } from '../../src/state/index.js';
+import type { DatabaseEntry } from '../../../src/databases/index.js';
+import { mergeListings } from '../../../src/databases/records/listings.js';
+import { claimFor, planRemoval, reaping, releasing, type RemovalPick } from '../../../src/databases/records/decisions.js';
+import type { RegistryRow } from '../../../src/databases/records/registry.js';
+import { isLanesError } from '../../../src/errors.js';
+import { currentHost } from '../../../src/state/index.js';
 
 const ADMIN = 'postgres://admin:secret@127.0.0.1:5432/postgres';
 const key = { runId: 'run-1', project: 'chromium' };
