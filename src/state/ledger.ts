@@ -76,7 +76,9 @@ export function splitByLiveness<E extends LedgerEntry>(
   const stale: StaleEntry<E>[] = [];
   const verdicts = new Map<string, ReturnType<typeof judgeOwner>>();
   for (const entry of entries) {
-    const id = `${entry.owner.host}\0${entry.owner.pid}\0${entry.owner.heartbeatAt}\0${entry.owner.kept === true}\0${entry.owner.warmUntil ?? ''}`;
+    // Everything judgeOwner reads of the owner: a reused pid (another start time, namespace or boot) is another owner.
+    const { host, pid, pidStart, pidNs, bootId, heartbeatAt, kept, warmUntil } = entry.owner;
+    const id = JSON.stringify([host, pid, pidStart, pidNs, bootId, heartbeatAt, kept === true, warmUntil]);
     let verdict = verdicts.get(id);
     if (!verdict) {
       verdict = judgeOwner(entry.owner, leaseMs, now);
