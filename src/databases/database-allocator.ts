@@ -295,6 +295,8 @@ export class DatabaseAllocator {
    */
   async releaseRun(runId: string = this.runId): Promise<DatabaseEntry[]> {
     await this.#resets.close();
+    // The databases swaps moved away go first: until then their lane roles cannot be dropped.
+    await this.#pool.dropDiscardedNow();
     const removed = await removeDatabases(await this.#removal(), releasing(runId, this.options.stateDir, (lane) => lane.runId === runId), { wait: true });
     this.#ledger.stopKeepingAlive(runId);
     return removed.map(({ entry }) => entry);

@@ -62,8 +62,6 @@ export default async function globalSetup(project: TestProject): Promise<() => P
     vitestBridge().active = undefined;
     const started = Date.now();
     await control?.close();
-    // The databases swaps moved away go first: until then their lane roles cannot be dropped.
-    await manager.databases?.poolSettled();
     await manager.teardown();
     progress(`databases of run ${manager.runId} dropped in ${Date.now() - started} ms`);
   };

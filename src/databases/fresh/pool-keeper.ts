@@ -33,6 +33,8 @@ export class PoolKeeper {
   readonly #abort = new AbortController();
   /** Old lane databases swaps moved out of the way, to drop in the background. */
   readonly #discarded: string[] = [];
+  /** The drops of discarded databases under way, in order. */
+  #dropping: Promise<void> = Promise.resolve();
 
   constructor(options: { session: ServerAccess; prefix: string; cloneStrategy: CloneStrategy; size: number | undefined; template: () => Promise<TemplateInfo | undefined> }) {
     this.#session = options.session;
@@ -69,8 +71,7 @@ export class PoolKeeper {
       do {
         this.#fillAgain = false;
         // First the old lane databases swaps moved away: a drop is what a swap saves the test from.
-        const discarded = this.#discarded.splice(0);
-        if (discarded.length > 0) await this.#session.withAdmin((client) => dropDiscarded(client, this.#prefix, discarded));
+        await this.#dropDiscarded();
         if (this.#target === 0) continue;
         await this.#session.withAdmin((client, version) =>
           fillPool(client, {
@@ -129,9 +130,26 @@ export class PoolKeeper {
   async close(): Promise<void> {
     this.#abort.abort();
     await this.#filling;
+    await this.dropDiscardedNow();
+  }
+
+  /**
+   * Drops the old lane databases swaps moved away now, those a background fill is dropping
+   * included (when the server was joined): a lane role cannot be dropped while one of them holds
+   * its privileges or objects. Failures are only logged.
+   */
+  async dropDiscardedNow(): Promise<void> {
+    if (!this.#session.joined) return;
+    await this.#dropDiscarded().catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
+  }
+
+  /** Drops the discarded databases, after the drops already under way (one at a time, in order). */
+  #dropDiscarded(): Promise<void> {
     const discarded = this.#discarded.splice(0);
-    if (discarded.length > 0 && this.#session.joined) {
-      await this.#session.withAdmin((client) => dropDiscarded(client, this.#prefix, discarded)).catch((error: unknown) => debug('dropping discarded databases failed: %s', messageOf(error)));
-    }
+    const dropping = this.#dropping.then(async () => {
+      if (discarded.length > 0) await this.#session.withAdmin((client) => dropDiscarded(client, this.#prefix, discarded));
+    });
+    this.#dropping = dropping.catch(() => undefined);
+    return dropping;
   }
 }

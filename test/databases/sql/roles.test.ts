@@ -186,9 +186,16 @@ describe('a role per lane', () => {
     ]);
     // (Databases that PUBLIC may connect to, such as a developer's, every role may connect to.)
     assert.deepEqual(connectable.filter(({ name }) => !name.endsWith('_dev')), [], 'the template owner role may connect to no database of the toolkit');
+    // A table of the lane role's own, then a swap moves that database away and the run ends at once:
+    // the moved-away database (which holds the role's table and grant) goes before the role.
+    await query(lane.databaseUrl, 'CREATE TABLE owned_by_the_lane (id int)');
+    await allocator.poolSettled();
+    await allocator.resetDatabaseForProject('gamma', { strategy: 'swap' });
     await allocator.releaseRun();
     const left = await query(db.adminUrl, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
     assert.equal(left.length, 0, 'the lane role is dropped with its lane');
+    const trash = await query<{ name: string }>(db.adminUrl, "SELECT datname AS name FROM pg_database WHERE datname LIKE $1", [`${db.prefix}\\_trash\\_%`]);
+    assert.deepEqual(trash, [], 'no database a swap moved away is left');
   });
 
   it('reaps a marked lane role whose database is gone and whose owner died, and never a role without the mark', async (t) => {
