@@ -81,14 +81,14 @@ export async function stopCurrentRun(): Promise<void> {
 }
 
 /** `playwright test <args>` in the repo, with `env` on top of the user's; JSON report and output under `dir`. */
-export async function runPlaywright(dir: string, args: string[], env: Record<string, string>): Promise<SuiteRun> {
-  const report = join(dir, 'report.json');
-  const stamped: Array<{ atMs: number; line: string }> = [];
-  const cpuBefore = childrenCpuMs();
-  const started = performance.now();
-  const subprocess = execa(process.execPath, [PLAYWRIGHT, 'test', ...args, '--grep-invert', GREP_INVERT, '--output', join(dir, 'output'), '--reporter', 'list,json'], {
+/**
+ * A test runner's process for a measured run: Node with `args`, from the repository root, in the
+ * user's environment plus `env` (no colours), stdout and stderr together, at most 5 minutes.
+ */
+export function runSuiteProcess(args: string[], env: Record<string, string>) {
+  return execa(process.execPath, args, {
     cwd: ROOT,
-    env: childEnv({ ...env, PLAYWRIGHT_JSON_OUTPUT_FILE: report, FORCE_COLOR: '0' }),
+    env: childEnv({ ...env, FORCE_COLOR: '0' }),
     extendEnv: false,
     stdin: 'ignore',
     all: true,
@@ -96,6 +96,14 @@ export async function runPlaywright(dir: string, args: string[], env: Record<str
     timeout: 300_000,
     forceKillAfterDelay: 10_000,
   });
+}
+
+export async function runPlaywright(dir: string, args: string[], env: Record<string, string>): Promise<SuiteRun> {
+  const report = join(dir, 'report.json');
+  const stamped: Array<{ atMs: number; line: string }> = [];
+  const cpuBefore = childrenCpuMs();
+  const started = performance.now();
+  const subprocess = runSuiteProcess([PLAYWRIGHT, 'test', ...args, '--grep-invert', GREP_INVERT, '--output', join(dir, 'output'), '--reporter', 'list,json'], { ...env, PLAYWRIGHT_JSON_OUTPUT_FILE: report });
   current = subprocess;
   let pending = '';
   subprocess.all?.on('data', (chunk: Buffer) => {

@@ -7,13 +7,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import pg from 'pg';
 import { applyMigrations, readMigrations, runSeed } from '../../src/databases/index.ts';
 import { DatabaseAllocator } from '../../src/index.ts';
-import { childEnv, DEMO, ROOT, type BenchContext } from './context.ts';
+import { DEMO, ROOT, type BenchContext } from './context.ts';
 import { fmtMs, fmtRange, fmtRatio, median, percentile, range, Samples, table, timed, type PartResult, type TargetResult } from './measure.ts';
-import { ensureBuilt, reapLeftovers } from './playwright-run.ts';
+import { ensureBuilt, reapLeftovers, runSuiteProcess } from './playwright-run.ts';
 import { appPool, truncateAll, wideSchema, type Schema } from './resets.ts';
 
 const VARIANTS = ['e2e-lanes/vitest reset', 'CREATE DATABASE … TEMPLATE + DROP', 'TRUNCATE + seed', 'migrate + seed'] as const;
@@ -170,16 +169,7 @@ async function vitestRun(ctx: BenchContext, way: Way, stateDir: string): Promise
   const config = way === 'lanes' ? 'examples/vitest-prisma/vitest.config.ts' : 'scripts/bench/vitest-shared.config.ts';
   const env: Record<string, string> = way === 'lanes' ? { E2E_LANES_DATABASE_URL: ctx.url('postgres'), E2E_LANES_STATE_DIR: stateDir } : { BENCH_SHARED_ADMIN_URL: ctx.url('postgres') };
   const started = performance.now();
-  const result = await execa(process.execPath, [VITEST, 'run', '--config', config, '--reporter=json', `--outputFile=${report}`], {
-    cwd: ROOT,
-    env: childEnv({ ...env, FORCE_COLOR: '0' }),
-    extendEnv: false,
-    stdin: 'ignore',
-    all: true,
-    reject: false,
-    timeout: 300_000,
-    forceKillAfterDelay: 10_000,
-  });
+  const result = await runSuiteProcess([VITEST, 'run', '--config', config, '--reporter=json', `--outputFile=${report}`], env);
   const wallMs = performance.now() - started;
   const stats = await readFile(report, 'utf8')
     .then((text) => JSON.parse(text) as { numPassedTests?: number; numFailedTests?: number })
