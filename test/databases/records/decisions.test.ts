@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DatabaseEntry } from '../../../src/databases/index.js';
-import { mergeListings } from '../../../src/databases/records/listings.js';
 import { claimFor, planRemoval, reaping, releasing, type RemovalPick } from '../../../src/databases/records/decisions.js';
 import type { RegistryRow } from '../../../src/databases/records/registry.js';
 import { isLanesError } from '../../../src/errors.js';
@@ -84,18 +83,5 @@ describe('removal plans', () => {
     assert.equal(pick.row(row({ runId: 'run-2' })), undefined);
     assert.match(pick.row(row({ runId: 'run-2', pid: 2 ** 30 })) ?? '', /owner pid .* is gone/);
     assert.match(pick.row(row({ host: 'elsewhere', expired: true })) ?? '', /lease of elsewhere .* expired/);
-  });
-});
-
-describe('listings of every machine', () => {
-  it('show the rows first, judged by their lease, then the local entries no row knows', () => {
-    const local = [entry('e2e_a'), entry('e2e_local')].map((item) => ({ ...item, alive: true }));
-    const listed = mergeListings(local, [row({ databaseName: 'e2e_a' }), row({ databaseName: 'e2e_b', host: 'elsewhere', expired: true })], ADMIN);
-    assert.deepEqual(
-      listed.map((item) => [item.databaseName, item.alive, item.expiresAt !== undefined]),
-      [['e2e_a', true, true], ['e2e_b', false, true], ['e2e_local', true, false]],
-    );
-    assert.match(listed[1]!.staleReason ?? '', /lease of elsewhere/);
-    assert.match(listed[0]!.databaseUrl, /^postgres:\/\/admin:\*\*\*@/);
   });
 });
