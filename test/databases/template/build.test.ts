@@ -3,7 +3,7 @@ import { appendFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import type { LanesError } from '../../../src/errors.js';
-import { computeTemplateHash, dropOldTemplates, ensureTemplate, listTemplates, templateDatabaseName } from '../../../src/databases/index.js';
+import { computeTemplateHash, ensureTemplate, templateDatabaseName } from '../../../src/databases/index.js';
 import { serverVersionNum, withClient, withDatabase } from '../../../src/postgres/index.js';
 import { runFixture } from '../../helpers/processes.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -89,23 +89,4 @@ describe('template', () => {
     assert.equal((await ensureTemplate({ ...options, rebuild: true })).built, false, 'rebuilt only once per run');
   });
 
-  it('lists templates newest first and drops all but the newest few', async (t) => {
-    const prefix = `${server.prefix}o`;
-    t.after(async () => {
-      for (const { name } of await listTemplates(server.adminUrl, prefix)) {
-        await query(server.adminUrl, `ALTER DATABASE ${pg.escapeIdentifier(name)} IS_TEMPLATE false`);
-        await query(server.adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-      }
-    });
-    const built = [];
-    for (const file of ['basic/seed.ts', 'basic/failing-seed.ts', 'allocate.ts']) {
-      built.push(await ensureTemplate({ adminUrl: server.adminUrl, prefix, migrations: false, hashInputs: [`${FIXTURES}${file}`] }));
-    }
-    const listed = await listTemplates(server.adminUrl, prefix);
-    assert.deepEqual(listed.map((l) => l.name), built.map((b) => b.name).reverse());
-    assert.ok(listed.every((l) => typeof l.builtAt === 'string' && l.hash.length === 12));
-    const dropped = await dropOldTemplates(server.adminUrl, prefix, 1, { exclude: [built[0]!.name] });
-    assert.deepEqual(dropped, [built[1]!.name]);
-    assert.deepEqual((await listTemplates(server.adminUrl, prefix)).map((l) => l.name), [built[2]!.name, built[0]!.name]);
-  });
 });
