@@ -48,3 +48,19 @@ test("a worker's slot is VITEST_POOL_ID - 1; without a pool id the error says wh
     assert.throws(() => workerSlot({ VITEST_POOL_ID: value }), (error: unknown) => isLanesError(error, 'CONFIG_INVALID') && /threads.*forks/.test(error.hint ?? ''));
   }
 });
+
+test("the built withDatabases has Vitest load the toolkit's own modules natively (as under node_modules, also when linked from elsewhere), keeping the config's own externals", async () => {
+  // Built by `npm run build`, as the package ships it; from source nothing is added.
+  const built = (await import(new URL('../../dist/vitest/config.js', import.meta.url).href)) as typeof import('../../src/vitest/config.ts');
+  const own = /\/own-dep\//;
+  const config = built.withDatabases({ test: { server: { deps: { external: [own], inline: ['x'] } } } });
+  const external = config.test?.server?.deps?.external ?? [];
+  assert.equal(external[0], own);
+  assert.deepEqual(config.test?.server?.deps?.inline, ['x']);
+  const toolkit = external[1];
+  assert.ok(toolkit instanceof RegExp);
+  assert.ok(toolkit.test(built.GLOBAL_SETUP_FILE), 'the global setup is loaded natively');
+  assert.ok(toolkit.test(built.WORKER_SETUP_FILE), 'the setup file is loaded natively');
+  assert.equal(toolkit.test('/app/src/db.ts'), false, "the app's modules are not");
+  assert.equal(withDatabases({}).test?.server, undefined, 'from source, nothing is added');
+});
