@@ -62,5 +62,5 @@ test("the built withDatabases has Vitest load the toolkit's own modules natively
   assert.ok(toolkit.test(built.GLOBAL_SETUP_FILE), 'the global setup is loaded natively');
   assert.ok(toolkit.test(built.WORKER_SETUP_FILE), 'the setup file is loaded natively');
   assert.equal(toolkit.test('/app/src/db.ts'), false, "the app's modules are not");
-  assert.equal(withDatabases({}).test?.server, undefined, 'from source, nothing is added');
+  assert.equal(withDatabases({ test: {} }).test?.server, undefined, 'from source, nothing is added');
 });
