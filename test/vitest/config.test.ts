@@ -5,6 +5,7 @@ import { configBridge } from '../../src/playwright/config-bridge.ts';
 import { GLOBAL_SETUP_FILE, WORKER_SETUP_FILE, withDatabases } from '../../src/vitest/config.ts';
 import { vitestBridge } from '../../src/vitest/bridge.ts';
 import { workerSlot } from '../../src/vitest/worker-database.ts';
+import type { ViteUserConfig } from 'vitest/config';
 import type { VitestLanesOptions } from '../../src/vitest/options.ts';
 
 test('withDatabases puts its global setup and setup file before the config\'s own and keeps the rest', () => {
@@ -62,5 +63,5 @@ test("the built withDatabases has Vitest load the toolkit's own modules natively
   assert.ok(toolkit.test(built.GLOBAL_SETUP_FILE), 'the global setup is loaded natively');
   assert.ok(toolkit.test(built.WORKER_SETUP_FILE), 'the setup file is loaded natively');
   assert.equal(toolkit.test('/app/src/db.ts'), false, "the app's modules are not");
-  assert.equal(withDatabases({ test: {} }).test?.server, undefined, 'from source, nothing is added');
+  assert.equal(withDatabases<ViteUserConfig>({ test: {} }).test?.server, undefined, 'from source, nothing is added');
 });
