@@ -1,8 +1,13 @@
-/** The shared way's one database: created, migrated and seeded before the run, dropped after it. */
+/**
+ * The shared way's one database: created, migrated (every migration.sql in order, as a hand-written
+ * global setup does) and seeded before the run, dropped after it. Only `pg` and Node: the shared
+ * way pays for no toolkit module.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { applyMigrations, readMigrations } from '../../src/databases/index.ts';
-import { withDatabase } from '../../src/postgres/index.ts';
 import seed from '../../examples/vitest-prisma/prisma/seed.ts';
 
 declare module 'vitest' {
@@ -10,6 +15,8 @@ declare module 'vitest' {
     sharedDatabaseUrl: string;
   }
 }
+
+const MIGRATIONS = fileURLToPath(new URL('../../examples/vitest-prisma/prisma/migrations', import.meta.url));
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const adminUrl = process.env['BENCH_SHARED_ADMIN_URL'];
@@ -19,10 +26,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  const url = withDatabase(adminUrl, name);
-  await applyMigrations(url, await readMigrations(new URL('../../examples/vitest-prisma/prisma/migrations', import.meta.url).pathname));
-  await seed({ databaseUrl: url });
-  project.provide('sharedDatabaseUrl', url);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const client = new pg.Client({ connectionString: url.href });
+  await client.connect();
+  try {
+    for (const folder of readdirSync(MIGRATIONS, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort()) await client.query(readFileSync(join(MIGRATIONS, folder, 'migration.sql'), 'utf8'));
+  } finally {
+    await client.end();
+  }
+  await seed({ databaseUrl: url.href });
+  project.provide('sharedDatabaseUrl', url.href);
   return async () => {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
     await admin.end();

@@ -1,7 +1,7 @@
-/** What the example's tests use of `e2e-lanes/vitest`, on the shared way's one database. */
+/** What the example's tests use of `e2e-lanes/vitest`, on the shared way's one database (only `pg`). */
+import pg from 'pg';
 import { test as vitestTest } from 'vitest';
 import seed from '../../examples/vitest-prisma/prisma/seed.ts';
-import { truncateAll } from './resets.ts';
 
 function sharedUrl(): string {
   const url = process.env['DATABASE_URL'];
@@ -9,9 +9,15 @@ function sharedUrl(): string {
   return url;
 }
 
-/** The naive way's reset: every table emptied (sequences too), then the seed again. */
+/** The naive way's reset: every table of the app emptied (sequences too) in one statement, then the seed again. */
 export async function resetShared(): Promise<void> {
-  await truncateAll(sharedUrl());
+  const client = new pg.Client({ connectionString: sharedUrl() });
+  await client.connect();
+  try {
+    await client.query('TRUNCATE "Note", "Author" RESTART IDENTITY CASCADE');
+  } finally {
+    await client.end();
+  }
   await seed({ databaseUrl: sharedUrl() });
 }
 
