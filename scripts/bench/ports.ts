@@ -80,6 +80,13 @@ export async function runPorts(ctx: BenchContext): Promise<PartResult> {
     for (const child of children) child.connected ? child.disconnect() : child.kill();
     await Promise.all(children.map((child) => exited(child)));
   }
+  const alone = await uncontended(ctx);
+  targets.push({
+    name: 'one PortAllocator lane uncontended (one process), p50',
+    goal: '< 10 ms',
+    measured: `${fmtMs(median(alone))} (p95 ${fmtMs(percentile(alone, 95))})`,
+    pass: median(alone) < 10,
+  });
 
   const markdown = [
     table(
@@ -102,8 +109,24 @@ export async function runPorts(ctx: BenchContext): Promise<PartResult> {
     '  each child exits. get-port only remembers ports inside one process (sindresorhus/get-port#23), so processes asking at',
     '  the same time get the same free ports.',
     '- **state file = handed out**: the ports recorded in `allocated-ports.json` afterwards are exactly the ones handed out.',
+    '',
+    `Uncontended, one process alone (this one) allocating ${alone.length} lanes of two ports one after another in a state folder of its own: median ${fmtMs(median(alone))}, p95 ${fmtMs(percentile(alone, 95))} per lane (after two unmeasured lanes).`,
   ].join('\n');
   return { id: 'ports', title: `3. Ports: ${SIZES.map((size) => size.processes).join(' and ')} processes allocating at once`, markdown, targets };
+}
+
+/** One lane's allocation, one process alone: latencies of `allocatePortsForProject` for lanes of two ports, after two unmeasured ones. */
+async function uncontended(ctx: BenchContext): Promise<number[]> {
+  const ports = new PortAllocator({ stateDir: await ctx.dir('ports-alone'), runId: ctx.fresh('p'), range: [RANGE[0], RANGE[1]] });
+  const latencies: number[] = [];
+  await ctx.quiet();
+  for (const index of range(ctx.options.quick ? 8 : 32)) {
+    const started = performance.now();
+    await ports.allocatePortsForProject(`alone-${index}`, { names: ['backend', 'frontend'] });
+    if (index >= 2) latencies.push(performance.now() - started);
+  }
+  await ports.releaseRun();
+  return latencies;
 }
 
 function summary(all: Round[], mode: Mode, processes: number, lanes: number): { row: string[]; collisions: number; failed: number; p95: number; firstError?: string } {
