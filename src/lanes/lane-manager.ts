@@ -126,11 +126,15 @@ export class LaneManager {
   }
 
   /**
-   * The lane of `project` (and `worker`) in this run, booting it on first use.
+   * The lane of `project` (and `{ worker }`, as the allocators take it) in this run, booting it
+   * on first use. (A worker index given alone, `ensureLane(project, 2)`, is deprecated.)
    * @throws {LanesError} `INTERRUPTED` once teardown has begun (an interrupted run boots nothing more).
    */
-  ensureLane(project: string, worker?: number): Promise<Lane> {
-    const key = this.#keyOf(validateProjectName(project), worker);
+  ensureLane(project: string, lane?: { worker?: number | undefined }): Promise<Lane>;
+  /** @deprecated Give the worker as `{ worker }`, as the allocators take it. */
+  ensureLane(project: string, worker: number | undefined): Promise<Lane>;
+  ensureLane(project: string, lane: LaneSelector = {}): Promise<Lane> {
+    const key = this.#keyOf(validateProjectName(project), workerOf(lane));
     const id = laneId(key);
     const failed = this.#lanes.get(id)?.failure;
     // A lane is booted once per run: a broken server would cost every later request its timeout again.
@@ -198,8 +202,11 @@ export class LaneManager {
    * The servers of a booted lane with those that died on their own, or undefined when the lane was
    * not booted (or failed to boot). A server found dead is given a moment to finish its log.
    */
-  async serverStatus(project: string, worker?: number): Promise<LaneServerStatus[] | undefined> {
-    const running = await this.#lanes.up(laneId(this.#keyOf(project, worker)));
+  serverStatus(project: string, lane?: { worker?: number | undefined }): Promise<LaneServerStatus[] | undefined>;
+  /** @deprecated Give the worker as `{ worker }`, as the allocators take it. */
+  serverStatus(project: string, worker: number | undefined): Promise<LaneServerStatus[] | undefined>;
+  async serverStatus(project: string, lane: LaneSelector = {}): Promise<LaneServerStatus[] | undefined> {
+    const running = await this.#lanes.up(laneId(this.#keyOf(project, workerOf(lane))));
     return running && serverStatuses(running);
   }
 
@@ -234,12 +241,17 @@ export class LaneManager {
 
   /**
    * Puts the lane's database back to exactly the template while its servers keep running (see
-   * DatabaseAllocator.resetDatabaseForProject); resets of one lane run one after another.
+   * DatabaseAllocator.resetDatabaseForProject, which takes the same `{ worker, strategy }`); resets
+   * of one lane run one after another. (`resetLane(project, worker, options)` is deprecated.)
    * @throws {LanesError} `INVALID_OPTION` for lanes without a database, `LANE_RESET_CONFLICT` while
    *   another live test uses the lane, `LANE_NOT_FOUND` before the lane booted, `DATABASE_RESET_FAILED`.
    */
-  async resetLane(project: string, worker: number | undefined, options: { strategy?: ResetStrategy; user?: LaneUser } = {}): Promise<DatabaseReset> {
-    const key = this.#keyOf(project, worker);
+  resetLane(project: string, lane?: { worker?: number | undefined } & LaneResetOptions): Promise<DatabaseReset>;
+  /** @deprecated Give the worker in the options, `{ worker, strategy }`, as `DatabaseAllocator.resetDatabaseForProject` takes them. */
+  resetLane(project: string, worker: number | undefined, options?: LaneResetOptions): Promise<DatabaseReset>;
+  async resetLane(project: string, lane: LaneSelector | ({ worker?: number | undefined } & LaneResetOptions) = {}, options: LaneResetOptions = {}): Promise<DatabaseReset> {
+    if (typeof lane === 'object') options = { ...options, ...lane };
+    const key = this.#keyOf(project, workerOf(lane));
     const id = laneId(key);
     return resetLaneData({ key, id, databases: this.databases, users: this.#users, resets: this.#lanes.record(id), up: () => this.#lanes.up(id) }, options);
   }
@@ -389,4 +401,20 @@ export class LaneManager {
     if (worker !== undefined) key.worker = worker;
     return key;
   }
+}
+
+/**
+ * Which lane of a project: `{ worker }` for a per-worker lane, as `DatabaseAllocator` and
+ * `PortAllocator` take it. A worker index (or undefined) given alone is the deprecated form.
+ */
+export type LaneSelector = { worker?: number | undefined } | number | undefined;
+
+/** How `LaneManager.resetLane` resets: the strategy, and the test asking (for the lane's gate). */
+export interface LaneResetOptions {
+  strategy?: ResetStrategy;
+  user?: LaneUser;
+}
+
+function workerOf(lane: LaneSelector): number | undefined {
+  return typeof lane === 'object' ? lane.worker : lane;
 }

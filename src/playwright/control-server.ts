@@ -101,15 +101,15 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
   [
     '/lanes',
     async (manager, request, prefetcher) => {
-      const lane = manager.ensureLane(request.project, request.worker);
+      const lane = manager.ensureLane(request.project, { worker: request.worker });
       if (request.worker === undefined) prefetcher?.asked(request.project);
       return { lane: await lane };
     },
   ],
-  ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, request.worker) })],
+  ['/lanes/status', async (manager, request) => ({ servers: await manager.serverStatus(request.project, { worker: request.worker }) })],
   [
     '/lanes/reset',
-    async (manager, request) => ({ reset: await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), ...(request.user ? { user: request.user } : {}) }) }),
+    async (manager, request) => ({ reset: await manager.resetLane(request.project, { worker: request.worker, ...(request.strategy ? { strategy: request.strategy } : {}), ...(request.user ? { user: request.user } : {}) }) }),
   ],
   [
     '/lanes/test',
@@ -127,7 +127,7 @@ const ROUTES = new Map<string, (manager: LaneManager, request: LaneRequest, pref
       await manager.beginTest(request.project, request.worker, user, { exclusive: resets, signal });
       let reset: DatabaseReset | undefined;
       try {
-        if (resets) reset = await manager.resetLane(request.project, request.worker, { ...(request.strategy ? { strategy: request.strategy } : {}), user });
+        if (resets) reset = await manager.resetLane(request.project, { worker: request.worker, ...(request.strategy ? { strategy: request.strategy } : {}), user });
       } catch (error) {
         manager.endTest(request.project, request.worker, user);
         throw error;

@@ -87,7 +87,7 @@ export default async function globalSetup(project: TestProject): Promise<() => P
     project.onTestsRerun(async () => {
       // A re-run starts from the seed, like a new `vitest run`; no test runs meanwhile.
       for (const lane of await manager.lanes()) {
-        const reset = await manager.resetLane(lane.project, lane.worker);
+        const reset = await manager.resetLane(lane.project, { worker: lane.worker });
         debug('re-run: reset %s (worker %s) in %d ms', lane.databaseName, lane.worker, Math.round(reset.durationMs));
       }
     });

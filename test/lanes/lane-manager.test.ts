@@ -80,21 +80,31 @@ test('boots a lane once however many workers ask at the same time, and tears it 
   }
 });
 
-test('gives each project, and each worker with worker isolation, a lane of its own', { timeout: 90_000 }, async (t) => {
+test('gives each project, and each worker with worker isolation (`{ worker }`, as the allocators take it), a lane of its own, and resets the one asked for', { timeout: 90_000 }, async (t) => {
   const manager = new LaneManager(options(await tempDir(t), { servers: [] }));
   t.after(() => manager.teardown({ keep: false }));
   const [a, b, w0, w1] = await Promise.all([
     manager.ensureLane('a'),
     manager.ensureLane('b'),
-    manager.ensureLane('a', 0),
-    manager.ensureLane('a', 1),
+    manager.ensureLane('a', { worker: 0 }),
+    manager.ensureLane('a', { worker: 1 }),
   ]);
   const names = [a, b, w0, w1].map((lane) => lane.databaseName);
   assert.equal(new Set(names).size, 4);
   assert.match(w1.databaseName!, /_w1$/);
+  // The deprecated form, a worker index alone, names the same lane.
+  assert.equal((await manager.ensureLane('a', 1)).databaseName, w1.databaseName);
   await query(a.databaseUrl!, `INSERT INTO "Item" (name) VALUES ('only in a')`);
   const inB = await query<{ name: string }>(b.databaseUrl!, 'SELECT name FROM "Item"');
   assert.ok(!inB.some((row) => row.name === 'only in a'));
+  // resetLane takes the worker with the strategy, as DatabaseAllocator.resetDatabaseForProject does.
+  await query(w1.databaseUrl!, `INSERT INTO "Item" (name) VALUES ('only in w1')`);
+  await query(w0.databaseUrl!, `INSERT INTO "Item" (name) VALUES ('only in w0')`);
+  assert.equal((await manager.resetLane('a', { worker: 1, strategy: 'truncate' })).strategy, 'truncate');
+  assert.ok(!(await query<{ name: string }>(w1.databaseUrl!, 'SELECT name FROM "Item"')).some((row) => row.name === 'only in w1'));
+  assert.ok((await query<{ name: string }>(w0.databaseUrl!, 'SELECT name FROM "Item"')).some((row) => row.name === 'only in w0'), "worker 0's lane is left alone");
+  await manager.resetLane('a', 0, { strategy: 'truncate' }); // the deprecated form
+  assert.ok(!(await query<{ name: string }>(w0.databaseUrl!, 'SELECT name FROM "Item"')).some((row) => row.name === 'only in w0'));
 });
 
 test('a lane whose server never gets healthy fails with its log and leaves nothing behind', { timeout: 90_000 }, async (t) => {
