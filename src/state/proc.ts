@@ -10,6 +10,8 @@ export interface ProcStat {
   comm: string;
   /** One letter: R, S, D, Z (zombie), X (dead), … */
   state: string;
+  /** Parent process. */
+  ppid: number;
   /** Process group. */
   pgrp: number;
   /** Kernel start time in clock ticks since boot: tells a recycled pid from the original process. */
@@ -30,11 +32,12 @@ export function procStat(pid: number | 'self'): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   const fields = text.slice(close + 2).split(' ');
   const state = fields[0];
+  const ppid = Number(fields[1]);
   const pgrp = Number(fields[2]);
   const startTime = Number(fields[19]);
   const childrenCpuTicks = Number(fields[13]) + Number(fields[14]);
   if (state === undefined || !Number.isInteger(pgrp) || !Number.isFinite(startTime)) return undefined;
-  return { comm: text.slice(text.indexOf('(') + 1, close), state, pgrp, startTime, childrenCpuTicks };
+  return { comm: text.slice(text.indexOf('(') + 1, close), state, ppid, pgrp, startTime, childrenCpuTicks };
 }
 
 /** The pids `/proc` lists (this process's among them), or undefined where there is no /proc (not Linux). */
@@ -44,6 +47,30 @@ export function listPids(): number[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The processes below `pid` (children, their children…) with their start times, parents before
+ * children; empty where there is no /proc.
+ */
+export function descendantsOf(pid: number): Array<{ pid: number; startTime: number }> {
+  const children = new Map<number, Array<{ pid: number; startTime: number }>>();
+  for (const candidate of listPids() ?? []) {
+    const stat = procStat(candidate);
+    if (!stat) continue;
+    const siblings = children.get(stat.ppid) ?? [];
+    siblings.push({ pid: candidate, startTime: stat.startTime });
+    children.set(stat.ppid, siblings);
+  }
+  const found: Array<{ pid: number; startTime: number }> = [];
+  const queue = [pid];
+  for (let next = queue.shift(); next !== undefined && found.length < 10_000; next = queue.shift()) {
+    for (const child of children.get(next) ?? []) {
+      found.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return found;
 }
 
 /** The environment of a process (Linux `/proc/<pid>/environ`), or undefined where it cannot be read. */

@@ -1,6 +1,7 @@
 import { isAbsolute, relative } from 'node:path';
 import { execa } from 'execa';
 import { pointEnvAt } from '../../postgres/app-env.js';
+import { descendantsOf, procStat } from '../../state/proc.js';
 import { passwordOf, redactText } from '../../redact.js';
 import { reportProgress } from './deadline.js';
 import type { CommandStep } from '../types.js';
@@ -18,6 +19,8 @@ export interface CommandOutcome {
 }
 
 const DEFAULT_TIMEOUT_MS = 600_000;
+/** From SIGTERM to SIGKILL for a command past its deadline. */
+const KILL_DELAY_MS = 5_000;
 const TAIL_LINES = 30;
 
 /**
@@ -38,7 +41,7 @@ export async function runDatabaseCommand(
   // The database being built, in every variable a tool may read it from (psql reads PG*).
   const env: NodeJS.ProcessEnv = { ...process.env };
   pointEnvAt(databaseUrl, env);
-  const result = await execa(step.command, {
+  const subprocess = execa(step.command, {
     shell: true,
     cwd: step.cwd ?? process.cwd(),
     env,
@@ -46,16 +49,43 @@ export async function runDatabaseCommand(
     stdin: 'ignore',
     all: true,
     reject: false,
-    timeout: timeoutMs,
-    forceKillAfterDelay: 5_000,
-  }).finally(stop);
+    forceKillAfterDelay: KILL_DELAY_MS,
+  });
+  // Past the deadline, the shell and everything it started go (a child that keeps the output open
+  // would otherwise hold the command open after the shell is gone): SIGTERM, then SIGKILL.
+  let timedOut = false;
+  let killing: NodeJS.Timeout | undefined;
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    const tree = subprocess.pid === undefined ? [] : [...descendantsOf(subprocess.pid)];
+    signalAll(tree, 'SIGTERM');
+    subprocess.kill('SIGTERM');
+    killing = setTimeout(() => signalAll(tree, 'SIGKILL'), KILL_DELAY_MS);
+  }, timeoutMs);
+  const result = await subprocess.finally(() => {
+    clearTimeout(deadline);
+    clearTimeout(killing);
+    stop();
+  });
   const password = passwordOf(databaseUrl);
   const tail = redactText(lastLines(String(result.all ?? ''), TAIL_LINES), password ? [password] : []);
   let reason = `exit code ${result.exitCode ?? '?'}`;
-  if (result.timedOut) reason = `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (timedOut) reason = `timed out after ${Math.round(timeoutMs / 1000)} s`;
   else if (result.signal) reason = `signal ${result.signal}`;
   else if (result.failed && result.exitCode === undefined) reason = redactText(result.shortMessage ?? 'could not start', password ? [password] : []);
-  return { ok: !result.failed, reason, timedOut: result.timedOut, tail, durationMs: performance.now() - started };
+  return { ok: !result.failed && !timedOut, reason, timedOut, tail, durationMs: performance.now() - started };
+}
+
+/** Sends `signal` to each process of `tree` that is still the one seen (same start time). */
+function signalAll(tree: ReadonlyArray<{ pid: number; startTime: number }>, signal: NodeJS.Signals): void {
+  for (const { pid, startTime } of tree) {
+    if (procStat(pid)?.startTime !== startTime) continue;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 function lastLines(text: string, count: number): string {

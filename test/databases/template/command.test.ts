@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { procStat } from '../../../src/state/proc.js';
 import { displayPath, runDatabaseCommand } from '../../../src/databases/template/command.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -34,6 +36,22 @@ describe('a command run for a database', () => {
     assert.equal(outcome.timedOut, true);
     assert.match(outcome.reason, /^timed out after 0 s$/);
     assert.ok(outcome.durationMs < 10_000, `ended in ${Math.round(outcome.durationMs)} ms`);
+  });
+
+  it('kills what the command started too when it runs past its deadline, even a child that keeps the output open', async () => {
+    const outcome = await runDatabaseCommand({ command: 'sleep 30 & echo "child $!"; wait; echo never', timeoutMs: 300 }, URL_WITH_SECRET);
+    assert.equal(outcome.timedOut, true);
+    assert.equal(outcome.ok, false);
+    assert.ok(outcome.durationMs < 10_000, `ended in ${Math.round(outcome.durationMs)} ms`);
+    const child = Number(/child (\d+)/.exec(outcome.tail)?.[1]);
+    assert.ok(child > 0, outcome.tail);
+    assert.doesNotMatch(outcome.tail, /never/);
+    let alive = true;
+    for (let i = 0; i < 50 && alive; i++) {
+      alive = procStat(child) !== undefined && procStat(child)?.state !== 'Z';
+      if (alive) await sleep(100);
+    }
+    assert.equal(alive, false, `the command's child ${child} is gone`);
   });
 
   it('shows paths inside the current folder relative to it, others as they are', () => {
