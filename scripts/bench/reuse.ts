@@ -67,7 +67,7 @@ export async function runReuse(ctx: BenchContext): Promise<PartResult> {
   const setup = (mode: Mode): string => fmtMs(median(runs[mode].flatMap((run) => (run.setupMs === undefined ? [] : [run.setupMs]))));
   const boots = runs.plain.flatMap((run) => run.lanes.map((lane) => lane.bootMs));
   const rows = (['plain', 'reuse'] as const).map((mode) => [
-    mode === 'plain' ? 'second run without `reuse`' : 'second run with `reuse` (lanes taken over)',
+    mode === 'plain' ? 'second run without `reuse`' : 'second run with `reuse` (lanes reused)',
     runs[mode].map((run) => `${run.passed} / ${run.failed}`).join(', '),
     fmtMs(median(first(mode))),
     fmtRange(first(mode)),

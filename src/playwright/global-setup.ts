@@ -92,13 +92,13 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     if (manager.reuse.enabled) {
       const report = await manager.reuseWarmLanes(projects.map((project) => project.name));
       if (disposing) return;
-      // Workers name their lane's database from the run id: the warm run's, taken over.
+      // Workers name their lane's database from the run id: the warm run's, reused.
       process.env[RUN_ID_ENV] = manager.runId;
       const toBoot = Math.max(0, expected - report.reused.length);
       progress(
         report.reused.length > 0
-          ? `reuse: ${report.reused.length} warm lane(s) of run ${manager.runId} taken over (idle ${Math.round((report.idleMs ?? 0) / 1000)} s, data reset), ${toBoot} to boot`
-          : `reuse: no warm lane to take over${report.replaced.length > 0 ? ` (${report.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
+          ? `reuse: ${report.reused.length} warm lane(s) of run ${manager.runId} reused (idle ${Math.round((report.idleMs ?? 0) / 1000)} s, data reset), ${toBoot} to boot`
+          : `reuse: no warm lane to reuse${report.replaced.length > 0 ? ` (${report.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
       );
     }
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {

@@ -30,7 +30,7 @@ async function envOf(url: string): Promise<Record<string, string>> {
   return (await (await fetch(`${url}/env`)).json()) as Record<string, string>;
 }
 
-test('a warm lane started with A_FLAG=old is not taken over by a run with A_FLAG=new: the line names the variable, never its value, and the new servers see new', { timeout: 120_000 }, async (t) => {
+test('a warm lane started with A_FLAG=old is not reused by a run with A_FLAG=new: the line names the variable, never its value, and the new servers see new', { timeout: 120_000 }, async (t) => {
   setEnv(t, { A_FLAG: 'old-secret-value-1' });
   const { stateDir, setup, first, entry } = await startWarm(t, db);
   const pids = entry.servers.map((server) => server.pid);
@@ -82,7 +82,7 @@ test('`playwright test` with reuse, A_FLAG=old then A_FLAG=new: the second run b
   const second = startPlaywright(box, { config: suite('basic'), env: { FAULTS_REUSE: '1', A_FLAG: 'new' } });
   expectExit(await second.exit, 0, second.output());
   assert.match(second.output(), /lane project "alpha" of run \S+ not reused: the backend's environment changed \(A_FLAG\); it boots afresh/);
-  assert.match(second.output(), /reuse: no warm lane to take over \(2 not reused\), 2 to boot/);
+  assert.match(second.output(), /reuse: no warm lane to reuse \(2 not reused\), 2 to boot/);
   assert.doesNotMatch(second.output(), /A_FLAG=|\bold\b.*\bnew\b/, 'no value is printed');
   const servers = ledger(box.stateDir, 'allocated-lanes.json').flatMap((entry) => entry.servers!);
   assert.equal(servers.length, 2);

@@ -63,7 +63,7 @@ test('a run SIGKILLed after it took warm lanes over: its lanes are reaped by the
   assert.deepEqual((await laneEntries(stateDir)).filter((lane) => lane.runId === first.runId), []);
 });
 
-test('a warm server that died while idle: the lane is not taken over, its other server is stopped, a fresh lane boots', { timeout: 120_000 }, async (t) => {
+test('a warm server that died while idle: the lane is not reused, its other server is stopped, a fresh lane boots', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db);
   const api = entry.servers.find((server) => server.name === 'api')!;
   process.kill(-api.pid, 'SIGKILL');
@@ -72,13 +72,13 @@ test('a warm server that died while idle: the lane is not taken over, its other 
   assert.equal(await databaseExists(db.adminUrl, entry.databaseName!), false, 'the old lane database went with it');
 });
 
-test('a warm database dropped by hand: the lane is not taken over and the run boots a fresh one', { timeout: 120_000 }, async (t) => {
+test('a warm database dropped by hand: the lane is not reused and the run boots a fresh one', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db);
   await query(db.adminUrl, `DROP DATABASE "${entry.databaseName}" WITH (FORCE)`);
   await bootsAfresh(setup, /its database .* is gone|could not be reset/, entry.servers.map((server) => server.pid));
 });
 
-test('a warm port taken by a foreign process: the lane is not taken over, a fresh lane boots on other ports, the foreign process lives on', { timeout: 120_000 }, async (t) => {
+test('a warm port taken by a foreign process: the lane is not reused, a fresh lane boots on other ports, the foreign process lives on', { timeout: 120_000 }, async (t) => {
   const { stateDir, setup, first, entry } = await startWarm(t, db);
   const web = entry.servers.find((server) => server.name === 'web')!;
   process.kill(-web.pid, 'SIGKILL');
@@ -130,7 +130,7 @@ test('`playwright test` twice with reuse: the second run says it took the warm l
   const env = { FAULTS_REUSE: '1' };
   const first = startPlaywright(box, { config: suite('basic'), env });
   expectExit(await first.exit, 0, first.output());
-  assert.match(first.output(), /reuse: no warm lane to take over, 2 to boot/);
+  assert.match(first.output(), /reuse: no warm lane to reuse, 2 to boot/);
   assert.match(first.output(), /2 lane\(s\) of run \S+ kept warm for the next run/);
   const warm = ledger(box.stateDir, 'allocated-lanes.json');
   assert.equal(warm.length, 2);
@@ -139,7 +139,7 @@ test('`playwright test` twice with reuse: the second run says it took the warm l
 
   const second = startPlaywright(box, { config: suite('basic'), env });
   expectExit(await second.exit, 0, second.output());
-  assert.match(second.output(), new RegExp(`reuse: 2 warm lane\\(s\\) of run ${first.runId} taken over \\(idle \\d+ s, data reset\\), 0 to boot`));
+  assert.match(second.output(), new RegExp(`reuse: 2 warm lane\\(s\\) of run ${first.runId} reused \\(idle \\d+ s, data reset\\), 0 to boot`));
   assert.doesNotMatch(second.output(), /\[e2e-lanes\] lane project .* up in/, 'no lane booted');
   // api.spec checks that each test's backend serves the lane's own database (its name, its one seeded row).
   const report = await second.report();
