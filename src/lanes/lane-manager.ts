@@ -7,7 +7,7 @@ import { describeLane, keepAlive, resolveLeaseMs, resolveRunId, resolveStateDir,
 import { bootLane, type BootContext } from './boot/boot.js';
 import { prepareRun, type PrepareReport } from './boot/prepare.js';
 import { serverStatuses, settleServers, watchDeaths, type DeathWatch, type RunningLane } from './boot/restart.js';
-import { keyOfId, laneId, rememberedFailure, type Lane } from './lane.js';
+import { keyOfId, laneId, rememberedFailure, workerOf, type Lane, type LaneSelector } from './lane.js';
 import { LaneTable, type LaneRecord } from './lane-table.js';
 import { keepMode, lanePortNames, validateLanesOptions, type LanesOptions } from './options/lane-options.js';
 import { resolveReuse, type ResolvedReuse } from './options/reuse-options.js';
@@ -19,7 +19,7 @@ import { ExitGuard } from './teardown/exit-guard.js';
 import { tearDownOwnRun } from './teardown/own-run.js';
 import { keepRunRecords, releaseLane, type RunStores } from './teardown/run-records.js';
 import { LaneUsers, type BeginOptions, type LaneUser } from './use/lane-users.js';
-import { resetLaneData } from './use/lane-reset.js';
+import { resetLaneData, type LaneResetOptions } from './use/lane-reset.js';
 import { RoundTracker } from './use/rounds.js';
 
 export type { PrepareReport } from './boot/prepare.js';
@@ -126,8 +126,7 @@ export class LaneManager {
   }
 
   /**
-   * The lane of `project` (and `{ worker }`, as the allocators take it) in this run, booting it
-   * on first use. (A worker index given alone, `ensureLane(project, 2)`, is deprecated.)
+   * The lane of `project` (and `{ worker }`, as the allocators take it) in this run, booting it on first use.
    * @throws {LanesError} `INTERRUPTED` once teardown has begun (an interrupted run boots nothing more).
    */
   ensureLane(project: string, lane?: { worker?: number | undefined }): Promise<Lane>;
@@ -202,9 +201,6 @@ export class LaneManager {
    * The servers of a booted lane with those that died on their own, or undefined when the lane was
    * not booted (or failed to boot). A server found dead is given a moment to finish its log.
    */
-  serverStatus(project: string, lane?: { worker?: number | undefined }): Promise<LaneServerStatus[] | undefined>;
-  /** @deprecated Give the worker as `{ worker }`, as the allocators take it. */
-  serverStatus(project: string, worker: number | undefined): Promise<LaneServerStatus[] | undefined>;
   async serverStatus(project: string, lane: LaneSelector = {}): Promise<LaneServerStatus[] | undefined> {
     const running = await this.#lanes.up(laneId(this.#keyOf(project, workerOf(lane))));
     return running && serverStatuses(running);
@@ -240,9 +236,8 @@ export class LaneManager {
   }
 
   /**
-   * Puts the lane's database back to exactly the template while its servers keep running (see
-   * DatabaseAllocator.resetDatabaseForProject, which takes the same `{ worker, strategy }`); resets
-   * of one lane run one after another. (`resetLane(project, worker, options)` is deprecated.)
+   * Puts the lane's database back to exactly the template while its servers keep running (as
+   * DatabaseAllocator.resetDatabaseForProject, with the same `{ worker, strategy }`), one reset at a time.
    * @throws {LanesError} `INVALID_OPTION` for lanes without a database, `LANE_RESET_CONFLICT` while
    *   another live test uses the lane, `LANE_NOT_FOUND` before the lane booted, `DATABASE_RESET_FAILED`.
    */
@@ -401,20 +396,4 @@ export class LaneManager {
     if (worker !== undefined) key.worker = worker;
     return key;
   }
-}
-
-/**
- * Which lane of a project: `{ worker }` for a per-worker lane, as `DatabaseAllocator` and
- * `PortAllocator` take it. A worker index (or undefined) given alone is the deprecated form.
- */
-export type LaneSelector = { worker?: number | undefined } | number | undefined;
-
-/** How `LaneManager.resetLane` resets: the strategy, and the test asking (for the lane's gate). */
-export interface LaneResetOptions {
-  strategy?: ResetStrategy;
-  user?: LaneUser;
-}
-
-function workerOf(lane: LaneSelector): number | undefined {
-  return typeof lane === 'object' ? lane.worker : lane;
 }

@@ -57,3 +57,14 @@ export function formatPorts(ports: Record<string, number>): string {
     .map(([name, port]) => `${name} ${port}`)
     .join(', ');
 }
+
+/**
+ * Which lane of a project: `{ worker }` for a per-worker lane, as `DatabaseAllocator` and
+ * `PortAllocator` take it. A worker index (or undefined) given alone is the deprecated form.
+ */
+export type LaneSelector = { worker?: number | undefined } | number | undefined;
+
+/** The worker of a {@link LaneSelector}. */
+export function workerOf(lane: LaneSelector): number | undefined {
+  return typeof lane === 'object' ? lane.worker : lane;
+}

@@ -22,13 +22,19 @@ export interface ResetTarget {
   up(): Promise<{ swapped?: boolean } | undefined>;
 }
 
+/** How `LaneManager.resetLane` resets: the strategy, and the test asking (for the lane's gate). */
+export interface LaneResetOptions {
+  strategy?: ResetStrategy;
+  user?: LaneUser;
+}
+
 /**
  * Puts the lane's database back to exactly the template while its servers keep running (see
  * DatabaseAllocator.resetDatabaseForProject).
  * @throws {LanesError} `INVALID_OPTION` for lanes without a database, `LANE_RESET_CONFLICT` while
  *   another live test uses the lane, `LANE_NOT_FOUND` before the lane booted, `DATABASE_RESET_FAILED`.
  */
-export async function resetLaneData(target: ResetTarget, options: { strategy?: ResetStrategy; user?: LaneUser } = {}): Promise<DatabaseReset> {
+export async function resetLaneData(target: ResetTarget, options: LaneResetOptions = {}): Promise<DatabaseReset> {
   const { key, databases } = target;
   if (!databases) {
     throw new LanesError('INVALID_OPTION', `laneReset / resetDatabase() on ${describeLane(key)}, but its lanes have no database (option \`database: false\`).`, {
