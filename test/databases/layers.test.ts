@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { importsOf, layerChecker } from '../helpers/layers.js';
 
 const DATABASES = new URL('../../src/databases/', import.meta.url).pathname;
 
@@ -10,39 +10,10 @@ const DATABASES = new URL('../../src/databases/', import.meta.url).pathname;
  * folder and the groups below it; `types.ts` imports no module of databases.
  */
 const LAYERS = ['index.ts database-allocator.ts claim.ts removal.ts prepare.ts lane-urls.ts options.ts', 'fresh', 'template', 'records', 'sql', 'types.ts'];
-
-function layerOf(path: string): number {
-  const first = relative(DATABASES, path).split('/')[0]!;
-  const index = LAYERS.findIndex((layer) => layer.split(' ').includes(first));
-  assert.ok(index >= 0, `${relative(DATABASES, path)} belongs to a group`);
-  return index;
-}
-
-function modules(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? modules(join(dir, entry.name)) : entry.name.endsWith('.ts') ? [join(dir, entry.name)] : []));
-}
-
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'(\.[^']+)'/g), ...text.matchAll(/import\('(\.[^']+)'\)/g), ...text.matchAll(/(?:^|\n)import\s+'(\.[^']+)'/g)].map((match) => resolve(dirname(file), match[1]!.replace(/\.js$/, '.ts')));
-}
+const { layerOf, wrongImports } = layerChecker(DATABASES, LAYERS, /\/src\/(ports|servers|lanes|playwright|cli|vitest)\//);
 
 test('no module of src/databases imports from a group above it, nor from the folders of src above databases', () => {
-  const wrong: string[] = [];
-  for (const file of modules(DATABASES)) {
-    for (const target of importsOf(file)) {
-      const name = `${relative(DATABASES, file)} → ${relative(DATABASES, target)}`;
-      if (!target.startsWith(DATABASES)) {
-        if (/\/src\/(ports|servers|lanes|playwright|cli|vitest)\//.test(target)) wrong.push(name);
-        continue;
-      }
-      const from = layerOf(file);
-      const to = layerOf(target);
-      // Above it, or beside it in another folder of the same group.
-      if (to < from || (to === from && dirname(file) !== dirname(target))) wrong.push(name);
-    }
-  }
-  assert.deepEqual(wrong, []);
+  assert.deepEqual(wrongImports(), []);
 });
 
 test('the groups are checked: a module of a lower group importing a higher one is found', () => {
