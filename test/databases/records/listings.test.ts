@@ -1,34 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DatabaseEntry } from '../../../src/databases/index.js';
 import { mergeListings, rowListing } from '../../../src/databases/records/listings.js';
-import type { RegistryRow } from '../../../src/databases/records/registry.js';
-import { currentHost } from '../../../src/state/index.js';
-
-const ADMIN = 'postgres://admin:secret@127.0.0.1:5432/postgres';
-const key = { runId: 'run-1', project: 'chromium' };
-
-function row(overrides: Partial<RegistryRow> = {}): RegistryRow {
-  return {
-    databaseName: 'e2e_run1_chromium_0badf00d',
-    prefix: 'e2e',
-    ...key,
-    host: currentHost(),
-    pid: process.pid,
-    stateDir: '/repo/test-results',
-    template: 'e2e_tpl_0123456789ab',
-    createdAt: '2026-11-22T00:00:00.000Z',
-    heartbeatAt: '2026-11-22T00:00:00.000Z',
-    expiresAt: '2026-11-22T00:02:00.000Z',
-    expired: false,
-    ...overrides,
-  };
-}
-
-function entry(databaseName: string, pid = process.pid): DatabaseEntry {
-  const now = new Date().toISOString();
-  return { ...key, databaseName, databaseUrl: 'postgres://x', template: 't', owner: { runId: key.runId, pid, host: currentHost(), createdAt: now, heartbeatAt: now } };
-}
+import { ADMIN, entry, row } from './samples.js';
 
 describe('listings of every machine', () => {
   it('show the rows first, judged by their lease, then the local entries no row knows', () => {
