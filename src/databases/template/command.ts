@@ -57,9 +57,10 @@ export async function runDatabaseCommand(
   let killing: NodeJS.Timeout | undefined;
   const deadline = setTimeout(() => {
     timedOut = true;
+    // The shell first (so it runs nothing more), then what it started, as seen before either signal.
     const tree = subprocess.pid === undefined ? [] : [...descendantsOf(subprocess.pid)];
-    signalAll(tree, 'SIGTERM');
     subprocess.kill('SIGTERM');
+    signalAll(tree, 'SIGTERM');
     killing = setTimeout(() => signalAll(tree, 'SIGKILL'), KILL_DELAY_MS);
   }, timeoutMs);
   const result = await subprocess.finally(() => {
