@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { claimLane } from '../../../src/databases/claim.js';
 import { LaneResets } from '../../../src/databases/fresh/lane-reset.js';
 import { PoolKeeper } from '../../../src/databases/fresh/pool-keeper.js';
@@ -12,10 +12,6 @@ import { tempDir } from '../../helpers/tmp.js';
 import { FIXTURES, query, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('lreset');
-const closing: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const close of closing.reverse()) await close();
-});
 
 const names = async (url: string): Promise<string[]> => (await query<{ name: string }>(url, 'SELECT name FROM "Item" ORDER BY id')).map((row) => row.name);
 
@@ -27,7 +23,8 @@ describe("the resets of a lane's database", () => {
     const pool = new PoolKeeper({ session, prefix: server.prefix, cloneStrategy: 'wal_log', size: 0, template: async () => template });
     const resets = new LaneResets(session, pool, { prefix: server.prefix, cloneStrategy: 'wal_log', connectTimeoutMs: 10_000, resetLockTimeoutMs: 5_000, resetGraceMs: 0, laneRoles: false });
     const ledger = new DatabaseLedger({ stateDir, prefix: server.prefix, leaseMs: 60_000, shard: undefined });
-    closing.push(async () => {
+    // Closed when the test ends, before the file's databases are dropped (no background drop races that).
+    t.after(async () => {
       await resets.close();
       await pool.close();
       ledger.stopKeepingAlive('reset-run');

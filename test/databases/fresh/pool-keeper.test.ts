@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ensureTemplate } from '../../../src/databases/index.js';
 import { PoolKeeper } from '../../../src/databases/fresh/pool-keeper.js';
 import { ServerAccess } from '../../../src/databases/sql/server-access.js';
@@ -8,15 +8,12 @@ import { tempDir } from '../../helpers/tmp.js';
 import { FIXTURES, query, useTestDatabases } from '../helpers.js';
 
 const server = useTestDatabases('keep');
-const closing: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const close of closing.reverse()) await close();
-});
 
 async function keeperFor(t: import('node:test').TestContext, size: number | undefined, template: () => Promise<TemplateInfo | undefined>): Promise<PoolKeeper> {
   const session = new ServerAccess({ adminUrl: server.adminUrl, stateDir: await tempDir(t), runId: 'keep-run', connectTimeoutMs: 10_000 });
   const keeper = new PoolKeeper({ session, prefix: server.prefix, cloneStrategy: 'wal_log', size, template });
-  closing.push(async () => {
+  // Closed when its test ends, before the file's databases are dropped (no background fill races that).
+  t.after(async () => {
     await keeper.close();
     await session.release();
   });
