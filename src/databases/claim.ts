@@ -108,7 +108,8 @@ async function create(context: ClaimContext, client: Client, version: number, en
     await cloneDatabase(client, databaseName, template, context.cloneStrategy, version);
     debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
   } catch (error) {
-    if (error instanceof LanesError || !isAlreadyThere(error)) throw error instanceof LanesError ? error : createFailed(databaseName, template, adminUrl, error);
+    if (error instanceof LanesError) throw error; // a role of that name the toolkit did not create
+    if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
     debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
   }
   if (roles) await openToLaneRole(client, entry, template, roles.key);
