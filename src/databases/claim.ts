@@ -12,7 +12,7 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { describeTarget, withDatabase } from '../postgres/index.js';
 import { describeLane, type LaneKey } from '../state/index.js';
-import { cloneDatabase, findDatabase, isAlreadyThere } from './sql/catalog.js';
+import { cloneDatabase, findDatabase, isAlreadyThere, openDatabaseSql } from './sql/catalog.js';
 import type { CloneStrategy, DatabaseAllocation, DatabaseEntry, TemplateInfo } from './types.js';
 import type { LaneRecords } from './records/lane-records.js';
 import { laneMark, markLanes, markSql } from './sql/marks.js';
@@ -105,12 +105,16 @@ async function create(context: ClaimContext, client: Client, version: number, en
       context.tookReadyCopy();
       return;
     }
-    await cloneDatabase(client, databaseName, template, context.cloneStrategy, version);
-    debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
+    // (False: a release racing the claim dropped it; left to the claim's own check, which starts over.)
+    if (await cloneDatabase(client, databaseName, template, context.cloneStrategy, version)) debug('cloned %s from %s for %s', databaseName, template, describeLane(entry));
   } catch (error) {
     if (error instanceof LanesError) throw error; // a role of that name the toolkit did not create
     if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
     debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
+    // Its creator may have died before opening it.
+    await client.query(openDatabaseSql(databaseName)).catch((opening: unknown) => {
+      if ((opening as { code?: unknown }).code !== '3D000') throw opening; // dropped meanwhile: the claim's check starts over
+    });
   }
   if (roles) await openToLaneRole(client, entry, template, roles.key);
   await markLanes(client, [entry]);

@@ -42,12 +42,13 @@ export function poolTemplateHash(prefix: string, name: string): string | undefin
 
 /**
  * Names of the ready copies of a template on the server that the connected role owns (only the
- * owner may rename a database, so copies another role made are not this role's to take), oldest first.
+ * owner may rename a database, so copies another role made are not this role's to take) and that
+ * are finished (a copy is opened to connections last), oldest first.
  */
 export async function readyCopies(client: Client, prefix: string, hash: string): Promise<string[]> {
   const start = poolNamePrefix(prefix, hash);
   const { rows } = await client.query<{ name: string }>(
-    'SELECT datname AS name FROM pg_database WHERE left(datname, $2) = $1 AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY oid',
+    'SELECT datname AS name FROM pg_database WHERE left(datname, $2) = $1 AND datallowconn AND datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY oid',
     [start, start.length],
   );
   return rows.map((row) => row.name).filter((name) => poolTemplateHash(prefix, name) === hash);
@@ -91,15 +92,9 @@ export async function fillPool(
     if ((await readyCopies(client, options.prefix, options.template.hash)).length >= options.target) break;
     // Cloned under its final name: a database shows in pg_database only once CREATE DATABASE committed.
     const name = poolDatabaseName(options.prefix, options.template.hash);
-    await cloneDatabase(client, name, options.template.name, options.strategy, options.serverVersion);
-    made.push(name);
-    try {
-      // Nobody connects to a ready copy: closed to PUBLIC, its lane role gets it when it is renamed in.
-      await client.query(`COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(options.mark))};\nREVOKE ALL ON DATABASE ${escapeIdentifier(name)} FROM PUBLIC`);
-    } catch (error) {
-      // Taken (renamed) by a lane already: it is that lane's database now.
-      if ((error as Partial<DatabaseError>).code !== '3D000') throw error;
-    }
+    // Nobody connects to a ready copy: closed to PUBLIC, its lane role gets it when it is renamed in.
+    // (False: dropped by another process before it was finished.)
+    if (await cloneDatabase(client, name, options.template.name, options.strategy, options.serverVersion, { then: `COMMENT ON DATABASE ${escapeIdentifier(name)} IS ${escapeLiteral(JSON.stringify(options.mark))}` })) made.push(name);
   }
   if (made.length > 0) debug('made %d ready copies of %s', made.length, options.template.name);
   return made;

@@ -72,8 +72,10 @@ export async function swapDatabase(
     const taken = await takeReadyCopy(client, options.prefix, options.template.hash, options.name, statements || undefined);
     if (taken === undefined) {
       source = 'clone';
-      await cloneDatabase(client, options.name, options.template.name, options.strategy, options.serverVersion);
-      if (statements) await client.query(statements);
+      // Opened with the mark and the access in one transaction.
+      if (!(await cloneDatabase(client, options.name, options.template.name, options.strategy, options.serverVersion, { then: statements || undefined }))) {
+        throw new Error('it was dropped by another process before it was finished');
+      }
     }
   } catch (error) {
     throw resetFailed(options.name, `it was moved away, but putting a fresh copy of ${options.template.name} in its place failed (the lane has no database until its next reset): ${messageOf(error)}`, error);

@@ -69,13 +69,34 @@ export async function retryEndingSessions(client: Client, sql: string, name: str
 }
 
 /**
- * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`. While the template is in use, its
- * sessions are ended and the clone retried (see {@link retryEndingSessions}). The first attempt
- * ends nobody: a sealed template refuses connections, so there is normally no one to end.
+ * `CREATE DATABASE name TEMPLATE template [STRATEGY …]`, created closed to connections, then in one
+ * transaction closed to PUBLIC, given `then` (statements such as a grant or a mark) and opened: no
+ * role but its owner (and whom `then` grants) may connect to it at any moment, even the first
+ * milliseconds (PostgreSQL gives a new database PUBLIC's CONNECT; it copies no privilege from its
+ * template). While the template is in use, its sessions are ended and the clone retried (see
+ * {@link retryEndingSessions}). The first attempt ends nobody: a sealed template refuses
+ * connections, so there is normally no one to end. Resolves false when the new database was
+ * dropped (by another process) before it could be opened.
  */
-export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number): Promise<void> {
+export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number, options: { then?: string } = {}): Promise<boolean> {
   const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
-  await retryEndingSessions(client, `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause}`, template);
+  await retryEndingSessions(client, `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause} ALLOW_CONNECTIONS false`, template);
+  try {
+    await client.query(openDatabaseSql(name, options.then));
+    return true;
+  } catch (error) {
+    if ((error as Partial<DatabaseError>).code === '3D000') return false;
+    throw error;
+  }
+}
+
+/**
+ * SQL that closes database `name` to PUBLIC, runs `then`, and lets connections in (the rights
+ * decide who): for one transaction. Running it again changes nothing.
+ */
+export function openDatabaseSql(name: string, then?: string): string {
+  const id = escapeIdentifier(name);
+  return [`REVOKE ALL ON DATABASE ${id} FROM PUBLIC`, ...(then ? [then] : []), `ALTER DATABASE ${id} WITH ALLOW_CONNECTIONS true`].join(';\n');
 }
 
 /**

@@ -179,7 +179,7 @@ describe('a role per lane', () => {
     }
     const owners = await query<{ owner: string }>(db.adminUrl, `SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1`, [lane.databaseName]);
     assert.notEqual(owners[0]?.owner, role, 'the admin owns the lane database');
-    const connectable = await query<{ name: string }>(db.adminUrl, `SELECT datname AS name FROM pg_database WHERE has_database_privilege($1, oid, 'CONNECT') AND left(datname, $3) = $2`, [
+    const connectable = await query<{ name: string }>(db.adminUrl, `SELECT datname AS name FROM pg_database WHERE datallowconn AND has_database_privilege($1, oid, 'CONNECT') AND left(datname, $3) = $2`, [
       templateOwnerName(template.name),
       `${db.prefix}_`,
       db.prefix.length + 1,
@@ -196,6 +196,46 @@ describe('a role per lane', () => {
     assert.equal(left.length, 0, 'the lane role is dropped with its lane');
     const trash = await query<{ name: string }>(db.adminUrl, "SELECT datname AS name FROM pg_database WHERE datname LIKE $1", [`${db.prefix}\\_trash\\_%`]);
     assert.deepEqual(trash, [], 'no database a swap moved away is left');
+  });
+
+  it('a ready copy or a clone is open to no role but its own at any moment, even the first milliseconds after CREATE DATABASE', async (t) => {
+    const allocator = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir: await tempDir(t), prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: 'file', pool: 0 });
+    t.after(() => allocator.close());
+    const template = await allocator.prepare();
+    const lane = await allocator.allocateDatabaseForProject('watcher');
+    // Watched from the admin side as the server decides at a connection: the database lets
+    // connections in, and the role may CONNECT.
+    const watcher = new pg.Client({ connectionString: db.adminUrl });
+    await watcher.connect();
+    t.after(() => watcher.end());
+    const seen = new Set<string>();
+    let watching = true;
+    let polls = 0;
+    const watch = (async () => {
+      const deadline = Date.now() + 60_000;
+      while (watching && Date.now() < deadline) {
+        polls++;
+        const { rows } = await watcher.query<{ name: string }>(
+          "SELECT datname AS name FROM pg_database WHERE datallowconn AND has_database_privilege($1, oid, 'CONNECT') AND left(datname, $3) = $2 AND datname <> $4",
+          [laneRoleName(lane.databaseName), `${db.prefix}_`, db.prefix.length + 1, lane.databaseName],
+        );
+        for (const { name } of rows) if (!name.endsWith('_dev')) seen.add(name);
+      }
+    })();
+    try {
+      // Ready copies made one after another, and lanes that clone (no copy left), while watched.
+      const filler = new DatabaseAllocator({ adminUrl: db.adminUrl, stateDir: await tempDir(t), prefix: db.prefix, migrations: join(BASIC, 'migrations'), seed: join(BASIC, 'seed.ts'), registry: 'file', pool: 8 });
+      t.after(() => filler.close());
+      await filler.prepare();
+      await filler.poolSettled();
+      for (let index = 0; index < 12; index++) await filler.allocateDatabaseForProject(`clone-${index}`);
+      await filler.poolSettled();
+    } finally {
+      watching = false;
+      await watch;
+    }
+    assert.ok(polls > 20, `the catalog was watched (${polls} polls)`);
+    assert.deepEqual([...seen], [], `another lane's role could connect to these while they were made (template ${template.name})`);
   });
 
   it('reaps a marked lane role whose database is gone and whose owner died, and never a role without the mark', async (t) => {
