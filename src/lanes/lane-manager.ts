@@ -1,3 +1,4 @@
+import ci from 'ci-info';
 import { DatabaseAllocator, type DatabaseReset, type ResetStrategy } from '../databases/index.js';
 import { isLanesError, LanesError, messageOf } from '../errors.js';
 import { debugLogger, warn } from '../log.js';
@@ -5,6 +6,8 @@ import { PortAllocator } from '../ports/index.js';
 import type { StartedServer } from '../servers/index.js';
 import { describeLane, keepAlive, resolveLeaseMs, resolveRunId, resolveStateDir, validateProjectName, type LaneKey } from '../state/index.js';
 import { bootLane, type BootContext } from './boot/boot.js';
+import { BootGate } from './boot/boot-gate.js';
+import { describeRunTimes } from './boot/time-report.js';
 import { prepareRun, type PrepareReport } from './boot/prepare.js';
 import { serverStatuses, settleServers, watchDeaths, type DeathWatch, type RunningLane } from './boot/restart.js';
 import { keyOfId, laneId, rememberedFailure, workerOf, type Lane, type LaneSelector } from './lane.js';
@@ -73,6 +76,9 @@ export class LaneManager {
   /** With `resetEachRound`: which worker processes use each lane in the current run of the session. */
   readonly #rounds = new RoundTracker();
   readonly #resetEachRound: boolean;
+  /** How many lanes start their servers at once (option `bootConcurrency`). */
+  readonly #gate: BootGate;
+  readonly #createdAt = Date.now();
 
   /**
    * @param run.configFile the Playwright config (warm lanes serve only runs of the same config)
@@ -95,6 +101,7 @@ export class LaneManager {
     this.#leaseMs = resolveLeaseMs(options.leaseMs);
     this.#ledger = laneLedger(this.stateDir);
     this.#exitGuard = new ExitGuard(this.runId);
+    this.#gate = new BootGate(options.bootConcurrency);
     const common = { stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs };
     this.ports = new PortAllocator({ ...common, names: lanePortNames(options), ...(options.portRange ? { range: options.portRange } : {}) });
     this.databases = options.database === false ? undefined : new DatabaseAllocator({ ...options.database, ...common });
@@ -138,7 +145,10 @@ export class LaneManager {
     const failed = this.#lanes.get(id)?.failure;
     // A lane is booted once per run: a broken server would cost every later request its timeout again.
     if (failed) return Promise.reject(rememberedFailure(key, failed.error, failed.at));
-    return this.#running(key, id).then((item) => item.lane);
+    const running = this.#running(key, id);
+    // A test waits for it: it boots before lanes booted ahead of need.
+    this.#gate.hurry(id);
+    return running.then((item) => item.lane);
   }
 
   /**
@@ -251,6 +261,11 @@ export class LaneManager {
     return resetLaneData({ key, id, databases: this.databases, users: this.#users, resets: this.#lanes.record(id), up: () => this.#lanes.up(id) }, options);
   }
 
+  /** Where the run's time went so far (see describeRunTimes), or undefined when no lane was booted. */
+  describeTimes(): string | undefined {
+    return describeRunTimes({ ...this.#gate.report(), runMs: Date.now() - this.#createdAt, reuse: this.#reuse.enabled, ci: ci.isCI });
+  }
+
   /** Lanes booted by this manager so far. */
   async lanes(): Promise<Lane[]> {
     const settled = await Promise.allSettled(this.#lanes.running());
@@ -265,6 +280,8 @@ export class LaneManager {
   async teardown(options: { keep?: boolean; warm?: boolean } = {}): Promise<void> {
     const mode = options.keep === undefined ? this.#keepMode : options.keep ? 'always' : 'never';
     this.#closing = true;
+    // Boots waiting for their turn stop now.
+    this.#gate.open();
     this.#restartsAbort.abort(new LanesError('INTERRUPTED', `Run ${this.runId} is being torn down: no server is restarted.`));
     // A run whose Postgres or template never got ready has no database to drop (and asking an
     // unreachable server again would only add its connect timeout to the failure).
@@ -368,7 +385,7 @@ export class LaneManager {
 
   #bootContext(): BootContext {
     const { runId, stateDir, options, ports, databases } = this;
-    return { runId, stateDir, options, ports, databases, configKey: this.#configKey, outlives: this.#outlives, record: (entry) => this.#recordEntry(entry), closing: () => this.#closing };
+    return { runId, stateDir, options, ports, databases, configKey: this.#configKey, outlives: this.#outlives, record: (entry) => this.#recordEntry(entry), closing: () => this.#closing, gate: this.#gate };
   }
 
   /** Guards `server`'s process group against this process exiting first (not for kept or warm lanes). */

@@ -16,6 +16,8 @@ export default async function globalTeardown(): Promise<void> {
   configBridge().active = undefined;
   const mode = keepMode(configBridge().options ?? {});
   const started = Date.now();
+  const times = active.manager.describeTimes();
+  if (times) progress(times);
   try {
     await active.dispose();
   } catch (error) {

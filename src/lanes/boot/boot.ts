@@ -8,13 +8,14 @@ import { resolve } from 'node:path';
 import { DEBUG_ENV, KEEP_ENV, OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, STATE_DIR_ENV } from '../../env-vars.js';
 import { formatIdentityMark, identityOf } from '../../state/identity.js';
 import type { DatabaseAllocator } from '../../databases/index.js';
-import { isLanesError } from '../../errors.js';
+import { isLanesError, LanesError } from '../../errors.js';
 import { progress, warn } from '../../log.js';
 import type { PortAllocation, PortAllocator } from '../../ports/index.js';
 import { passwordOf } from '../../redact.js';
 import { SERVER_DEFAULTS, startServer, startServers, type ServerDefinition, type StartedServer, type StartedServers, type StartServerOptions } from '../../servers/index.js';
 import { describeLane, newOwner, resolveOwnerPid, type LaneKey } from '../../state/index.js';
-import { formatPorts, type Lane } from '../lane.js';
+import { formatPorts, laneId, type Lane } from '../lane.js';
+import type { BootGate } from './boot-gate.js';
 import type { LaneEntry } from '../records/lane-ledger.js';
 import { laneLogDir } from '../records/log-dir.js';
 import { baseServerName, lanePortNames, type LanesOptions } from '../options/lane-options.js';
@@ -38,6 +39,8 @@ export interface BootContext {
   record(entry: LaneEntry): Promise<void>;
   /** True once the run's teardown has begun (no more port retries). */
   closing(): boolean;
+  /** Bounds how many lanes start their servers at once (none: no bound). */
+  gate?: BootGate;
 }
 
 /**
@@ -64,20 +67,26 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
     entry.fingerprint = laneFingerprint(options, ctx.configKey, { project: key.project, ports: ports.ports });
     await ctx.record(entry);
     const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
-    for (let attempt = 1; !servers; attempt++) {
-      const serverCtx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
-      try {
-        servers = await startServers(markedDefinitions(ctx), serverCtx, startOptions(ctx, logDir, secret));
-      } catch (error) {
-        if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || ctx.closing()) throw error;
-        // Free when it was handed out, taken since by a process that does not use this state folder.
-        warn(`${error.message.split('\n')[0]} Trying new ports for ${describeLane(key)} (attempt ${attempt + 1} of ${PORT_ATTEMPTS}).`);
-        ports = await reallocatePorts(ctx.ports, key, names);
-        lane.ports = entry.ports = ports.ports;
-        entry.fingerprint = laneFingerprint(options, ctx.configKey, { project: key.project, ports: ports.ports });
-        await ctx.record(entry);
+    const startAll = async (): Promise<{ value: StartedServers; servers: number }> => {
+      if (ctx.closing()) throw interrupted(ctx, key);
+      for (let attempt = 1; ; attempt++) {
+        const serverCtx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
+        try {
+          servers = await startServers(markedDefinitions(ctx), serverCtx, startOptions(ctx, logDir, secret));
+          return { value: servers, servers: servers.length };
+        } catch (error) {
+          if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || ctx.closing()) throw error;
+          // Free when it was handed out, taken since by a process that does not use this state folder.
+          warn(`${error.message.split('\n')[0]} Trying new ports for ${describeLane(key)} (attempt ${attempt + 1} of ${PORT_ATTEMPTS}).`);
+          ports = await reallocatePorts(ctx.ports, key, names);
+          lane.ports = entry.ports = ports.ports;
+          entry.fingerprint = laneFingerprint(options, ctx.configKey, { project: key.project, ports: ports.ports });
+          await ctx.record(entry);
+        }
       }
-    }
+    };
+    // The servers' start, the CPU-heavy part of a boot, waits for its turn (see BootGate).
+    servers = ctx.gate ? await ctx.gate.run(laneId(key), startAll) : (await startAll()).value;
     for (const server of servers) lane.logFiles[server.name] = server.logFile;
     const definitions = new Map((options.servers ?? []).map((def) => [def.name, def]));
     entry.servers = servers.map((server) => ({
@@ -99,6 +108,10 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
     await servers?.stopAll().catch(() => undefined);
     throw error;
   }
+}
+
+function interrupted(ctx: BootContext, key: LaneKey): LanesError {
+  return new LanesError('INTERRUPTED', `Run ${ctx.runId} is being torn down: the servers of ${describeLane(key)} are not started.`);
 }
 
 /** How a lane's servers are started (at boot and when one is restarted). */

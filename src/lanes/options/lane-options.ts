@@ -54,6 +54,14 @@ export interface LanesOptions extends Omit<RunScopeOptions, 'runId'> {
    */
   prefetch?: number;
   /**
+   * How many lanes start their servers at once. Booting servers is mostly CPU work on cores that
+   * also run the browsers, so lanes booted side by side slow each other down and the first test
+   * waits for all of them; with a bound, the lane a test waits for boots first and is up sooner.
+   * Ports and databases are not bound (they take milliseconds).
+   * @default half the cores, at least 1
+   */
+  bootConcurrency?: number;
+  /**
    * Which server's URL becomes Playwright's `baseURL`.
    * @default 'frontend' when such a server exists, else the last server with a port
    */
@@ -98,9 +106,11 @@ export interface LanesOptions extends Omit<RunScopeOptions, 'runId'> {
    */
   keepLogs?: number;
   /**
-   * The host of the lanes' URLs, health checks and `baseURL`: `'127.0.0.1'`, or `'localhost'` for
-   * apps that set cookies for `domain: "localhost"`. Servers listen on 127.0.0.1 either way.
-   * @default '127.0.0.1'
+   * The host of the lanes' URLs, health checks and `baseURL`. `'localhost'` lets cookies set for
+   * `domain: "localhost"` come back; `'127.0.0.1'` is for clients that take only the first address
+   * of `localhost` (::1 on some systems) and do not fall back to 127.0.0.1. Servers listen on
+   * 127.0.0.1 either way.
+   * @default 'localhost'
    */
   host?: '127.0.0.1' | 'localhost';
 }
@@ -156,6 +166,11 @@ export function validateLanesOptions(options: LanesOptions): void {
   if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0)) {
     throw new LanesError('INVALID_OPTION', `Invalid prefetch ${JSON.stringify(options.prefetch)}.`, {
       hint: 'Use a whole number of lanes to boot ahead (0 boots each lane only when asked for; the default is 1).',
+    });
+  }
+  if (options.bootConcurrency !== undefined && !(Number.isInteger(options.bootConcurrency) && options.bootConcurrency >= 1)) {
+    throw new LanesError('INVALID_OPTION', `Invalid bootConcurrency ${JSON.stringify(options.bootConcurrency)}.`, {
+      hint: 'Use a whole number of lanes that may start their servers at once, at least 1 (the default is half the cores).',
     });
   }
   if (options.keepLogs !== undefined && !(Number.isInteger(options.keepLogs) && options.keepLogs >= 0)) {
