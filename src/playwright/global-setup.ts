@@ -101,6 +101,11 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
           : `reuse: no warm lane to reuse${report.replaced.length > 0 ? ` (${report.replaced.length} not reused)` : ''}, ${toBoot} to boot`,
       );
     }
+    const perProject = projects.filter((project) => laneIsolation(project) === 'project').map((project) => project.name);
+    const ahead = options.eager ? 0 : (options.prefetch ?? 1);
+    const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
+    // The first lane boots while the rest of the setup runs (its servers are the slow part of a run's start).
+    prefetcher?.start();
     if (report.reaped.lanes.length > 0 || report.reaped.killedPids.length > 0) {
       progress(describeReap(report.reaped));
     }
@@ -116,9 +121,6 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
       const line = describeForeignConnections(foreign);
       if (line) warn(line);
     }
-    const perProject = projects.filter((project) => laneIsolation(project) === 'project').map((project) => project.name);
-    const ahead = options.eager ? 0 : (options.prefetch ?? 1);
-    const prefetcher = ahead > 0 ? new LanePrefetcher(manager, perProject, ahead) : undefined;
     control = await startControlServer(manager, { projects: projects.map((project) => project.name), configProjects: config.projects.map((project) => project.name), workers: config.workers, prefetcher });
     if (disposing) {
       await control.close();
@@ -128,7 +130,6 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
     process.env[CONTROL_URL_ENV] = control.url;
     delete process.env[CONTROL_TOKEN_ENV];
     if (options.eager) await Promise.all(perProject.map((project) => manager.ensureLane(project)));
-    prefetcher?.start();
     progress(`ready in ${Date.now() - started} ms (run ${manager.runId}${keepLanes(options) ? ', lanes kept after the run' : manager.reuse.enabled ? ', lanes kept warm after the run' : ''})`);
   } catch (error) {
     const interrupted = disposing !== undefined;
