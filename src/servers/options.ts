@@ -45,23 +45,28 @@ export interface ResolvedServer {
 }
 
 /** Host names lane URLs may use. */
-export const LANE_HOSTS = ['127.0.0.1', 'localhost'] as const;
+export const LANE_HOSTS = ['localhost', '127.0.0.1'] as const;
 export type LaneHost = (typeof LANE_HOSTS)[number];
 
 /**
- * `http://127.0.0.1:<port>` by default: `localhost` may resolve to ::1 first. `localhost` is for
- * apps that set cookies for `domain: "localhost"` (Node's HTTP client and browsers try both families).
+ * The host of lane URLs when none is configured: `localhost`, so that cookies an app sets for
+ * `domain: "localhost"` come back. Servers still listen on 127.0.0.1, which `localhost` reaches
+ * whichever family it resolves to first: browsers and Node's HTTP clients (Node 20 and later) try
+ * every address of a name, and a refused ::1 falls back to 127.0.0.1 at once.
  */
-export function loopbackUrl(port: number, host: LaneHost = '127.0.0.1'): string {
+export const DEFAULT_LANE_HOST: LaneHost = 'localhost';
+
+/** `http://localhost:<port>` by default, or `http://127.0.0.1:<port>`. */
+export function loopbackUrl(port: number, host: LaneHost = DEFAULT_LANE_HOST): string {
   return `http://${host}:${port}`;
 }
 
-/** Rejects a host that lane URLs cannot use, naming `where` it is configured. */
+/** Rejects a host that lane URLs cannot use, naming `where` it is configured; undefined is the default. */
 export function checkLaneHost(host: unknown, where: string): LaneHost {
-  if (host === undefined) return '127.0.0.1';
+  if (host === undefined) return DEFAULT_LANE_HOST;
   if (typeof host === 'string' && (LANE_HOSTS as readonly string[]).includes(host)) return host as LaneHost;
   throw new LanesError('INVALID_OPTION', `Invalid ${where} ${JSON.stringify(host)}.`, {
-    hint: "Use '127.0.0.1' (the default) or 'localhost' (for apps whose cookies are set for domain \"localhost\"); servers must listen on 127.0.0.1 either way.",
+    hint: "Use 'localhost' (the default) or '127.0.0.1' (for clients that do not fall back from ::1 to 127.0.0.1); servers must listen on 127.0.0.1 either way.",
   });
 }
 

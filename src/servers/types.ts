@@ -7,7 +7,7 @@ export interface ServerContext {
   /** The lane's `DATABASE_URL`. It contains a password: it is never logged, and its password is redacted from server logs. */
   databaseUrl?: string;
   /**
-   * URLs of the servers that are up, by server name, e.g. `{ backend: 'http://127.0.0.1:4100' }`.
+   * URLs of the servers that are up, by server name, e.g. `{ backend: 'http://localhost:4100' }`.
    * {@link startServers} fills it in as each server becomes healthy, so the `env` function of a
    * dependent server can read the URL of the server it depends on.
    */
@@ -49,7 +49,7 @@ export interface ServerDefinition {
   port?: string;
   /**
    * When the server counts as ready:
-   * - an HTTP path, polled with GET on `http://127.0.0.1:<port><health>`; any 2xx or 3xx answer means healthy;
+   * - an HTTP path, polled with GET on the server's URL and the path (`http://localhost:<port><health>`); any 2xx or 3xx answer means healthy;
    * - `'tcp'`: its port accepts TCP connections (a websocket or gRPC service, a worker with an admin port);
    * - `{ file }`: the file exists (relative to `cwd`; a server without a port can write it when ready);
    * - `false`: as soon as it is spawned.
@@ -127,10 +127,11 @@ export interface StartServerOptions {
    */
   output?: 'pipe' | 'file';
   /**
-   * The host of the server's URL, its health check and the `<NAME>_URL` variables: `'127.0.0.1'`,
-   * or `'localhost'` for apps that set cookies for `domain: "localhost"`. The server still listens
-   * on 127.0.0.1 (`localhost` reaches it too).
-   * @default '127.0.0.1'
+   * The host of the server's URL, its health check and the `<NAME>_URL` variables. `'localhost'`
+   * lets cookies set for `domain: "localhost"` come back; `'127.0.0.1'` is for clients that take
+   * only the first address of `localhost` (::1 on some systems) and do not fall back to 127.0.0.1.
+   * The server listens on 127.0.0.1 either way (`localhost` reaches it).
+   * @default 'localhost'
    */
   host?: '127.0.0.1' | 'localhost';
 }
@@ -153,7 +154,7 @@ export interface StartedServer extends AsyncDisposable {
   readonly pid: number;
   /** The port it listens on, or `undefined` for a server without a port. */
   readonly port: number | undefined;
-  /** `http://127.0.0.1:<port>`, or `undefined` for a server without a port. */
+  /** `http://localhost:<port>` (or `http://127.0.0.1:<port>` with `host: '127.0.0.1'`), or `undefined` for a server without a port. */
   readonly url: string | undefined;
   /** Absolute path of its log file. */
   readonly logFile: string;

@@ -191,7 +191,7 @@ test('up holds a lane until Ctrl-C, and down removes a run', { timeout: 120_000 
   const stateDir = await tempDir(t);
   const { child, output } = await startUp(t, stateDir);
   assert.match(output(), /DATABASE_URL\s+postgres:\/\/[^:]+:\*\*\*@/);
-  const url = /api\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output())?.[1];
+  const url = /api\s+(http:\/\/localhost:\d+)/.exec(output())?.[1];
   assert.ok(url, output());
   assert.equal((await fetch(`${url}/health`)).status, 200);
   const database = /\/(clitest_[a-z0-9_]+)/.exec(output())?.[1];

@@ -34,7 +34,7 @@ describe('the lane service and lane boots', { concurrency: false }, () => {
     assert.equal(results.length, 3);
     const messages = results.map(({ result }) => result.errors.map((error) => error.message ?? '').join('\n'));
     assert.ok(results.every(({ result }) => result.status === 'failed'), messages.join('\n---\n'));
-    assert.match(messages[0]!, /\[SERVER_UNHEALTHY\] Server "backend" for project "broken" answered GET http:\/\/127\.0\.0\.1:\d+\/health with nothing but 5xx for 5(\.\d)? s \(\d+ polls\); last answer: HTTP 500, body "\{\\"error\\":\\"health check failing on purpose \(500\)\\"\}"/);
+    assert.match(messages[0]!, /\[SERVER_UNHEALTHY\] Server "backend" for project "broken" answered GET http:\/\/localhost:\d+\/health with nothing but 5xx for 5(\.\d)? s \(\d+ polls\); last answer: HTTP 500, body "\{\\"error\\":\\"health check failing on purpose \(500\)\\"\}"/);
     assert.doesNotMatch(messages[0]!, /remembered/);
     for (const message of messages.slice(1)) {
       assert.match(message, /\[SERVER_UNHEALTHY\] The lane of project "broken" of run \S+ failed to boot at \d\d:\d\d:\d\d UTC and is not booted again in this run; this is the remembered error of that first boot:/);

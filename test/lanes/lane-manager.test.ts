@@ -288,8 +288,8 @@ test('keeps the log folders of the last runs only (keepLogs, default 5), never t
   }
 });
 
-test("host: 'localhost' puts localhost in the lane's URLs, health checks, baseURL and <NAME>_URL variables", { timeout: 60_000 }, async (t) => {
-  const manager = new LaneManager(options(await tempDir(t), { database: false, host: 'localhost' }));
+test("lane URLs, health checks, baseURL and <NAME>_URL variables use localhost by default, 127.0.0.1 with host: '127.0.0.1'", { timeout: 60_000 }, async (t) => {
+  const manager = new LaneManager(options(await tempDir(t), { database: false }));
   t.after(() => manager.teardown({ keep: false }));
   const lane = await manager.ensureLane('cookies');
   assert.equal(lane.urls.api, `http://localhost:${lane.ports.api}`);
@@ -303,9 +303,13 @@ test("host: 'localhost' puts localhost in the lane's URLs, health checks, baseUR
   for (const host of ['example.com', '::1', '']) {
     assert.throws(() => new LaneManager({ host: host as never }), (error) => isLanesError(error, 'INVALID_OPTION') && error.message.includes('host'));
   }
-  const byDefault = new LaneManager(options(await tempDir(t), { database: false }));
-  t.after(() => byDefault.teardown({ keep: false }));
-  assert.equal((await byDefault.ensureLane('plain')).urls.api!.startsWith('http://127.0.0.1:'), true);
+  const numeric = new LaneManager(options(await tempDir(t), { database: false, host: '127.0.0.1' }));
+  t.after(() => numeric.teardown({ keep: false }));
+  const plain = await numeric.ensureLane('plain');
+  assert.equal(plain.urls.api, `http://127.0.0.1:${plain.ports.api}`);
+  assert.equal(plain.baseURL, `http://127.0.0.1:${plain.ports.web}`);
+  const plainWeb = (await (await fetch(`${plain.urls.web}/env`)).json()) as Record<string, string>;
+  assert.equal(plainWeb.API_URL, `http://127.0.0.1:${plain.ports.api}`);
 });
 
 test('bad lane options are rejected with INVALID_OPTION naming the value', () => {

@@ -32,7 +32,7 @@ test('starts a server and reports it healthy', async (t) => {
 
   assert.equal(server.name, 'backend');
   assert.equal(server.port, port);
-  assert.equal(server.url, `http://127.0.0.1:${port}`);
+  assert.equal(server.url, `http://localhost:${port}`, 'localhost by default; the server listens on 127.0.0.1');
   assert.equal(server.logFile, path.join(logDir, 'backend.log'));
   assert.deepEqual(await get(`${server.url}/health`), { status: 200, body: 'health' });
 
@@ -60,7 +60,7 @@ test('gives the process PORT, the lane ports and URLs, DATABASE_URL and its own 
   assert.equal(env.BACKEND_PORT, String(ports.backend));
   assert.equal(env.BACKEND_URL, 'overridden');
   assert.equal(env.ADMIN_UI_PORT, String(ports['admin-ui']));
-  assert.equal(env.ADMIN_UI_URL, `http://127.0.0.1:${ports['admin-ui']}`);
+  assert.equal(env.ADMIN_UI_URL, `http://localhost:${ports['admin-ui']}`);
   assert.equal(env.DATABASE_URL, databaseUrl);
   assert.equal(env.FROM_FUNCTION, `chromium-a:${ports.backend}`);
   assert.equal(env.PATH, process.env.PATH, 'inherits the parent environment');
@@ -101,7 +101,7 @@ test('reports SERVER_EXITED with the exit code and log tail when the process die
 
   assertLanesError(error, 'SERVER_EXITED');
   assert.match(error.message, /Server "backend" for project "chromium-a" exited with code 3/);
-  assert.match(error.message, new RegExp(`GET http://127\\.0\\.0\\.1:${port}/health`));
+  assert.match(error.message, new RegExp(`GET http://localhost:${port}/health`));
   assert.match(error.message, /Last 30 log lines:/);
   assert.match(error.message, /\| line 11\n/);
   assert.match(error.message, /\| line 40\n/);
@@ -135,7 +135,7 @@ test('reports SERVER_START_TIMEOUT when health never answers 2xx and kills the p
   );
   assertLanesError(error, 'SERVER_START_TIMEOUT');
   assert.ok(Date.now() - started < 4_000, 'gives up near the deadline');
-  assert.match(error.message, new RegExp(`did not answer GET http://127\\.0\\.0\\.1:${port}/health with 2xx/3xx within 1\\.2 s \\(last attempt: answered HTTP 500`));
+  assert.match(error.message, new RegExp(`did not answer GET http://localhost:${port}/health with 2xx/3xx within 1\\.2 s \\(last attempt: answered HTTP 500`));
   assert.match(error.message, new RegExp(`\\| listening on ${port}`));
   assert.match(error.hint ?? '', /timeout/);
   assert.ok(isGone(await readPidFile(pidFile)), 'the process was killed before the error was thrown');
@@ -157,7 +157,7 @@ test('gives up on a server that answers nothing but 5xx after 5 s (unhealthyAfte
   const took = Date.now() - started;
   assertLanesError(error, 'SERVER_UNHEALTHY');
   assert.ok(took >= 5_000 && took < 9_000, `gave up after about 5 s of 5xx answers, not the 60 s timeout (took ${took} ms)`);
-  assert.match(error.message, new RegExp(`answered GET http://127\\.0\\.0\\.1:${port}/health with nothing but 5xx for 5(\\.\\d)? s \\(\\d+ polls\\); last answer: HTTP 503, body "health"\\. Gave up before its timeout of 60 s`));
+  assert.match(error.message, new RegExp(`answered GET http://localhost:${port}/health with nothing but 5xx for 5(\\.\\d)? s \\(\\d+ polls\\); last answer: HTTP 503, body "health"\\. Gave up before its timeout of 60 s`));
   assert.match(error.message, new RegExp(`\\| listening on ${port}`));
   assert.match(error.hint ?? '', /unhealthyAfterMs/);
   assert.ok(isGone(await readPidFile(pidFile)), 'the process was killed before the error was thrown');
@@ -354,6 +354,18 @@ test("health 'tcp' waits for the port to accept connections; a server that never
   const never = await freePort();
   await assert.rejects(
     startServer({ name: 'silent', command: [process.execPath, '-e', 'setTimeout(() => {}, 20000)'], health: 'tcp', timeout: 600 }, laneContext({ silent: never }), { logDir: tempDir(t) }),
+    (error) => isLanesError(error, 'SERVER_START_TIMEOUT') && new RegExp(`did not accept TCP connections on localhost:${never} within 0\\.6 s`).test(error.message),
+  );
+});
+
+test("host '127.0.0.1' puts 127.0.0.1 in the URL, the <NAME>_URL variables and the tcp health check", async (t) => {
+  const port = await freePort();
+  await using server = await startServer({ name: 'socket', command: nodeCommand('http-server.mjs'), health: 'tcp' }, laneContext({ socket: port }), { logDir: tempDir(t), host: '127.0.0.1' });
+  assert.equal(server.url, `http://127.0.0.1:${port}`);
+  assert.equal(JSON.parse((await get(`${server.url}/env`)).body).SOCKET_URL, `http://127.0.0.1:${port}`);
+  const never = await freePort();
+  await assert.rejects(
+    startServer({ name: 'silent', command: [process.execPath, '-e', 'setTimeout(() => {}, 20000)'], health: 'tcp', timeout: 600 }, laneContext({ silent: never }), { logDir: tempDir(t), host: '127.0.0.1' }),
     (error) => isLanesError(error, 'SERVER_START_TIMEOUT') && new RegExp(`did not accept TCP connections on 127\\.0\\.0\\.1:${never} within 0\\.6 s`).test(error.message),
   );
 });
@@ -380,7 +392,7 @@ test('a timeout says how many servers were starting at once on how many cores, a
   for (const error of errors) assertLanesError(error, 'SERVER_START_TIMEOUT');
   const [api, web] = errors as [LanesError, LanesError, LanesError];
   assert.match(api.message, /3 servers were starting at once on \d+ cores?\)/);
-  assert.match(api.hint ?? '', new RegExp(`answers 404 at http://127\\.0\\.0\\.1:${first}/health: set \`health\` of "api" to a path it serves with 2xx/3xx, or \`health: 'tcp'\``));
+  assert.match(api.hint ?? '', new RegExp(`answers 404 at http://localhost:${first}/health: set \`health\` of "api" to a path it serves with 2xx/3xx, or \`health: 'tcp'\``));
   assert.equal(api.details['startingAtOnce'], 3);
   assert.doesNotMatch(web.hint ?? '', /404/);
 

@@ -17,7 +17,7 @@ test('starts the frontend only after the backend is healthy', async (t) => {
   const servers = stopAfter(t, await startServers(defs, ctx, { logDir: tempDir(t) }));
 
   assert.deepEqual(servers.map((server) => server.name), ['frontend', 'backend']);
-  assert.deepEqual(ctx.urls, { backend: `http://127.0.0.1:${ports.backend}`, frontend: `http://127.0.0.1:${ports.frontend}` });
+  assert.deepEqual(ctx.urls, { backend: `http://localhost:${ports.backend}`, frontend: `http://localhost:${ports.frontend}` });
   assert.equal((await get(`${ctx.urls.frontend}/`)).status, 200);
 
   await servers.stopAll();

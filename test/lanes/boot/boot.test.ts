@@ -32,7 +32,7 @@ test("a lane boots its servers on its ports with the run's marks, recording each
   assert.deepEqual(recorded[0]!.servers, [], 'the lane is recorded before any server starts');
   assert.deepEqual(recorded[1]!.servers.map((server) => server.pid), servers.map((server) => server.pid));
   assert.equal(recorded[1]!.fingerprint?.config, 'cfg');
-  assert.equal(lane.baseURL, `http://127.0.0.1:${lane.ports.api}`);
+  assert.equal(lane.baseURL, `http://localhost:${lane.ports.api}`);
   const env = (await (await fetch(`${lane.urls.api}/env`)).json()) as Record<string, string>;
   assert.equal(env.E2E_LANES_SERVER, 'api');
   assert.equal(env.E2E_LANES_RUN_ID, runId);
