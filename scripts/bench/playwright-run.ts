@@ -41,6 +41,11 @@ export interface SuiteRun {
   teardownMs?: number;
   /** `built` or `cached`. */
   template?: string;
+  /**
+   * The toolkit's end-of-run line on where the time went (`[e2e-lanes] time: …`, without the
+   * prefix); undefined when it printed none (no lane was booted, e.g. all taken over warm).
+   */
+  timeLine?: string;
   /** CPU use (0-1) of the machine just before the run (set by the caller). */
   busyBefore?: number;
   /**
@@ -127,6 +132,7 @@ export async function runPlaywright(dir: string, args: string[], env: Record<str
     if ((match = /\[e2e-lanes\] ready in (\d+) ms/.exec(line))) run.setupMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] lanes of run \S+ torn down in (\d+) ms/.exec(line))) run.teardownMs = Number(match[1]);
     if ((match = /\[e2e-lanes\] .*\btemplate \S+ (built|cached)/.exec(line))) run.template = match[1]!;
+    if ((match = /\[e2e-lanes\] (time: .*)$/.exec(line))) run.timeLine = match[1]!.trim();
     if (run.firstResultAtMs === undefined && /^\s*[✓✘]\s+\d+\s/.test(line)) run.firstResultAtMs = atMs;
     if (run.testsStartAtMs === undefined && (match = /^Running \d+ tests? using (\d+) workers?/.exec(line.trim()))) {
       run.testsStartAtMs = atMs;
