@@ -35,7 +35,7 @@ test.describe('the lane matches what the state files record', () => {
     const info = await (await request.get(`${lane.urls.backend}/api/info`)).json();
     expect(info.database).toBe(lane.databaseName);
     expect(info.port).toBe(lane.ports.backend);
-    expect(lane.urls.frontend).toBe(`http://127.0.0.1:${lane.ports.frontend}`);
+    expect(lane.urls.frontend).toBe(`http://localhost:${lane.ports.frontend}`);
   });
 
   test('DATABASE_URL in the worker points at the lane database', async ({ lane }) => {

@@ -12,7 +12,7 @@ export interface Lane {
   worker?: number;
   /** Named ports, e.g. `{ backend: 3100, frontend: 3101 }`. */
   ports: Record<string, number>;
-  /** URLs of the servers by name, e.g. `{ backend: 'http://127.0.0.1:3100' }`. */
+  /** URLs of the servers by name, e.g. `{ backend: 'http://localhost:3100' }`. */
   urls: Record<string, string>;
   /** The URL of the base server (Playwright's `baseURL`), if any. */
   baseURL?: string;
