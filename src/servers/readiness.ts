@@ -126,10 +126,15 @@ function probe(url: string, timeout: number, signal: AbortSignal): Promise<Probl
   return probeHttp(url, timeout, signal);
 }
 
+/** Passed on to the socket (not in the request options' types). */
+const AUTO_SELECT_FAMILY = { autoSelectFamily: true } as object;
+
 /** One TCP connection to `host:port`, closed at once. */
 function probeTcp(url: URL, timeout: number, signal: AbortSignal): Promise<Problem | undefined> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port), signal, timeout });
+    // autoSelectFamily: `localhost` may resolve to ::1 first, the server listens on 127.0.0.1 (Node's default since 20, set here
+    // so that `--no-network-family-autoselection` does not break the check).
+    const socket = net.connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port), signal, timeout, autoSelectFamily: true });
     socket.once('connect', () => {
       socket.destroy();
       resolve(undefined);
@@ -148,7 +153,7 @@ function probeHttp(url: string, timeout: number, signal: AbortSignal): Promise<P
     let answered: (() => void) | undefined;
     // agent: false + Connection: close: no pooled keep-alive socket that would delay the server's graceful shutdown.
     // Accept as a browser sends it: some dev servers (Vite 4) answer 404 to a GET without one.
-    const request = http.get(url, { agent: false, headers: { connection: 'close', accept: 'text/html,*/*' }, timeout, signal }, (response) => {
+    const request = http.get(url, { agent: false, ...AUTO_SELECT_FAMILY, headers: { connection: 'close', accept: 'text/html,*/*' }, timeout, signal }, (response) => {
       const status = response.statusCode ?? 0;
       if (status >= 200 && status < 400) {
         response.resume();
