@@ -5,7 +5,7 @@ export interface LaneServerStatus {
   logFile: string;
   /** Set when the server died on its own while its lane was up (not stopped by the toolkit). */
   exit?: { code: number | null; signal: NodeJS.Signals | null };
-  /** Set when it died after the lane's database was swapped (its sessions were ended). */
+  /** Set when it died after the lane's database was swapped and its log shows a session ended under it. */
   afterSwap?: boolean;
   /** Set when its log file is incomplete (a full disk): why, and since when. */
   logProblem?: string;

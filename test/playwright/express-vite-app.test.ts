@@ -95,6 +95,11 @@ test('an Express + Vite 4 app: a reset under a running request keeps the backend
   assert.match(messages, /\[SERVER_EXITED\] The lane of project "app" lost a server during the run: "backend" \(pid \d+\) exited with code 1 \(restarted since\)/, messages);
   const log = failed.attachments.find((attachment) => attachment.name === 'backend.log');
   assert.ok(log, `backend.log is attached (attachments: ${failed.attachments.map((attachment) => attachment.name).join(', ')})`);
+  // It exited by itself, right after C's own reset: the hint does not blame the reset.
+  // (Its hint lines only: the error's code frame quotes the source, where both hints are written.)
+  const hints = messages.split('\n').filter((line) => line.trim().startsWith('Hint:')).join('\n');
+  assert.match(hints, /The server died on its own/, `${messages}\n--- backend.log:\n${await attachmentText(log)}`);
+  assert.doesNotMatch(hints, /after the lane's database was swapped/, `${messages}\n--- backend.log:\n${await attachmentText(log)}`);
   assert.match(await attachmentText(log), /^\S+Z GET \/api\/crash\n\S+Z crash requested: exiting with code 1$/m);
   assert.match(run.output, /crash requested: exiting with code 1/);
   assert.match(run.output, /server "backend" of project "app" of run \S+ restarted on the same ports \(pid \d+; restart 1 of at most 3 in this run\)/);
@@ -106,7 +111,10 @@ test('without the reset grace (resetGraceMs 0) the same reset kills the backend 
   const { runId, run, result } = await runApp(t, { EXPRESS_VITE_APP_RESET_GRACE_MS: '0' }, ['--grep', '\\b[AB]: ']);
   assert.deepEqual(['A', 'B'].map((letter) => result(letter)?.status), ['passed', 'failed'], run.output);
   const failed = result('B')!;
-  assert.match(failed.errors.map((error) => error.message ?? '').join('\n'), /\[SERVER_EXITED\] The lane of project "app" lost a server during the run: "backend"/);
+  const messages = failed.errors.map((error) => error.message ?? '').join('\n');
+  assert.match(messages, /\[SERVER_EXITED\] The lane of project "app" lost a server during the run: "backend"/);
+  // Its log shows the session the reset ended: the hint names the reset first.
+  assert.match(messages.split('\n').filter((line) => line.trim().startsWith('Hint:')).join('\n'), /after the lane's database was swapped/, messages);
   const log = failed.attachments.find((attachment) => attachment.name === 'backend.log');
   assert.ok(log, run.output);
   // The slow report's query, ended by the reset, rejected in the handler, which has no catch.

@@ -5,6 +5,7 @@
  * of its lane then fail with `SERVER_EXITED`, as without restarts.
  */
 import { renameSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../../errors.js';
@@ -219,7 +220,7 @@ export async function serverStatuses(running: RunningLane): Promise<LaneServerSt
       const restarts = running.restarts;
       const status: LaneServerStatus = { name: server.name, pid: server.pid, logFile: (exit && restarts?.deadLogs.get(server.name)) || server.logFile };
       if (exit) status.exit = { code: exit.code, signal: exit.signal };
-      if (exit && running.swapped) status.afterSwap = true;
+      if (exit && running.swapped && (await endedSessionIn(status.logFile))) status.afterSwap = true;
       const diedAt = restarts?.diedAt.get(server.name);
       if (exit && diedAt !== undefined) status.diedAt = new Date(diedAt).toISOString();
       if (exit && restarts?.givenUp.has(server.name)) status.givenUp = true;
@@ -231,16 +232,51 @@ export async function serverStatuses(running: RunningLane): Promise<LaneServerSt
     }),
   );
   // The processes that died and were restarted since, so the test that was running then fails.
-  const past = (running.restarts?.past ?? []).map((death): LaneServerStatus => ({
-    name: death.name,
-    pid: death.pid,
-    logFile: death.logFile,
-    exit: { code: death.exit.code, signal: death.exit.signal },
-    diedAt: new Date(death.at).toISOString(),
-    restarted: true,
-    ...(running.swapped ? { afterSwap: true } : {}),
-  }));
+  const past = await Promise.all(
+    (running.restarts?.past ?? []).map(async (death): Promise<LaneServerStatus> => ({
+      name: death.name,
+      pid: death.pid,
+      logFile: death.logFile,
+      exit: { code: death.exit.code, signal: death.exit.signal },
+      diedAt: new Date(death.at).toISOString(),
+      restarted: true,
+      ...(running.swapped && (await endedSessionIn(death.logFile)) ? { afterSwap: true } : {}),
+    })),
+  );
   return [...current, ...past];
+}
+
+/** What PostgreSQL says to a session it ends (`57P01`), as a server's log shows it. */
+const ENDED_SESSION = /terminating connection due to administrator command|\b57P01\b/;
+/** Lines of an error's dump that may follow its message: blank, indented (stack, fields), braces, Node's footer. */
+const DUMP_LINE = /^(?:\s*$|\s+\S|[{}[\]]|Node\.js v\d|Emitted 'error' event|\^+$)/;
+/** A log line's time stamp, as the log writer puts it in front. */
+const STAMP = /^\d{4}-\d\d-\d\dT[\d:.]+Z /;
+/** How much of the end of a dead server's log is read. */
+const LOG_TAIL_BYTES = 64 * 1024;
+
+/**
+ * Whether a dead server's log ends with the error of a database session ended under it (the
+ * message, then nothing but the rest of the error's dump): then a reset (a swap ends the lane's
+ * sessions) is the likely cause of its death. A line the app printed about such an error earlier
+ * (a pool's 'error' listener that logs and goes on) does not count, nor does a death by exit or
+ * crash printed after it.
+ */
+export async function endedSessionIn(logFile: string): Promise<boolean> {
+  const file = await open(logFile, 'r').catch(() => undefined);
+  if (!file) return false;
+  try {
+    const { size } = await file.stat();
+    const length = Math.min(size, LOG_TAIL_BYTES);
+    const { buffer } = await file.read(Buffer.alloc(length), 0, length, size - length);
+    const lines = buffer.toString('utf8').split('\n').map((line) => line.replace(STAMP, ''));
+    const last = lines.findLastIndex((line) => ENDED_SESSION.test(line));
+    return last >= 0 && lines.slice(last + 1).every((line) => DUMP_LINE.test(line));
+  } catch {
+    return false;
+  } finally {
+    await file.close();
+  }
 }
 
 /**

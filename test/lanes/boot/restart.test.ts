@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LaneManager } from '../../../src/lanes/lane-manager.js';
 import type { LanesOptions } from '../../../src/lanes/options/lane-options.js';
-import { MAX_RESTARTS } from '../../../src/lanes/boot/restart.js';
+import { endedSessionIn, MAX_RESTARTS } from '../../../src/lanes/boot/restart.js';
 import { isPidAlive } from '../../../src/state/index.js';
 import { FIXTURES, useTestDatabases } from '../../databases/helpers.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -137,4 +137,39 @@ test('a server stopped by the teardown is not restarted', { timeout: 60_000 }, a
   await manager.teardown({ keep: false });
   assert.ok(!isPidAlive(before.api!));
   await assert.rejects(fetch(`${lane.urls.api}/health`), 'a server answers after teardown');
+});
+
+test("a dead server's log is read for the cause of its death: an ended database session only when the log ends with its error", async (t) => {
+  const dir = await tempDir(t);
+  const stamp = (lines: string[]): string => lines.map((line, index) => `2026-01-01T00:00:0${index % 10}.000Z ${line}`).join('\n') + '\n';
+  const cases: Array<[string, string[], boolean]> = [
+    [
+      'an unhandled error of an ended session, as Node prints it',
+      [
+        'GET /api/slow',
+        '/app/server/index.js:12',
+        "error: terminating connection due to administrator command",
+        '    at /app/node_modules/pg-pool/index.js:45:11',
+        '    at async /app/server/index.js:12:17 {',
+        '  length: 116,',
+        "  code: '57P01',",
+        '}',
+        '',
+        'Node.js v20.20.2',
+      ],
+      true,
+    ],
+    [
+      "a pool's 'error' listener that logs the ended session and goes on, then an exit of the app's own",
+      ['idle database connection lost: terminating connection due to administrator command', 'GET /api/crash', 'crash requested: exiting with code 1'],
+      false,
+    ],
+    ['a crash with no ended session', ['GET /', 'TypeError: undefined is not a function', '    at /app/server.js:3:1', '', 'Node.js v20.20.2'], false],
+  ];
+  for (const [what, lines, expected] of cases) {
+    const file = join(dir, `${cases.findIndex((entry) => entry[0] === what)}.log`);
+    await writeFile(file, stamp(lines));
+    assert.equal(await endedSessionIn(file), expected, what);
+  }
+  assert.equal(await endedSessionIn(join(dir, 'missing.log')), false, 'a log that is gone');
 });
