@@ -21,17 +21,22 @@ function held(): { promise: Promise<{ value: string; servers: number }>; done():
   return { promise, done };
 }
 
+/** Lanes `ids` asking `gate` in that order; each holds its slot until its `done()`. `order`: who got in, when. */
+function queue(gate: BootGate, ids: string[]) {
+  const order: string[] = [];
+  const slots = new Map(ids.map((id) => [id, held()]));
+  const runs = ids.map((id) =>
+    gate.run(id, () => {
+      order.push(id);
+      return slots.get(id)!.promise;
+    }),
+  );
+  return { gate, order, slots, runs };
+}
+
 describe('BootGate', () => {
   it('lets `limit` lanes in at a time, first come first served, and a lane a test waits for before lanes booted ahead', async () => {
-    const gate = new BootGate(1);
-    const order: string[] = [];
-    const slots = new Map(['a', 'b', 'c', 'd'].map((id) => [id, held()]));
-    const runs = ['a', 'b', 'c', 'd'].map((id) =>
-      gate.run(id, () => {
-        order.push(id);
-        return slots.get(id)!.promise;
-      }),
-    );
+    const { gate, order, slots, runs } = queue(new BootGate(1), ['a', 'b', 'c', 'd']);
     await sleep(10);
     assert.deepEqual(order, ['a'], 'one at a time');
     assert.equal(gate.active, 1);
@@ -55,15 +60,7 @@ describe('BootGate', () => {
   });
 
   it('with a limit of 2 lets two in at once; open() lets every waiter in; a failed start frees its slot', async () => {
-    const gate = new BootGate(2);
-    const order: string[] = [];
-    const slots = new Map(['a', 'b', 'c', 'd'].map((id) => [id, held()]));
-    const runs = ['a', 'b', 'c', 'd'].map((id) =>
-      gate.run(id, () => {
-        order.push(id);
-        return slots.get(id)!.promise;
-      }),
-    );
+    const { gate, order, slots, runs } = queue(new BootGate(2), ['a', 'b', 'c', 'd']);
     await sleep(10);
     assert.deepEqual(order, ['a', 'b']);
     gate.open();
