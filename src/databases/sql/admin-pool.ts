@@ -35,20 +35,33 @@ export class AdminPool {
     }
     this.#pool = new pg.Pool({ connectionString: url, application_name: 'e2e-lanes', max: MAX_CONNECTIONS, idleTimeoutMillis: IDLE_MS, allowExitOnIdle: true, Client: TimedClient });
     // An idle client that loses its server emits 'error' through the pool; unhandled, that would crash the process.
-    const password = passwordOf(url);
-    this.#pool.on('error', (error) => debug('idle maintenance connection to %s lost: %s', describeTarget(url), redactText(error.message, password ? [password] : [])));
+    this.#pool.on('error', (error) => debug('idle maintenance connection to %s lost: %s', describeTarget(url), this.#redact(error.message)));
+  }
+
+  #redact(text: string): string {
+    const password = passwordOf(this.url);
+    return redactText(text, password ? [password] : []);
   }
 
   /** Runs `fn` with a client of its own, connecting one if none is free (POSTGRES_UNREACHABLE when that fails). */
   async use<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await connectWithRetry(this.url, () => this.#pool.connect(), { timeoutMs: this.#timeoutMs });
     let failure: Error | undefined;
+    // The server may end the session while the caller holds the client between two queries (it
+    // died, or was stopped): the pool listens only to idle clients, and an 'error' event nobody
+    // listens to would crash the process. The caller's next query fails instead.
+    const lost = (error: Error): void => {
+      failure ??= error;
+      debug('maintenance connection to %s lost while in use: %s', describeTarget(this.url), this.#redact(error.message));
+    };
+    client.on('error', lost);
     try {
       return await fn(client);
     } catch (error) {
       failure = error instanceof Error ? error : new Error(String(error));
       throw error;
     } finally {
+      client.off('error', lost);
       client.release(failure);
     }
   }

@@ -28,6 +28,34 @@ describe('the maintenance connections of an allocator', () => {
     }
   });
 
+  it("survive a session ended by the server while a call holds its client between two queries: the call's next query fails, the process lives on, the next call gets a new client", async () => {
+    const pool = new AdminPool(server.adminUrl, 10_000);
+    const other = new AdminPool(server.adminUrl, 10_000);
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      let ended = 0;
+      const outcome = await pool
+        .use(async (client) => {
+          ended = await pidOf(client);
+          // Between two queries, as a caller waiting out a backoff: the server ends the session.
+          await other.use((admin) => admin.query('SELECT pg_terminate_backend($1)', [ended]));
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await client.query('SELECT 1');
+          return 'answered';
+        })
+        .catch((error: unknown) => `failed: ${(error as Error).message}`);
+      assert.match(outcome, /^failed: /, 'the next query of the call fails');
+      assert.deepEqual(uncaught, [], 'no error event went unhandled');
+      assert.notEqual(await pool.use(pidOf), ended, 'the ended client is not handed out again');
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await pool.close();
+      await other.close();
+    }
+  });
+
   it('fail with POSTGRES_UNREACHABLE within its deadline when the server cannot be reached, without the password', async () => {
     const pool = new AdminPool('postgres://admin:pw-not-shown@127.0.0.1:1/postgres', 1_000);
     try {
