@@ -110,8 +110,8 @@ export class PoolKeeper {
   }
 
   /**
-   * Drops the ready copies of templates that are gone, and the old lane databases a swap moved away
-   * that a dead process never dropped. Resolves the names dropped (with `dryRun`, the copies it would drop).
+   * Drops the ready copies of templates that are gone and those never finished, and the old lane
+   * databases a swap moved away that a dead process never dropped. Resolves the names dropped (with `dryRun`, the copies it would drop).
    */
   async dropStale(options: { dryRun?: boolean } = {}): Promise<string[]> {
     return this.#session.withAdmin(async (client) => {
@@ -120,7 +120,7 @@ export class PoolKeeper {
         // What the real run drops: those copies, and the old lane databases swaps moved away (as dropDiscarded picks them).
         const trash = trashNamePrefix(this.#prefix);
         const discarded = (await databasesStartingWith(client, trash)).map((row) => row.name).filter((name) => /^[0-9a-f]{8}$/.test(name.slice(trash.length)));
-        return [...(await listPoolCopies(client, this.#prefix)).filter(({ hash }) => !templates.has(hash)).map(({ name }) => name), ...discarded];
+        return [...(await listPoolCopies(client, this.#prefix)).filter(({ hash, finished }) => !finished || !templates.has(hash)).map(({ name }) => name), ...discarded];
       }
       return [...(await dropStaleCopies(client, this.#prefix, templates)), ...(await dropDiscarded(client, this.#prefix))];
     });

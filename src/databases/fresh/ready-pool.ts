@@ -100,25 +100,30 @@ export async function fillPool(
   return made;
 }
 
-/** Every ready copy of `prefix` on the server (whoever owns it), with its template's hash, oldest first. */
-export async function listPoolCopies(client: Client, prefix: string): Promise<Array<{ name: string; hash: string }>> {
+/**
+ * Every ready copy of `prefix` on the server (whoever owns it), with its template's hash, oldest
+ * first; `finished` is false for a copy not opened yet (being made, or left so by a process that
+ * died making it).
+ */
+export async function listPoolCopies(client: Client, prefix: string): Promise<Array<{ name: string; hash: string; finished: boolean }>> {
   return (await databasesStartingWith(client, `${prefix}_pool_`)).flatMap((row) => {
     const hash = poolTemplateHash(prefix, row.name);
-    return hash === undefined ? [] : [{ name: row.name, hash }];
+    return hash === undefined ? [] : [{ name: row.name, hash, finished: row.allowConnections }];
   });
 }
 
 /**
  * Drops the ready copies of `prefix` whose template is not among `templateHashes` (gone or
- * superseded), and beyond `keep` copies of a live template. Resolves the names dropped.
+ * superseded), beyond `keep` copies of a live template, and those never finished (a process that
+ * is still making one sees it gone and makes another). Resolves the names dropped.
  */
 export async function dropStaleCopies(client: Client, prefix: string, templateHashes: ReadonlySet<string>, keep = Number.POSITIVE_INFINITY): Promise<string[]> {
   const dropped: string[] = [];
   const perTemplate = new Map<string, number>();
-  for (const { name, hash } of await listPoolCopies(client, prefix)) {
-    const count = (perTemplate.get(hash) ?? 0) + 1;
+  for (const { name, hash, finished } of await listPoolCopies(client, prefix)) {
+    const count = (perTemplate.get(hash) ?? 0) + (finished ? 1 : 0);
     perTemplate.set(hash, count);
-    if (templateHashes.has(hash) && count <= keep) continue;
+    if (finished && templateHashes.has(hash) && count <= keep) continue;
     if (await dropDatabase(client, name)) dropped.push(name);
   }
   if (dropped.length > 0) debug('dropped %d ready copies: %o', dropped.length, dropped);
