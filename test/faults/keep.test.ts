@@ -62,7 +62,7 @@ test("keep 'on-failure': only the lane in which a test failed stays up, with its
   const box = await sandbox(t, { ports: PORTS });
   const run = startPlaywright(box, { config: suite('fail-in-alpha'), env: { E2E_LANES_KEEP: 'on-failure' } });
   expectExit(await run.exit, 'nonzero', run.output());
-  assert.match(run.output(), /kept lane of project "alpha" \(a test failed in it\): backend http:\/\/127\.0\.0\.1:\d+, DATABASE_URL postgres:\/\/[^:]+:\*\*\*@/);
+  assert.match(run.output(), /kept lane of project "alpha" \(a test failed in it\): backend http:\/\/localhost:\d+, DATABASE_URL postgres:\/\/[^:]+:\*\*\*@/);
   assert.doesNotMatch(run.output(), /kept lane of project "beta"/);
   assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
   const lanes = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);

@@ -65,7 +65,8 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
   test('SIGKILL of the runner before its lanes are recorded: the next run reaps the unrecorded servers', async (t) => {
     const box = await sandbox(t, { ports: PORTS });
     // A slow backend: the runner is killed while the lanes are still 'starting' (servers spawned, no pids recorded).
-    const run = startPlaywright(box, { config: suite('hold'), env: { FAULTS_WORKERS: '2', FAULTS_START_DELAY_MS: '60000' } });
+    // Both lanes start their servers at once (not one after the other, as on 2 cores by default).
+    const run = startPlaywright(box, { config: suite('hold'), env: { FAULTS_WORKERS: '2', FAULTS_START_DELAY_MS: '60000', FAULTS_BOOT_CONCURRENCY: '2' } });
     await waitFor('both backends to be spawned', () => serverProcesses({ runIds: [run.runId] }).length === 2, {
       timeoutMs: 60_000,
       abortIf: () => (run.done() ? run.output() : undefined),
