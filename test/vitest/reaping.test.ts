@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
 import { runCli } from '../helpers/cli.ts';
 import { getTestPostgres } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -12,7 +14,29 @@ let postgres: Awaited<ReturnType<typeof getTestPostgres>>;
 before(async () => {
   postgres = await getTestPostgres();
 });
-after(() => postgres.release());
+
+/**
+ * A database prefix of this file's own: another test file's Vitest run (on the same server, at the
+ * same time) reaps the marked databases of dead runs under its prefix, and would take these first.
+ */
+const PREFIX = `vitestrp${randomBytes(3).toString('hex')}`;
+// What is left under it goes (whatever a failed test left), then the server is released.
+after(async () => {
+  const client = new pg.Client({ connectionString: postgres.adminUrl });
+  await client.connect();
+  try {
+    for (const { name } of (await client.query<{ name: string }>('SELECT datname AS name FROM pg_database WHERE left(datname, $2) = $1', [`${PREFIX}_`, PREFIX.length + 1])).rows) {
+      await client.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} WITH IS_TEMPLATE false`);
+      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    }
+    for (const { name } of (await client.query<{ name: string }>('SELECT rolname AS name FROM pg_roles WHERE left(rolname, $2) = $1', [`${PREFIX}_`, PREFIX.length + 1])).rows) {
+      await client.query(`DROP OWNED BY ${pg.escapeIdentifier(name)}; DROP ROLE IF EXISTS ${pg.escapeIdentifier(name)}`).catch(() => undefined);
+    }
+  } finally {
+    await client.end();
+    await postgres.release();
+  }
+});
 
 /**
  * Starts a Vitest run whose test holds its database, and SIGKILLs the run's process group (Vitest
@@ -22,7 +46,7 @@ async function killedRun(t: test.TestContext, stateDir: string): Promise<string>
   const out = await tempDir(t);
   const runId = freshRunId();
   const ready = join(out, 'ready');
-  const env = { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: runId, FIXTURE_OUT: out, FIXTURE_TESTS: 'hold', FIXTURE_WORKERS: '1' };
+  const env = { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: runId, FIXTURE_OUT: out, FIXTURE_TESTS: 'hold', FIXTURE_WORKERS: '1', FIXTURE_PREFIX: PREFIX };
   const run = startVitest(t, ['--config', SUITE_CONFIG], env, { timeoutMs: 60_000 });
   for (let i = 0; i < 600 && !existsSync(ready); i++) await sleep(50);
   assert.ok(existsSync(ready), `the held test started: ${existsSync(ready) ? '' : (await Promise.race([run.finished, sleep(1).then(() => undefined)]))?.output ?? ''}`);
@@ -38,10 +62,10 @@ async function killedRun(t: test.TestContext, stateDir: string): Promise<string>
 test('a SIGKILLed Vitest run leaves its database and role, and `e2e-lanes gc --config vitest.config.ts` drops them', async (t) => {
   const stateDir = join(await tempDir(t), 'state');
   const runId = await killedRun(t, stateDir);
-  const gc = await runCli(['gc', '--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir });
+  const gc = await runCli(['gc', '--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, FIXTURE_PREFIX: PREFIX });
   assert.equal(gc.code, 0, gc.stderr);
   assert.match(gc.stdout, /removed 1 lane\(s\).* 1 database\(s\)/, gc.stdout);
-  assert.match(gc.stdout, /database vitestfx_/, gc.stdout);
+  assert.match(gc.stdout, new RegExp(`database ${PREFIX}_`), gc.stdout);
   assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
 });
 
@@ -50,7 +74,7 @@ test('the next Vitest run reaps what a SIGKILLed one left', async (t) => {
   const killed = await killedRun(t, stateDir);
   const out = await tempDir(t);
   const next = freshRunId();
-  const run = await runVitest(t, ['--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: next, FIXTURE_OUT: out, FIXTURE_TESTS: 'record-a', FIXTURE_WORKERS: '1' });
+  const run = await runVitest(t, ['--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: stateDir, E2E_LANES_RUN_ID: next, FIXTURE_OUT: out, FIXTURE_TESTS: 'record-a', FIXTURE_WORKERS: '1', FIXTURE_PREFIX: PREFIX });
   assert.equal(run.code, 0, run.output);
   assert.match(run.output, new RegExp(`reaped 1 lane\\(s\\).*run ${killed}`), run.output);
   assert.deepEqual(await leftoversOf(postgres.adminUrl, killed), { databases: [], roles: [] });
