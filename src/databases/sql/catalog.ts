@@ -82,12 +82,38 @@ export async function cloneDatabase(client: Client, name: string, template: stri
   const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
   await retryEndingSessions(client, `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause} ALLOW_CONNECTIONS false`, template);
   try {
-    await client.query(openDatabaseSql(name, options.then));
+    await retryConcurrentUpdate(() => client.query(openDatabaseSql(name, options.then)));
     return true;
   } catch (error) {
     if ((error as Partial<DatabaseError>).code === '3D000') return false;
     throw error;
   }
+}
+
+/**
+ * Runs `fn` again, a few times within about a second, while PostgreSQL answers "tuple concurrently
+ * updated" (XX000): another session changed the same catalog row (a database's rights or settings,
+ * e.g. two claims of one lane opening its new database) at the same moment. `fn` must be idempotent
+ * (its transaction was rolled back).
+ */
+export async function retryConcurrentUpdate<T>(fn: () => Promise<T>): Promise<T> {
+  return pRetry(
+    async () => {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!isConcurrentlyUpdated(error)) throw new AbortError(error as Error);
+        throw error;
+      }
+    },
+    { retries: 6, factor: 2, minTimeout: 10, maxTimeout: 250, randomize: true, onFailedAttempt: ({ attemptNumber }) => debug('a catalog row was updated concurrently (attempt %d)', attemptNumber) },
+  );
+}
+
+/** PostgreSQL's "tuple concurrently updated" (XX000): two sessions changed one catalog row at once. */
+export function isConcurrentlyUpdated(error: unknown): boolean {
+  const found = error as Partial<DatabaseError> | null;
+  return found?.code === 'XX000' && /tuple concurrently updated/.test(found.message ?? '');
 }
 
 /**

@@ -28,6 +28,7 @@ import { debugLogger } from '../../log.js';
 import { parsePostgresUrl, withDatabase } from '../../postgres/url.js';
 import { passwordOf } from '../../redact.js';
 import { currentHost } from '../../state/owner.js';
+import { isConcurrentlyUpdated } from './catalog.js';
 import { MARK_TOOLKIT, markOwnerGone, parseMark, type DatabaseMark } from './marks.js';
 import { isLaneDatabaseOf, laneDatabaseName, type DatabaseNameKey } from './names.js';
 
@@ -180,7 +181,7 @@ export async function runRoleSql<T>(role: string, run: () => Promise<T>): Promis
     } catch (error) {
       const code = (error as Partial<DatabaseError>).code;
       if (code === NOT_OURS_SQLSTATE) throw notOurs(role);
-      const raced = code === '42710' || code === '23505' || (code === 'XX000' && /tuple concurrently updated/.test(messageOf(error)));
+      const raced = code === '42710' || code === '23505' || isConcurrentlyUpdated(error);
       if (!raced || attempt >= RACE_ATTEMPTS) throw error;
       await sleep(Math.random() * 10 * attempt);
     }

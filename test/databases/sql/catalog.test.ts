@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { cloneDatabase, dropDatabase, retryEndingSessions } from '../../../src/databases/sql/catalog.js';
+import { cloneDatabase, dropDatabase, openDatabaseSql, retryConcurrentUpdate, retryEndingSessions } from '../../../src/databases/sql/catalog.js';
 import { withDatabase } from '../../../src/postgres/index.js';
 import { databasesStartingWith, query, useTestDatabases } from '../helpers.js';
 
@@ -49,6 +49,31 @@ describe('maintenance statements on databases in use', () => {
     const user = await sessionOn(taken, t);
     await assert.rejects(retryEndingSessions(admin, `ALTER DATABASE ${taken} RENAME TO ${name}2`, taken), (error) => (error as { code?: string }).code === '42P04');
     assert.deepEqual((await user.query<{ ok: number }>('SELECT 1 AS ok')).rows, [{ ok: 1 }]);
+  });
+
+  it('a clone is created closed and opened with its rights in one step; sessions opening one database at once all succeed', async (t) => {
+    const source = `${server.prefix}_open_src`;
+    const clone = `${server.prefix}_open_clone`;
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(source)}`);
+    t.after(async () => {
+      await dropDatabase(admin, clone);
+      await dropDatabase(admin, source);
+    });
+    assert.equal(await cloneDatabase(admin, clone, source, 'wal_log', version), true);
+    const [row] = await query<{ open: boolean; publicConnect: boolean }>(server.adminUrl, "SELECT datallowconn AS open, has_database_privilege('public', oid, 'CONNECT') AS \"publicConnect\" FROM pg_database WHERE datname = $1", [clone]);
+    assert.deepEqual(row, { open: true, publicConnect: false });
+    // Several claims of one lane open its database at the same moment (each a catalog update of one row).
+    await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(clone)} WITH ALLOW_CONNECTIONS false`);
+    const clients = await Promise.all(Array.from({ length: 6 }, async () => {
+      const client = new pg.Client({ connectionString: server.adminUrl });
+      await client.connect();
+      return client;
+    }));
+    t.after(() => Promise.all(clients.map((client) => client.end())));
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(clients.map((client) => retryConcurrentUpdate(() => client.query(openDatabaseSql(clone)))));
+    }
+    assert.deepEqual((await query<{ open: boolean }>(server.adminUrl, 'SELECT datallowconn AS open FROM pg_database WHERE datname = $1', [clone]))[0], { open: true });
   });
 
   it('drops a database while sessions are connected, and a template, and tells whether it existed', async (t) => {
