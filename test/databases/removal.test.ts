@@ -50,6 +50,19 @@ async function builderInSeed(t: TestContext, runId: string): Promise<{ child: Ch
   }
 }
 
+/**
+ * Waits (at most 15 s) until PostgreSQL has ended the sessions of a SIGKILLed builder: its server
+ * process notices the closed socket and exits on its own, later on a loaded machine, and until then
+ * it holds the build's lock.
+ */
+async function sessionsGone(pid: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while ((await query<{ n: number }>(server.adminUrl, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1', [`e2e-lanes build pid ${pid} %`]))[0]!.n > 0) {
+    if (Date.now() > deadline) throw new Error(`the sessions of the killed builder (pid ${pid}) were not ended within 15 s`);
+    await sleep(50);
+  }
+}
+
 async function count(name: string): Promise<number> {
   const rows = await query<{ n: number }>(server.adminUrl, 'SELECT count(*)::int AS n FROM pg_database WHERE datname = $1', [name]);
   return rows[0]?.n ?? -1;
@@ -64,6 +77,7 @@ describe('databases whose owner is gone', () => {
     assert.equal(await count(build), 1);
     child.kill('SIGKILL');
     await exited(child);
+    await sessionsGone(child.pid!);
     assert.equal(await count(build), 1, 'the killed builder left its build database');
     const reaped = await reaper.reapStale();
     assert.deepEqual(reaped.map((r) => [r.entry.databaseName, r.kind, r.dropped]), [[build, 'build', true]]);
@@ -74,6 +88,7 @@ describe('databases whose owner is gone', () => {
     const { child, build } = await builderInSeed(t, 'killed-builder-2');
     child.kill('SIGKILL');
     await exited(child);
+    await sessionsGone(child.pid!);
     assert.equal(await count(build), 1);
     const other = await ensureTemplate({ adminUrl: server.adminUrl, prefix: server.prefix, migrations: false, hashInputs: [`${FIXTURES}basic/seed.ts`] });
     assert.equal(other.built, true);

@@ -114,14 +114,15 @@ async function waitFor(file: string, event: string): Promise<void> {
 }
 
 describe('lanes boot their servers within bootConcurrency', () => {
-  function options(stateDir: string, bootConcurrency: number): LanesOptions & { runId: string } {
+  /** `listenDelayMs`: how long each server takes to start (long enough for the lanes asked meanwhile to reach the gate). */
+  function options(stateDir: string, bootConcurrency: number, listenDelayMs = 400): LanesOptions & { runId: string } {
     return {
       runId: `gate-${Math.random().toString(36).slice(2, 8)}`,
       stateDir,
       portRange: [35_400, 35_499],
       database: false,
       bootConcurrency,
-      servers: [{ name: 'web', command: [process.execPath, SERVER], health: '/health', env: ({ project }) => ({ LISTEN_DELAY_MS: '400', TIMES_FILE: join(stateDir, `${project}.times`) }) }],
+      servers: [{ name: 'web', command: [process.execPath, SERVER], health: '/health', env: ({ project }) => ({ LISTEN_DELAY_MS: String(listenDelayMs), TIMES_FILE: join(stateDir, `${project}.times`) }) }],
     };
   }
 
@@ -143,7 +144,8 @@ describe('lanes boot their servers within bootConcurrency', () => {
 
   it('a lane a test asks for boots before a lane booted ahead of need; a boot still waiting at teardown starts nothing', { timeout: 60_000 }, async (t) => {
     const stateDir = await tempDir(t);
-    const manager = new LaneManager(options(stateDir, 1));
+    // (A slow first boot: the asked lane takes its ports and reaches the gate while it runs, even on a loaded machine.)
+    const manager = new LaneManager(options(stateDir, 1, 1_500));
     t.after(() => manager.teardown({ keep: false }));
     manager.prefetchLane('ahead-1');
     manager.prefetchLane('ahead-2');
