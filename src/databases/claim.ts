@@ -12,7 +12,7 @@ import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
 import { describeTarget, withDatabase } from '../postgres/index.js';
 import { describeLane, type LaneKey } from '../state/index.js';
-import { cloneDatabase, findDatabase, isAlreadyThere, openDatabaseSql, retryConcurrentUpdate } from './sql/catalog.js';
+import { cloneDatabase, findDatabase, isAlreadyThere, openDatabase } from './sql/catalog.js';
 import type { CloneStrategy, DatabaseAllocation, DatabaseEntry, TemplateInfo } from './types.js';
 import type { LaneRecords } from './records/lane-records.js';
 import { laneMark, markLanes, markSql } from './sql/marks.js';
@@ -111,10 +111,8 @@ async function create(context: ClaimContext, client: Client, version: number, en
     if (error instanceof LanesError) throw error; // a role of that name the toolkit did not create
     if (!isAlreadyThere(error)) throw createFailed(databaseName, template, adminUrl, error);
     debug('%s of %s exists already (%s)', databaseName, describeLane(entry), (error as { code?: string }).code);
-    // Its creator may have died before opening it.
-    await retryConcurrentUpdate(() => client.query(openDatabaseSql(databaseName))).catch((opening: unknown) => {
-      if ((opening as { code?: unknown }).code !== '3D000') throw opening; // dropped meanwhile: the claim's check starts over
-    });
+    // Its creator may have died before opening it. (Gone meanwhile: the claim's check starts over.)
+    await openDatabase(client, databaseName);
   }
   if (roles) await openToLaneRole(client, entry, template, roles.key);
   await markLanes(client, [entry]);

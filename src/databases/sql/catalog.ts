@@ -81,8 +81,16 @@ export async function retryEndingSessions(client: Client, sql: string, name: str
 export async function cloneDatabase(client: Client, name: string, template: string, strategy: CloneStrategy, serverVersion: number, options: { then?: string } = {}): Promise<boolean> {
   const clause = serverVersion >= 150000 ? ` STRATEGY ${strategy === 'file_copy' ? 'FILE_COPY' : 'WAL_LOG'}` : '';
   await retryEndingSessions(client, `CREATE DATABASE ${escapeIdentifier(name)} TEMPLATE ${escapeIdentifier(template)}${clause} ALLOW_CONNECTIONS false`, template);
+  return openDatabase(client, name, options.then);
+}
+
+/**
+ * Runs {@link openDatabaseSql} for `name` (again while another session updates the same catalog
+ * row). Resolves false when the database is gone (dropped by another process meanwhile).
+ */
+export async function openDatabase(client: Client, name: string, then?: string): Promise<boolean> {
   try {
-    await retryConcurrentUpdate(() => client.query(openDatabaseSql(name, options.then)));
+    await retryConcurrentUpdate(() => client.query(openDatabaseSql(name, then)));
     return true;
   } catch (error) {
     if ((error as Partial<DatabaseError>).code === '3D000') return false;
