@@ -36,6 +36,8 @@ export interface PastDeath {
   exit: ServerExit;
   /** When it died (ms since the epoch). */
   at: number;
+  /** Whether its log ends with the error of a session ended under it (read once: the status is asked after every test). */
+  endedSession?: Promise<boolean>;
 }
 
 /** A lane that is up in this run, with its servers. */
@@ -240,7 +242,7 @@ export async function serverStatuses(running: RunningLane): Promise<LaneServerSt
       exit: { code: death.exit.code, signal: death.exit.signal },
       diedAt: new Date(death.at).toISOString(),
       restarted: true,
-      ...(running.swapped && (await endedSessionIn(death.logFile)) ? { afterSwap: true } : {}),
+      ...(running.swapped && (await (death.endedSession ??= endedSessionIn(death.logFile))) ? { afterSwap: true } : {}),
     })),
   );
   return [...current, ...past];
