@@ -78,7 +78,6 @@ export class LaneManager {
   readonly #resetEachRound: boolean;
   /** How many lanes start their servers at once (option `bootConcurrency`). */
   readonly #gate: BootGate;
-  readonly #createdAt = Date.now();
 
   /**
    * @param run.configFile the Playwright config (warm lanes serve only runs of the same config)
@@ -263,7 +262,8 @@ export class LaneManager {
 
   /** Where the run's time went so far (see describeRunTimes), or undefined when no lane was booted. */
   describeTimes(): string | undefined {
-    return describeRunTimes({ ...this.#gate.report(), runMs: Date.now() - this.#createdAt, reuse: this.#reuse.enabled, ci: ci.isCI });
+    const { timings, peak, elapsedMs } = this.#gate.report();
+    return describeRunTimes({ timings, peak, runMs: elapsedMs, reuse: this.#reuse.enabled, ci: ci.isCI });
   }
 
   /** Lanes booted by this manager so far. */

@@ -10,9 +10,8 @@ import type { BootTiming } from './boot-gate.js';
 export interface RunTimes {
   /** Each lane's boot, as the gate saw it. */
   timings: readonly BootTiming[];
-  /** The most lanes that started their servers at once, and the bound. */
+  /** The most lanes that started their servers at once. */
   peak: number;
-  limit: number;
   /** From the start of global setup until now. */
   runMs: number;
   /** With `reuse` on, lanes stay warm for the next run already. */

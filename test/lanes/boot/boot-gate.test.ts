@@ -84,14 +84,14 @@ describe('BootGate', () => {
 describe('describeRunTimes', () => {
   const timing = (id: string, bootMs: number, doneAtMs: number) => ({ id, servers: 2, waitedMs: 0, bootMs, doneAtMs });
   it('says how many boots took how long, how many at once on how many cores, and when the lanes were up', () => {
-    const line = describeRunTimes({ timings: [timing('a', 1_500, 1_700), timing('b', 1_400, 3_200)], peak: 1, limit: 1, runMs: 20_000, reuse: false, ci: false, cores: 2 });
+    const line = describeRunTimes({ timings: [timing('a', 1_500, 1_700), timing('b', 1_400, 3_200)], peak: 1, runMs: 20_000, reuse: false, ci: false, cores: 2 });
     assert.equal(line, 'time: 2 lane boots (4 servers, 1 at a time on 2 cores) took 2.9 s of server starts; the first lane was up at 1.7 s, the last at 3.2 s; the run: 20.0 s');
-    assert.equal(describeRunTimes({ timings: [], peak: 0, limit: 1, runMs: 100, reuse: false, ci: false }), undefined);
+    assert.equal(describeRunTimes({ timings: [], peak: 0, runMs: 100, reuse: false, ci: false }), undefined);
   });
   it('names the lever when server boots were most of the run', () => {
-    const local = describeRunTimes({ timings: [timing('a', 6_000, 6_100), timing('b', 5_000, 11_200)], peak: 1, limit: 1, runMs: 15_000, reuse: false, ci: false, cores: 2 });
+    const local = describeRunTimes({ timings: [timing('a', 6_000, 6_100), timing('b', 5_000, 11_200)], peak: 1, runMs: 15_000, reuse: false, ci: false, cores: 2 });
     assert.match(local!, /`reuse: true` keeps the lanes warm/);
-    const ci = describeRunTimes({ timings: [timing('a', 6_000, 6_100), timing('b', 5_000, 11_200)], peak: 2, limit: 2, runMs: 15_000, reuse: false, ci: true, cores: 4 });
+    const ci = describeRunTimes({ timings: [timing('a', 6_000, 6_100), timing('b', 5_000, 11_200)], peak: 2, runMs: 15_000, reuse: false, ci: true, cores: 4 });
     assert.match(ci!, /fewer lanes/);
     assert.doesNotMatch(ci!, /reuse/);
   });
