@@ -64,6 +64,8 @@ test("keep 'on-failure': only the lane in which a test failed stays up, with its
   expectExit(await run.exit, 'nonzero', run.output());
   assert.match(run.output(), /kept lane of project "alpha" \(a test failed in it\): backend http:\/\/localhost:\d+, DATABASE_URL postgres:\/\/[^:]+:\*\*\*@/);
   assert.doesNotMatch(run.output(), /kept lane of project "beta"/);
+  // The run's end says where the time went (before the teardown, kept lanes or not).
+  assert.match(run.output(), /\[e2e-lanes\] time: 2 lane boots \(2 servers, \d+ at a time on \d+ cores?\) took \d+\.\d s of server starts; the first lane was up at \d+\.\d s, the last at \d+\.\d s; the run: \d+\.\d s/);
   assert.match(run.output(), new RegExp(`remove them with: npx e2e-lanes down --run ${run.runId}`));
   const lanes = ledger(box.stateDir, 'allocated-lanes.json').filter((entry) => entry.runId === run.runId);
   assert.deepEqual(lanes.map((entry) => [entry.project, entry.owner.kept]), [['alpha', true]]);

@@ -36,6 +36,8 @@ test('options that cannot work are refused, naming the option', () => {
     [{ keep: 'yes' }, /keep/],
     [{ isolation: 'lane' }, /isolation/],
     [{ prefetch: -1 }, /prefetch/],
+    [{ bootConcurrency: 0 }, /bootConcurrency 0/],
+    [{ bootConcurrency: 1.5 }, /bootConcurrency 1\.5/],
     [{ keepLogs: 1.5 }, /keepLogs/],
     [{ servers: [server('api'), server('api')] }, /Two servers are named "api"/],
     [{ reuse: 'always' }, /reuse/],
@@ -43,5 +45,5 @@ test('options that cannot work are refused, naming the option', () => {
   for (const [options, message] of refused) {
     assert.throws(() => validateLanesOptions(options as never), (error) => isLanesError(error, 'INVALID_OPTION') && message.test(error.message), JSON.stringify(options));
   }
-  validateLanesOptions({ servers: [server('api')], keep: 'on-failure', prefetch: 0 });
+  validateLanesOptions({ servers: [server('api')], keep: 'on-failure', prefetch: 0, bootConcurrency: 3 });
 });
