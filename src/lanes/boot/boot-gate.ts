@@ -62,18 +62,18 @@ export class BootGate {
   }
 
   /**
-   * Runs `start` (the lane's server starts, resolving how many servers it started) once a slot is
-   * free, and records its timing.
+   * Runs `start` (the lane's server starts, resolving the servers it started) once a slot is free,
+   * and records its timing.
    */
-  async run<T>(id: string, start: () => Promise<{ value: T; servers: number }>): Promise<T> {
+  async run<T extends readonly unknown[]>(id: string, start: () => Promise<T>): Promise<T> {
     const asked = performance.now();
     await this.#enter(id);
     const entered = performance.now();
     let servers = 0;
     try {
-      const { value, servers: count } = await start();
-      servers = count;
-      return value;
+      const started = await start();
+      servers = started.length;
+      return started;
     } finally {
       const now = performance.now();
       this.#timings.push({ id, servers, waitedMs: entered - asked, bootMs: now - entered, doneAtMs: now - this.#createdAt });

@@ -67,13 +67,12 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
     entry.fingerprint = laneFingerprint(options, ctx.configKey, { project: key.project, ports: ports.ports });
     await ctx.record(entry);
     const secret = lane.databaseUrl ? passwordOf(lane.databaseUrl) : undefined;
-    const startAll = async (): Promise<{ value: StartedServers; servers: number }> => {
+    const startAll = async (): Promise<StartedServers> => {
       if (ctx.closing()) throw interrupted(ctx, key);
       for (let attempt = 1; ; attempt++) {
         const serverCtx = { project: key.project, ports: ports.ports, urls: lane.urls, ...(lane.databaseUrl ? { databaseUrl: lane.databaseUrl } : {}) };
         try {
-          servers = await startServers(markedDefinitions(ctx), serverCtx, startOptions(ctx, logDir, secret));
-          return { value: servers, servers: servers.length };
+          return await startServers(markedDefinitions(ctx), serverCtx, startOptions(ctx, logDir, secret));
         } catch (error) {
           if (!isLanesError(error, 'SERVER_PORT_IN_USE') || attempt >= PORT_ATTEMPTS || ctx.closing()) throw error;
           // Free when it was handed out, taken since by a process that does not use this state folder.
@@ -86,7 +85,7 @@ export async function bootLane(ctx: BootContext, key: LaneKey): Promise<{ lane: 
       }
     };
     // The servers' start, the CPU-heavy part of a boot, waits for its turn (see BootGate).
-    servers = ctx.gate ? await ctx.gate.run(laneId(key), startAll) : (await startAll()).value;
+    servers = ctx.gate ? await ctx.gate.run(laneId(key), startAll) : await startAll();
     for (const server of servers) lane.logFiles[server.name] = server.logFile;
     const definitions = new Map((options.servers ?? []).map((def) => [def.name, def]));
     entry.servers = servers.map((server) => ({

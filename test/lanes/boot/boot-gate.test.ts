@@ -13,10 +13,11 @@ import { tempDir } from '../../helpers/tmp.js';
 const SERVER = new URL('../../fixtures/servers/http-server.mjs', import.meta.url).pathname;
 
 /** A promise and its resolve, to hold a gate's slot as long as a test wants. */
-function held(): { promise: Promise<{ value: string; servers: number }>; done(): void } {
+function held(): { promise: Promise<string[]>; done(): void } {
   let done!: () => void;
-  const promise = new Promise<{ value: string; servers: number }>((resolve) => {
-    done = () => resolve({ value: 'ok', servers: 1 });
+  // What a lane's start resolves: the servers it started (one here).
+  const promise = new Promise<string[]>((resolve) => {
+    done = () => resolve(['ok']);
   });
   return { promise, done };
 }
@@ -51,7 +52,7 @@ describe('BootGate', () => {
     slots.get('c')!.done();
     await sleep(10);
     slots.get('b')!.done();
-    assert.deepEqual(await Promise.all(runs), ['ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(await Promise.all(runs), [['ok'], ['ok'], ['ok'], ['ok']]);
     assert.deepEqual(order, ['a', 'd', 'c', 'b']);
     const report = gate.report();
     assert.equal(report.peak, 1);
@@ -71,7 +72,7 @@ describe('BootGate', () => {
     const failing = new BootGate(1);
     await assert.rejects(failing.run('x', () => Promise.reject(new Error('boom'))), /boom/);
     assert.equal(failing.active, 0, 'the slot is free again');
-    assert.equal(await failing.run('y', async () => ({ value: 'y', servers: 0 })), 'y');
+    assert.deepEqual(await failing.run('y', async () => ['y']), ['y']);
   });
 
   it('defaults to half the cores, at least one', () => {
