@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { isLanesError, type LanesError } from '../../src/errors.js';
 import { startServer } from '../../src/servers/index.js';
-import { checkDefinition } from '../../src/servers/options.js';
+import { checkDefinition, resolveServer } from '../../src/servers/options.js';
 import {
   freePort,
   get,
@@ -399,4 +399,10 @@ test('a timeout says how many servers were starting at once on how many cores, a
   const alone = await start('alone', await freePort(), '503');
   assertLanesError(alone, 'SERVER_START_TIMEOUT');
   assert.match(alone.message, /1 server was starting at once on \d+ cores?\)/);
+});
+
+test("a server's timeout defaults to Playwright's webServer timeout, 60 s", () => {
+  const resolved = resolveServer({ name: 'web', command: 'true' }, { project: 'p', ports: { web: 4100 }, urls: {} }, { logDir: '/tmp' });
+  assert.equal(resolved.timeout, 60_000);
+  assert.equal(resolveServer({ name: 'web', command: 'true', timeout: 5_000 }, { project: 'p', ports: { web: 4100 }, urls: {} }, { logDir: '/tmp' }).timeout, 5_000);
 });
