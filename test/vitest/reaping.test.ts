@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
@@ -39,10 +40,12 @@ after(async () => {
 });
 
 /**
- * Starts a Vitest run whose test holds its database, and SIGKILLs the run's process group (Vitest
- * and its workers) once the test runs: nothing of the run's teardown runs. Resolves its run id.
+ * Starts a Vitest run whose test holds its database, and sends `signal` once the test runs: SIGKILL
+ * to the run's process group (Vitest and its workers: nothing of the run's teardown runs), or
+ * another signal to the Vitest process alone, as a terminal's Ctrl-C or a CI's cancel does.
+ * Resolves its run id.
  */
-async function killedRun(t: test.TestContext, stateDir: string): Promise<string> {
+async function signalledRun(t: test.TestContext, stateDir: string, signal: NodeJS.Signals): Promise<{ runId: string; pid: number }> {
   const out = await tempDir(t);
   const runId = freshRunId();
   const ready = join(out, 'ready');
@@ -50,13 +53,37 @@ async function killedRun(t: test.TestContext, stateDir: string): Promise<string>
   const run = startVitest(t, ['--config', SUITE_CONFIG], env, { timeoutMs: 60_000 });
   for (let i = 0; i < 600 && !existsSync(ready); i++) await sleep(50);
   assert.ok(existsSync(ready), `the held test started: ${existsSync(ready) ? '' : (await Promise.race([run.finished, sleep(1).then(() => undefined)]))?.output ?? ''}`);
-  process.kill(-run.pid, 'SIGKILL');
+  const live = await leftoversOf(postgres.adminUrl, runId);
+  assert.deepEqual([live.databases.length, live.roles.length], [1, 1], `the run has its database and lane role: ${JSON.stringify(live)}`);
+  process.kill(signal === 'SIGKILL' ? -run.pid : run.pid, signal);
   const ended = await run.finished;
-  assert.equal(ended.signal, 'SIGKILL');
+  if (signal === 'SIGKILL') assert.equal(ended.signal, 'SIGKILL');
+  return { runId, pid: run.pid };
+}
+
+/** A run SIGKILLed with its workers: it leaves its database and role. */
+async function killedRun(t: test.TestContext, stateDir: string): Promise<string> {
+  const { runId } = await signalledRun(t, stateDir, 'SIGKILL');
+  await sleep(1_000);
   const left = await leftoversOf(postgres.adminUrl, runId);
   assert.equal(left.databases.length, 1, `the killed run left its database: ${JSON.stringify(left)}`);
   assert.equal(left.roles.length, 1, `and its lane role: ${JSON.stringify(left)}`);
   return runId;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`a Vitest run ended by ${signal} mid-test (no global teardown runs) has its database and role dropped as it exits, with no gc`, async (t) => {
+    const stateDir = join(await tempDir(t), 'state');
+    const { runId, pid } = await signalledRun(t, stateDir, signal);
+    let left = await leftoversOf(postgres.adminUrl, runId);
+    for (let i = 0; i < 300 && (left.databases.length > 0 || left.roles.length > 0); i++) {
+      await sleep(100);
+      left = await leftoversOf(postgres.adminUrl, runId);
+    }
+    const log = join(stateDir, 'lanes', runId, 'exit-reaper.log');
+    assert.deepEqual(left, { databases: [], roles: [] }, existsSync(log) ? await readFile(log, 'utf8') : 'no exit-reaper.log');
+    assert.match(await readFile(log, 'utf8'), new RegExp(`run ${runId} ended without its teardown \\(owner pid ${pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\), 1 port entr`));
+  });
 }
 
 test('a SIGKILLed Vitest run leaves its database and role, and `e2e-lanes gc --config vitest.config.ts` drops them', async (t) => {

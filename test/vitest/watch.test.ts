@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { runCli } from '../helpers/cli.ts';
 import { killGroupsAfter } from '../helpers/processes.ts';
 import { getTestPostgres } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -28,7 +27,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, outp
   assert.fail(`${what} within 30 s:\n${output()}`);
 }
 
-test("a watch-mode re-run starts from the seed (reset: 'never'), and gc drops what a SIGINT left", async (t) => {
+test("a watch-mode re-run starts from the seed (reset: 'never'), and what a SIGINT left is dropped as Vitest exits", async (t) => {
   const out = await tempDir(t);
   const runId = freshRunId();
   const child = spawn(process.execPath, [VITEST_BIN, '--watch', '--config', SUITE_CONFIG], {
@@ -50,11 +49,11 @@ test("a watch-mode re-run starts from the seed (reset: 'never'), and gc drops wh
   await until('the re-run recorded both tests', async () => (await lines()).length === 4, () => output);
   assert.deepEqual((await lines()).map((line) => line.countBefore), [2, 3, 2, 3], 'the re-run started from the seed');
   // A SIGINT (not a key press in a terminal) makes Vitest exit at once, without its global
-  // teardown: what the run made stays until the next run or `gc` reaps it (its owner is gone).
+  // teardown: the process its exit hook starts drops what the run made, with no `gc`.
   child.kill('SIGINT');
   const ended = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))), sleep(30_000).then(() => 'timeout' as const)]);
   assert.notEqual(ended, 'timeout', output);
-  const gc = await runCli(['gc', '--config', SUITE_CONFIG], { E2E_LANES_DATABASE_URL: postgres.adminUrl, E2E_LANES_STATE_DIR: join(out, 'state') });
-  assert.equal(gc.code, 0, gc.stderr);
-  assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
+  await until('the run\'s database and role are dropped', async () => (await leftoversOf(postgres.adminUrl, runId)).databases.length === 0 && (await leftoversOf(postgres.adminUrl, runId)).roles.length === 0, () => output);
+  const log = await readFile(join(out, 'state', 'lanes', runId, 'exit-reaper.log'), 'utf8');
+  assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\)`), log);
 });

@@ -14,8 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseAllocator } from '../../databases/index.js';
 import { OWNER_IDENTITY_ENV, OWNER_PID_ENV, RUN_ID_ENV, SERVER_MARK_ENV, WATCHDOG_ENV } from '../../env-vars.js';
 import { PortAllocator } from '../../ports/index.js';
+import { resolveAdminUrl } from '../../postgres/index.js';
 import { PRIVATE_RUNNER_ENV } from '../../servers/index.js';
-import { resolveLeaseMs, resolveStateDir } from '../../state/index.js';
+import { judgeProcess, resolveLeaseMs, resolveStateDir } from '../../state/index.js';
+import type { ProcessIdentity } from '../../state/identity.js';
 import { lanePortNames, type LanesOptions } from '../options/lane-options.js';
 import { findRunProcesses } from '../reaping/orphans.js';
 import { laneLedger } from '../records/lane-ledger.js';
@@ -31,6 +33,12 @@ export interface WatchdogSettings {
   /** The lanes' database options (what `down` needs to reach the server; no functions). */
   database: LanesOptions['database'];
   portRange?: [number, number];
+  /**
+   * Set when the run's process exits without its teardown (see reuse/exit-reaper.ts): the
+   * identity of `fromPid`. The process then waits until that process is provably gone and tears
+   * the run down, instead of watching warm lanes.
+   */
+  afterExit?: ProcessIdentity;
 }
 
 /** How often the ledger is read (a small JSON file) to see whether the lanes were reused. */
@@ -47,14 +55,19 @@ const STORES_RUN_ID = 'e2e-lanes-cli';
  * @returns its pid
  */
 export function spawnWatchdog(settings: WatchdogSettings): number {
+  // Synchronous throughout: an 'exit' hook starts it (reuse/exit-reaper.ts).
   const here = fileURLToPath(import.meta.url);
   const fromSource = here.endsWith('.ts');
   const script = join(here, '..', fromSource ? 'watchdog-process.ts' : 'watchdog-process.js');
   const loader = fromSource ? ['--import', import.meta.resolve('tsx')] : [];
   const logDir = join(settings.stateDir, 'lanes', settings.runId);
   mkdirSync(logDir, { recursive: true });
-  const log = openSync(join(logDir, 'watchdog.log'), 'a');
-  const env: NodeJS.ProcessEnv = { ...process.env, [WATCHDOG_ENV]: JSON.stringify(settings) };
+  const log = openSync(join(logDir, settings.afterExit ? 'exit-reaper.log' : 'watchdog.log'), 'a');
+  // The admin URL goes in the settings: `E2E_LANES_DATABASE_URL` is one of the runner's secrets
+  // removed below, and without it the process would look for the run on the embedded server.
+  const adminUrl = settings.database === false ? undefined : resolveAdminUrl(settings.database?.adminUrl);
+  const given = adminUrl === undefined || settings.database === false ? settings : { ...settings, database: { ...settings.database, adminUrl } };
+  const env: NodeJS.ProcessEnv = { ...process.env, [WATCHDOG_ENV]: JSON.stringify(given) };
   // Not a server of the run, and none of the runner's secrets.
   for (const name of [...PRIVATE_RUNNER_ENV, RUN_ID_ENV, OWNER_PID_ENV, OWNER_IDENTITY_ENV, SERVER_MARK_ENV, 'NODE_OPTIONS']) delete env[name];
   try {
@@ -81,6 +94,7 @@ export async function runWatchdog(): Promise<number> {
   }
   // Not a child of any terminal session: a closed terminal does not end the warm lanes' deadline.
   process.on('SIGHUP', () => undefined);
+  if (settings.afterExit) return reapAfterExit(settings, settings.afterExit);
   const ledger = laneLedger(settings.stateDir);
   const started = Date.now();
   let seen = false;
@@ -122,7 +136,7 @@ export async function runWatchdog(): Promise<number> {
     if (!Number.isFinite(until) || left <= 0) break;
     await sleep(Math.min(POLL_MS, left));
   }
-  const options: LanesOptions = { stateDir: settings.stateDir, leaseMs: settings.leaseMs, ...(settings.database !== undefined ? { database: settings.database } : {}), ...(settings.portRange ? { portRange: settings.portRange } : {}) };
+  const options = storesOptions(settings);
   const report = await tearDownRuns(openStores(options), { runs: [settings.runId], ownerPid: process.pid }, options);
   log(
     report.runs.length === 0
@@ -130,6 +144,42 @@ export async function runWatchdog(): Promise<number> {
       : `idle limit reached: tore down run ${settings.runId}: ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports} port entr(ies)`,
   );
   return 0;
+}
+
+/** How long the run's process may take to be gone after its 'exit' hook started this process. */
+const EXIT_WAIT_MS = 30_000;
+
+/**
+ * After its process exited without its teardown: once that process is provably gone (its pid gone,
+ * or taken by a process that started later), the run is torn down as `e2e-lanes down --run` does.
+ * A process still there after {@link EXIT_WAIT_MS}, or one this process cannot judge, is left to
+ * `gc` and the next run, which judge it again.
+ */
+async function reapAfterExit(settings: WatchdogSettings, identity: ProcessIdentity): Promise<number> {
+  const owner = { pid: settings.fromPid, ...identity };
+  const deadline = Date.now() + EXIT_WAIT_MS;
+  let verdict = judgeProcess(owner);
+  while (verdict.state === 'alive' && Date.now() < deadline) {
+    await sleep(50);
+    verdict = judgeProcess(owner);
+  }
+  if (verdict.state !== 'gone') {
+    log(`process ${settings.fromPid} of run ${settings.runId} ${verdict.state === 'alive' ? `still runs after ${EXIT_WAIT_MS / 1000} s` : `cannot be judged here (${verdict.reason})`}: leaving its run to \`e2e-lanes gc\` and the next run`);
+    return 0;
+  }
+  const options = storesOptions(settings);
+  const report = await tearDownRuns(openStores(options), { runs: [settings.runId] }, options);
+  log(
+    report.runs.length === 0
+      ? `run ${settings.runId} ended without its teardown, and left nothing to tear down`
+      : `run ${settings.runId} ended without its teardown (${verdict.reason}): tore down ${report.killedPids.length} server process(es), ${report.databases.length} database(s), ${report.ports} port entr(ies)`,
+  );
+  return 0;
+}
+
+/** The options the stores of a run are opened with, from the settings. */
+function storesOptions(settings: WatchdogSettings): LanesOptions {
+  return { stateDir: settings.stateDir, leaseMs: settings.leaseMs, ...(settings.database !== undefined ? { database: settings.database } : {}), ...(settings.portRange ? { portRange: settings.portRange } : {}) };
 }
 
 /** The stores of the run's records, as `e2e-lanes down` opens them. */

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { DatabaseAllocator } from '../../../src/databases/index.js';
+import { DATABASE_URL_ENV } from '../../../src/env-vars.js';
+import { laneLedger, type LaneEntry } from '../../../src/lanes/records/lane-ledger.js';
+import { spawnWatchdog } from '../../../src/lanes/reuse/watchdog.js';
+import { PortAllocator } from '../../../src/ports/index.js';
+import { identityOf } from '../../../src/state/identity.js';
+import { isPidAlive, newOwner } from '../../../src/state/index.js';
+import { FIXTURES, query, useTestDatabases } from '../../databases/helpers.js';
+import { until } from '../../helpers/marked.js';
+import { killGroupsAfter } from '../../helpers/processes.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const linux = process.platform === 'linux';
+const db = useTestDatabases('exitrp');
+const RANGE: [number, number] = [36_300, 36_399];
+
+/** A run with one lane (a ledger entry and its ports) in `stateDir`. */
+async function recordedRun(stateDir: string, runId: string): Promise<PortAllocator> {
+  const ports = new PortAllocator({ stateDir, runId, names: ['api'], range: RANGE });
+  const allocated = await ports.allocatePortsForProject('shop');
+  const entry: LaneEntry = { runId, project: 'shop', owner: newOwner(runId), status: 'up', ports: allocated.ports, servers: [], logDir: '/tmp/none' };
+  await laneLedger(stateDir).update((doc) => void doc.entries.push(entry));
+  return ports;
+}
+
+/** A process standing for the run's process (the one whose exit hook starts the reaper). */
+function standIn(t: test.TestContext): { pid: number; exited: Promise<void> } {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore', detached: true });
+  killGroupsAfter(t, () => [child.pid!]);
+  return { pid: child.pid!, exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+}
+
+async function runLeft(stateDir: string, ports: PortAllocator, runId: string): Promise<{ lanes: number; ports: number }> {
+  return {
+    lanes: (await laneLedger(stateDir).read()).entries.filter((entry) => entry.runId === runId).length,
+    ports: (await ports.list()).filter((entry) => entry.runId === runId).length,
+  };
+}
+
+test("the exit reaper leaves the run alone while the run's process lives, and tears it down once that process is gone", { skip: !linux && 'needs /proc', timeout: 60_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const runId = `exit-reaper-${process.pid}`;
+  const ports = await recordedRun(stateDir, runId);
+  const run = standIn(t);
+  const reaper = spawnWatchdog({ stateDir, runId, fromPid: run.pid, afterExit: identityOf(run.pid), leaseMs: 60_000, database: false, portRange: RANGE });
+  killGroupsAfter(t, () => [reaper]);
+  await sleep(1_500);
+  assert.equal(isPidAlive(reaper), true, 'the reaper waits for the process');
+  assert.deepEqual(await runLeft(stateDir, ports, runId), { lanes: 1, ports: 1 }, 'nothing is torn down while the process lives');
+  process.kill(run.pid, 'SIGKILL');
+  await run.exited;
+  await until('the reaper is done', () => !isPidAlive(reaper), 20_000);
+  assert.deepEqual(await runLeft(stateDir, ports, runId), { lanes: 0, ports: 0 });
+  const log = await readFile(join(stateDir, 'lanes', runId, 'exit-reaper.log'), 'utf8');
+  assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${run.pid} is gone\\): tore down 0 server process\\(es\\), 0 database\\(s\\), 1 port entr`), log);
+});
+
+test('the exit reaper tears nothing down for a process it cannot judge (another PID namespace), and says so', { skip: !linux && 'needs /proc', timeout: 60_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const runId = `exit-reaper-ns-${process.pid}`;
+  const ports = await recordedRun(stateDir, runId);
+  const run = standIn(t);
+  process.kill(run.pid, 'SIGKILL');
+  await run.exited;
+  // The pid is gone here, but the record says it lives in another PID namespace: it proves nothing.
+  const identity = { ...identityOf(process.pid), pidNs: 1 };
+  const reaper = spawnWatchdog({ stateDir, runId, fromPid: run.pid, afterExit: identity, leaseMs: 60_000, database: false, portRange: RANGE });
+  killGroupsAfter(t, () => [reaper]);
+  await until('the reaper is done', () => !isPidAlive(reaper), 20_000);
+  assert.deepEqual(await runLeft(stateDir, ports, runId), { lanes: 1, ports: 1 });
+  const log = await readFile(join(stateDir, 'lanes', runId, 'exit-reaper.log'), 'utf8');
+  assert.match(log, /cannot be judged here .*leaving its run to `e2e-lanes gc` and the next run/, log);
+  await ports.releaseRun(runId);
+});
+
+test('the exit reaper drops the run\'s databases and roles on a server given only by E2E_LANES_DATABASE_URL (a secret its environment does not get)', { skip: !linux && 'needs /proc', timeout: 90_000 }, async (t) => {
+  const stateDir = await tempDir(t);
+  const runId = `exit-reaper-db-${process.pid}`;
+  const saved = process.env[DATABASE_URL_ENV];
+  process.env[DATABASE_URL_ENV] = db.adminUrl;
+  t.after(() => (saved === undefined ? delete process.env[DATABASE_URL_ENV] : (process.env[DATABASE_URL_ENV] = saved)));
+  const database = { prefix: db.prefix, migrations: join(FIXTURES, 'basic/migrations'), registry: 'file' as const, pool: 0 };
+  const databases = new DatabaseAllocator({ ...database, stateDir, runId });
+  t.after(async () => {
+    await databases.releaseRun(runId).catch(() => undefined);
+    await databases.close();
+  });
+  await databases.prepare();
+  const lane = await databases.allocateDatabaseForProject('shop');
+  const named = async (): Promise<string[]> =>
+    (await query<{ name: string }>(db.adminUrl, 'SELECT datname AS name FROM pg_database WHERE datname = $1 UNION ALL SELECT rolname FROM pg_roles WHERE rolname = $1', [lane.databaseName])).map((row) => row.name);
+  assert.equal((await named()).length, 2, 'the lane has its database and its role');
+  const run = standIn(t);
+  process.kill(run.pid, 'SIGKILL');
+  await run.exited;
+  const reaper = spawnWatchdog({ stateDir, runId, fromPid: run.pid, afterExit: identityOf(run.pid), leaseMs: 60_000, database });
+  killGroupsAfter(t, () => [reaper]);
+  await until('the reaper is done', () => !isPidAlive(reaper), 30_000);
+  assert.deepEqual(await named(), [], await readFile(join(stateDir, 'lanes', runId, 'exit-reaper.log'), 'utf8'));
+});
