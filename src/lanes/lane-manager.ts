@@ -18,6 +18,7 @@ import { laneLedger, recordLane, recordServerProcess, type LaneEntry } from './r
 import { reuseWarmRunLanes } from './reuse/judge.js';
 import { emptyReuseReport, leaveRunWarm, reuseWarmRun, type ReusedRun, type ReuseReport, type WarmReport } from './reuse/warm-run.js';
 import type { LaneServerStatus } from './server-status.js';
+import { ExitReaper } from './reuse/exit-reaper.js';
 import { ExitGuard } from './teardown/exit-guard.js';
 import { tearDownOwnRun } from './teardown/own-run.js';
 import { keepRunRecords, releaseLane, type RunStores } from './teardown/run-records.js';
@@ -52,6 +53,8 @@ export class LaneManager {
   readonly #lanes = new LaneTable();
   /** Kills this manager's running servers if this process exits before teardown stopped them. */
   readonly #exitGuard: ExitGuard;
+  /** Tears the run down after this process exits, once prepared, until a teardown finished. */
+  readonly #exitReaper: ExitReaper;
   readonly #ledger;
   /** What the last teardown kept. */
   #kept: Lane[] = [];
@@ -100,6 +103,7 @@ export class LaneManager {
     this.#leaseMs = resolveLeaseMs(options.leaseMs);
     this.#ledger = laneLedger(this.stateDir);
     this.#exitGuard = new ExitGuard(this.runId);
+    this.#exitReaper = new ExitReaper({ stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs, database: options.database, ...(options.portRange ? { portRange: options.portRange } : {}) });
     this.#gate = new BootGate(options.bootConcurrency);
     const common = { stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs };
     this.ports = new PortAllocator({ ...common, names: lanePortNames(options), ...(options.portRange ? { range: options.portRange } : {}) });
@@ -127,6 +131,7 @@ export class LaneManager {
   /** Reaps what dead runs left behind, then makes sure Postgres and the template are ready. Once per manager. */
   prepare(): Promise<PrepareReport> {
     const { runId, stateDir, ports, databases } = this;
+    if (!this.#prepared) this.#exitReaper.arm();
     this.#prepared ??= prepareRun({ runId, stateDir, ports, databases, leaseMs: this.#leaseMs, ledger: this.#ledger, keepLogs: this.options.keepLogs, reusesWarmRun: this.#warmRun !== undefined });
     return this.#prepared;
   }
@@ -278,6 +283,12 @@ export class LaneManager {
    * `reuse` (unless `warm: false`), they stay up warm for the next run.
    */
   async teardown(options: { keep?: boolean; warm?: boolean } = {}): Promise<void> {
+    await this.#teardown(options);
+    // Done (or kept, or warm): nothing is left for the exit hook. A teardown that failed leaves it armed.
+    this.#exitReaper.disarm();
+  }
+
+  async #teardown(options: { keep?: boolean; warm?: boolean }): Promise<void> {
     const mode = options.keep === undefined ? this.#keepMode : options.keep ? 'always' : 'never';
     this.#closing = true;
     // Boots waiting for their turn stop now.

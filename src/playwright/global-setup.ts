@@ -62,21 +62,31 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   }
   let control: ControlServer | undefined;
   let disposing: Promise<void> | undefined;
+  let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    const code = 128 + (constants.signals[signal] ?? 15);
+    // A second signal during the teardown: exit now (the exit hooks stop the servers and tear the rest down).
+    if (signalled) return void process.exit(code);
+    signalled = true;
     // Playwright does not handle these signals: clean up, then die of the signal as usual.
-    const bound = setTimeout(() => process.exit(128 + (constants.signals[signal] ?? 15)), 30_000);
+    const bound = setTimeout(() => process.exit(code), 30_000);
     void dispose().finally(() => {
       clearTimeout(bound);
       process.kill(process.pid, signal);
     });
   };
+  // The handlers stay until the teardown is done: signal-exit (which execa and the exit hook of
+  // the lanes load) ends the process with the signal as soon as no other handler is left.
   const dispose = (): Promise<void> =>
     (disposing ??= (async () => {
-      for (const signal of TEARDOWN_SIGNALS) process.off(signal, onSignal);
-      await control?.close();
-      await manager.teardown();
+      try {
+        await control?.close();
+        await manager.teardown();
+      } finally {
+        for (const signal of TEARDOWN_SIGNALS) process.off(signal, onSignal);
+      }
     })());
-  for (const signal of TEARDOWN_SIGNALS) process.once(signal, onSignal);
+  for (const signal of TEARDOWN_SIGNALS) process.on(signal, onSignal);
   registry().active = { manager, get control() { return control!; }, dispose };
 
   try {

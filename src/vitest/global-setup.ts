@@ -2,9 +2,7 @@ import type { TestProject } from 'vitest/node';
 import { LanesError } from '../errors.js';
 import { LaneManager } from '../lanes/lane-manager.js';
 import { describeReap } from '../lanes/reaping/reaper.js';
-import { ExitReaper } from '../lanes/reuse/exit-reaper.js';
 import { debugLogger, progress } from '../log.js';
-import { resolveLeaseMs } from '../state/index.js';
 import { LANE_NOT_READY_URL, pointEnvAt } from '../postgres/app-env.js';
 import { startControlServer, type ControlServer } from '../playwright/control-server.js';
 import { showCode } from '../playwright/show-code.js';
@@ -26,7 +24,7 @@ export function laneProjectName(project: Pick<TestProject, 'name'>): string {
  * database (and its resets) with a token given to them through `provide`: workers never see the
  * admin URL. A watch-mode re-run puts every worker's database back to the seed first. The
  * returned teardown drops the run's databases and roles; a Vitest that exits without it (SIGINT,
- * SIGTERM) has them dropped by a process started as it exits. If setup fails, what it started is
+ * SIGTERM) has them dropped by a process the manager's exit hook starts (see lanes/reuse/exit-reaper.ts). If setup fails, what it started is
  * torn down before the error is rethrown (its code in front of the message).
  */
 export default async function globalSetup(project: TestProject): Promise<() => Promise<void>> {
@@ -61,22 +59,11 @@ export default async function globalSetup(project: TestProject): Promise<() => P
     throw showCode(error);
   }
   let control: ControlServer | undefined;
-  // Vitest exits at once on SIGINT and SIGTERM, without global teardowns: then a process of its
-  // own tears the run down once this one is gone.
-  const reaper = new ExitReaper({
-    stateDir: manager.stateDir,
-    runId: manager.runId,
-    leaseMs: resolveLeaseMs(lanes.leaseMs),
-    database: lanes.database,
-    ...(lanes.portRange ? { portRange: lanes.portRange } : {}),
-  });
-  reaper.arm();
   const teardown = async (): Promise<void> => {
     vitestBridge().active = undefined;
     const started = Date.now();
     await control?.close();
     await manager.teardown();
-    reaper.disarm();
     progress(`databases of run ${manager.runId} dropped in ${Date.now() - started} ms`);
   };
   try {

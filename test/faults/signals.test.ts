@@ -9,6 +9,7 @@ import {
   describeLeftovers,
   expectExit,
   groupMembers,
+  isClean,
   ledger,
   leftovers,
   runLanesCli,
@@ -139,7 +140,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     );
   });
 
-  test('a second Ctrl-C cuts the teardown short: no server outlives the runner, `gc` reaps the rest', async (t) => {
+  test('a second Ctrl-C cuts the teardown short: no server outlives the runner, and the rest is torn down as it exits', async (t) => {
     const box = await sandbox(t, { ports: PORTS });
     // Backends that ignore SIGTERM: the teardown waits 5 s (stopTimeout) before it SIGKILLs them.
     const run = startPlaywright(box, { config: suite('hold'), env: { FAULTS_WORKERS: '2', FAULTS_IGNORE_SIGTERM: '1' } });
@@ -152,10 +153,28 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const exit = await run.exit;
     assert.ok(!exit.timedOut, run.output());
     assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
+    // The exit hook's process drops the databases and releases the ports, with no `gc`.
+    const log = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
+    await waitFor('the exit reaper to tear the run down', async () => isClean(await leftovers(box, [run.runId])), { timeoutMs: 30_000, intervalMs: 100 }).catch(async () => {
+      await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${existsSync(log) ? readFileSync(log, 'utf8') : 'no exit-reaper.log'}` });
+    });
+    assert.match(readFileSync(log, 'utf8'), new RegExp(`run ${run.runId} ended without its teardown \\(owner pid \\d+ is gone\\): tore down \\d+ server process\\(es\\), 2 database\\(s\\)`));
+  });
 
-    const gc = await runLanesCli(box, ['--config', suite('hold'), 'gc', '--keep-templates', '1000']);
-    expectExit(gc, 0, gc.output);
-    await assertNothingLeft(box, [run.runId], { what: 'after gc', output: gc.output });
+  test('a second SIGTERM cuts the teardown short: the runner exits at once, no server outlives it, and the rest is torn down as it exits', async (t) => {
+    const box = await sandbox(t, { ports: PORTS });
+    const run = startPlaywright(box, { config: suite('hold'), env: { FAULTS_WORKERS: '2', FAULTS_IGNORE_SIGTERM: '1' } });
+    await waitForLanesUp(box, run, 2);
+    run.signal('SIGTERM');
+    await waitFor('the teardown to signal the servers', () => /backend: ignoring SIGTERM/.test(readLogs(box.stateDir)), { timeoutMs: 30_000, intervalMs: 50 });
+    run.signal('SIGTERM');
+    const exit = await run.exit;
+    assert.ok(!exit.timedOut, run.output());
+    assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
+    const log = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
+    await waitFor('the exit reaper to tear the run down', async () => isClean(await leftovers(box, [run.runId])), { timeoutMs: 30_000, intervalMs: 100 }).catch(async () => {
+      await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${existsSync(log) ? readFileSync(log, 'utf8') : 'no exit-reaper.log'}` });
+    });
   });
 
   for (const [signal, why] of [['SIGTERM', 'a kill, a CI timeout'], ['SIGHUP', 'the terminal closed']] as const) {
