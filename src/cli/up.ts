@@ -23,10 +23,23 @@ export async function holdLane(
   }
   claimRunOwnership();
   const manager = new LaneManager({ ...options, ...(out.stateDir ? { stateDir: out.stateDir } : {}), keep: false });
-  const stop = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+  // The handlers stay until the teardown is done: signal-exit (which the lanes' exit hook loads)
+  // ends the process with the signal as soon as no other handler is left.
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const stop = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  try {
+    await runLane(manager, project, stop, out);
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+  }
+}
+
+/** The signals that stop `up`. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+/** Boots the lane, prints it, and tears it down once `stop` resolves (or `down` removed it). */
+async function runLane(manager: LaneManager, project: string, stop: Promise<NodeJS.Signals>, out: { showSecrets: boolean }): Promise<void> {
   let lane: Lane;
   try {
     lane = await Promise.race([manager.ensureLane(project), stop.then((signal) => Promise.reject(new LanesError('INTERRUPTED', `Interrupted by ${signal} while the lane was starting; what was started has been stopped.`)))]);

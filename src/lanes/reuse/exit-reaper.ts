@@ -8,7 +8,9 @@
  *
  * The hook is signal-exit's: a process that loaded signal-exit (execa, write-file-atomic and
  * proper-lockfile do) is ended by the signal itself once no listener of its own is left, and
- * Node's 'exit' event is then never emitted.
+ * Node's 'exit' event is then never emitted. So a handler that cleans up on a signal must stay
+ * registered (`process.on`, not `once`) until its work is done, or the signal ends the process
+ * when the handler starts.
  */
 import { onExit } from 'signal-exit';
 import { debugLogger } from '../../log.js';
