@@ -9,7 +9,6 @@ import {
   describeLeftovers,
   expectExit,
   groupMembers,
-  isClean,
   ledger,
   leftovers,
   runLanesCli,
@@ -39,6 +38,14 @@ function readLogs(stateDir: string): string {
 }
 
 const shared = useSharedPostgres();
+
+/** Waits (bounded) until the exit reaper of `run` wrote its last line; resolves its log. */
+async function exitReaperDone(box: { stateDir: string }, run: { runId: string; output(): string }): Promise<string> {
+  const file = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
+  const text = (): string => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+  await waitFor('the exit reaper to be done', () => /ended without its teardown|leaving its run/.test(text()), { timeoutMs: 30_000, intervalMs: 100 }).catch(() => assert.fail(`the exit reaper did not finish: ${text() || 'no exit-reaper.log'}\n${run.output()}`));
+  return text();
+}
 
 describe('a killed or interrupted run leaves nothing behind', { concurrency: false }, () => {
   test('SIGKILL of the runner mid-suite: `e2e-lanes gc` reaps its servers, databases and ports', async (t) => {
@@ -154,11 +161,9 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     assert.ok(!exit.timedOut, run.output());
     assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
     // The exit hook's process drops the databases and releases the ports, with no `gc`.
-    const log = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
-    await waitFor('the exit reaper to tear the run down', async () => isClean(await leftovers(box, [run.runId])), { timeoutMs: 30_000, intervalMs: 100 }).catch(async () => {
-      await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${existsSync(log) ? readFileSync(log, 'utf8') : 'no exit-reaper.log'}` });
-    });
-    assert.match(readFileSync(log, 'utf8'), new RegExp(`run ${run.runId} ended without its teardown \\(owner pid \\d+ is gone\\): tore down \\d+ server process\\(es\\), 2 database\\(s\\)`));
+    const log = await exitReaperDone(box, run);
+    await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${log}` });
+    assert.match(log, new RegExp(`run ${run.runId} ended without its teardown \\(owner pid \\d+ is gone\\): tore down \\d+ server process\\(es\\), 2 database\\(s\\)`));
   });
 
   test('a second SIGTERM cuts the teardown short: the runner exits at once, no server outlives it, and the rest is torn down as it exits', async (t) => {
@@ -171,10 +176,8 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const exit = await run.exit;
     assert.ok(!exit.timedOut, run.output());
     assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
-    const log = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
-    await waitFor('the exit reaper to tear the run down', async () => isClean(await leftovers(box, [run.runId])), { timeoutMs: 30_000, intervalMs: 100 }).catch(async () => {
-      await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${existsSync(log) ? readFileSync(log, 'utf8') : 'no exit-reaper.log'}` });
-    });
+    const log = await exitReaperDone(box, run);
+    await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${log}` });
   });
 
   for (const [signal, why] of [['SIGTERM', 'a kill, a CI timeout'], ['SIGHUP', 'the terminal closed']] as const) {

@@ -53,7 +53,10 @@ test("a watch-mode re-run starts from the seed (reset: 'never'), and what a SIGI
   child.kill('SIGINT');
   const ended = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))), sleep(30_000).then(() => 'timeout' as const)]);
   assert.notEqual(ended, 'timeout', output);
-  await until('the run\'s database and role are dropped', async () => (await leftoversOf(postgres.adminUrl, runId)).databases.length === 0 && (await leftoversOf(postgres.adminUrl, runId)).roles.length === 0, () => output);
-  const log = await readFile(join(out, 'state', 'lanes', runId, 'exit-reaper.log'), 'utf8');
-  assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\)`), log);
+  // The reaper writes its last line once it is done.
+  const log = join(out, 'state', 'lanes', runId, 'exit-reaper.log');
+  const text = async (): Promise<string> => (existsSync(log) ? await readFile(log, 'utf8') : '');
+  await until('the exit reaper is done', async () => /ended without its teardown|leaving its run/.test(await text()), () => output);
+  assert.match(await text(), new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\)`));
+  assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
 });
