@@ -13,7 +13,13 @@ export default withDatabases(
     },
   }),
   {
-    database: { migrations: here('prisma/migrations'), seed: here('prisma/seed.ts'), hashInputs: [here('prisma/seed-data.ts')] },
+    database: {
+      migrations: here('prisma/migrations'),
+      seed: here('prisma/seed.ts'),
+      hashInputs: [here('prisma/seed-data.ts')],
+      // EXAMPLE_STRATEGY=swap runs the suite with the other reset strategy (the default here is 'truncate').
+      ...(process.env['EXAMPLE_STRATEGY'] === 'swap' ? { reset: 'swap' as const } : {}),
+    },
     // EXAMPLE_RESET=never shows what the suite does without resets: it fails.
     reset: (process.env['EXAMPLE_RESET'] as ResetMode | undefined) ?? 'test',
   },

@@ -6,7 +6,7 @@ import { GLOBAL_SETUP_FILE, WORKER_SETUP_FILE, withDatabases } from '../../src/v
 import { vitestBridge } from '../../src/vitest/bridge.ts';
 import { workerSlot } from '../../src/vitest/worker-database.ts';
 import type { ViteUserConfig } from 'vitest/config';
-import type { VitestLanesOptions } from '../../src/vitest/options.ts';
+import { lanesOptionsOf, type VitestLanesOptions } from '../../src/vitest/options.ts';
 
 test('withDatabases puts its global setup and setup file before the config\'s own and keeps the rest', () => {
   const config = withDatabases({ root: '/app', test: { include: ['a.test.ts'], globalSetup: './own-setup.ts', setupFiles: ['./own-a.ts', './own-b.ts'], maxWorkers: 2 } }, { reset: 'test' });
@@ -23,9 +23,15 @@ test('withDatabases hands its options to the global setup and to `e2e-lanes stat
   const options: VitestLanesOptions = { database: { migrations: 'db/migrations', prefix: 'mine' }, reset: 'file', stateDir: '/tmp/state' };
   withDatabases({}, options);
   assert.equal(vitestBridge().options, options);
-  assert.deepEqual(configBridge().options?.database, { migrations: 'db/migrations', prefix: 'mine' });
+  assert.deepEqual(configBridge().options?.database, { migrations: 'db/migrations', prefix: 'mine', reset: 'truncate' });
   assert.equal(configBridge().options?.stateDir, '/tmp/state');
   assert.equal(configBridge().options?.isolation, 'worker');
+});
+
+test("the workers' databases reset with 'truncate' unless database.reset says otherwise", () => {
+  assert.deepEqual(lanesOptionsOf({}).database, { reset: 'truncate' });
+  assert.deepEqual(lanesOptionsOf({ database: { reset: undefined } }).database, { reset: 'truncate' });
+  assert.deepEqual(lanesOptionsOf({ database: { reset: 'swap', prefix: 'mine' } }).database, { reset: 'swap', prefix: 'mine' });
 });
 
 test('withDatabases refuses options that cannot work, naming the option and the fix', () => {

@@ -20,13 +20,19 @@ async function runExample(t: test.TestContext, env: NodeJS.ProcessEnv = {}): Pro
   return { ...run, runId };
 }
 
-test("the example's dozen tests pass with reset: 'test' on several workers, and leave no database or role behind", async (t) => {
-  const run = await runExample(t);
-  assert.equal(run.code, 0, run.output);
-  assert.match(run.output, /Tests\s+12 passed \(12\)/, run.output);
-  assert.ok(new Set(run.output.match(/database \S+_w\d/g)).size >= 2, `several workers had a database each:\n${run.output}`);
-  assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
-});
+for (const strategy of ['truncate', 'swap'] as const) {
+  test(`the example's dozen tests pass with reset: 'test' on several workers (${strategy}${strategy === 'truncate' ? ', the default' : ': Prisma reconnects after every reset'}), and leave no database or role behind`, async (t) => {
+    const run = await runExample(t, { EXAMPLE_STRATEGY: strategy, DEBUG: 'e2e-lanes:vitest' });
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /Tests\s+12 passed \(12\)/, run.output);
+    assert.ok(new Set(run.output.match(/database \S+_w\d/g)).size >= 2, `several workers had a database each:\n${run.output}`);
+    // Every test's reset used the strategy (one test also resets in its middle).
+    const resets = run.output.match(/vitest reset \S+ \((\w+) from/g) ?? [];
+    assert.ok(resets.length >= 12, `a reset before every test:\n${run.output}`);
+    assert.ok(resets.every((line) => line.includes(`(${strategy} from`)), resets.join('\n'));
+    assert.deepEqual(await leftoversOf(postgres.adminUrl, run.runId), { databases: [], roles: [] });
+  });
+}
 
 test('the same suite fails without the resets: its tests see each other\'s rows', async (t) => {
   const run = await runExample(t, { EXAMPLE_RESET: 'never' });
