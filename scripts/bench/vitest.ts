@@ -15,7 +15,8 @@ import { fmtMs, fmtRange, fmtRatio, median, percentile, range, Samples, table, t
 import { ensureBuilt, reapLeftovers, runSuiteProcess } from './playwright-run.ts';
 import { appPool, truncateAll, wideSchema, type Schema } from './resets.ts';
 
-const VARIANTS = ['e2e-lanes/vitest reset', 'CREATE DATABASE … TEMPLATE + DROP', 'TRUNCATE + seed', 'migrate + seed'] as const;
+const DEFAULT_RESET = 'e2e-lanes/vitest reset (truncate, the default)';
+const VARIANTS = [DEFAULT_RESET, 'e2e-lanes/vitest reset (swap)', 'CREATE DATABASE … TEMPLATE + DROP', 'TRUNCATE + seed', 'migrate + seed'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 export async function runVitest(ctx: BenchContext): Promise<PartResult> {
@@ -28,18 +29,18 @@ export async function runVitest(ctx: BenchContext): Promise<PartResult> {
     const p50 = (variant: Variant): number => samples.median(variant);
     const base = p50('CREATE DATABASE … TEMPLATE + DROP');
     for (const variant of VARIANTS) rows.push([schema.name, variant, fmtMs(p50(variant)), fmtMs(percentile(samples.get(variant), 90)), fmtRatio(p50(variant) / base)]);
-    const ratio = p50('e2e-lanes/vitest reset') / base;
+    const ratio = p50(DEFAULT_RESET) / base;
     targets.push({
       name: `Vitest: a test's fresh database vs CREATE DATABASE … TEMPLATE + DROP, ${schema.name} schema (p50)`,
       goal: '≤ 1/5',
-      measured: `${fmtRatio(ratio)} (${fmtMs(p50('e2e-lanes/vitest reset'))} vs ${fmtMs(base)})`,
+      measured: `${fmtRatio(ratio)} (${fmtMs(p50(DEFAULT_RESET))} vs ${fmtMs(base)})`,
       pass: ratio <= 0.2,
     });
   }
   const suite = await wholeSuite(ctx, ctx.reps());
   const lanesWall = median(suite.runs.lanes.map((run) => run.wallMs));
   const sharedWall = median(suite.runs.shared.map((run) => run.wallMs));
-  const allRuns = [...suite.runs.lanes, ...suite.runs.shared];
+  const allRuns = [...suite.runs.lanes, ...suite.runs['lanes-swap'], ...suite.runs.shared];
   const allPassed = allRuns.every((run) => run.failed === 0 && run.passed === allRuns[0]!.passed && run.passed > 0);
   targets.push({
     name: 'Vitest example suite with e2e-lanes/vitest vs one shared database and --no-file-parallelism, every test passing',
@@ -50,17 +51,18 @@ export async function runVitest(ctx: BenchContext): Promise<PartResult> {
   const markdown = [
     table(['schema', "one test's fresh database", 'p50', 'p90', '÷ CREATE … TEMPLATE + DROP'], rows),
     '',
-    `- ${reps} rounds per schema, the four ways interleaved (the order rotates every round); before each, a \`pg.Pool\` of the "test file" holds two idle sessions on the worker's database, as import-time clients do.`,
-    '- e2e-lanes/vitest reset: a worker\'s database put back to the seed with the default `swap` (a ready copy renamed in; the pool refilled in the background, off the tests\' path).',
+    `- ${reps} rounds per schema, the five ways interleaved (the order rotates every round); before each, a \`pg.Pool\` of the "test file" holds two idle sessions on the worker's database, as import-time clients do.`,
+    "- e2e-lanes/vitest reset (truncate, the default): a worker's database refilled in place from the template's rows, on the connection the worker's database keeps for its resets. A swap ends that connection, so each measured truncate follows one unmeasured truncate that opens it again, as in a run where every reset truncates.",
+    "- e2e-lanes/vitest reset (swap): a ready copy renamed in (the pool refilled in the background before the next measurement, off the measured path; in a real run that clone runs on the tests' cores).",
     '- CREATE DATABASE … TEMPLATE + DROP: a new database cloned from the same migrated, seeded template before the test and dropped after it.',
     '- TRUNCATE + seed: every table of the app emptied in one statement, then the seed run again (a module, as the user\'s seed runs).',
     '- migrate + seed: an empty database, every migration applied by the toolkit\'s runner, the seed, and a DROP after the test.',
     '',
-    'The whole suite of examples/vitest-prisma (three files, twelve tests that each assert exactly the seed and their own rows):',
+    'The whole suite of examples/vitest-prisma (three files, twelve tests that each assert exactly the seed and their own rows), with each strategy:',
     '',
     table(
       ['way', 'tests passed / failed (each run)', 'wall (median)', 'min–max', 'shared ÷ way'],
-      (['shared', 'lanes'] as const).map((way) => [
+      (['shared', 'lanes', 'lanes-swap'] as const).map((way) => [
         SUITE_LABELS[way],
         suite.runs[way].map((run) => `${run.passed} / ${run.failed}`).join(', '),
         fmtMs(median(suite.runs[way].map((run) => run.wallMs))),
@@ -69,7 +71,7 @@ export async function runVitest(ctx: BenchContext): Promise<PartResult> {
       ]),
     ),
     '',
-    `- ${suite.runs.lanes.length} run(s) of each after one unmeasured run of each (the template is cached by then, as on a developer's machine), alternating; both on the bench's PostgreSQL server; wall time of \`vitest run\` from start to exit.`,
+    `- ${suite.runs.lanes.length} run(s) of each after one unmeasured run of each (the template is cached by then, as on a developer's machine), the order rotating every round; all on the bench's PostgreSQL server; wall time of \`vitest run\` from start to exit.`,
   ].join('\n');
   return { id: 'vitest', title: '9. Integration tests in Vitest: a fresh database per test', markdown, targets };
 }
@@ -85,7 +87,11 @@ async function perTest(ctx: BenchContext, schema: Schema, reps: number): Promise
     const lane = await allocator.allocateDatabaseForProject('vitest', { worker: 0 });
     const { app, appConnected } = appPool(lane.databaseUrl);
     const run: Record<Variant, () => Promise<number>> = {
-      'e2e-lanes/vitest reset': async () => (await timed(() => allocator.resetDatabaseForProject('vitest', { worker: 0, strategy: 'swap' }))).ms,
+      [DEFAULT_RESET]: async () => {
+        await allocator.resetDatabaseForProject('vitest', { worker: 0, strategy: 'truncate' });
+        return (await timed(() => allocator.resetDatabaseForProject('vitest', { worker: 0, strategy: 'truncate' }))).ms;
+      },
+      'e2e-lanes/vitest reset (swap)': async () => (await timed(() => allocator.resetDatabaseForProject('vitest', { worker: 0, strategy: 'swap' }))).ms,
       'CREATE DATABASE … TEMPLATE + DROP': async () =>
         (
           await timed(async () => {
@@ -130,10 +136,11 @@ async function perTest(ctx: BenchContext, schema: Schema, reps: number): Promise
   return samples;
 }
 
-type Way = 'lanes' | 'shared';
+type Way = 'lanes' | 'lanes-swap' | 'shared';
 
 const SUITE_LABELS: Record<Way, string> = {
-  lanes: "e2e-lanes/vitest: the example's own vitest.config.ts (a database per worker, 3 workers, `reset: 'test'`)",
+  lanes: "e2e-lanes/vitest: the example's own vitest.config.ts (a database per worker, 3 workers, `reset: 'test'`, `truncate`)",
+  'lanes-swap': "the same with `database.reset: 'swap'` (EXAMPLE_STRATEGY=swap)",
   shared: 'one shared database, `fileParallelism: false`, TRUNCATE + seed before each test (scripts/bench/vitest-shared.config.ts)',
 };
 
@@ -145,14 +152,16 @@ interface VitestRun {
   failed: number;
 }
 
-/** The example suite run both ways, interleaved, after one unmeasured run of each. */
+/** The example suite run each way, interleaved, after one unmeasured run of each. */
 async function wholeSuite(ctx: BenchContext, reps: number): Promise<{ runs: Record<Way, VitestRun[]> }> {
   await ensureBuilt();
-  const runs: Record<Way, VitestRun[]> = { lanes: [], shared: [] };
+  const runs: Record<Way, VitestRun[]> = { lanes: [], 'lanes-swap': [], shared: [] };
   const stateDir = join(await ctx.dir('vitest-suite'), 'state');
   ctx.defer(() => reapLeftovers(stateDir));
   for (let rep = -1; rep < reps; rep++) {
-    const ways: Way[] = rep % 2 === 0 ? ['lanes', 'shared'] : ['shared', 'lanes'];
+    const order: Way[] = ['lanes', 'shared', 'lanes-swap'];
+    // The order rotates every round.
+    const ways = order.map((_, i) => order[(i + rep + 1) % order.length]!);
     for (const way of ways) {
       await ctx.quiet();
       const run = await vitestRun(ctx, way, stateDir);
@@ -166,8 +175,9 @@ async function wholeSuite(ctx: BenchContext, reps: number): Promise<{ runs: Reco
 async function vitestRun(ctx: BenchContext, way: Way, stateDir: string): Promise<VitestRun> {
   const dir = await ctx.dir(`vitest-${way}`);
   const report = join(dir, 'report.json');
-  const config = way === 'lanes' ? 'examples/vitest-prisma/vitest.config.ts' : 'scripts/bench/vitest-shared.config.ts';
-  const env: Record<string, string> = way === 'lanes' ? { E2E_LANES_DATABASE_URL: ctx.url('postgres'), E2E_LANES_STATE_DIR: stateDir } : { BENCH_SHARED_ADMIN_URL: ctx.url('postgres') };
+  const config = way === 'shared' ? 'scripts/bench/vitest-shared.config.ts' : 'examples/vitest-prisma/vitest.config.ts';
+  const env: Record<string, string> =
+    way === 'shared' ? { BENCH_SHARED_ADMIN_URL: ctx.url('postgres') } : { E2E_LANES_DATABASE_URL: ctx.url('postgres'), E2E_LANES_STATE_DIR: stateDir, ...(way === 'lanes-swap' ? { EXAMPLE_STRATEGY: 'swap' } : {}) };
   const started = performance.now();
   const result = await runSuiteProcess([VITEST, 'run', '--config', config, '--reporter=json', `--outputFile=${report}`], env);
   const wallMs = performance.now() - started;
