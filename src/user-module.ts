@@ -1,8 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { require as tsxRequire } from 'tsx/cjs/api';
-import { tsImport } from 'tsx/esm/api';
 
 /**
  * The default export of a module of the user's project (a seed, a Playwright config), loaded the
@@ -20,7 +18,9 @@ import { tsImport } from 'tsx/esm/api';
  */
 export async function importDefault(path: string): Promise<unknown> {
   const file = resolve(path);
-  if (isCommonJs(file)) return unwrapDefault(tsxRequire(file, import.meta.url));
+  // tsx is loaded on first use: most runs load no module of the user's this way.
+  if (isCommonJs(file)) return unwrapDefault((await import('tsx/cjs/api')).require(file, import.meta.url));
+  const { tsImport } = await import('tsx/esm/api');
   const namespace = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
   return unwrapDefault(namespace.default);
 }

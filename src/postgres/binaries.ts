@@ -2,7 +2,7 @@ import { access, constants, lstat, readFile, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { execa } from 'execa';
+import { loadExeca } from '../lazy-execa.js';
 import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 
@@ -123,6 +123,7 @@ async function assertExecutable(programs: Programs): Promise<void> {
 }
 
 async function withVersion(programs: Programs): Promise<PostgresBinaries> {
+  const execa = await loadExeca();
   let output: string;
   try {
     ({ stdout: output } = await execa(programs.postgres, ['--version'], { timeout: 15_000 }));

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { open, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { execa, type Result } from 'execa';
+import type { Result } from 'execa';
+import { loadExeca } from '../lazy-execa.js';
 import writeFileAtomic from 'write-file-atomic';
 import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
@@ -46,6 +47,7 @@ export function generatePassword(): string {
  * password to the password file (mode 0600) first.
  */
 export async function initCluster(cluster: Cluster, password: string, timeoutMs: number): Promise<void> {
+  const execa = await loadExeca();
   const { layout, user, binaries } = cluster;
   const name = basename(layout.dataDir);
   await removeLeftovers(layout.parentDir, `.${name}.initdb-`);
@@ -87,6 +89,7 @@ export async function initCluster(cluster: Cluster, password: string, timeoutMs:
  * file was lost). The password travels on stdin only.
  */
 export async function resetPassword(cluster: Cluster, password: string, timeoutMs: number): Promise<void> {
+  const execa = await loadExeca();
   const { layout, user, binaries } = cluster;
   debug('resetting the password of %s', layout.dataDir);
   try {
@@ -119,6 +122,7 @@ export async function readPassword(layout: EmbeddedLayout): Promise<string | und
  * setsid), outlives this process and ignores Ctrl-C in this terminal. Resolves with the postmaster pid.
  */
 export async function startCluster(cluster: Cluster, port: number, timeoutMs: number): Promise<number> {
+  const execa = await loadExeca();
   const { layout, user, binaries } = cluster;
   const log = await open(layout.logFile, 'a', 0o600);
   const logOffset = (await log.stat()).size;
@@ -142,6 +146,7 @@ export async function startCluster(cluster: Cluster, port: number, timeoutMs: nu
 
 /** Stops the server with `pg_ctl stop -w` (`fast`: roll back and disconnect; `immediate`: abort). True on success. */
 export async function stopCluster(cluster: Cluster, mode: 'fast' | 'immediate', timeoutMs: number): Promise<boolean> {
+  const execa = await loadExeca();
   const { layout, user, binaries } = cluster;
   const result: Result = await execa(
     binaries.pg_ctl,

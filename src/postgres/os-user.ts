@@ -1,5 +1,5 @@
 import { chown } from 'node:fs/promises';
-import { execa } from 'execa';
+import { loadExeca } from '../lazy-execa.js';
 import { DATABASE_URL_ENV } from '../env-vars.js';
 import { LanesError, messageOf } from '../errors.js';
 import { debugLogger } from '../log.js';
@@ -30,6 +30,7 @@ export function isRoot(): boolean {
  */
 export async function resolveServerUser(create: boolean): Promise<ServerUser | undefined> {
   if (!isRoot()) return undefined;
+  const execa = await loadExeca();
   const existing = await lookupUser(SERVER_USER_NAME);
   if (existing) return existing;
   if (!create) {
@@ -52,6 +53,7 @@ export async function resolveServerUser(create: boolean): Promise<ServerUser | u
 }
 
 async function lookupUser(name: string): Promise<ServerUser | undefined> {
+  const execa = await loadExeca();
   const [uid, gid] = await Promise.all([
     execa('id', ['-u', name], { reject: false }),
     execa('id', ['-g', name], { reject: false }),
@@ -71,6 +73,7 @@ export function runAs(user: ServerUser | undefined): { uid?: number; gid?: numbe
  */
 export async function userCanReach(user: ServerUser | undefined, path: string): Promise<boolean> {
   if (!user) return true;
+  const execa = await loadExeca();
   try {
     const result = await execa('test', ['-x', path], { ...runAs(user), reject: false, cwd: '/' });
     return result.exitCode === 0;

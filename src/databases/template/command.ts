@@ -1,5 +1,5 @@
 import { isAbsolute, relative } from 'node:path';
-import { execa } from 'execa';
+import { loadExeca } from '../../lazy-execa.js';
 import { pointEnvAt } from '../../postgres/app-env.js';
 import { descendantsOf, procStat } from '../../state/proc.js';
 import { passwordOf, redactText } from '../../redact.js';
@@ -35,6 +35,7 @@ export async function runDatabaseCommand(
   databaseUrl: string,
   options: { defaultTimeoutMs?: number; label?: string } = {},
 ): Promise<CommandOutcome> {
+  const execa = await loadExeca();
   const started = performance.now();
   const timeoutMs = step.timeoutMs ?? options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const stop = reportProgress(options.label ?? `running \`${step.command}\``);

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { loadExeca } from '../../lazy-execa.js';
 import { SEED_TIMEOUT_ENV } from '../../env-vars.js';
 import { LanesError } from '../../errors.js';
 import { debugLogger } from '../../log.js';
@@ -78,6 +78,7 @@ export async function runSeed(step: string | CommandStep, databaseUrl: string, o
  * rejection) nor keep it waiting.
  */
 async function runSeedModule(path: string, databaseUrl: string, timeoutMs: number, label: string): Promise<void> {
+  const execa = await loadExeca();
   const password = passwordOf(databaseUrl);
   const redact = (text: string): string => redactText(text, password ? [password] : []);
   // A seed module may create its client when imported, from DATABASE_URL or PG*: they name the database being built.
