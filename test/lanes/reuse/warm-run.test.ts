@@ -109,7 +109,8 @@ test('two runs at once: one reuses the warm run, the other boots its own; gc and
   const taker = takers[0]!;
   const other = runs.find((run) => run !== taker)!;
   await Promise.all([taker.prepare(), other.prepare()]);
-  assert.equal((await taker.reuseWarmLanes(['shop'])).reused.length, 1);
+  const taken = await taker.reuseWarmLanes(['shop']);
+  assert.equal(taken.reused.length, 1, `the warm lane is reused: ${JSON.stringify(taken.replaced)}`);
   assert.equal((await other.reuseWarmLanes(['shop'])).reused.length, 0);
   const [mine, theirs] = await Promise.all([taker.ensureLane('shop'), other.ensureLane('shop')]);
   assert.notEqual(mine.databaseName, theirs.databaseName);
