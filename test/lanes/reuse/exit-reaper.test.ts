@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { DatabaseAllocator } from '../../../src/databases/index.js';
-import { DATABASE_URL_ENV } from '../../../src/env-vars.js';
+import { DATABASE_URL_ENV, OWNER_PID_ENV } from '../../../src/env-vars.js';
+import { reapDeadDatabases, reapDeadRuns } from '../../../src/lanes/reaping/dead-runs.js';
 import { laneLedger, type LaneEntry } from '../../../src/lanes/records/lane-ledger.js';
 import { spawnWatchdog } from '../../../src/lanes/reuse/watchdog.js';
 import { PortAllocator } from '../../../src/ports/index.js';
@@ -103,4 +105,54 @@ test('the exit reaper drops the run\'s databases and roles on a server given onl
   killGroupsAfter(t, () => [reaper]);
   await until('the reaper is done', () => !isPidAlive(reaper), 30_000);
   assert.deepEqual(await named(), [], await readFile(join(stateDir, 'lanes', runId, 'exit-reaper.log'), 'utf8'));
+});
+
+test('an exit reaper SIGKILLed at any step of its teardown leaves nothing `gc` does not reap', { skip: !linux && 'needs /proc', timeout: 180_000 }, async (t) => {
+  // Where it is killed, by what its log (debug lines) shows: at once, connected, the database dropped.
+  for (const step of [undefined, /using PostgreSQL/, /dropped role/]) {
+    const stateDir = await tempDir(t);
+    const runId = `exit-reaper-kill-${process.pid}-${randomBytes(2).toString('hex')}`;
+    const database = { adminUrl: db.adminUrl, prefix: db.prefix, migrations: join(FIXTURES, 'basic/migrations'), registry: 'file' as const, pool: 0 };
+    const run = standIn(t);
+    const databases = new DatabaseAllocator({ ...database, stateDir, runId });
+    const ports = new PortAllocator({ stateDir, runId, names: ['api'], range: RANGE });
+    t.after(async () => {
+      await databases.releaseRun(runId).catch(() => undefined);
+      await databases.close();
+      await ports.releaseRun(runId).catch(() => undefined);
+    });
+    await databases.prepare();
+    // The run's records are owned by the stand-in process, as a run's by its runner.
+    const saved = { owner: process.env[OWNER_PID_ENV], debug: process.env['DEBUG'] };
+    process.env[OWNER_PID_ENV] = String(run.pid);
+    const owner = newOwner(runId);
+    const lane = await databases.allocateDatabaseForProject('shop');
+    const allocated = await ports.allocatePortsForProject('shop');
+    await laneLedger(stateDir).update((doc) => void doc.entries.push({ runId, project: 'shop', owner, status: 'up', ports: allocated.ports, servers: [], logDir: '/tmp/none' }));
+    assert.equal(owner.pid, run.pid);
+    const identity = identityOf(run.pid);
+    process.kill(run.pid, 'SIGKILL');
+    await run.exited;
+    process.env['DEBUG'] = 'e2e-lanes:*';
+    const reaper = spawnWatchdog({ stateDir, runId, fromPid: run.pid, afterExit: identity, leaseMs: 60_000, database, portRange: RANGE });
+    for (const [name, value] of [[OWNER_PID_ENV, saved.owner], ['DEBUG', saved.debug]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    killGroupsAfter(t, () => [reaper]);
+    const log = join(stateDir, 'lanes', runId, 'exit-reaper.log');
+    const seen = async (): Promise<string> => readFile(log, 'utf8').catch(() => '');
+    for (let i = 0; i < 4_000 && step && !step.test(await seen()); i++) await sleep(5);
+    if (step) assert.match(await seen(), step, 'the reaper got that far');
+    process.kill(reaper, 'SIGKILL');
+    await until('the reaper is gone', () => !isPidAlive(reaper), 10_000);
+    const what = `killed ${step ? `at ${step}` : 'at once'}`;
+    assert.doesNotMatch(await seen(), /ended without its teardown/, `${what}: the reaper had not finished`);
+    // What the next run and `gc` do first.
+    await reapDeadRuns({ stateDir, ports }, 60_000);
+    await reapDeadDatabases(databases);
+    const left = await query<{ name: string }>(db.adminUrl, 'SELECT datname AS name FROM pg_database WHERE datname = $1 UNION ALL SELECT rolname FROM pg_roles WHERE rolname = $1', [lane.databaseName]);
+    assert.deepEqual(left, [], `${what}: the database and role are reaped`);
+    assert.deepEqual(await runLeft(stateDir, ports, runId), { lanes: 0, ports: 0 }, `${what}: the records are reaped`);
+  }
 });
