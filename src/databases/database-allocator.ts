@@ -205,11 +205,14 @@ export class DatabaseAllocator {
     const template = await this.prepare();
     await this.#session.server();
     const records = await this.#lanes();
-    return claimLane(
+    const allocation = await claimLane(
       { session: this.#session, records, prefix: this.prefix, cloneStrategy: this.options.cloneStrategy, tookReadyCopy: () => this.#pool.refill(), roles: await this.#laneUrls.roles() },
       key,
       template,
     );
+    // Lanes that reset by truncating keep a connection for it: it opens while the lane's users start.
+    if (this.options.reset === 'truncate') void this.#resets.prepareTruncate(allocation.databaseName).catch(() => undefined);
+    return allocation;
   }
 
   /**

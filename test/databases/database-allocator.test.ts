@@ -22,6 +22,32 @@ async function exists(name: string): Promise<boolean> {
 }
 
 describe('DatabaseAllocator', () => {
+  it("opens a truncating lane's reset connection while its users start, and none once closed (also when closed right after the allocation)", async (t) => {
+    const resetSessions = async (name: string): Promise<number> =>
+      (await query<{ n: number }>(server.adminUrl, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'e2e-lanes reset'", [name]))[0]!.n;
+    const allocator = await allocatorFor(t, { reset: 'truncate' });
+    const lane = await allocator.allocateDatabaseForProject('chromium');
+    for (let i = 0; i < 200 && (await resetSessions(lane.databaseName)) === 0; i++) await sleep(10);
+    assert.equal(await resetSessions(lane.databaseName), 1, 'the reset connection is open before the first reset');
+    const reset = await allocator.resetDatabaseForProject('chromium');
+    assert.equal(reset.strategy, 'truncate');
+    assert.equal(await resetSessions(lane.databaseName), 1, 'the reset used it');
+    await allocator.close();
+    for (let i = 0; i < 200 && (await resetSessions(lane.databaseName)) > 0; i++) await sleep(10);
+    assert.equal(await resetSessions(lane.databaseName), 0, 'closed with the allocator');
+
+    const quick = await allocatorFor(t, { reset: 'truncate', runId: 'run-quick-close' });
+    const other = await quick.allocateDatabaseForProject('firefox');
+    await quick.close();
+    await sleep(500);
+    assert.equal(await resetSessions(other.databaseName), 0, 'an allocator closed right after the allocation leaves no connection open');
+
+    const swapping = await allocatorFor(t, { reset: 'swap', runId: 'run-swapping' });
+    const swapLane = await swapping.allocateDatabaseForProject('webkit');
+    await sleep(300);
+    assert.equal(await resetSessions(swapLane.databaseName), 0, 'a swapping lane keeps no such connection');
+  });
+
   it('gives two projects two databases with the seeded rows, and writes in one are invisible in the other', async (t) => {
     const allocator = await allocatorFor(t);
     const [a, b] = await Promise.all([allocator.allocateDatabaseForProject('chromium'), allocator.allocateDatabaseForProject('firefox')]);

@@ -20,6 +20,8 @@ export class LaneResets {
   readonly #options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean };
   /** Connections kept to lane databases for their `truncate` resets. */
   readonly #truncates = new TruncateResets();
+  /** How many times {@link close} ran. */
+  #closes = 0;
 
   constructor(session: ServerAccess, pool: PoolKeeper, options: { prefix: string; cloneStrategy: CloneStrategy; connectTimeoutMs: number; resetLockTimeoutMs: number; resetGraceMs: number; laneRoles: boolean }) {
     this.#session = session;
@@ -48,8 +50,17 @@ export class LaneResets {
     return { databaseName, strategy, source: swapped.source, durationMs: performance.now() - started };
   }
 
+  /** Opens the connection the `truncate` resets of lane database `databaseName` keep, in the background. */
+  async prepareTruncate(databaseName: string): Promise<void> {
+    const closes = this.#closes;
+    const url = withDatabase((await this.#session.server()).adminUrl, databaseName);
+    // Closed meanwhile (the lane released, the allocator closed): a connection opened now would be left open.
+    if (closes === this.#closes) this.#truncates.open(url, { connectTimeoutMs: this.#options.connectTimeoutMs });
+  }
+
   /** Closes the connections kept for `truncate` resets (before lane databases are dropped, and at the end). */
   close(): Promise<void> {
+    this.#closes++;
     return this.#truncates.close();
   }
 }

@@ -40,6 +40,14 @@ export class TruncateResets {
     }
   }
 
+  /**
+   * Opens the connection the resets of `url` keep, in the background, so that the first reset does
+   * not pay for it; a failure is left for that reset to report.
+   */
+  open(url: string, options: { connectTimeoutMs: number }): void {
+    this.#client(url, options.connectTimeoutMs).catch(() => undefined);
+  }
+
   /** Closes the kept connection to `url` (before its database is dropped or swapped). */
   async forget(url: string): Promise<void> {
     const client = this.#clients.get(url);
