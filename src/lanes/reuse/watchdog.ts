@@ -5,6 +5,9 @@
  * still its own at their deadline it tears them down as `e2e-lanes down` does (servers by their
  * marks only, databases, ports, the hold on the embedded server); it exits as soon as another run
  * reuses them or they are gone. Bounded: it never outlives the deadline by more than the teardown.
+ *
+ * The same process, with `afterExit` in its settings, is the exit reaper (exit-reaper.ts): it waits
+ * at most 30 s for the run's process to be gone, then tears that run down.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
