@@ -19,6 +19,7 @@ import { reuseWarmRunLanes } from './reuse/judge.js';
 import { emptyReuseReport, leaveRunWarm, reuseWarmRun, type ReusedRun, type ReuseReport, type WarmReport } from './reuse/warm-run.js';
 import type { LaneServerStatus } from './server-status.js';
 import { ExitReaper } from './reuse/exit-reaper.js';
+import { runWatchdogSettings } from './reuse/watchdog.js';
 import { ExitGuard } from './teardown/exit-guard.js';
 import { tearDownOwnRun } from './teardown/own-run.js';
 import { keepRunRecords, releaseLane, type RunStores } from './teardown/run-records.js';
@@ -103,7 +104,7 @@ export class LaneManager {
     this.#leaseMs = resolveLeaseMs(options.leaseMs);
     this.#ledger = laneLedger(this.stateDir);
     this.#exitGuard = new ExitGuard(this.runId);
-    this.#exitReaper = new ExitReaper({ stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs, database: options.database, ...(options.portRange ? { portRange: options.portRange } : {}) });
+    this.#exitReaper = new ExitReaper(runWatchdogSettings(options, { stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs }));
     this.#gate = new BootGate(options.bootConcurrency);
     const common = { stateDir: this.stateDir, runId: this.runId, leaseMs: this.#leaseMs };
     this.ports = new PortAllocator({ ...common, names: lanePortNames(options), ...(options.portRange ? { range: options.portRange } : {}) });

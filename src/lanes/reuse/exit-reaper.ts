@@ -15,13 +15,13 @@
 import { onExit } from 'signal-exit';
 import { debugLogger } from '../../log.js';
 import { identityOf } from '../../state/identity.js';
-import { spawnWatchdog, type WatchdogSettings } from './watchdog.js';
+import { spawnWatchdog, type RunWatchdogSettings, type runWatchdogSettings } from './watchdog.js';
 
 const debug = debugLogger('lanes');
 
 /** Tears the run down after this process exits, unless disarmed first (by the run's own teardown). */
 export class ExitReaper {
-  readonly #settings: Omit<WatchdogSettings, 'fromPid' | 'afterExit'>;
+  readonly #settings: RunWatchdogSettings;
   #remove: (() => void) | undefined;
   readonly #onExit = (): void => {
     this.#remove = undefined;
@@ -34,9 +34,9 @@ export class ExitReaper {
     }
   };
 
-  constructor(settings: Omit<WatchdogSettings, 'fromPid' | 'afterExit'>) {
-    // What reaches the process: plain data only (the options may hold functions).
-    this.#settings = JSON.parse(JSON.stringify(settings)) as Omit<WatchdogSettings, 'fromPid' | 'afterExit'>;
+  /** @param settings see {@link runWatchdogSettings} */
+  constructor(settings: RunWatchdogSettings) {
+    this.#settings = settings;
   }
 
   arm(): void {

@@ -9,7 +9,7 @@ import type { Lane } from '../lane.js';
 import type { LanesOptions } from '../options/lane-options.js';
 import { laneLedger, type LaneEntry } from '../records/lane-ledger.js';
 import { keepRunRecords, type RunStores } from '../teardown/run-records.js';
-import { spawnWatchdog } from './watchdog.js';
+import { runWatchdogSettings, spawnWatchdog } from './watchdog.js';
 
 /** A reuse must leave at least this long before the warm lanes' deadline. */
 const REUSE_MARGIN_MS = 5_000;
@@ -105,9 +105,7 @@ export interface WarmRunEnd {
 export async function leaveRunWarm(run: WarmRunEnd): Promise<WarmReport | undefined> {
   // Lanes reserved for reuse for projects this run did not select are recorded but not up here.
   if (!(await run.stores.lanes.read()).entries.some((entry) => entry.runId === run.runId)) return undefined;
-  const { options } = run;
-  const database = options.database === false ? false : JSON.parse(JSON.stringify(options.database ?? {}));
-  const pid = spawnWatchdog({ stateDir: run.stores.stateDir, runId: run.runId, fromPid: resolveOwnerPid(), leaseMs: run.leaseMs, database, ...(options.portRange ? { portRange: options.portRange } : {}) });
+  const pid = spawnWatchdog({ ...runWatchdogSettings(run.options, { stateDir: run.stores.stateDir, runId: run.runId, leaseMs: run.leaseMs }), fromPid: resolveOwnerPid() });
   const owner = warmOwner(run.runId, pid, run.idleMs);
   // Warm servers outlive this process.
   run.release();

@@ -44,6 +44,15 @@ export interface WatchdogSettings {
   afterExit?: ProcessIdentity;
 }
 
+/** A run's watchdog settings but the process it starts from: its lanes options as plain data (no functions). */
+export type RunWatchdogSettings = Omit<WatchdogSettings, 'fromPid' | 'afterExit'>;
+
+/** The settings of the watchdog of run `runId`, from its lanes options. */
+export function runWatchdogSettings(options: LanesOptions, run: { stateDir: string; runId: string; leaseMs: number }): RunWatchdogSettings {
+  const database = options.database === false ? false : (JSON.parse(JSON.stringify(options.database ?? {})) as LanesOptions['database']);
+  return { stateDir: run.stateDir, runId: run.runId, leaseMs: run.leaseMs, database, ...(options.portRange ? { portRange: options.portRange } : {}) };
+}
+
 /** How often the ledger is read (a small JSON file) to see whether the lanes were reused. */
 const POLL_MS = 2_000;
 /** How long to wait for the run to hand its lanes over after starting this process. */
