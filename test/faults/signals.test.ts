@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { exitReaperDone } from '../helpers/exit-reaper.ts';
 import {
   assertNothingLeft,
   describeLeftovers,
@@ -38,14 +39,6 @@ function readLogs(stateDir: string): string {
 }
 
 const shared = useSharedPostgres();
-
-/** Waits (bounded) until the exit reaper of `run` wrote its last line; resolves its log. */
-async function exitReaperDone(box: { stateDir: string }, run: { runId: string; output(): string }): Promise<string> {
-  const file = join(box.stateDir, 'lanes', run.runId, 'exit-reaper.log');
-  const text = (): string => (existsSync(file) ? readFileSync(file, 'utf8') : '');
-  await waitFor('the exit reaper to be done', () => /ended without its teardown|leaving its run/.test(text()), { timeoutMs: 30_000, intervalMs: 100 }).catch(() => assert.fail(`the exit reaper did not finish: ${text() || 'no exit-reaper.log'}\n${run.output()}`));
-  return text();
-}
 
 describe('a killed or interrupted run leaves nothing behind', { concurrency: false }, () => {
   test('SIGKILL of the runner mid-suite: `e2e-lanes gc` reaps its servers, databases and ports', async (t) => {
@@ -161,7 +154,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     assert.ok(!exit.timedOut, run.output());
     assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
     // The exit hook's process drops the databases and releases the ports, with no `gc`.
-    const log = await exitReaperDone(box, run);
+    const log = await exitReaperDone(box.stateDir, run.runId, () => run.output());
     await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${log}` });
     assert.match(log, new RegExp(`run ${run.runId} ended without its teardown \\(owner pid \\d+ is gone\\): tore down \\d+ server process\\(es\\), 2 database\\(s\\)`));
   });
@@ -176,7 +169,7 @@ describe('a killed or interrupted run leaves nothing behind', { concurrency: fal
     const exit = await run.exit;
     assert.ok(!exit.timedOut, run.output());
     assert.deepEqual(serverProcesses({ runIds: [run.runId] }), [], `no server outlives the runner:\n${run.output()}`);
-    const log = await exitReaperDone(box, run);
+    const log = await exitReaperDone(box.stateDir, run.runId, () => run.output());
     await assertNothingLeft(box, [run.runId], { what: 'after the runner exited', output: `${run.output()}\n${log}` });
   });
 

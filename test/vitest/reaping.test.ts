@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { runCli } from '../helpers/cli.ts';
+import { exitReaperDone } from '../helpers/exit-reaper.ts';
 import { getTestPostgres } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { freshRunId, leftoversOf, runVitest, startVitest, SUITE_CONFIG } from './helpers.ts';
@@ -75,13 +75,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`a Vitest run ended by ${signal} mid-test (no global teardown runs) has its database and role dropped as it exits, with no gc`, async (t) => {
     const stateDir = join(await tempDir(t), 'state');
     const { runId, pid } = await signalledRun(t, stateDir, signal);
-    // The reaper writes its last line once it is done.
-    const log = join(stateDir, 'lanes', runId, 'exit-reaper.log');
-    const done = /ended without its teardown|leaving its run/;
-    const text = async (): Promise<string> => (existsSync(log) ? await readFile(log, 'utf8') : '');
-    for (let i = 0; i < 300 && !done.test(await text()); i++) await sleep(100);
-    assert.match(await text(), new RegExp(`run ${runId} ended without its teardown \\(owner pid ${pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\), 1 port entr`));
-    assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] }, await text());
+    const log = await exitReaperDone(stateDir, runId);
+    assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\), 1 port entr`));
+    assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] }, log);
   });
 }
 

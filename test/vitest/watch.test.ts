@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { exitReaperDone } from '../helpers/exit-reaper.ts';
 import { killGroupsAfter } from '../helpers/processes.ts';
 import { getTestPostgres } from '../helpers/postgres.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -53,10 +54,7 @@ test("a watch-mode re-run starts from the seed (reset: 'never'), and what a SIGI
   child.kill('SIGINT');
   const ended = await Promise.race([new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))), sleep(30_000).then(() => 'timeout' as const)]);
   assert.notEqual(ended, 'timeout', output);
-  // The reaper writes its last line once it is done.
-  const log = join(out, 'state', 'lanes', runId, 'exit-reaper.log');
-  const text = async (): Promise<string> => (existsSync(log) ? await readFile(log, 'utf8') : '');
-  await until('the exit reaper is done', async () => /ended without its teardown|leaving its run/.test(await text()), () => output);
-  assert.match(await text(), new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\)`));
+  const log = await exitReaperDone(join(out, 'state'), runId, () => output);
+  assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\)`));
   assert.deepEqual(await leftoversOf(postgres.adminUrl, runId), { databases: [], roles: [] });
 });
