@@ -14,6 +14,7 @@ import { PortAllocator } from '../../../src/ports/index.js';
 import { identityOf } from '../../../src/state/identity.js';
 import { isPidAlive, newOwner } from '../../../src/state/index.js';
 import { FIXTURES, query, useTestDatabases } from '../../databases/helpers.js';
+import { exitReaperDone, exitReaperLog } from '../../helpers/exit-reaper.js';
 import { until } from '../../helpers/marked.js';
 import { killGroupsAfter } from '../../helpers/processes.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -154,5 +155,35 @@ test('an exit reaper SIGKILLed at any step of its teardown leaves nothing `gc` d
     const left = await query<{ name: string }>(db.adminUrl, 'SELECT datname AS name FROM pg_database WHERE datname = $1 UNION ALL SELECT rolname FROM pg_roles WHERE rolname = $1', [lane.databaseName]);
     assert.deepEqual(left, [], `${what}: the database and role are reaped`);
     assert.deepEqual(await runLeft(stateDir, ports, runId), { lanes: 0, ports: 0 }, `${what}: the records are reaped`);
+  }
+});
+
+test("a LaneManager's process that dies of an uncaught error has its run torn down; one whose teardown finished starts no reaper", { skip: !linux && 'needs /proc', timeout: 120_000 }, async (t) => {
+  const script = new URL('../../fixtures/exit-reaper/manager-exit.ts', import.meta.url).pathname;
+  for (const mode of ['throw', 'teardown'] as const) {
+    const stateDir = await tempDir(t);
+    const runId = `exit-reaper-manager-${mode}-${process.pid}`;
+    const options = { stateDir, runId, portRange: RANGE, database: { adminUrl: db.adminUrl, prefix: db.prefix, migrations: join(FIXTURES, 'basic/migrations'), registry: 'file' } };
+    const child = spawn(process.execPath, ['--import', 'tsx', script, mode, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    killGroupsAfter(t, () => [child.pid!]);
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const database = /lane (\S+)/.exec(output)?.[1];
+    assert.ok(database, output);
+    const named = async (): Promise<number> =>
+      (await query<{ n: number }>(db.adminUrl, 'SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + (SELECT count(*) FROM pg_roles WHERE rolname = $1) AS n', [database]))[0]!.n;
+    if (mode === 'throw') {
+      assert.notEqual(code, 0, output);
+      const log = await exitReaperDone(stateDir, runId, () => output);
+      assert.match(log, new RegExp(`run ${runId} ended without its teardown \\(owner pid ${child.pid} is gone\\): tore down 0 server process\\(es\\), 1 database\\(s\\), 1 port entr`));
+      assert.equal(Number(await named()), 0, 'its database and role are dropped');
+    } else {
+      assert.equal(code, 0, output);
+      await sleep(1_000);
+      assert.equal(await exitReaperLog(stateDir, runId), '', 'no reaper after a finished teardown');
+      assert.equal(Number(await named()), 0, 'the teardown dropped them');
+    }
   }
 });
